@@ -1,0 +1,238 @@
+//! `apply` and `delete`: validate everything first, then write all or nothing.
+
+use clap::Args;
+
+use super::{Context, Reported};
+use crate::config::load::{self, Loaded, NamespacePolicy};
+use crate::config::{ConfigError, Kind, Resource};
+use crate::secret::credential;
+use crate::store::{ObjectKey, Outcome, Put, Store};
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// File, directory or `-` (stdin) with the objects; repeatable.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<String>,
+    /// Check Secret contents (PEM, key matches certificate, dates). `--validate=false` stores them as given.
+    #[arg(long, default_value = "true", num_args = 0..=1, default_missing_value = "true", value_parser = parse_validate)]
+    pub validate: bool,
+    /// `client`: check and print what would change, write nothing.
+    #[arg(long = "dry-run", num_args = 0..=1, default_missing_value = "client")]
+    pub dry_run: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Files naming the objects to delete.
+    #[arg(short = 'f', long = "filename")]
+    pub files: Vec<String>,
+    /// KIND NAME [NAME...]
+    pub args: Vec<String>,
+    /// Succeed when an object does not exist.
+    #[arg(long = "ignore-not-found")]
+    pub ignore_not_found: bool,
+}
+
+fn parse_validate(s: &str) -> Result<bool, String> {
+    match s {
+        "true" | "strict" | "warn" => Ok(true),
+        "false" | "ignore" => Ok(false),
+        other => Err(format!(
+            "{other:?}: expected true, false, strict, warn or ignore"
+        )),
+    }
+}
+
+pub(super) fn ns_policy(ctx: &Context) -> NamespacePolicy {
+    NamespacePolicy {
+        namespace: ctx.namespace().to_owned(),
+        explicit: ctx.namespace.is_some(),
+    }
+}
+
+pub(super) fn report(errors: &[ConfigError]) -> anyhow::Error {
+    for e in errors {
+        eprintln!("error: {e}");
+    }
+    Reported.into()
+}
+
+pub fn key_of(r: &Resource) -> ObjectKey {
+    ObjectKey {
+        kind: r.kind().as_str().to_owned(),
+        namespace: r.meta().ns().to_owned(),
+        name: r.meta().name.clone(),
+    }
+}
+
+/// The content checks `--validate` runs on Secrets.
+pub(super) fn check_contents(loaded: &[Loaded]) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    for l in loaded {
+        if let Resource::Secret(s) = &l.resource
+            && let Err(e) = credential::check_secret(s)
+        {
+            errors.push(ConfigError {
+                file: l.file.clone(),
+                document: Some(l.document),
+                object: Some(l.resource.describe()),
+                path: Some(format!("data.{}", e.field)),
+                message: e.reason,
+            });
+        }
+    }
+    errors
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// Writes objects in one all-or-nothing store call and prints kubectl's lines.
+pub(super) async fn write_all(
+    ctx: &Context,
+    resources: Vec<Resource>,
+    dry_run: bool,
+    create_only: bool,
+) -> anyhow::Result<()> {
+    let store = ctx.open_store()?;
+    let mut puts = Vec::with_capacity(resources.len());
+    for mut r in resources {
+        let key = key_of(&r);
+        let existing = store.get(&key).await?;
+        if create_only && existing.is_some() {
+            eprintln!(
+                "error: {} {:?} already exists in namespace {}",
+                r.kind().resource(),
+                key.name,
+                key.namespace
+            );
+            return Err(Reported.into());
+        }
+        let created = existing
+            .as_ref()
+            .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.value).ok())
+            .and_then(|v| {
+                v.pointer("/metadata/creationTimestamp")
+                    .and_then(|t| t.as_str())
+                    .map(str::to_owned)
+            });
+        r.meta_mut().creation_timestamp = Some(created.unwrap_or_else(now_rfc3339));
+        puts.push(Put {
+            key,
+            value: r.to_json()?,
+            expected_version: Some(existing.map_or(0, |o| o.resource_version)),
+        });
+    }
+    let suffix = if dry_run { " (dry run)" } else { "" };
+    if dry_run {
+        for p in &puts {
+            let verb = if p.expected_version == Some(0) {
+                "created"
+            } else {
+                "configured"
+            };
+            println!("{}{suffix}", line(&p.key, verb));
+        }
+        return Ok(());
+    }
+    let results = store.apply(puts).await.map_err(|e| match e {
+        crate::store::StoreError::Conflict { .. } => anyhow::anyhow!(
+            "{e}; another writer changed it while this apply ran, nothing was applied: try again"
+        ),
+        other => other.into(),
+    })?;
+    for (key, outcome, _) in results {
+        let verb = match outcome {
+            Outcome::Created => "created",
+            Outcome::Configured => "configured",
+            Outcome::Unchanged => "unchanged",
+        };
+        println!("{}", line(&key, verb));
+    }
+    Ok(())
+}
+
+fn line(key: &ObjectKey, verb: &str) -> String {
+    let resource = Kind::from_kind(&key.kind).map_or(key.kind.as_str(), |k| k.resource());
+    format!("{resource}/{} {verb}", key.name)
+}
+
+pub async fn apply(ctx: &Context, args: ApplyArgs) -> anyhow::Result<()> {
+    let loaded = load::load_all(&args.files, &ns_policy(ctx)).map_err(|e| report(&e))?;
+    if args.validate {
+        let errors = check_contents(&loaded);
+        if !errors.is_empty() {
+            return Err(report(&errors));
+        }
+    }
+    let dry_run = match args.dry_run.as_deref() {
+        None | Some("none") => false,
+        Some("client" | "server") => true,
+        Some(other) => anyhow::bail!("--dry-run={other}: expected none, client or server"),
+    };
+    write_all(
+        ctx,
+        loaded.into_iter().map(|l| l.resource).collect(),
+        dry_run,
+        false,
+    )
+    .await
+}
+
+pub async fn delete(ctx: &Context, args: DeleteArgs) -> anyhow::Result<()> {
+    let mut keys = Vec::new();
+    if !args.files.is_empty() {
+        if !args.args.is_empty() {
+            anyhow::bail!("give either -f FILE or KIND NAME, not both");
+        }
+        let loaded = load::load_all(&args.files, &ns_policy(ctx)).map_err(|e| report(&e))?;
+        keys.extend(loaded.iter().map(|l| key_of(&l.resource)));
+    } else {
+        let [kind, names @ ..] = args.args.as_slice() else {
+            anyhow::bail!("delete needs -f FILE, or KIND NAME");
+        };
+        if names.is_empty() {
+            anyhow::bail!("delete {kind}: name the object(s) to delete");
+        }
+        let kind = Kind::from_cli(kind)
+            .ok_or_else(|| anyhow::anyhow!("unknown kind {kind:?}; {}", get_kinds_hint()))?;
+        for n in names {
+            keys.push(ObjectKey {
+                kind: kind.as_str().into(),
+                namespace: ctx.namespace().into(),
+                name: n.clone(),
+            });
+        }
+    }
+    let store = ctx.open_store()?;
+    let results = store.delete(keys.clone()).await?;
+    let mut missing = false;
+    for (key, deleted) in keys.iter().zip(results) {
+        let resource = Kind::from_kind(&key.kind).map_or(key.kind.as_str(), |k| k.resource());
+        if deleted {
+            println!("{resource} {:?} deleted", key.name);
+        } else if !args.ignore_not_found {
+            eprintln!(
+                "error: {resource} {:?} not found in namespace {}",
+                key.name, key.namespace
+            );
+            missing = true;
+        }
+    }
+    if missing {
+        return Err(Reported.into());
+    }
+    Ok(())
+}
+
+pub(super) fn get_kinds_hint() -> String {
+    "known kinds: gateway (gw), virtualservice (vs), serviceentry (se), secret".into()
+}

@@ -1,0 +1,121 @@
+//! The commands people type, with kubectl's flag syntax so that the
+//! walkthrough works with `kubectl` replaced by `gatehouse`.
+//!
+//! Every user error ends as one line on stderr and exit code 1; nothing a
+//! user types may panic. This is the only module that uses `anyhow`.
+
+mod apply;
+mod create;
+mod get;
+mod pki;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::store::{self, AnyStore};
+
+/// A secure ingress gateway configured with the Istio API.
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Where objects live: `dir:PATH` (default: dir: under $XDG_DATA_HOME/gatehouse).
+    #[arg(long, global = true, env = "GATEHOUSE_STORE")]
+    pub store: Option<String>,
+
+    /// Namespace of the objects (default: `default`).
+    #[arg(short = 'n', long = "namespace", global = true)]
+    pub namespace: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or update objects from files, directories or stdin (`-f -`), all or nothing.
+    Apply(apply::ApplyArgs),
+    /// Delete objects named in files, or by kind and name.
+    Delete(apply::DeleteArgs),
+    /// List objects or show one.
+    Get(get::GetArgs),
+    /// Create an object from flags (`create secret generic|tls`).
+    Create(create::CreateArgs),
+    /// Make certificates in the walkthrough's folder layout.
+    Pki(pki::PkiArgs),
+}
+
+/// A user-facing failure: already explained on stderr, exit 1.
+#[derive(Debug)]
+pub struct Reported;
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("reported")
+    }
+}
+
+impl std::error::Error for Reported {}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if e.downcast_ref::<Reported>().is_none() {
+                eprintln!("error: {}", crate::config::error::one_line(&format!("{e:#}")));
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let ctx = Context {
+        store_url: cli.store.clone(),
+        namespace: cli.namespace.clone(),
+    };
+    match cli.command {
+        Command::Apply(a) => apply::apply(&ctx, a).await,
+        Command::Delete(a) => apply::delete(&ctx, a).await,
+        Command::Get(a) => get::get(&ctx, a).await,
+        Command::Create(a) => create::create(&ctx, a).await,
+        Command::Pki(a) => pki::pki(a),
+    }
+}
+
+/// What every command gets from the global flags.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub store_url: Option<String>,
+    pub namespace: Option<String>,
+}
+
+impl Context {
+    pub fn open_store(&self) -> anyhow::Result<AnyStore> {
+        let url = self.store_url.as_deref().unwrap_or("dir:");
+        Ok(store::open(url)?)
+    }
+
+    pub fn namespace(&self) -> &str {
+        self.namespace.as_deref().unwrap_or("default")
+    }
+}

@@ -1,0 +1,69 @@
+//! Object metadata shared by every kind, as Kubernetes writes it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `metadata` of an object. Fields the API server fills in (`uid`,
+/// `resourceVersion`, `creationTimestamp`, ...) are accepted so that
+/// `kubectl ... -o yaml` output applies as is, and dropped when stored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObjectMeta {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Set by the store writer when an object is first created; kept on updates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_timestamp: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub resource_version: Option<serde_json::Value>,
+    #[serde(default, skip_serializing)]
+    pub uid: Option<serde_json::Value>,
+    #[serde(default, skip_serializing)]
+    pub generation: Option<serde_json::Value>,
+    #[serde(default, skip_serializing)]
+    pub managed_fields: Option<serde_json::Value>,
+}
+
+impl ObjectMeta {
+    /// The namespace, once defaulted by the loader.
+    pub fn ns(&self) -> &str {
+        self.namespace.as_deref().unwrap_or("default")
+    }
+}
+
+/// A DNS-1123 label: what a namespace must be.
+pub fn is_dns1123_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A DNS-1123 subdomain: what an object name must be.
+pub fn is_dns1123_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns1123_label)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["a", "foocorp-gateway", "frontend.credential", "x1"] {
+            assert!(is_dns1123_subdomain(ok), "{ok}");
+        }
+        for bad in ["", "Foo", "-a", "a-", "a..b", "a_b", "a/b", ".."] {
+            assert!(!is_dns1123_subdomain(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,748 @@
+//! The certificate builder: certificate authorities ([`Ca`]) that issue
+//! leaves described by a [`LeafSpec`], in memory. `init` uses it to make the
+//! walkthrough tree; tests use it to make the certificates a TLS test suite
+//! needs, including wrong ones (expired, not yet valid, wrong usage, wrong
+//! name, self-signed, from another CA, a chain too long for its pathlen).
+//!
+//! It must never refuse a strange certificate on purpose (that is what tests
+//! ask it for) and never expose a private key through `Debug`.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::Path;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+    GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose, NameConstraints, PublicKeyData,
+    SanType, SerialNumber,
+};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use time::{Duration, OffsetDateTime};
+use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::ParsedExtension;
+
+use super::files::{self, KEY_MODE, PUBLIC_MODE};
+use super::{KeyType, PkiError, hex, pem_encode, random_bytes, sha256_hex};
+
+/// Validity of a leaf made by [`LeafSpec::server`] or [`LeafSpec::client`].
+pub const DEFAULT_LEAF_DAYS: u32 = 365;
+/// Validity of a root made by [`CaSpec::root`].
+pub const DEFAULT_ROOT_DAYS: u32 = 7300;
+/// Validity of an intermediate made by [`CaSpec::intermediate`].
+pub const DEFAULT_INTERMEDIATE_DAYS: u32 = 3650;
+
+/// Certificates start an hour in the past so that a peer whose clock is a
+/// little behind still accepts them.
+const BACKDATE: Duration = Duration::hours(1);
+
+/// Organization written into CA subjects, so a reader of `openssl x509
+/// -text` can tell where a test CA came from.
+const CA_ORGANIZATION: &str = "gatehouse pki";
+
+fn validity(days: u32) -> (OffsetDateTime, OffsetDateTime) {
+    let now = OffsetDateTime::now_utc();
+    (now - BACKDATE, now + Duration::days(i64::from(days)))
+}
+
+/// What a certificate authority's own certificate looks like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaSpec {
+    pub cn: String,
+    pub key_type: KeyType,
+    /// `None`: no path length constraint; `Some(0)`: may only sign leaves.
+    pub path_len: Option<u8>,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    /// DNS name constraints (permitted subtrees); empty means none.
+    pub permitted_dns: Vec<String>,
+}
+
+impl CaSpec {
+    /// A root: unconstrained path length, valid [`DEFAULT_ROOT_DAYS`].
+    pub fn root(cn: impl Into<String>) -> Self {
+        let (not_before, not_after) = validity(DEFAULT_ROOT_DAYS);
+        CaSpec {
+            cn: cn.into(),
+            key_type: KeyType::default(),
+            path_len: None,
+            not_before,
+            not_after,
+            permitted_dns: Vec::new(),
+        }
+    }
+
+    /// An intermediate: pathlen 0, valid [`DEFAULT_INTERMEDIATE_DAYS`].
+    pub fn intermediate(cn: impl Into<String>) -> Self {
+        let (not_before, not_after) = validity(DEFAULT_INTERMEDIATE_DAYS);
+        CaSpec {
+            path_len: Some(0),
+            not_before,
+            not_after,
+            ..CaSpec::root(cn)
+        }
+    }
+
+    pub fn key_type(mut self, key_type: KeyType) -> Self {
+        self.key_type = key_type;
+        self
+    }
+
+    pub fn path_len(mut self, path_len: Option<u8>) -> Self {
+        self.path_len = path_len;
+        self
+    }
+
+    /// Valid from an hour ago until `days` from now.
+    pub fn valid_days(mut self, days: u32) -> Self {
+        (self.not_before, self.not_after) = validity(days);
+        self
+    }
+
+    /// Valid for a day that ended an hour ago.
+    pub fn expired(mut self) -> Self {
+        (self.not_before, self.not_after) = expired_window();
+        self
+    }
+
+    pub fn permit_dns(mut self, name: impl Into<String>) -> Self {
+        self.permitted_dns.push(name.into());
+        self
+    }
+}
+
+/// What a leaf certificate looks like. Nothing here is checked: a test may
+/// ask for an invalid name, an inverted validity, or no usage at all (with
+/// neither `server_auth` nor `client_auth` the certificate has no extended
+/// key usage extension).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafSpec {
+    /// Subject common name; empty means an empty subject.
+    pub cn: String,
+    pub dns: Vec<String>,
+    pub ips: Vec<IpAddr>,
+    pub uris: Vec<String>,
+    pub server_auth: bool,
+    pub client_auth: bool,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    pub key_type: KeyType,
+}
+
+impl LeafSpec {
+    /// A server certificate for `host`: CN and DNS SAN `host`, EKU
+    /// serverAuth, valid from an hour ago for [`DEFAULT_LEAF_DAYS`].
+    pub fn server(host: impl Into<String>) -> Self {
+        let host = host.into();
+        let (not_before, not_after) = validity(DEFAULT_LEAF_DAYS);
+        LeafSpec {
+            dns: vec![host.clone()],
+            cn: host,
+            ips: Vec::new(),
+            uris: Vec::new(),
+            server_auth: true,
+            client_auth: false,
+            not_before,
+            not_after,
+            key_type: KeyType::default(),
+        }
+    }
+
+    /// A client certificate for `cn`: EKU clientAuth, and a DNS SAN `cn`
+    /// when `cn` is a DNS name (as the walkthrough's client certificates have).
+    pub fn client(cn: impl Into<String>) -> Self {
+        let cn = cn.into();
+        let dns = if super::layout::validate_host(&cn).is_ok() {
+            vec![cn.clone()]
+        } else {
+            Vec::new()
+        };
+        LeafSpec {
+            dns,
+            server_auth: false,
+            client_auth: true,
+            ..LeafSpec::server(cn)
+        }
+    }
+
+    pub fn key_type(mut self, key_type: KeyType) -> Self {
+        self.key_type = key_type;
+        self
+    }
+
+    pub fn dns(mut self, name: impl Into<String>) -> Self {
+        self.dns.push(name.into());
+        self
+    }
+
+    pub fn ip(mut self, ip: IpAddr) -> Self {
+        self.ips.push(ip);
+        self
+    }
+
+    /// Adds a URI SAN, such as a SPIFFE identity.
+    pub fn uri(mut self, uri: impl Into<String>) -> Self {
+        self.uris.push(uri.into());
+        self
+    }
+
+    pub fn server_auth(mut self, on: bool) -> Self {
+        self.server_auth = on;
+        self
+    }
+
+    pub fn client_auth(mut self, on: bool) -> Self {
+        self.client_auth = on;
+        self
+    }
+
+    /// Valid from an hour ago until `days` from now.
+    pub fn valid_days(mut self, days: u32) -> Self {
+        (self.not_before, self.not_after) = validity(days);
+        self
+    }
+
+    /// Valid for a day that ended an hour ago.
+    pub fn expired(mut self) -> Self {
+        (self.not_before, self.not_after) = expired_window();
+        self
+    }
+
+    /// Valid from a day from now, for a year.
+    pub fn not_yet_valid(mut self) -> Self {
+        let start = OffsetDateTime::now_utc() + Duration::days(1);
+        (self.not_before, self.not_after) = (start, start + Duration::days(365));
+        self
+    }
+
+    fn params(&self, serial: &[u8]) -> Result<CertificateParams, PkiError> {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = subject(&self.cn, None);
+        params.serial_number = Some(SerialNumber::from_slice(serial));
+        params.not_before = self.not_before;
+        params.not_after = self.not_after;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.use_authority_key_identifier_extension = true;
+        params.key_usages = match self.key_type {
+            KeyType::EcdsaP256 => vec![KeyUsagePurpose::DigitalSignature],
+            KeyType::Rsa2048 => vec![
+                KeyUsagePurpose::DigitalSignature,
+                KeyUsagePurpose::KeyEncipherment,
+            ],
+        };
+        if self.server_auth {
+            params
+                .extended_key_usages
+                .push(ExtendedKeyUsagePurpose::ServerAuth);
+        }
+        if self.client_auth {
+            params
+                .extended_key_usages
+                .push(ExtendedKeyUsagePurpose::ClientAuth);
+        }
+        let bad_name = |name: &str, source| PkiError::Generate {
+            what: format!("certificate for {:?}: SAN {name:?}", self.cn),
+            source,
+        };
+        for name in &self.dns {
+            let ia5 = name.as_str().try_into().map_err(|e| bad_name(name, e))?;
+            params.subject_alt_names.push(SanType::DnsName(ia5));
+        }
+        for ip in &self.ips {
+            params.subject_alt_names.push(SanType::IpAddress(*ip));
+        }
+        for uri in &self.uris {
+            let ia5 = uri.as_str().try_into().map_err(|e| bad_name(uri, e))?;
+            params.subject_alt_names.push(SanType::URI(ia5));
+        }
+        Ok(params)
+    }
+}
+
+fn expired_window() -> (OffsetDateTime, OffsetDateTime) {
+    let end = OffsetDateTime::now_utc() - BACKDATE;
+    (end - Duration::days(1), end)
+}
+
+fn subject(cn: &str, organization: Option<&str>) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    if let Some(org) = organization {
+        dn.push(DnType::OrganizationName, org);
+    }
+    if !cn.is_empty() {
+        dn.push(DnType::CommonName, cn);
+    }
+    dn
+}
+
+/// A positive serial of exactly 16 octets: random, top bit clear so DER
+/// needs no sign byte, first octet non-zero so DER keeps all 16.
+fn random_serial() -> Result<[u8; 16], PkiError> {
+    let mut serial = random_bytes::<16>()?;
+    serial[0] &= 0x7f;
+    if serial[0] == 0 {
+        serial[0] = 1;
+    }
+    Ok(serial)
+}
+
+/// A serial as this crate prints it: lowercase hex of the unsigned value,
+/// without separators or leading zero octets.
+pub(crate) fn serial_hex(raw: &[u8]) -> String {
+    let start = raw.iter().position(|b| *b != 0).unwrap_or(raw.len());
+    if start == raw.len() {
+        return "00".to_string();
+    }
+    hex(&raw[start..])
+}
+
+/// A certificate and its key, as issued.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Issued {
+    pub cert_pem: String,
+    /// PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
+    pub key_pem: String,
+    /// Lowercase hex, no separators (`openssl x509 -serial` prints it uppercase).
+    pub serial_hex: String,
+    /// SHA-256 of the certificate DER, lowercase hex, no separators.
+    pub sha256_fingerprint_hex: String,
+    /// The issuing CA's chain (issuer first, root last); empty when self-signed.
+    pub issuer_chain_pem: String,
+}
+
+impl Issued {
+    fn new(
+        cert: &rcgen::Certificate,
+        key: &KeyPair,
+        issuer_chain_pem: String,
+    ) -> Result<Self, PkiError> {
+        let der = cert.der();
+        let parsed = parse_der(der, "issued certificate")?;
+        Ok(Issued {
+            cert_pem: pem_encode("CERTIFICATE", der),
+            key_pem: key.serialize_pem(),
+            serial_hex: serial_hex(parsed.raw_serial()),
+            sha256_fingerprint_hex: sha256_hex(der)?,
+            issuer_chain_pem,
+        })
+    }
+
+    /// The leaf then its issuer chain: what a server presents (root included).
+    pub fn fullchain_pem(&self) -> String {
+        format!("{}{}", self.cert_pem, self.issuer_chain_pem)
+    }
+
+    pub fn cert_der(&self) -> Result<CertificateDer<'static>, PkiError> {
+        CertificateDer::from_pem_slice(self.cert_pem.as_bytes()).map_err(|e| {
+            PkiError::Certificate {
+                origin: "issued certificate".into(),
+                reason: e.to_string(),
+            }
+        })
+    }
+
+    /// The leaf then its issuer chain, as DER, for a rustls config.
+    pub fn chain_der(&self) -> Result<Vec<CertificateDer<'static>>, PkiError> {
+        let mut chain = vec![self.cert_der()?];
+        chain.extend(parse_chain(&self.issuer_chain_pem, "issuer chain")?);
+        Ok(chain)
+    }
+
+    pub fn key_der(&self) -> Result<PrivateKeyDer<'static>, PkiError> {
+        PrivatePkcs8KeyDer::from_pem_slice(self.key_pem.as_bytes())
+            .map(PrivateKeyDer::Pkcs8)
+            .map_err(|e| PkiError::PrivateKey {
+                origin: "issued key".into(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Writes the certificate (0644) and the key (0600, created so). With
+    /// `force` off an existing file is left alone and reported.
+    pub fn write_files(&self, cert: &Path, key: &Path, force: bool) -> Result<(), PkiError> {
+        files::refuse_existing(cert, force)?;
+        files::refuse_existing(key, force)?;
+        let overwrite = files::overwrite(force);
+        files::write_file(key, self.key_pem.as_bytes(), KEY_MODE, overwrite)?;
+        files::write_file(cert, self.cert_pem.as_bytes(), PUBLIC_MODE, overwrite)
+    }
+}
+
+impl fmt::Debug for Issued {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Issued")
+            .field("serial_hex", &self.serial_hex)
+            .field("sha256_fingerprint_hex", &self.sha256_fingerprint_hex)
+            .field("cert_pem", &self.cert_pem)
+            .field("key_pem", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// A self-signed leaf: its own issuer, trusted by nobody.
+pub fn self_signed(spec: &LeafSpec) -> Result<Issued, PkiError> {
+    let key = spec.key_type.generate()?;
+    let cert = spec
+        .params(&random_serial()?)?
+        .self_signed(&key)
+        .map_err(|source| PkiError::Generate {
+            what: format!("self-signed certificate for {:?}", spec.cn),
+            source,
+        })?;
+    Issued::new(&cert, &key, String::new())
+}
+
+/// A certificate authority: its certificate, its signing key and the chain
+/// of CAs above it.
+pub struct Ca {
+    cn: String,
+    key_type: KeyType,
+    cert_pem: String,
+    cert_der: CertificateDer<'static>,
+    serial_hex: String,
+    /// Subject key identifier, used as the authority key identifier of CRLs.
+    key_id: Option<Vec<u8>>,
+    /// PEM of the CAs above this one, nearest first.
+    parents: Vec<String>,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl fmt::Debug for Ca {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ca")
+            .field("cn", &self.cn)
+            .field("key_type", &self.key_type)
+            .field("serial_hex", &self.serial_hex)
+            .field("parents", &self.parents.len())
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Ca {
+    /// A self-signed root CA with a default [`CaSpec::root`].
+    pub fn new_root(cn: &str, key_type: KeyType) -> Result<Ca, PkiError> {
+        Ca::root_from_spec(&CaSpec::root(cn).key_type(key_type))
+    }
+
+    pub fn root_from_spec(spec: &CaSpec) -> Result<Ca, PkiError> {
+        let key = spec.key_type.generate()?;
+        let params = ca_params(spec)?;
+        let cert = params
+            .self_signed(&key)
+            .map_err(|source| generate_error(spec, source))?;
+        Ca::assemble(spec, cert, params, key, Vec::new())
+    }
+
+    /// An intermediate CA signed by this one, of the same key type, with a
+    /// default [`CaSpec::intermediate`] (pathlen 0).
+    pub fn intermediate(&self, cn: &str) -> Result<Ca, PkiError> {
+        self.intermediate_from_spec(&CaSpec::intermediate(cn).key_type(self.key_type))
+    }
+
+    pub fn intermediate_from_spec(&self, spec: &CaSpec) -> Result<Ca, PkiError> {
+        let key = spec.key_type.generate()?;
+        let params = ca_params(spec)?;
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .map_err(|source| generate_error(spec, source))?;
+        let mut parents = vec![self.cert_pem.clone()];
+        parents.extend(self.parents.iter().cloned());
+        Ca::assemble(spec, cert, params, key, parents)
+    }
+
+    fn assemble(
+        spec: &CaSpec,
+        cert: rcgen::Certificate,
+        params: CertificateParams,
+        key: KeyPair,
+        parents: Vec<String>,
+    ) -> Result<Ca, PkiError> {
+        let key_id = Some(params.key_identifier(&key));
+        let serial = params
+            .serial_number
+            .as_ref()
+            .map(|s| serial_hex(s.as_ref()))
+            .unwrap_or_default();
+        Ok(Ca {
+            cn: spec.cn.clone(),
+            key_type: spec.key_type,
+            cert_pem: pem_encode("CERTIFICATE", cert.der()),
+            cert_der: cert.der().clone(),
+            serial_hex: serial,
+            key_id,
+            parents,
+            issuer: Issuer::new(params, key),
+        })
+    }
+
+    /// Loads a CA from PEM: its certificate, its PKCS#8 key and the PEM of
+    /// the CAs above it (nearest first; may be empty). The key must match
+    /// the certificate. The certificate is not required to be a CA, so a
+    /// test can make a leaf "sign" another certificate.
+    pub fn from_pem(cert_pem: &str, key_pem: &str, parents_pem: &str) -> Result<Ca, PkiError> {
+        Ca::load(
+            cert_pem,
+            "CA certificate",
+            key_pem,
+            "CA key",
+            parents_pem,
+            "CA parents",
+        )
+    }
+
+    /// [`Ca::from_pem`] with the origin (usually the path) of each input,
+    /// so errors name the file.
+    pub(crate) fn load(
+        cert_pem: &str,
+        cert_origin: &str,
+        key_pem: &str,
+        key_origin: &str,
+        parents_pem: &str,
+        parents_origin: &str,
+    ) -> Result<Ca, PkiError> {
+        let cert_der = CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| {
+            PkiError::Certificate {
+                origin: cert_origin.to_string(),
+                reason: e.to_string(),
+            }
+        })?;
+        let parsed = parse_der(&cert_der, cert_origin)?;
+        let key = KeyPair::from_pem(key_pem).map_err(|e| PkiError::PrivateKey {
+            origin: key_origin.to_string(),
+            reason: e.to_string(),
+        })?;
+        let key_type = KeyType::of(&key).ok_or_else(|| PkiError::PrivateKey {
+            origin: key_origin.to_string(),
+            reason: "not an ECDSA P-256 or RSA key".to_string(),
+        })?;
+        if parsed.public_key().raw != key.subject_public_key_info().as_slice() {
+            return Err(PkiError::KeyMismatch {
+                cert: cert_origin.to_string(),
+                key: key_origin.to_string(),
+            });
+        }
+        let cn = parsed
+            .subject()
+            .iter_common_name()
+            .find_map(|cn| cn.as_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let key_id = parsed
+            .iter_extensions()
+            .find_map(|ext| match ext.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
+                _ => None,
+            });
+        let serial = serial_hex(parsed.raw_serial());
+        let parents = parse_chain(parents_pem, parents_origin)?
+            .iter()
+            .map(|der| pem_encode("CERTIFICATE", der))
+            .collect();
+        let issuer =
+            Issuer::from_ca_cert_der(&cert_der, key).map_err(|e| PkiError::Certificate {
+                origin: cert_origin.to_string(),
+                reason: e.to_string(),
+            })?;
+        Ok(Ca {
+            cn,
+            key_type,
+            cert_pem: pem_encode("CERTIFICATE", &cert_der),
+            cert_der,
+            serial_hex: serial,
+            key_id,
+            parents,
+            issuer,
+        })
+    }
+
+    /// Issues a leaf described by `spec`, with a fresh key and a random serial.
+    pub fn issue(&self, spec: &LeafSpec) -> Result<Issued, PkiError> {
+        let key = spec.key_type.generate()?;
+        let cert = spec
+            .params(&random_serial()?)?
+            .signed_by(&key, &self.issuer)
+            .map_err(|source| PkiError::Generate {
+                what: format!("certificate for {:?}", spec.cn),
+                source,
+            })?;
+        Issued::new(&cert, &key, self.chain_pem())
+    }
+
+    pub fn cn(&self) -> &str {
+        &self.cn
+    }
+
+    pub fn key_type(&self) -> KeyType {
+        self.key_type
+    }
+
+    pub fn serial_hex(&self) -> &str {
+        &self.serial_hex
+    }
+
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    pub fn cert_der(&self) -> &CertificateDer<'static> {
+        &self.cert_der
+    }
+
+    /// This CA's certificate then its parents up to the root.
+    pub fn chain_pem(&self) -> String {
+        let mut chain = self.cert_pem.clone();
+        for parent in &self.parents {
+            chain.push_str(parent);
+        }
+        chain
+    }
+
+    /// The root at the top of this CA's chain (itself for a root).
+    pub fn root_pem(&self) -> &str {
+        self.parents.last().unwrap_or(&self.cert_pem)
+    }
+
+    /// The signing key as PKCS#8 PEM, for writing to a 0600 file.
+    pub fn key_pem(&self) -> String {
+        self.issuer.key().serialize_pem()
+    }
+
+    pub(crate) fn issuer(&self) -> &Issuer<'static, KeyPair> {
+        &self.issuer
+    }
+
+    pub(crate) fn key_id(&self) -> Option<&[u8]> {
+        self.key_id.as_deref()
+    }
+
+    /// Checks that the certificate `der` (from `origin`) was signed by this
+    /// CA, and returns its serial in [`Issued::serial_hex`] form.
+    pub(crate) fn issued_serial(&self, der: &[u8], origin: &str) -> Result<String, PkiError> {
+        let cert = parse_der(der, origin)?;
+        let me = parse_der(&self.cert_der, "CA certificate")?;
+        let not_ours = || PkiError::NotIssuedBy {
+            cert: origin.to_string(),
+            issuer: format!("CA {:?}", self.cn),
+        };
+        if cert.issuer().as_raw() != me.subject().as_raw() {
+            return Err(not_ours());
+        }
+        cert.verify_signature(Some(me.public_key()))
+            .map_err(|_| not_ours())?;
+        Ok(serial_hex(cert.raw_serial()))
+    }
+}
+
+fn ca_params(spec: &CaSpec) -> Result<CertificateParams, PkiError> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = subject(&spec.cn, Some(CA_ORGANIZATION));
+    params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
+    params.not_before = spec.not_before;
+    params.not_after = spec.not_after;
+    params.is_ca = IsCa::Ca(match spec.path_len {
+        None => BasicConstraints::Unconstrained,
+        Some(n) => BasicConstraints::Constrained(n),
+    });
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.use_authority_key_identifier_extension = true;
+    if !spec.permitted_dns.is_empty() {
+        let mut permitted = Vec::with_capacity(spec.permitted_dns.len());
+        for name in &spec.permitted_dns {
+            permitted.push(GeneralSubtree::DnsName(name.clone()));
+        }
+        params.name_constraints = Some(NameConstraints {
+            permitted_subtrees: permitted,
+            excluded_subtrees: Vec::new(),
+        });
+    }
+    Ok(params)
+}
+
+fn generate_error(spec: &CaSpec, source: rcgen::Error) -> PkiError {
+    PkiError::Generate {
+        what: format!("CA certificate {:?}", spec.cn),
+        source,
+    }
+}
+
+pub(crate) fn parse_der<'a>(der: &'a [u8], origin: &str) -> Result<X509Certificate<'a>, PkiError> {
+    x509_parser::parse_x509_certificate(der)
+        .map(|(_, cert)| cert)
+        .map_err(|e| PkiError::Certificate {
+            origin: origin.to_string(),
+            reason: e.to_string(),
+        })
+}
+
+/// Every certificate in a PEM bundle, in order (an empty bundle is empty).
+pub(crate) fn parse_chain(
+    pem: &str,
+    origin: &str,
+) -> Result<Vec<CertificateDer<'static>>, PkiError> {
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| PkiError::Certificate {
+            origin: origin.to_string(),
+            reason: e.to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serials_are_positive_16_octets_and_distinct() {
+        let a = random_serial().ok();
+        let b = random_serial().ok();
+        assert!(a.is_some() && a != b);
+        for s in [a, b].into_iter().flatten() {
+            assert!(s[0] != 0 && s[0] < 0x80);
+            assert_eq!(serial_hex(&s).len(), 32);
+        }
+    }
+
+    #[test]
+    fn serial_hex_strips_sign_octet() {
+        assert_eq!(serial_hex(&[0x00, 0x9a, 0x01]), "9a01");
+        assert_eq!(serial_hex(&[0x00]), "00");
+        assert_eq!(serial_hex(&[]), "00");
+    }
+
+    #[test]
+    fn debug_redacts_keys() {
+        let Ok(ca) = Ca::new_root("debug test root", KeyType::EcdsaP256) else {
+            panic!("root");
+        };
+        let Ok(leaf) = ca.issue(&LeafSpec::server("debug.example")) else {
+            panic!("leaf");
+        };
+        for shown in [format!("{ca:?}"), format!("{leaf:?}")] {
+            assert!(shown.contains("<redacted>"), "{shown}");
+            assert!(!shown.contains("PRIVATE KEY"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn loaded_ca_keeps_identity_and_rejects_a_foreign_key() {
+        let (Ok(root), Ok(other)) = (
+            Ca::new_root("load test root", KeyType::EcdsaP256),
+            Ca::new_root("other", KeyType::EcdsaP256),
+        ) else {
+            panic!("roots");
+        };
+        let Ok(again) = Ca::from_pem(root.cert_pem(), &root.key_pem(), "") else {
+            panic!("reload");
+        };
+        assert_eq!(again.cn(), "load test root");
+        assert_eq!(again.serial_hex(), root.serial_hex());
+        assert_eq!(again.key_id(), root.key_id());
+        let mismatch = Ca::from_pem(root.cert_pem(), &other.key_pem(), "");
+        assert!(matches!(mismatch, Err(PkiError::KeyMismatch { .. })));
+    }
+}

@@ -1,0 +1,6 @@
+//! The Secret Discovery Service: turns Secrets into credentials, validates
+//! them, and keeps the last good one per resource.
+//!
+//! It must never log or print key material.
+
+pub mod credential;
