@@ -216,7 +216,7 @@ fn table(kind: Kind, objs: &[&Object], all_ns: bool, prefix_kind: bool, wide: bo
     render(&rows)
 }
 
-fn render(rows: &[Vec<String>]) -> String {
+pub(super) fn render(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
         .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))

@@ -8,6 +8,7 @@ mod apply;
 mod create;
 mod get;
 mod pki;
+mod run;
 
 use std::process::ExitCode;
 
@@ -43,6 +44,10 @@ pub enum Command {
     Create(create::CreateArgs),
     /// Make certificates in the walkthrough's folder layout.
     Pki(pki::PkiArgs),
+    /// Run the gateway: watch the store, serve every selected Gateway.
+    Run(run::RunArgs),
+    /// Show what a running gateway holds (`proxy-config secret`).
+    ProxyConfig(run::ProxyConfigArgs),
 }
 
 /// A user-facing failure: already explained on stderr, exit 1.
@@ -99,6 +104,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Get(a) => get::get(&ctx, a).await,
         Command::Create(a) => create::create(&ctx, a).await,
         Command::Pki(a) => pki::pki(a),
+        Command::Run(a) => run::run(&ctx, a).await,
+        Command::ProxyConfig(a) => run::proxy_config(a).await,
     }
 }
 

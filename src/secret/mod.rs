@@ -4,3 +4,4 @@
 //! It must never log or print key material.
 
 pub mod credential;
+pub mod sds;

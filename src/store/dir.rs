@@ -4,14 +4,16 @@
 //! Layout under the root (directories 0700, files 0600):
 //!
 //! ```text
-//! lock                                   flock: exclusive to write, shared to read
-//! log.jsonl                              the change log, one line per committed batch
-//! head.json                              {"revision":R,"log_offset":N}
-//! objects/<Kind>/<namespace>/<name>.json {"kind","namespace","name","resource_version","value"}
+//! lock                              flock: exclusive to write, shared to read
+//! log.jsonl                         the change log, one line per committed batch
+//! head.json                         {"revision":R,"log_offset":N}
+//! objects/<Kind>/<namespace>/<name> {"kind","namespace","name","resource_version","value"}
 //! ```
 //!
-//! Cluster-scoped objects use the namespace directory `_cluster`; no valid
-//! namespace starts with `_`.
+//! Object files carry no `.json` suffix so that every valid Kubernetes name
+//! (up to 253 bytes) fits the 255-byte file name limit. Cluster-scoped
+//! objects use the namespace directory `_cluster`, and temporary files start
+//! with a dot: no valid name component starts with either.
 //!
 //! **Writing** (under the exclusive lock): repair (below), read every
 //! object the batch touches and check every precondition, then append the
@@ -39,8 +41,11 @@
 //! **Watching**: a thread polls the log's length every [`POLL_INTERVAL`].
 //! The log below the head's offset is immutable, so the thread reads it
 //! without a lock and sends every event past its starting revision, checking
-//! that revisions run without a gap. It only takes the lock when the log is
-//! longer than the head (a writer is busy, or died and needs a repair).
+//! that revisions run without a gap. When the log is longer than the head,
+//! it tries the shared lock without waiting: if a writer holds the lock it is
+//! busy and the watcher comes back later; if not, the writer died and the
+//! watcher repairs. A watcher never waits on the lock, so a busy writer
+//! cannot starve it.
 //!
 //! **Compaction** (not done yet): the log grows forever. Compacting needs a
 //! `first_revision` in the head, a new log holding only the changes after
@@ -58,23 +63,23 @@ use std::fmt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 
+use self::paths::{CLUSTER_SCOPE_DIR, entries, subdirs, validate_filter, validate_key};
 use super::fsutil::{self, StoreLock};
 use super::log::{self, Head, Record, StoredValue, Transaction};
-use super::{Event, EventType, Object, ObjectKey, Outcome, Put, Store, StoreError, WatchReceiver};
+use super::{EventType, Object, ObjectKey, Outcome, Put, Store, StoreError, WatchReceiver};
 
-/// How often a watcher looks for new changes.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(10);
-/// Events a watcher buffers before it waits for the receiver.
-const WATCH_BUFFER: usize = 1024;
-const CLUSTER_SCOPE_DIR: &str = "_cluster";
+mod paths;
+mod watch;
 
-/// A store in a local directory. Cheap to clone; clones share nothing but
-/// the path, so two clones behave like two processes.
+pub use watch::POLL_INTERVAL;
+
+/// A store in a local directory. Cheap to clone. Two instances opened
+/// separately share nothing but the directory, exactly like two processes.
+/// Its futures run the file work on tokio's blocking pool, so they must be
+/// polled inside a tokio runtime; watches run on a thread of their own.
 #[derive(Clone)]
 pub struct DirStore {
     inner: Arc<Inner>,
@@ -190,72 +195,7 @@ impl Store for DirStore {
 
     async fn watch(&self, from_revision: u64) -> Result<WatchReceiver, StoreError> {
         let head = self.blocking(|inner| Ok(inner.read_view()?.1)).await?;
-        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
-        // Starting at the head skips reading history the watcher would drop.
-        let (offset, seen) = if from_revision >= head.revision {
-            (head.log_offset, head.revision)
-        } else {
-            (0, 0)
-        };
-        let watcher = Watcher {
-            inner: Arc::clone(&self.inner),
-            from_revision,
-            offset,
-            seen,
-        };
-        std::thread::Builder::new()
-            .name("store-watch".to_owned())
-            .spawn(move || watcher.run(tx))
-            .map_err(|e| StoreError::Background(format!("cannot start a watch thread: {e}")))?;
-        Ok(rx)
-    }
-}
-
-/// Refuses anything that could escape the objects directory or collide with
-/// the store's own names. Callers validate Kubernetes names; this is the
-/// last line of defence.
-fn validate_key(key: &ObjectKey) -> Result<(), StoreError> {
-    let check = |what: &str, value: &str, may_be_empty: bool| {
-        component_problem(what, value, may_be_empty).map_or(Ok(()), |reason| {
-            Err(StoreError::InvalidKey {
-                key: format!("{:?}", key.to_string()),
-                reason,
-            })
-        })
-    };
-    check("kind", &key.kind, false)?;
-    check("namespace", &key.namespace, true)?;
-    check("name", &key.name, false)
-}
-
-/// Why `value` cannot be a path component of an object file, if it cannot.
-fn component_problem(what: &str, value: &str, may_be_empty: bool) -> Option<String> {
-    if value.is_empty() {
-        (!may_be_empty).then(|| format!("{what} is empty"))
-    } else if value.len() > 253 {
-        Some(format!("{what} is longer than 253 bytes"))
-    } else if !value.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        Some(format!("{what} must start with a letter or digit"))
-    } else if !value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
-    {
-        Some(format!(
-            "{what} may hold only letters, digits, '-', '.' and '_'"
-        ))
-    } else {
-        None
-    }
-}
-
-/// Checks a `list` filter the way [`validate_key`] checks keys.
-fn validate_filter(what: &str, value: Option<&str>) -> Result<(), StoreError> {
-    match value.and_then(|v| component_problem(what, v, what == "namespace")) {
-        Some(reason) => Err(StoreError::InvalidKey {
-            key: format!("{what} filter {:?}", value.unwrap_or_default()),
-            reason,
-        }),
-        None => Ok(()),
+        watch::start(Arc::clone(&self.inner), head, from_revision)
     }
 }
 
@@ -271,9 +211,7 @@ impl Inner {
 
     fn object_path(&self, key: &ObjectKey) -> Result<PathBuf, StoreError> {
         validate_key(key)?;
-        Ok(self
-            .object_dir(&key.kind, &key.namespace)
-            .join(format!("{}.json", key.name)))
+        Ok(self.object_dir(&key.kind, &key.namespace).join(&key.name))
     }
 
     fn read_object(&self, path: &Path) -> Result<Option<Object>, StoreError> {
@@ -340,7 +278,7 @@ impl Inner {
         }
         for dir in &dirs {
             if replay {
-                fsutil::remove_stale_temps(dir)?;
+                fsutil::remove_stale_temp(dir)?;
             }
             if dir.exists() {
                 fsutil::fsync_dir(dir)?;
@@ -419,7 +357,7 @@ impl Inner {
             log_offset: tail.end,
         };
         log::write_head(&self.head, repaired)?;
-        fsutil::remove_stale_temps(&self.root)?;
+        fsutil::remove_stale_temp(&self.root)?;
         tracing::info!(
             path = %self.root.display(),
             replayed = tail.changes.len(),
@@ -442,6 +380,22 @@ impl Inner {
         let lock = StoreLock::exclusive(&self.lock)?;
         let head = self.repair()?;
         Ok((lock, head))
+    }
+
+    /// For a watcher: the head, after a repair if a writer died; `None`
+    /// while a writer holds the lock.
+    fn head_if_idle(&self) -> Result<Option<Head>, StoreError> {
+        let Some(lock) = StoreLock::try_shared(&self.lock)? else {
+            return Ok(None);
+        };
+        if let Ok(head) = log::read_head(&self.head)
+            && log::log_len(&self.log)? == head.log_offset
+        {
+            return Ok(Some(head));
+        }
+        drop(lock);
+        let _lock = StoreLock::exclusive(&self.lock)?;
+        self.repair().map(Some)
     }
 
     fn apply(&self, puts: Vec<Put>) -> Result<Vec<(ObjectKey, Outcome, u64)>, StoreError> {
@@ -541,7 +495,7 @@ impl Inner {
                 ns => ns,
             });
             for ns_dir in subdirs(&kind_dir, namespace)? {
-                for path in subdirs_or_files(&ns_dir, false)? {
+                for path in entries(&ns_dir, false)? {
                     if let Some(object) = self.read_object(&path)? {
                         objects.push(object);
                     }
@@ -550,142 +504,5 @@ impl Inner {
         }
         objects.sort_by(|a, b| a.key.cmp(&b.key));
         Ok((objects, head.revision))
-    }
-}
-
-/// The subdirectories of `dir`, or just `only` if given (and present).
-fn subdirs(dir: &Path, only: Option<&str>) -> Result<Vec<PathBuf>, StoreError> {
-    match only {
-        Some(name) => {
-            let path = dir.join(name);
-            Ok(if path.is_dir() { vec![path] } else { vec![] })
-        }
-        None => subdirs_or_files(dir, true),
-    }
-}
-
-/// The entries of `dir` that are directories (or `.json` files), skipping
-/// temporary files; a missing `dir` is empty.
-fn subdirs_or_files(dir: &Path, dirs: bool) -> Result<Vec<PathBuf>, StoreError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-        Err(e) => return Err(StoreError::io(dir, e)),
-    };
-    let mut paths = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| StoreError::io(dir, e))?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        let is_dir = entry
-            .file_type()
-            .map_err(|e| StoreError::io(entry.path(), e))?
-            .is_dir();
-        if name.starts_with('.') || is_dir != dirs || (!dirs && !name.ends_with(".json")) {
-            continue;
-        }
-        paths.push(entry.path());
-    }
-    Ok(paths)
-}
-
-/// Tails the log for one `watch`.
-struct Watcher {
-    inner: Arc<Inner>,
-    from_revision: u64,
-    /// The log offset read up to: always a head's offset.
-    offset: u64,
-    /// The revision of the last event read, sent or not.
-    seen: u64,
-}
-
-impl Watcher {
-    fn run(mut self, tx: mpsc::Sender<Result<Event, StoreError>>) {
-        while !tx.is_closed() {
-            let mut events = Vec::new();
-            let result = self.poll(|event| {
-                events.push(event);
-                // Send in chunks so a long history is never all in memory.
-                if events.len() >= WATCH_BUFFER {
-                    return events
-                        .drain(..)
-                        .all(|event| tx.blocking_send(Ok(event)).is_ok());
-                }
-                true
-            });
-            for event in events {
-                if tx.blocking_send(Ok(event)).is_err() {
-                    return;
-                }
-            }
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "store watch stopped");
-                let _ = tx.blocking_send(Err(e));
-                return;
-            }
-            std::thread::sleep(POLL_INTERVAL);
-        }
-    }
-
-    /// Reads the changes committed since the last poll and hands each event
-    /// past `from_revision` to `emit`, which returns `false` to stop.
-    fn poll(&mut self, mut emit: impl FnMut(Event) -> bool) -> Result<(), StoreError> {
-        let inner = &*self.inner;
-        let len = log::log_len(&inner.log)?;
-        if len == self.offset {
-            return Ok(());
-        }
-        let head = match log::read_head(&inner.head) {
-            Ok(head) if head.log_offset == len => head,
-            // A writer is busy (wait for it) or died (repair).
-            _ => inner.read_view()?.1,
-        };
-        if head.log_offset < self.offset {
-            return Err(StoreError::corrupt(
-                &inner.log,
-                format!("shrank below byte {} that a watcher read", self.offset),
-            ));
-        }
-        let mut stopped = false;
-        log::for_each(&inner.log, self.offset, head.log_offset, |tx| {
-            for record in tx.events {
-                if record.revision != self.seen + 1 {
-                    return Err(StoreError::corrupt(
-                        &inner.log,
-                        format!(
-                            "revision {} follows revision {}",
-                            record.revision, self.seen
-                        ),
-                    ));
-                }
-                self.seen = record.revision;
-                if record.revision <= self.from_revision {
-                    continue;
-                }
-                let key = record.key();
-                let value = record.value.decode().map_err(|e| {
-                    StoreError::corrupt(&inner.log, format!("revision {}: {e}", record.revision))
-                })?;
-                let object = Object {
-                    key,
-                    resource_version: record.revision,
-                    value,
-                };
-                let event = Event {
-                    revision: record.revision,
-                    event_type: record.event_type,
-                    object,
-                };
-                if !emit(event) {
-                    stopped = true;
-                    return Ok(false);
-                }
-            }
-            Ok(true)
-        })?;
-        if !stopped {
-            self.offset = head.log_offset;
-        }
-        Ok(())
     }
 }

@@ -4,10 +4,10 @@
 //! Nothing here may leave a half-written file under its final name, or create
 //! a file or directory that anyone but the owner can read.
 
-use std::fs::{DirBuilder, File, OpenOptions};
+use std::fs::{DirBuilder, File, OpenOptions, TryLockError};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::StoreError;
 
@@ -15,9 +15,11 @@ use super::StoreError;
 pub(crate) const FILE_MODE: u32 = 0o600;
 pub(crate) const DIR_MODE: u32 = 0o700;
 
-/// Suffix of the temporary files [`write_atomic`] renames into place; they
-/// also start with a dot, which no valid name component does.
-const TEMP_SUFFIX: &str = ".tmp";
+/// The temporary file [`write_atomic`] renames into place. One fixed name
+/// per directory suffices because writes happen one at a time under the
+/// exclusive lock; it starts with a dot, which no valid name component does,
+/// and is short, so that the longest valid name can still be a file name.
+const TEMP_NAME: &str = ".write.tmp";
 
 /// Creates `path` and any missing parents with mode 0700, fsyncing each
 /// parent that gained an entry so the new directory survives a power loss.
@@ -47,23 +49,13 @@ pub(crate) fn fsync_dir(path: &Path) -> Result<(), StoreError> {
         .map_err(|e| StoreError::io(path, e))
 }
 
-fn temp_path(path: &Path) -> Result<PathBuf, StoreError> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| StoreError::corrupt(path, "not a file path"))?;
-    let mut temp = std::ffi::OsString::from(".");
-    temp.push(name);
-    temp.push(TEMP_SUFFIX);
-    Ok(path.with_file_name(temp))
-}
-
 /// Replaces `path` with `bytes` atomically: a reader (or a crash) sees the
 /// old file or the new one, never a mix. The file is created 0600 from the
 /// start. The caller must hold the exclusive store lock (the temporary name
 /// is fixed) and must fsync the directory afterwards to make the rename
 /// durable; batches do that once per directory.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let temp = temp_path(path)?;
+    let temp = path.with_file_name(TEMP_NAME);
     // A leftover from a killed writer: remove it so that `create_new` below
     // guarantees the file is ours and has our mode.
     remove_if_exists(&temp)?;
@@ -89,22 +81,9 @@ pub(crate) fn remove_if_exists(path: &Path) -> Result<bool, StoreError> {
     }
 }
 
-/// Removes the temporary files a killed writer left in `dir`.
-pub(crate) fn remove_stale_temps(dir: &Path) -> Result<(), StoreError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(StoreError::io(dir, e)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(|e| StoreError::io(dir, e))?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') && name.ends_with(TEMP_SUFFIX) {
-            remove_if_exists(&entry.path())?;
-        }
-    }
-    Ok(())
+/// Removes the temporary file a killed writer may have left in `dir`.
+pub(crate) fn remove_stale_temp(dir: &Path) -> Result<(), StoreError> {
+    remove_if_exists(&dir.join(TEMP_NAME)).map(drop)
 }
 
 /// An advisory lock on the store's lock file, released when dropped.
@@ -128,6 +107,17 @@ impl StoreLock {
         let file = open_lock_file(path)?;
         file.lock_shared().map_err(|e| StoreError::io(path, e))?;
         Ok(Self { _file: file })
+    }
+
+    /// The shared lock if nobody holds the exclusive one; `None` if a
+    /// writer holds it.
+    pub(crate) fn try_shared(path: &Path) -> Result<Option<Self>, StoreError> {
+        let file = open_lock_file(path)?;
+        match file.try_lock_shared() {
+            Ok(()) => Ok(Some(Self { _file: file })),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => Err(StoreError::io(path, e)),
+        }
     }
 }
 

@@ -1,0 +1,116 @@
+//! The admin endpoint: readiness, the credentials the proxy holds, and its
+//! listeners, as JSON. Loopback only unless configured otherwise.
+//!
+//! It never shows key material: only certificate facts.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+pub mod client;
+
+use crate::control::Status;
+use crate::secret::sds::{ResourceKind, Status as CredStatus};
+
+/// The JSON of `/credentials`: what `proxy-config secret` prints.
+pub fn credentials_json(status: &Status) -> serde_json::Value {
+    let rows: Vec<_> = status
+        .credentials
+        .iter()
+        .map(|r| {
+            let (state, reason) = match &r.status {
+                CredStatus::Active => ("ACTIVE", None),
+                CredStatus::Warming => ("WARMING", None),
+                CredStatus::Rejected(why) => ("REJECTED", Some(why.clone())),
+            };
+            json!({
+                "resource": r.resource,
+                "kind": match r.kind {
+                    ResourceKind::KeyCertPair => "Cert Chain",
+                    ResourceKind::RootCert => "CA",
+                },
+                "state": state,
+                "reason": reason,
+                "certs": r.certs.iter().map(|c| json!({
+                    "subject": c.subject,
+                    "serial": c.serial_hex,
+                    "not_before": c.not_before,
+                    "not_after": c.not_after,
+                    "sha256": c.sha256_hex,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({ "snapshot": status.snapshot_version, "credentials": rows })
+}
+
+fn respond(status: StatusCode, body: String, content_type: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    r
+}
+
+fn handle(req: &Request<Incoming>, status: &Status) -> Response<Full<Bytes>> {
+    match req.uri().path() {
+        "/ready" | "/healthz/ready" if status.ready => {
+            respond(StatusCode::OK, "ready\n".into(), "text/plain")
+        }
+        "/ready" | "/healthz/ready" => respond(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready\n".into(),
+            "text/plain",
+        ),
+        "/credentials" | "/certs" => respond(
+            StatusCode::OK,
+            credentials_json(status).to_string(),
+            "application/json",
+        ),
+        "/listeners" => {
+            let l: Vec<_> = status
+                .listeners
+                .iter()
+                .map(|(p, a)| json!({"port": p, "address": a.to_string()}))
+                .collect();
+            respond(StatusCode::OK, json!(l).to_string(), "application/json")
+        }
+        _ => respond(StatusCode::NOT_FOUND, "not found\n".into(), "text/plain"),
+    }
+}
+
+/// Serves the admin endpoint on `listener` until the process ends.
+pub async fn serve(listener: TcpListener, status: Arc<ArcSwap<Status>>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let status = status.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let s = status.load();
+                let r = handle(&req, &s);
+                async move { Ok::<_, Infallible>(r) }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+/// Whether an admin address is on loopback (the default and the safe choice).
+pub fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}

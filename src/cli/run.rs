@@ -1,0 +1,163 @@
+//! `run`: the gateway process, and `proxy-config`: what it holds.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use clap::{Args, Subcommand};
+
+use super::Context;
+use crate::control::{self, RunOptions, Status};
+use crate::proxy::{Settings, Shared};
+use crate::snapshot::Snapshot;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// This process's labels, matched by Gateway selectors.
+    #[arg(long, default_value = "istio=ingressgateway")]
+    pub labels: String,
+    /// Map a Gateway port to a listen address: `443=127.0.0.1:8443` (repeatable).
+    #[arg(long = "listen")]
+    pub listen: Vec<String>,
+    /// Admin endpoint (readiness, credentials). Loopback unless you say otherwise.
+    #[arg(long, default_value = "127.0.0.1:15000")]
+    pub admin: SocketAddr,
+    /// Log format: plain or json.
+    #[arg(long = "log-format", default_value = "plain", value_parser = ["plain", "json"])]
+    pub log_format: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ProxyConfigArgs {
+    #[command(subcommand)]
+    pub what: ProxyConfigWhat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProxyConfigWhat {
+    /// The credentials the running gateway holds (like `istioctl proxy-config secret`).
+    Secret {
+        /// The gateway's admin address.
+        #[arg(long, default_value = "127.0.0.1:15000")]
+        admin: SocketAddr,
+        /// Output: table (default) or json.
+        #[arg(short = 'o', long = "output")]
+        output: Option<String>,
+    },
+}
+
+fn parse_labels(s: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut labels = BTreeMap::new();
+    for pair in s.split(',').filter(|p| !p.is_empty()) {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--labels {pair:?}: expected key=value"))?;
+        labels.insert(k.trim().to_owned(), v.trim().to_owned());
+    }
+    Ok(labels)
+}
+
+fn parse_listen(items: &[String]) -> anyhow::Result<BTreeMap<u16, SocketAddr>> {
+    let mut map = BTreeMap::new();
+    for item in items {
+        let (port, addr) = item
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--listen {item:?}: expected PORT=ADDRESS:PORT, e.g. 443=127.0.0.1:8443"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--listen {item:?}: {port:?} is not a port"))?;
+        let addr: SocketAddr = addr
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--listen {item:?}: {addr:?} is not ADDRESS:PORT"))?;
+        map.insert(port, addr);
+    }
+    Ok(map)
+}
+
+pub fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+pub async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
+    let json = args.log_format == "json";
+    init_logging(json);
+    let opts = RunOptions {
+        labels: parse_labels(&args.labels)?,
+        namespace: ctx.namespace.clone().unwrap_or_else(|| "istio-system".into()),
+        listen: parse_listen(&args.listen)?,
+        json_log: json,
+    };
+    let store = ctx.open_store()?;
+    let status = Arc::new(ArcSwap::from_pointee(Status::default()));
+    let admin = tokio::net::TcpListener::bind(args.admin)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {} for the admin endpoint: {e} (use --admin 127.0.0.1:PORT)", args.admin))?;
+    let admin_addr = admin.local_addr()?;
+    if !crate::admin::is_loopback(&admin_addr) {
+        tracing::warn!(addr = %admin_addr, "the admin endpoint is not on loopback");
+    }
+    println!("admin on {admin_addr}");
+    tokio::spawn(crate::admin::serve(admin, status.clone()));
+    let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
+    let shared = Arc::new(Shared::new(snapshot, Settings::default(), json));
+    tokio::select! {
+        r = control::run(store, opts, status, shared) => r,
+        _ = tokio::signal::ctrl_c() => {
+            tracing::info!("stopping");
+            Ok(())
+        }
+    }
+}
+
+pub async fn proxy_config(args: ProxyConfigArgs) -> anyhow::Result<()> {
+    let ProxyConfigWhat::Secret { admin, output } = args.what;
+    let body = crate::admin::client::get(admin, "/credentials").await?;
+    let v: serde_json::Value = serde_json::from_str(&body)
+        .map_err(|e| anyhow::anyhow!("the admin endpoint at {admin} answered something that is not JSON: {e}"))?;
+    if output.as_deref() == Some("json") {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let mut rows = vec![vec![
+        "RESOURCE NAME".to_owned(),
+        "TYPE".into(),
+        "STATUS".into(),
+        "SERIAL NUMBER".into(),
+        "NOT BEFORE".into(),
+        "NOT AFTER".into(),
+        "SHA256 FINGERPRINT".into(),
+        "REASON".into(),
+    ]];
+    let date = |ts: Option<i64>| {
+        ts.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+            .unwrap_or_else(|| "-".into())
+    };
+    for c in v["credentials"].as_array().into_iter().flatten() {
+        let certs = c["certs"].as_array().cloned().unwrap_or_default();
+        let first = certs.first().cloned().unwrap_or_default();
+        rows.push(vec![
+            c["resource"].as_str().unwrap_or("").to_owned(),
+            c["kind"].as_str().unwrap_or("").to_owned(),
+            c["state"].as_str().unwrap_or("").to_owned(),
+            first["serial"].as_str().unwrap_or("-").to_owned(),
+            date(first["not_before"].as_i64()),
+            date(first["not_after"].as_i64()),
+            first["sha256"].as_str().unwrap_or("-").to_owned(),
+            c["reason"].as_str().unwrap_or("").to_owned(),
+        ]);
+    }
+    print!("{}", super::get::render(&rows));
+    Ok(())
+}

@@ -1,0 +1,225 @@
+//! The control loop of `gatehouse run`: list and watch the store, keep the
+//! last good version of every object, refresh credentials (SDS), compile a
+//! snapshot, publish it with one swap, and open or close listeners.
+//!
+//! A bad object never replaces a good one, and nothing here blocks the data
+//! plane: it only ever swaps in a whole new snapshot.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::{Kind, Resource, validate};
+use crate::proxy::{self, Shared};
+use crate::secret::sds::{Row, Sds, SecretVersion};
+use crate::snapshot::{self, Model, Sessions, Snapshot};
+use crate::store::{AnyStore, EventType, Object, ObjectKey, Store};
+
+/// How this gateway process was started.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub labels: BTreeMap<String, String>,
+    pub namespace: String,
+    pub listen: BTreeMap<u16, SocketAddr>,
+    pub json_log: bool,
+}
+
+/// What the admin endpoint reads.
+#[derive(Debug, Default)]
+pub struct Status {
+    pub ready: bool,
+    pub snapshot_version: u64,
+    pub credentials: Vec<Row>,
+    pub listeners: Vec<(u16, SocketAddr)>,
+}
+
+/// Last good parse of every object, by key.
+#[derive(Default)]
+struct Objects {
+    raw: BTreeMap<ObjectKey, Object>,
+    parsed: HashMap<ObjectKey, (u64, Resource)>,
+}
+
+impl Objects {
+    fn upsert(&mut self, o: Object) {
+        let kind = Kind::from_kind(&o.key.kind);
+        let parsed = kind.ok_or_else(|| format!("unknown kind {}", o.key.kind)).and_then(|k| {
+            let r = Resource::from_json(k, &o.value).map_err(|e| e.to_string())?;
+            let errs = validate::validate(&r);
+            match errs.0.first() {
+                Some((p, m)) => Err(format!("{p}: {m}")),
+                None => Ok(r),
+            }
+        });
+        match parsed {
+            Ok(r) => {
+                self.parsed.insert(o.key.clone(), (o.resource_version, r));
+            }
+            Err(e) => {
+                tracing::error!(object = %o.key, error = %e, "refused an invalid object from the store; the last good version keeps serving");
+            }
+        }
+        self.raw.insert(o.key.clone(), o);
+    }
+
+    fn remove(&mut self, key: &ObjectKey) {
+        self.raw.remove(key);
+        self.parsed.remove(key);
+    }
+}
+
+/// Binds and serves listeners as snapshots ask for them.
+struct Listeners {
+    running: BTreeMap<u16, (SocketAddr, watch::Sender<bool>)>,
+}
+
+impl Listeners {
+    async fn reconcile(&mut self, snap: &Snapshot, opts: &RunOptions, shared: &Arc<Shared>) {
+        let wanted: Vec<u16> = snap.listeners.keys().copied().collect();
+        let stale: Vec<u16> = self
+            .running
+            .keys()
+            .filter(|p| !wanted.contains(p))
+            .copied()
+            .collect();
+        for p in stale {
+            if let Some((addr, tx)) = self.running.remove(&p) {
+                let _ = tx.send(true);
+                tracing::info!(port = p, %addr, "listener closed");
+            }
+        }
+        for port in wanted {
+            if self.running.contains_key(&port) {
+                continue;
+            }
+            let addr = opts
+                .listen
+                .get(&port)
+                .copied()
+                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], port)));
+            match TcpListener::bind(addr).await {
+                Ok(l) => {
+                    let real = l.local_addr().unwrap_or(addr);
+                    let (tx, rx) = watch::channel(false);
+                    tokio::spawn(proxy::serve_listener(l, port, shared.clone(), rx));
+                    println!("listening on {real} for gateway port {port}");
+                    tracing::info!(port, addr = %real, "listener up");
+                    self.running.insert(port, (real, tx));
+                }
+                Err(e) => {
+                    eprintln!("error: cannot listen on {addr} for gateway port {port}: {e} (map it elsewhere with --listen {port}=127.0.0.1:PORT)");
+                    tracing::error!(port, %addr, error = %e, "cannot bind listener");
+                }
+            }
+        }
+    }
+}
+
+/// Runs the gateway until the process is stopped.
+pub async fn run(
+    store: AnyStore,
+    opts: RunOptions,
+    status: Arc<ArcSwap<Status>>,
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
+    let snapshot_cell = shared.snapshot.clone();
+    let (objects, revision) = store.list(None, None).await?;
+    let mut state = Objects::default();
+    for o in objects {
+        state.upsert(o);
+    }
+    let mut events = store.watch(revision).await?;
+    let mut sds = Sds::default();
+    let mut sessions = Sessions::default();
+    let mut listeners = Listeners {
+        running: BTreeMap::new(),
+    };
+    let mut version = 0u64;
+    loop {
+        version += 1;
+        let model = build_model(&state, &opts);
+        let secrets = secrets_in(&state, &opts.namespace);
+        sds.refresh(&secrets, &snapshot::wanted_credentials(&model.gateways));
+        let snap = Arc::new(snapshot::compile(&model, &sds, &mut sessions, version));
+        snapshot_cell.store(snap.clone());
+        listeners.reconcile(&snap, &opts, &shared).await;
+        status.store(Arc::new(Status {
+            ready: true,
+            snapshot_version: version,
+            credentials: sds.rows(),
+            listeners: listeners
+                .running
+                .iter()
+                .map(|(p, (a, _))| (*p, *a))
+                .collect(),
+        }));
+        // Wait for a change, then take every change already queued so a
+        // burst of events costs one compile.
+        let Some(first) = events.recv().await else {
+            anyhow::bail!("the store's watch ended");
+        };
+        let mut batch = vec![first];
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        while let Ok(e) = events.try_recv() {
+            batch.push(e);
+        }
+        for e in batch {
+            let e = e?;
+            match e.event_type {
+                EventType::Added | EventType::Modified => state.upsert(e.object),
+                EventType::Deleted => state.remove(&e.object.key),
+            }
+        }
+    }
+}
+
+fn build_model(state: &Objects, opts: &RunOptions) -> Model {
+    let mut model = Model::default();
+    let mut vs = Vec::new();
+    for (_, r) in state.parsed.values() {
+        match r {
+            Resource::Gateway(g) if snapshot::selects(g, &opts.labels) => model.gateways.push(g.clone()),
+            Resource::VirtualService(v) => vs.push(v.clone()),
+            Resource::ServiceEntry(s) => model.service_entries.push(s.clone()),
+            _ => {}
+        }
+    }
+    model.gateways.sort_by(|a, b| {
+        (a.metadata.ns(), &a.metadata.name).cmp(&(b.metadata.ns(), &b.metadata.name))
+    });
+    vs.sort_by(|a, b| {
+        (&a.metadata.creation_timestamp, a.metadata.ns(), &a.metadata.name).cmp(&(
+            &b.metadata.creation_timestamp,
+            b.metadata.ns(),
+            &b.metadata.name,
+        ))
+    });
+    model.virtual_services = vs;
+    model.service_entries.sort_by(|a, b| {
+        (a.metadata.ns(), &a.metadata.name).cmp(&(b.metadata.ns(), &b.metadata.name))
+    });
+    model
+}
+
+fn secrets_in(state: &Objects, namespace: &str) -> BTreeMap<String, SecretVersion> {
+    state
+        .parsed
+        .iter()
+        .filter(|(k, _)| k.kind == "Secret" && k.namespace == namespace)
+        .filter_map(|(k, (rv, r))| match r {
+            Resource::Secret(s) => Some((
+                k.name.clone(),
+                SecretVersion {
+                    resource_version: *rv,
+                    secret: s.clone(),
+                },
+            )),
+            _ => None,
+        })
+        .collect()
+}

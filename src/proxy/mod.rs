@@ -1,0 +1,209 @@
+//! Listeners and connections: accept, pick the server from the ClientHello,
+//! finish the handshake with that server's config, then serve HTTP/1.1 and
+//! HTTP/2 bound to that server.
+//!
+//! A connection belongs to the server its handshake chose: requests for
+//! another server's host get 421, never that server's routes.
+
+mod handler;
+pub mod settings;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::LazyConfigAcceptor;
+
+use crate::snapshot::{Snapshot, TlsState};
+pub use settings::Settings;
+
+/// What every connection of the process shares.
+pub struct Shared {
+    pub snapshot: Arc<ArcSwap<Snapshot>>,
+    pub client: Client<HttpConnector, Incoming>,
+    pub settings: Settings,
+    pub json_log: bool,
+    pub connections: Arc<Semaphore>,
+}
+
+impl Shared {
+    pub fn new(snapshot: Arc<ArcSwap<Snapshot>>, settings: Settings, json_log: bool) -> Shared {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(settings.upstream_connect_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(std::time::Duration::from_secs(60))
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        let connections = Arc::new(Semaphore::new(settings.max_connections_total));
+        Shared {
+            snapshot,
+            client,
+            settings,
+            json_log,
+            connections,
+        }
+    }
+}
+
+/// Facts about a connection that every request on it carries.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub port: u16,
+    pub peer: SocketAddr,
+    pub sni: Option<String>,
+    /// `Some` on TLS connections: the server the handshake chose.
+    pub server_id: Option<String>,
+    pub tls: bool,
+    pub client_cert: Option<ClientCert>,
+}
+
+/// The verified client certificate, as forwarded and logged.
+#[derive(Debug, Clone)]
+pub struct ClientCert {
+    pub subject: String,
+    /// The `x-forwarded-client-cert` value (Envoy's format).
+    pub xfcc: String,
+}
+
+impl ClientCert {
+    fn from_der(der: &[u8]) -> Option<ClientCert> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+        let subject = cert.subject().to_string();
+        let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+        let mut xfcc = format!(
+            "Hash={};Subject=\"{}\"",
+            crate::secret::credential::sha256_hex(der),
+            quote(&subject)
+        );
+        if let Ok(Some(san)) = cert.subject_alternative_name() {
+            use x509_parser::extensions::GeneralName;
+            for n in &san.value.general_names {
+                match n {
+                    GeneralName::URI(u) => xfcc.push_str(&format!(";URI={}", quote(u))),
+                    GeneralName::DNSName(d) => xfcc.push_str(&format!(";DNS={}", quote(d))),
+                    _ => {}
+                }
+            }
+        }
+        Some(ClientCert { subject, xfcc })
+    }
+}
+
+/// Accepts connections for one Gateway port until `shutdown` turns true.
+pub async fn serve_listener(
+    listener: TcpListener,
+    port: u16,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let per_listener = Arc::new(Semaphore::new(shared.settings.max_connections_per_listener));
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(port, error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        // Over the limits: refuse at once (close), never queue.
+        let (Ok(p1), Ok(p2)) = (
+            per_listener.clone().try_acquire_owned(),
+            shared.connections.clone().try_acquire_owned(),
+        ) else {
+            tracing::warn!(port, %peer, "connection limit reached; connection refused");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let _permits = (p1, p2);
+            handle_connection(stream, peer, port, shared).await;
+        });
+    }
+}
+
+async fn handle_connection(stream: TcpStream, peer: SocketAddr, port: u16, shared: Arc<Shared>) {
+    let snapshot = shared.snapshot.load_full();
+    let Some(listener) = snapshot.listeners.get(&port).cloned() else {
+        return;
+    };
+    if !listener.tls {
+        let info = ConnInfo {
+            port,
+            peer,
+            sni: None,
+            server_id: None,
+            tls: false,
+            client_cert: None,
+        };
+        handler::serve(TokioIo::new(stream), info, shared).await;
+        return;
+    }
+    let deadline = Instant::now() + shared.settings.handshake_timeout;
+    let acceptor = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
+    let start = match tokio::time::timeout_at(deadline.into(), acceptor).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "bad ClientHello");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "handshake deadline passed");
+            return;
+        }
+    };
+    let sni = start.client_hello().server_name().map(str::to_owned);
+    // Fail closed: no server for this name, or a server without a usable
+    // credential, ends the handshake. There is no default certificate.
+    let Some(server) = listener.server_for_sni(sni.as_deref()).cloned() else {
+        tracing::info!(%peer, sni = sni.as_deref().unwrap_or("-"), "handshake refused: no server for this SNI");
+        return;
+    };
+    let config = match &server.tls {
+        Some(TlsState::Ready(c)) => c.clone(),
+        Some(TlsState::Unavailable(why)) => {
+            tracing::info!(%peer, server = %server.id, reason = %why, "handshake refused: server has no usable credential");
+            return;
+        }
+        None => return,
+    };
+    let tls = match tokio::time::timeout_at(deadline.into(), start.into_stream(config)).await {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => {
+            tracing::info!(%peer, server = %server.id, error = %e, "handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "handshake deadline passed");
+            return;
+        }
+    };
+    let client_cert = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| ClientCert::from_der(c.as_ref()));
+    let info = ConnInfo {
+        port,
+        peer,
+        sni,
+        server_id: Some(server.id.clone()),
+        tls: true,
+        client_cert,
+    };
+    handler::serve(TokioIo::new(tls), info, shared).await;
+}

@@ -1,0 +1,241 @@
+//! Per-credential state for the running gateway: which secrets the Gateways
+//! reference, what was last pushed, what was rejected and why.
+//!
+//! Last good wins: a bad update is logged and shown as REJECTED while the
+//! previous good credential keeps serving. A deleted secret stops serving.
+//! The log lines use the walkthrough's words, one line per resource.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::credential::{
+    self, CertInfo, CredentialError, ServerCredential, TrustBundle, now_unix,
+};
+use crate::config::Secret;
+
+/// What the admin view says about a credential resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Referenced, never seen good yet.
+    Warming,
+    /// Serving the newest version of its secret.
+    Active,
+    /// The newest version was refused; the last good one (if any) serves.
+    Rejected(String),
+}
+
+/// The two kinds of resource SDS pushes, as istioctl names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ResourceKind {
+    KeyCertPair,
+    RootCert,
+}
+
+/// One credential resource and its state.
+#[derive(Debug, Clone)]
+pub struct Entry<T> {
+    /// (secret name, resource version) the state was computed from.
+    pub source: Option<(String, u64)>,
+    pub good: Option<T>,
+    pub status: Status,
+}
+
+impl<T> Default for Entry<T> {
+    fn default() -> Self {
+        Entry {
+            source: None,
+            good: None,
+            status: Status::Warming,
+        }
+    }
+}
+
+/// A secret as the control loop sees it: its version and its parsed form.
+#[derive(Debug, Clone)]
+pub struct SecretVersion {
+    pub resource_version: u64,
+    pub secret: Secret,
+}
+
+/// What the Gateways want: credential names and the hosts each must cover.
+pub type Wanted = BTreeMap<String, BTreeSet<String>>;
+
+/// A row of `proxy-config secret`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub resource: String,
+    pub kind: ResourceKind,
+    pub status: Status,
+    pub certs: Vec<CertInfo>,
+}
+
+/// All credential state of one gateway process.
+#[derive(Debug, Default)]
+pub struct Sds {
+    pub certs: BTreeMap<String, Entry<ServerCredential>>,
+    pub roots: BTreeMap<String, Entry<TrustBundle>>,
+}
+
+pub fn cacert_name(credential: &str) -> String {
+    format!("{credential}-cacert")
+}
+
+fn log_push(resource: &str, what: &str) {
+    tracing::info!(target: "sds", "RESOURCE NAME:{resource}, EVENT: {what}");
+}
+
+fn log_reject(resource: &str, secret: &str, why: &str) {
+    tracing::warn!(target: "sds", "RESOURCE NAME:{resource}, EVENT: rejected secret {secret}: {why}; the last good credential keeps serving");
+}
+
+impl Sds {
+    /// Brings every wanted credential up to date with the secrets. Returns
+    /// whether anything that serves changed.
+    pub fn refresh(&mut self, secrets: &BTreeMap<String, SecretVersion>, wanted: &Wanted) -> bool {
+        let mut changed = false;
+        self.certs.retain(|k, _| wanted.contains_key(k));
+        self.roots.retain(|k, _| wanted.contains_key(k));
+        let now = now_unix();
+        for (name, hosts) in wanted {
+            changed |= self.refresh_cert(name, hosts, secrets.get(name), now);
+            let ca_name = cacert_name(name);
+            // `<name>-cacert` wins over a CA inside the secret itself.
+            let source = match secrets.get(&ca_name) {
+                Some(s) => Some((ca_name.clone(), s)),
+                None => secrets
+                    .get(name)
+                    .filter(|s| credential::secret_trust_bundle(&s.secret).is_some())
+                    .map(|s| (name.clone(), s)),
+            };
+            changed |= self.refresh_root(name, &ca_name, source);
+        }
+        changed
+    }
+
+    fn refresh_cert(
+        &mut self,
+        name: &str,
+        hosts: &BTreeSet<String>,
+        secret: Option<&SecretVersion>,
+        now: i64,
+    ) -> bool {
+        let entry = self.certs.entry(name.to_owned()).or_default();
+        let Some(sv) = secret else {
+            if entry.good.is_some() || entry.source.is_some() {
+                tracing::warn!(target: "sds", "RESOURCE NAME:{name}, EVENT: secret deleted; new handshakes for its servers are refused");
+                *entry = Entry::default();
+                return true;
+            }
+            return false;
+        };
+        let source = Some((name.to_owned(), sv.resource_version));
+        if entry.source == source {
+            return false;
+        }
+        entry.source = source;
+        let result = match credential::secret_server_credential(&sv.secret, now) {
+            None => Err(CredentialError {
+                field: "cert".into(),
+                reason: "the secret has no cert/key (or tls.crt/tls.key) pair".into(),
+            }),
+            Some(r) => r.and_then(|c| {
+                match hosts.iter().find(|h| *h != "*" && !c.leaf.covers(h)) {
+                    Some(h) => Err(CredentialError {
+                        field: "cert".into(),
+                        reason: format!(
+                            "the certificate does not cover host {h} (its DNS names: {})",
+                            c.leaf.dns_names.join(", ")
+                        ),
+                    }),
+                    None => Ok(c),
+                }
+            }),
+        };
+        match result {
+            Ok(c) => {
+                entry.good = Some(c);
+                entry.status = Status::Active;
+                log_push(name, "pushed key/cert pair to proxy");
+                true
+            }
+            Err(e) => {
+                let why = e.to_string();
+                log_reject(name, name, &why);
+                entry.status = Status::Rejected(why);
+                true
+            }
+        }
+    }
+
+    fn refresh_root(
+        &mut self,
+        name: &str,
+        ca_name: &str,
+        source: Option<(String, &SecretVersion)>,
+    ) -> bool {
+        let entry = self.roots.entry(name.to_owned()).or_default();
+        let Some((secret_name, sv)) = source else {
+            if entry.good.is_some() {
+                tracing::warn!(target: "sds", "RESOURCE NAME:{ca_name}, EVENT: root cert removed; new handshakes for its MUTUAL servers are refused");
+                *entry = Entry::default();
+                return true;
+            }
+            return false;
+        };
+        let src = Some((secret_name.clone(), sv.resource_version));
+        if entry.source == src {
+            return false;
+        }
+        entry.source = src;
+        match credential::secret_trust_bundle(&sv.secret) {
+            Some(Ok(t)) => {
+                entry.good = Some(t);
+                entry.status = Status::Active;
+                log_push(ca_name, "pushed root cert to proxy");
+            }
+            Some(Err(e)) => {
+                let why = e.to_string();
+                log_reject(ca_name, &secret_name, &why);
+                entry.status = Status::Rejected(why);
+            }
+            None => {
+                let why = "the secret has no cacert or ca.crt".to_owned();
+                log_reject(ca_name, &secret_name, &why);
+                entry.status = Status::Rejected(why);
+            }
+        }
+        true
+    }
+
+    pub fn server_credential(&self, name: &str) -> Option<&ServerCredential> {
+        self.certs.get(name).and_then(|e| e.good.as_ref())
+    }
+
+    pub fn trust(&self, name: &str) -> Option<&TrustBundle> {
+        self.roots.get(name).and_then(|e| e.good.as_ref())
+    }
+
+    /// The rows of `proxy-config secret`: never key material.
+    pub fn rows(&self) -> Vec<Row> {
+        let mut rows = Vec::new();
+        for (name, e) in &self.certs {
+            rows.push(Row {
+                resource: name.clone(),
+                kind: ResourceKind::KeyCertPair,
+                status: e.status.clone(),
+                certs: e.good.iter().map(|c| c.leaf.clone()).collect(),
+            });
+        }
+        for (name, e) in &self.roots {
+            if e.source.is_none() && e.good.is_none() {
+                continue;
+            }
+            rows.push(Row {
+                resource: cacert_name(name),
+                kind: ResourceKind::RootCert,
+                status: e.status.clone(),
+                certs: e.good.iter().flat_map(|t| t.info.clone()).collect(),
+            });
+        }
+        rows
+    }
+}

@@ -1,0 +1,393 @@
+//! Compiles the validated objects and the current credentials into the one
+//! immutable [`Snapshot`] the data plane reads, published with one swap.
+//!
+//! Nothing here does I/O, and nothing on the request path takes a lock: the
+//! data plane loads an `Arc<Snapshot>` and keeps the `Arc`s it started with.
+
+pub mod routes;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::ServerConfig;
+
+use crate::config::gateway::{Gateway, TlsMode};
+use crate::config::host;
+use crate::config::virtual_service::{DirectBody, HttpRoute, VirtualService};
+use crate::config::{ServiceEntry, duration};
+use crate::secret::sds::{Sds, Wanted};
+use crate::tls::sni::SniTable;
+use crate::tls::{self, SessionState};
+use crate::upstream;
+use routes::{Action, Route, RouteMatch, VirtualHost, WeightedUpstream};
+
+/// Whether a server can complete handshakes now.
+#[derive(Debug, Clone)]
+pub enum TlsState {
+    Ready(Arc<ServerConfig>),
+    /// No usable credential: handshakes for this server are refused.
+    Unavailable(String),
+}
+
+/// One Gateway server: its hosts, TLS and routes.
+#[derive(Debug)]
+pub struct Server {
+    /// `namespace/gateway/port-name`: stable across snapshots.
+    pub id: String,
+    /// Host patterns (the host part of `ns/host`).
+    pub hosts: Vec<String>,
+    /// `None` for plain HTTP servers.
+    pub tls: Option<TlsState>,
+    pub mutual: bool,
+    pub https_redirect: bool,
+    pub vhosts: Vec<VirtualHost>,
+}
+
+impl Server {
+    /// Whether this server serves `host_name` (a request's Host, port stripped).
+    pub fn serves(&self, host_name: &str) -> bool {
+        self.hosts.iter().any(|h| host::matches(h, host_name))
+    }
+}
+
+/// All servers on one Gateway port.
+#[derive(Debug)]
+pub struct Listener {
+    pub port: u16,
+    pub tls: bool,
+    pub servers: Vec<Arc<Server>>,
+    pub sni: SniTable,
+    pub by_id: HashMap<String, usize>,
+}
+
+impl Listener {
+    /// The server for a TLS ClientHello's SNI.
+    pub fn server_for_sni(&self, sni: Option<&str>) -> Option<&Arc<Server>> {
+        self.sni.lookup(sni).and_then(|i| self.servers.get(i))
+    }
+
+    /// A plain-HTTP listener picks its server by Host.
+    pub fn server_for_host(&self, host_name: &str) -> Option<&Arc<Server>> {
+        let mut t = SniTable::default();
+        for (i, s) in self.servers.iter().enumerate() {
+            for h in &s.hosts {
+                t.insert(h, i);
+            }
+        }
+        t.lookup(Some(host_name)).and_then(|i| self.servers.get(i))
+    }
+
+    pub fn server_by_id(&self, id: &str) -> Option<&Arc<Server>> {
+        self.by_id.get(id).and_then(|i| self.servers.get(*i))
+    }
+}
+
+/// Everything the data plane serves, at one instant.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub version: u64,
+    pub listeners: BTreeMap<u16, Arc<Listener>>,
+}
+
+/// The objects the control loop hands to [`compile`].
+#[derive(Debug, Default)]
+pub struct Model {
+    pub gateways: Vec<Gateway>,
+    /// In creation order.
+    pub virtual_services: Vec<VirtualService>,
+    pub service_entries: Vec<ServiceEntry>,
+}
+
+/// Whether a Gateway's selector picks this process.
+pub fn selects(g: &Gateway, labels: &BTreeMap<String, String>) -> bool {
+    g.spec
+        .selector
+        .iter()
+        .all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// The credentials the selected Gateways reference, with the hosts each covers.
+pub fn wanted_credentials(gateways: &[Gateway]) -> Wanted {
+    let mut wanted: Wanted = BTreeMap::new();
+    for g in gateways {
+        for s in &g.spec.servers {
+            let Some(tls) = &s.tls else { continue };
+            let proto = s.port.as_ref().map(|p| p.protocol.to_ascii_uppercase());
+            if !matches!(proto.as_deref(), Some("HTTPS" | "TLS")) {
+                continue;
+            }
+            if let Some(name) = tls.credential() {
+                let hosts: BTreeSet<String> = s
+                    .hosts
+                    .iter()
+                    .map(|h| host::gateway_host_name(h).to_ascii_lowercase())
+                    .collect();
+                wanted.entry(name.to_owned()).or_default().extend(hosts);
+            }
+        }
+    }
+    wanted
+}
+
+/// Keeps session caches and ticket keys per server across compiles while the
+/// server's trust is unchanged.
+#[derive(Debug, Default)]
+pub struct Sessions(HashMap<String, SessionState>);
+
+impl Sessions {
+    fn for_server(&mut self, id: &str, trust_fingerprint: &str) -> Option<SessionState> {
+        if let Some(s) = self.0.get(id)
+            && s.trust_fingerprint == trust_fingerprint
+        {
+            return Some(s.clone());
+        }
+        match SessionState::new(trust_fingerprint.to_owned()) {
+            Ok(s) => {
+                self.0.insert(id.to_owned(), s.clone());
+                Some(s)
+            }
+            Err(e) => {
+                tracing::error!(server = %id, error = %e, "cannot create session state");
+                None
+            }
+        }
+    }
+}
+
+fn gateway_binds(vs: &VirtualService, gw: &Gateway) -> bool {
+    let gw_ns = gw.metadata.ns();
+    vs.spec.gateways.iter().any(|g| match g.split_once('/') {
+        Some((ns, name)) => ns == gw_ns && name == gw.metadata.name,
+        None => vs.metadata.ns() == gw_ns && *g == gw.metadata.name,
+    })
+}
+
+/// Whether a server host entry (`ns/host`) admits VirtualServices of `vs_ns`.
+fn namespace_admits(entry: &str, gw_ns: &str, vs_ns: &str) -> bool {
+    match entry.split_once('/') {
+        None | Some(("*", _)) => true,
+        Some((".", _)) => vs_ns == gw_ns,
+        Some(("~", _)) => false,
+        Some((ns, _)) => ns == vs_ns,
+    }
+}
+
+fn compile_route(
+    r: &HttpRoute,
+    entries: &[&ServiceEntry],
+    upstreams: &mut HashMap<(String, u16), Arc<upstream::Upstream>>,
+) -> Result<Route, String> {
+    let matches = r
+        .matches
+        .iter()
+        .map(RouteMatch::compile)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let action = if let Some(rd) = &r.redirect {
+        Action::Redirect {
+            uri: rd.uri.clone(),
+            authority: rd.authority.clone(),
+            scheme: rd.scheme.clone(),
+            port: rd.port.and_then(|p| u16::try_from(p).ok()),
+            code: rd
+                .redirect_code
+                .and_then(|c| u16::try_from(c).ok())
+                .unwrap_or(301),
+        }
+    } else if let Some(d) = &r.direct_response {
+        let body = match &d.body {
+            Some(DirectBody::String(s)) => bytes::Bytes::from(s.clone()),
+            Some(DirectBody::Bytes(b)) => {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD
+                    .decode(b)
+                    .map(bytes::Bytes::from)
+                    .unwrap_or_default()
+            }
+            None => bytes::Bytes::new(),
+        };
+        Action::Direct {
+            status: u16::try_from(d.status).unwrap_or(500),
+            body,
+        }
+    } else {
+        let total: i64 = r.route.iter().map(|d| d.weight.unwrap_or(0)).sum();
+        let dests = r
+            .route
+            .iter()
+            .map(|d| {
+                let port = d
+                    .destination
+                    .port
+                    .and_then(|p| u16::try_from(p.number).ok());
+                let up = upstream::resolve(&d.destination.host, port, entries);
+                let key = (up.host.clone(), up.port);
+                let up = upstreams.entry(key).or_insert_with(|| Arc::new(up)).clone();
+                // Istio: with no weights, or a single destination, traffic is shared evenly.
+                let weight = if total == 0 {
+                    1
+                } else {
+                    u32::try_from(d.weight.unwrap_or(0)).unwrap_or(0)
+                };
+                WeightedUpstream {
+                    upstream: up,
+                    weight,
+                }
+            })
+            .collect();
+        Action::Forward(dests)
+    };
+    Ok(Route {
+        name: r.name.clone(),
+        matches,
+        action,
+        timeout: r.timeout.as_deref().and_then(duration::parse),
+        rewrite_uri: r.rewrite.as_ref().and_then(|w| w.uri.clone()),
+        rewrite_authority: r.rewrite.as_ref().and_then(|w| w.authority.clone()),
+        request_headers: r.headers.as_ref().and_then(|h| h.request.clone()),
+        response_headers: r.headers.as_ref().and_then(|h| h.response.clone()),
+    })
+}
+
+/// Builds the snapshot. Problems are logged and fail closed for the server
+/// they concern; every other server keeps working.
+pub fn compile(model: &Model, sds: &Sds, sessions: &mut Sessions, version: u64) -> Snapshot {
+    let entries: Vec<&ServiceEntry> = model.service_entries.iter().collect();
+    let mut upstreams = HashMap::new();
+    let mut ports: BTreeMap<u16, Vec<Arc<Server>>> = BTreeMap::new();
+    for gw in &model.gateways {
+        for (i, s) in gw.spec.servers.iter().enumerate() {
+            let Some(port) = &s.port else { continue };
+            let Ok(number) = u16::try_from(port.number) else {
+                continue;
+            };
+            let port_name = if port.name.is_empty() {
+                i.to_string()
+            } else {
+                port.name.clone()
+            };
+            let id = format!("{}/{}/{}", gw.metadata.ns(), gw.metadata.name, port_name);
+            let hosts: Vec<String> = s
+                .hosts
+                .iter()
+                .map(|h| host::gateway_host_name(h).to_ascii_lowercase())
+                .collect();
+            let proto = port.protocol.to_ascii_uppercase();
+            let is_tls = matches!(proto.as_str(), "HTTPS" | "TLS");
+            let tls_settings = s.tls.clone().unwrap_or_default();
+            let mode = tls_settings.effective_mode();
+            let tls_state = is_tls.then(|| {
+                let Some(cred_name) = tls_settings.credential() else {
+                    return TlsState::Unavailable(
+                        "file-mounted certificates are not loaded by this build".into(),
+                    );
+                };
+                let Some(cred) = sds.server_credential(cred_name) else {
+                    return TlsState::Unavailable(format!("credential {cred_name} is not ready"));
+                };
+                let trust = if mode.is_mutual() {
+                    match sds.trust(cred_name) {
+                        Some(t) => Some(t),
+                        None => {
+                            return TlsState::Unavailable(format!(
+                                "client CA for {cred_name} is not ready"
+                            ));
+                        }
+                    }
+                } else {
+                    None
+                };
+                let fp = trust.map(|t| t.fingerprint()).unwrap_or_default();
+                let Some(session) = sessions.for_server(&id, &fp) else {
+                    return TlsState::Unavailable("no session state".into());
+                };
+                match tls::server_config(&tls_settings, cred, trust, &session) {
+                    Ok(c) => TlsState::Ready(c),
+                    Err(e) => TlsState::Unavailable(e.to_string()),
+                }
+            });
+            if let Some(TlsState::Unavailable(why)) = &tls_state {
+                tracing::warn!(server = %id, reason = %why, "server refuses handshakes");
+            }
+            let mut vhosts = Vec::new();
+            for vs in &model.virtual_services {
+                if !gateway_binds(vs, gw) {
+                    continue;
+                }
+                let admitted: Vec<String> = vs
+                    .spec
+                    .hosts
+                    .iter()
+                    .filter(|vh| {
+                        s.hosts.iter().any(|sh| {
+                            namespace_admits(sh, gw.metadata.ns(), vs.metadata.ns())
+                                && host::intersects(vh, host::gateway_host_name(sh))
+                        })
+                    })
+                    .map(|h| h.to_ascii_lowercase())
+                    .collect();
+                if admitted.is_empty() {
+                    continue;
+                }
+                let mut compiled = Vec::new();
+                for (j, r) in vs.spec.http.iter().enumerate() {
+                    match compile_route(r, &entries, &mut upstreams) {
+                        Ok(c) => compiled.push(c),
+                        Err(e) => tracing::warn!(
+                            virtualservice = %format!("{}/{}", vs.metadata.ns(), vs.metadata.name),
+                            route = j,
+                            error = %e,
+                            "route skipped"
+                        ),
+                    }
+                }
+                vhosts.push(VirtualHost {
+                    hosts: admitted,
+                    routes: compiled,
+                });
+            }
+            ports.entry(number).or_default().push(Arc::new(Server {
+                id,
+                hosts,
+                tls: tls_state,
+                mutual: mode.is_mutual() && mode != TlsMode::OptionalMutual,
+                https_redirect: !is_tls && tls_settings.https_redirect,
+                vhosts,
+            }));
+        }
+    }
+    let mut listeners = BTreeMap::new();
+    for (port, servers) in ports {
+        let tls = servers.iter().any(|s| s.tls.is_some());
+        if tls && servers.iter().any(|s| s.tls.is_none()) {
+            tracing::warn!(port, "plain HTTP and HTTPS servers share one port: serving the HTTPS ones only");
+        }
+        let servers: Vec<Arc<Server>> = servers
+            .into_iter()
+            .filter(|s| s.tls.is_some() == tls)
+            .collect();
+        let mut sni = SniTable::default();
+        let mut by_id = HashMap::new();
+        for (i, s) in servers.iter().enumerate() {
+            by_id.insert(s.id.clone(), i);
+            for h in &s.hosts {
+                sni.insert(h, i);
+            }
+        }
+        listeners.insert(
+            port,
+            Arc::new(Listener {
+                port,
+                tls,
+                servers,
+                sni,
+                by_id,
+            }),
+        );
+    }
+    Snapshot { version, listeners }
+}
+
+/// The default upstream response timeout (a route's `timeout` overrides it).
+pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(15);

@@ -1,0 +1,167 @@
+//! Every rustls type lives here: one `ServerConfig` per Gateway server, the
+//! client-certificate verifiers for MUTUAL and OPTIONAL_MUTUAL, and the SNI
+//! table that picks a server after the ClientHello.
+//!
+//! It never offers TLS below 1.2, never serves a default certificate, and
+//! never lets a session resume across servers or across a change of trust.
+
+pub mod sni;
+mod verifier;
+
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ProducesTickets, ResolvesServerCert, StoresServerSessions};
+use rustls::sign::CertifiedKey;
+use rustls::{RootCertStore, ServerConfig, SupportedCipherSuite};
+
+use crate::config::gateway::{ServerTls, TlsMode, TlsVersion};
+use crate::secret::credential::{ServerCredential, TrustBundle, provider};
+
+pub use verifier::ExtraChecks;
+
+/// Why a server's TLS settings could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    #[error("client CA: {0}")]
+    ClientCa(String),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Session state shared by one server's successive configs while its trust
+/// does not change, so resumption survives a server-certificate rotation but
+/// never a change of client CA or CRL.
+#[derive(Clone)]
+pub struct SessionState {
+    pub trust_fingerprint: String,
+    pub cache: Arc<dyn StoresServerSessions>,
+    pub ticketer: Arc<dyn ProducesTickets>,
+}
+
+impl std::fmt::Debug for SessionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionState")
+            .field("trust_fingerprint", &self.trust_fingerprint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionState {
+    pub fn new(trust_fingerprint: String) -> Result<SessionState, TlsError> {
+        Ok(SessionState {
+            trust_fingerprint,
+            cache: rustls::server::ServerSessionMemoryCache::new(1024),
+            ticketer: rustls::crypto::aws_lc_rs::Ticketer::new()
+                .map_err(|e| TlsError::Config(format!("session tickets: {e}")))?,
+        })
+    }
+}
+
+/// Always the one certificate this server holds.
+#[derive(Debug)]
+struct OneCert(Arc<CertifiedKey>);
+
+impl ResolvesServerCert for OneCert {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+fn tls12_suite(name: &str) -> Option<SupportedCipherSuite> {
+    use rustls::crypto::aws_lc_rs::cipher_suite as cs;
+    Some(match name {
+        "ECDHE-ECDSA-AES128-GCM-SHA256" => cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        "ECDHE-ECDSA-AES256-GCM-SHA384" => cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        "ECDHE-ECDSA-CHACHA20-POLY1305" => cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        "ECDHE-RSA-AES128-GCM-SHA256" => cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        "ECDHE-RSA-AES256-GCM-SHA384" => cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        "ECDHE-RSA-CHACHA20-POLY1305" => cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        _ => return None,
+    })
+}
+
+fn versions(tls: &ServerTls) -> Vec<&'static rustls::SupportedProtocolVersion> {
+    let min = match tls.min_protocol_version {
+        Some(TlsVersion::V1_3) => TlsVersion::V1_3,
+        _ => TlsVersion::V1_2,
+    };
+    let max = match tls.max_protocol_version {
+        Some(TlsVersion::V1_2) => TlsVersion::V1_2,
+        _ => TlsVersion::V1_3,
+    };
+    let mut v = Vec::new();
+    if min <= TlsVersion::V1_2 && max >= TlsVersion::V1_2 {
+        v.push(&rustls::version::TLS12);
+    }
+    if max >= TlsVersion::V1_3 {
+        v.push(&rustls::version::TLS13);
+    }
+    v
+}
+
+/// Builds the `ServerConfig` for one Gateway server.
+pub fn server_config(
+    tls: &ServerTls,
+    credential: &ServerCredential,
+    trust: Option<&TrustBundle>,
+    session: &SessionState,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let base = provider();
+    let provider: Arc<CryptoProvider> = if tls.cipher_suites.is_empty() {
+        base
+    } else {
+        let mut p = (*base).clone();
+        let wanted: Vec<SupportedCipherSuite> =
+            tls.cipher_suites.iter().filter_map(|n| tls12_suite(n)).collect();
+        p.cipher_suites
+            .retain(|s| s.version() == &rustls::version::TLS13 || wanted.contains(s));
+        Arc::new(p)
+    };
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&versions(tls))
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let mode = tls.effective_mode();
+    let builder = if mode.is_mutual() {
+        let trust = trust.ok_or_else(|| {
+            TlsError::ClientCa("no client CA (cacert, ca.crt or <credentialName>-cacert)".into())
+        })?;
+        let mut roots = RootCertStore::empty();
+        for r in &trust.roots {
+            roots
+                .add(r.clone())
+                .map_err(|e| TlsError::ClientCa(e.to_string()))?;
+        }
+        let mut vb =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+        if !trust.crls.is_empty() {
+            // A CRL is checked for the client's own certificate, and its
+            // issuer's CRL must be present: unknown status fails closed.
+            vb = vb
+                .with_crls(trust.crls.iter().cloned())
+                .only_check_end_entity_revocation();
+        }
+        if mode == TlsMode::OptionalMutual {
+            vb = vb.allow_unauthenticated();
+        }
+        let inner = vb
+            .build()
+            .map_err(|e| TlsError::ClientCa(e.to_string()))?;
+        let checks = ExtraChecks::from_tls(tls);
+        let verifier: Arc<dyn rustls::server::danger::ClientCertVerifier> = if checks.is_empty() {
+            inner
+        } else {
+            Arc::new(verifier::Checked::new(inner, checks))
+        };
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(OneCert(credential.certified.clone())));
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.session_storage = session.cache.clone();
+    config.ticketer = session.ticketer.clone();
+    config.send_tls13_tickets = 2;
+    Ok(Arc::new(config))
+}

@@ -1,0 +1,146 @@
+//! Client-certificate checks beyond the chain: Istio's `subjectAltNames`,
+//! `verifyCertificateSpki` and `verifyCertificateHash`, run after webpki has
+//! verified the chain, dates, usage and revocation.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
+
+use crate::config::gateway::ServerTls;
+use crate::secret::credential::sha256_hex;
+
+/// The allow-lists of one server; a certificate must pass each non-empty one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExtraChecks {
+    pub subject_alt_names: Vec<String>,
+    /// base64 SHA-256 of the SubjectPublicKeyInfo.
+    pub spki_sha256: Vec<String>,
+    /// lower-case hex SHA-256 of the certificate, no colons.
+    pub cert_sha256: Vec<String>,
+}
+
+impl ExtraChecks {
+    pub fn from_tls(tls: &ServerTls) -> ExtraChecks {
+        ExtraChecks {
+            subject_alt_names: tls.subject_alt_names.clone(),
+            spki_sha256: tls.verify_certificate_spki.clone(),
+            cert_sha256: tls
+                .verify_certificate_hash
+                .iter()
+                .map(|h| h.chars().filter(|c| *c != ':').collect::<String>().to_ascii_lowercase())
+                .collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.subject_alt_names.is_empty() && self.spki_sha256.is_empty() && self.cert_sha256.is_empty()
+    }
+
+    /// Checks one end-entity certificate (DER) against the lists.
+    pub fn check(&self, der: &[u8]) -> Result<(), String> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der)
+            .map_err(|_| "client certificate does not parse".to_owned())?;
+        if !self.subject_alt_names.is_empty() {
+            let mut names = Vec::new();
+            if let Ok(Some(san)) = cert.subject_alternative_name() {
+                use x509_parser::extensions::GeneralName;
+                for n in &san.value.general_names {
+                    match n {
+                        GeneralName::DNSName(s) | GeneralName::URI(s) | GeneralName::RFC822Name(s) => {
+                            names.push((*s).to_owned())
+                        }
+                        GeneralName::IPAddress(b) => {
+                            if let Ok(a) = <[u8; 4]>::try_from(*b) {
+                                names.push(std::net::IpAddr::from(a).to_string());
+                            } else if let Ok(a) = <[u8; 16]>::try_from(*b) {
+                                names.push(std::net::IpAddr::from(a).to_string());
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            if !names.iter().any(|n| self.subject_alt_names.contains(n)) {
+                return Err("client certificate SAN is not in subjectAltNames".into());
+            }
+        }
+        if !self.spki_sha256.is_empty() {
+            let spki = cert.tbs_certificate.subject_pki.raw;
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, spki);
+            let b64 = base64::engine::general_purpose::STANDARD.encode(digest.as_ref());
+            if !self.spki_sha256.contains(&b64) {
+                return Err("client certificate key is not in verifyCertificateSpki".into());
+            }
+        }
+        if !self.cert_sha256.is_empty() && !self.cert_sha256.contains(&sha256_hex(der)) {
+            return Err("client certificate is not in verifyCertificateHash".into());
+        }
+        Ok(())
+    }
+}
+
+/// webpki's verifier, then [`ExtraChecks`].
+#[derive(Debug)]
+pub struct Checked {
+    inner: Arc<dyn ClientCertVerifier>,
+    checks: ExtraChecks,
+}
+
+impl Checked {
+    pub fn new(inner: Arc<dyn ClientCertVerifier>, checks: ExtraChecks) -> Checked {
+        Checked { inner, checks }
+    }
+}
+
+impl ClientCertVerifier for Checked {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, Error> {
+        let ok = self.inner.verify_client_cert(end_entity, intermediates, now)?;
+        self.checks.check(end_entity.as_ref()).map_err(|why| {
+            tracing::debug!(reason = %why, "client certificate refused");
+            Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)
+        })?;
+        Ok(ok)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
