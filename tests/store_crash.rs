@@ -126,8 +126,8 @@ fn assert_no_temp_files(dir: &Path) {
 }
 
 /// Whether the log holds more than the head says is applied: the kill
-/// landed between a commit and its end. Reads the files the way `dir.rs`
-/// documents them.
+/// landed inside a write (and nobody has repaired yet). Reads the files the
+/// way `dir.rs` documents them.
 fn interrupted(dir: &Path) -> bool {
     let log_len = std::fs::metadata(dir.join("log.jsonl")).map_or(0, |m| m.len());
     let head_offset = std::fs::read(dir.join("head.json"))
@@ -138,6 +138,24 @@ fn interrupted(dir: &Path) -> bool {
     log_len != head_offset
 }
 
+/// Starts a writer child, lets it run for `delay`, and kills it.
+fn kill_writer_after(dir: &Path, delay: Duration) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_process_entry", "--test-threads=1"])
+        .env(CHILD_ROLE, "batcher")
+        .env(CHILD_DIR, dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(delay);
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        !status.success(),
+        "the writer must die, not finish: {status}"
+    );
+}
+
 #[test]
 fn a_writer_killed_mid_apply_leaves_objects_old_or_new() {
     let tmp = tempfile::tempdir().unwrap();
@@ -146,21 +164,7 @@ fn a_writer_killed_mid_apply_leaves_objects_old_or_new() {
     let mut interrupted_kills = 0;
     let delays = [150, 260, 90, 410, 205, 330, 120, 475];
     for delay in delays {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_process_entry", "--test-threads=1"])
-            .env(CHILD_ROLE, "batcher")
-            .env(CHILD_DIR, tmp.path())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay));
-        child.kill().unwrap();
-        let status = child.wait().unwrap();
-        assert!(
-            !status.success(),
-            "the writer must die, not finish: {status}"
-        );
-
+        kill_writer_after(tmp.path(), Duration::from_millis(delay));
         if interrupted(tmp.path()) {
             interrupted_kills += 1;
         }
@@ -175,6 +179,51 @@ fn a_writer_killed_mid_apply_leaves_objects_old_or_new() {
         delays.len()
     );
     assert!(last_revision > 0, "the writer never committed anything");
+}
+
+#[test]
+fn a_live_watcher_sees_each_change_once_across_killed_writers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = DirStore::open(tmp.path()).unwrap();
+    let rt = runtime();
+    let mut rx = rt.block_on(store.watch(0)).unwrap();
+    // Collect on a task while writers come and go.
+    let collector = rt.spawn(async move {
+        let mut events = Vec::new();
+        while let Some(event) = rx.recv().await {
+            let event = event.unwrap();
+            let done = event.object.key.name == "done";
+            events.push(event);
+            if done {
+                break;
+            }
+        }
+        events
+    });
+    let mut interrupted_kills = 0;
+    for delay in [180, 95, 310, 240] {
+        kill_writer_after(tmp.path(), Duration::from_millis(delay));
+        interrupted_kills += usize::from(interrupted(tmp.path()));
+    }
+    // The watcher (or this write) repairs; the marker ends the collection.
+    rt.block_on(store.apply(vec![Put::new(gw("done"), "1")]))
+        .unwrap();
+    let events = rt
+        .block_on(async { tokio::time::timeout(Duration::from_secs(20), collector).await })
+        .unwrap()
+        .unwrap();
+    let (objects, revision) = rt.block_on(store.list(None, None)).unwrap();
+    let revisions: Vec<u64> = events.iter().map(|e| e.revision).collect();
+    assert_eq!(revisions, (1..=revision).collect::<Vec<_>>());
+    let mut state = BTreeMap::new();
+    for event in events {
+        assert_ne!(event.event_type, EventType::Deleted);
+        state.insert(event.object.key.clone(), event.object);
+    }
+    assert_eq!(state.into_values().collect::<Vec<_>>(), objects);
+    println!(
+        "{interrupted_kills} of 4 kills were still unrepaired when looked at; {revision} events"
+    );
 }
 
 /// Appends raw bytes to the change log, as a writer would have.

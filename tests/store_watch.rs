@@ -178,12 +178,18 @@ async fn a_watcher_sees_another_instances_change_quickly() {
     }
     let mut seen: Vec<Duration> = latencies.iter().map(|(s, _)| *s).collect();
     seen.sort();
-    let worst_commit = latencies.iter().map(|(_, c)| *c).max().unwrap();
+    let mut after_commit: Vec<Duration> = latencies
+        .iter()
+        .map(|(s, c)| s.saturating_sub(*c))
+        .collect();
+    after_commit.sort();
     println!(
-        "cross-instance watch latency (apply start to event): median {:?}, max {:?}; slowest apply {:?}",
+        "cross-instance watch latency: apply start to event median {:?}, max {:?}; \
+         apply return to event median {:?}, max {:?}",
         seen[seen.len() / 2],
         seen[seen.len() - 1],
-        worst_commit
+        after_commit[after_commit.len() / 2],
+        after_commit[after_commit.len() - 1],
     );
     // The goal is 100 ms (measured above); the bound here only catches a
     // watcher that does not see other instances at all.

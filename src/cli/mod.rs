@@ -6,6 +6,7 @@
 
 mod apply;
 mod create;
+mod demo;
 mod get;
 mod pki;
 mod run;
@@ -44,6 +45,8 @@ pub enum Command {
     Create(create::CreateArgs),
     /// Make certificates in the walkthrough's folder layout.
     Pki(pki::PkiArgs),
+    /// Run the whole walkthrough on this machine, then serve until Ctrl-C.
+    Demo(demo::DemoArgs),
     /// Run the gateway: watch the store, serve every selected Gateway.
     Run(run::RunArgs),
     /// Show what a running gateway holds (`proxy-config secret`).
@@ -104,6 +107,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Get(a) => get::get(&ctx, a).await,
         Command::Create(a) => create::create(&ctx, a).await,
         Command::Pki(a) => pki::pki(a),
+        Command::Demo(a) => demo::demo(a).await,
         Command::Run(a) => run::run(&ctx, a).await,
         Command::ProxyConfig(a) => run::proxy_config(a).await,
     }

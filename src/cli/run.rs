@@ -89,6 +89,18 @@ pub fn init_logging(json: bool) {
     };
 }
 
+/// Plain logs on stdout with a default filter (RUST_LOG overrides it), for
+/// the demo, whose log lines are part of what it shows.
+pub fn init_logging_stdout(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_writer(std::io::stdout)
+        .try_init();
+}
+
 pub async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
     let json = args.log_format == "json";
     init_logging(json);

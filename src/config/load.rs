@@ -261,27 +261,41 @@ pub fn parse_document(
         )]);
     };
     let text = |k: &str| map.get(k).and_then(Value::as_str).map(str::to_owned);
-    let (Some(kind_s), Some(api)) = (text("kind"), text("apiVersion")) else {
+    for field in ["apiVersion", "kind"] {
+        if text(field).is_none() {
+            let what = if map.contains_key(field) {
+                "must be a string"
+            } else {
+                "is required"
+            };
+            return Err(vec![err(
+                None,
+                Some(field.into()),
+                format!("{field} {what}; supported: {}", Kind::supported_list()),
+            )]);
+        }
+    }
+    let (kind_s, api) = (text("kind").unwrap_or_default(), text("apiVersion").unwrap_or_default());
+    let Some(kind) = Kind::from_kind(&kind_s) else {
         return Err(vec![err(
             None,
-            None,
+            Some("kind".into()),
             format!(
-                "apiVersion and kind are required; supported: {}",
+                "unknown kind {kind_s:?} (apiVersion {api}); supported: {}",
                 Kind::supported_list()
             ),
         )]);
     };
-    let Some(kind) = Kind::from_kind(&kind_s).filter(|k| k.api_versions().contains(&api.as_str()))
-    else {
+    if !kind.api_versions().contains(&api.as_str()) {
         return Err(vec![err(
             None,
-            None,
+            Some("apiVersion".into()),
             format!(
-                "unsupported apiVersion/kind {api}/{kind_s}; supported: {}",
-                Kind::supported_list()
+                "apiVersion {api:?} is not supported for kind {kind}; supported: {}",
+                kind.api_versions().join(", ")
             ),
         )]);
-    };
+    }
     let meta = map.get("metadata");
     let name = meta
         .and_then(|m| m.get("name"))
@@ -337,7 +351,20 @@ fn typed_from<T: DeserializeOwned>(doc: Value) -> Result<T, (Option<String>, Str
     serde_path_to_error::deserialize::<_, T>(doc).map_err(|e| {
         let path = e.path().to_string();
         let path = (path != ".").then_some(path);
-        (path, e.into_inner().to_string())
+        let message = e.into_inner().to_string();
+        // serde names a missing field in the message and points at its
+        // parent; point at the field itself, as for every other error.
+        if let Some(field) = message
+            .strip_prefix("missing field `")
+            .and_then(|m| m.strip_suffix('`'))
+        {
+            let full = match path {
+                Some(p) => format!("{p}.{field}"),
+                None => field.to_owned(),
+            };
+            return (Some(full), "required field is missing".to_owned());
+        }
+        (path, message)
     })
 }
 

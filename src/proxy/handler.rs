@@ -52,9 +52,8 @@ where
         async move { Ok::<_, Infallible>(handle(req, &info, &shared).await) }
     });
     let conn = builder.serve_connection(io, service);
-    match tokio::time::timeout(shared.settings.idle_timeout, conn).await {
-        Ok(Err(e)) => tracing::debug!(error = %e, "connection ended with an error"),
-        Ok(Ok(())) | Err(_) => {}
+    if let Ok(Err(e)) = tokio::time::timeout(shared.settings.idle_timeout, conn).await {
+        tracing::debug!(error = %e, "connection ended with an error");
     }
 }
 

@@ -5,6 +5,7 @@
 //! It never offers TLS below 1.2, never serves a default certificate, and
 //! never lets a session resume across servers or across a change of trust.
 
+pub mod client;
 pub mod sni;
 mod verifier;
 
