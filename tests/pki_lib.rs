@@ -39,14 +39,19 @@ fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-fn init_tree(out: &Path, key_type: KeyType, force: bool) -> Result<HostLayout, PkiError> {
-    pki::init(&InitOptions {
-        host: HOST.to_string(),
-        out: out.to_path_buf(),
+fn opts(out: &Path, host: &str, key_type: KeyType, days: u32, force: bool) -> InitOptions {
+    let (host, out) = (host.to_string(), out.to_path_buf());
+    InitOptions {
+        host,
+        out,
         key_type,
-        days: 30,
+        days,
         force,
-    })
+    }
+}
+
+fn init_tree(out: &Path, key_type: KeyType, force: bool) -> Result<HostLayout, PkiError> {
+    pki::init(&opts(out, HOST, key_type, 30, force))
 }
 
 fn mode(p: &Path) -> u32 {
@@ -65,6 +70,20 @@ fn verify(chain: &Path, cert: &Path, extra: &[&str]) -> (bool, String) {
     args.extend_from_slice(extra);
     args.extend(["-CAfile", path(chain), path(cert)]);
     openssl(&args)
+}
+
+fn verify_ok(chain: &Path, cert: &Path, extra: &[&str]) {
+    let (ok, text) = verify(chain, cert, extra);
+    assert!(ok && text.contains(": OK"), "{}: {text}", cert.display());
+}
+
+fn verify_fails(chain: &Path, cert: &Path, extra: &[&str], why: &str) {
+    let (ok, text) = verify(chain, cert, extra);
+    assert!(
+        !ok && text.contains(why),
+        "{}: want {why:?}: {text}",
+        cert.display()
+    );
 }
 
 fn ext(cert: &Path, which: &str) -> String {
@@ -120,12 +139,10 @@ fn check_tree(layout: &HostLayout, key_type: KeyType) {
     assert_eq!(chain, format!("{inter}{root}"));
     assert!(ext(&layout.intermediate_cert, "basicConstraints").contains("CA:TRUE, pathlen:0"));
     // The root is self-signed.
-    let (ok, text) = verify(&layout.root_cert, &layout.root_cert, &[]);
-    assert!(ok, "{text}");
+    verify_ok(&layout.root_cert, &layout.root_cert, &[]);
 
     for cert in [&layout.server_cert, &layout.client_cert] {
-        let (ok, text) = verify(&layout.ca_chain, cert, &[]);
-        assert!(ok && text.contains(": OK"), "{text}");
+        verify_ok(&layout.ca_chain, cert, &[]);
         let sans = ext(cert, "subjectAltName");
         assert!(sans.contains(&format!("DNS:{HOST}")), "{sans}");
         let subject = openssl_ok(&["x509", "-noout", "-subject", "-in", path(cert)]);
@@ -157,18 +174,16 @@ fn check_tree(layout: &HostLayout, key_type: KeyType) {
     );
     assert!(!client_eku.contains("Server"), "{client_eku}");
 
-    let (ok, text) = verify(
+    verify_ok(
         &layout.ca_chain,
         &layout.server_cert,
         &["-purpose", "sslserver"],
     );
-    assert!(ok, "{text}");
-    let (ok, text) = verify(
+    verify_ok(
         &layout.ca_chain,
         &layout.client_cert,
         &["-purpose", "sslclient"],
     );
-    assert!(ok, "{text}");
 
     key_matches_cert(&layout.server_cert, &layout.server_key);
     key_matches_cert(&layout.client_cert, &layout.client_key);
@@ -179,12 +194,11 @@ fn check_tree(layout: &HostLayout, key_type: KeyType) {
     let crl = openssl_ok(&["crl", "-noout", "-text", "-in", path(&layout.crl)]);
     assert!(crl.contains("No Revoked Certificates"), "{crl}");
     let crl_arg = format!("-CRLfile={}", path(&layout.crl));
-    let (ok, text) = verify(
+    verify_ok(
         &layout.ca_chain,
         &layout.server_cert,
         &["-crl_check", &crl_arg],
     );
-    assert!(ok, "{text}");
 }
 
 fn serial_of(cert: &Path) -> String {
@@ -264,26 +278,19 @@ fn init_with_rsa_2048() {
 fn init_rejects_bad_hosts_and_days() {
     let dir = tempfile::tempdir().unwrap();
     for host in ["Frontend.foocorp.com", "../escape", "10.0.0.1", "a b", ""] {
-        let err = pki::init(&InitOptions {
-            host: host.into(),
-            out: dir.path().into(),
-            key_type: KeyType::EcdsaP256,
-            days: 30,
-            force: false,
-        })
-        .unwrap_err();
+        let err = pki::init(&opts(dir.path(), host, KeyType::EcdsaP256, 30, false)).unwrap_err();
         assert!(
             matches!(err, PkiError::InvalidHost { .. }),
             "{host:?}: {err}"
         );
     }
-    let err = pki::init(&InitOptions {
-        host: "*.foocorp.com".into(),
-        out: dir.path().into(),
-        key_type: KeyType::EcdsaP256,
-        days: 0,
-        force: false,
-    })
+    let err = pki::init(&opts(
+        dir.path(),
+        "*.foocorp.com",
+        KeyType::EcdsaP256,
+        0,
+        false,
+    ))
     .unwrap_err();
     assert!(matches!(err, PkiError::InvalidDays { days: 0 }), "{err}");
     assert_eq!(
@@ -296,17 +303,16 @@ fn init_rejects_bad_hosts_and_days() {
 #[test]
 fn wildcard_host() {
     let dir = tempfile::tempdir().unwrap();
-    let layout = pki::init(&InitOptions {
-        host: "*.foocorp.com".into(),
-        out: dir.path().into(),
-        key_type: KeyType::EcdsaP256,
-        days: 1,
-        force: false,
-    })
+    let layout = pki::init(&opts(
+        dir.path(),
+        "*.foocorp.com",
+        KeyType::EcdsaP256,
+        1,
+        false,
+    ))
     .unwrap();
     assert!(ext(&layout.server_cert, "subjectAltName").contains("DNS:*.foocorp.com"));
-    let (ok, text) = verify(&layout.ca_chain, &layout.server_cert, &[]);
-    assert!(ok, "{text}");
+    verify_ok(&layout.ca_chain, &layout.server_cert, &[]);
 }
 
 #[test]
@@ -322,8 +328,7 @@ fn issue_client_revoke_and_crl_check() {
     let subject = openssl_ok(&["x509", "-noout", "-subject", "-in", path(&alice)]);
     assert!(subject.contains("CN = alice"), "{subject}");
     assert!(ext(&alice, "extendedKeyUsage").contains("TLS Web Client Authentication"));
-    let (ok, text) = verify(&layout.ca_chain, &alice, &["-purpose", "sslclient"]);
-    assert!(ok, "{text}");
+    verify_ok(&layout.ca_chain, &alice, &["-purpose", "sslclient"]);
 
     let err = pki::issue_client(dir.path(), HOST, "alice", 10, false).unwrap_err();
     assert!(err.to_string().contains("use --force"), "{err}");
@@ -360,10 +365,13 @@ fn issue_client_revoke_and_crl_check() {
     ]);
 
     let crl_arg = format!("-CRLfile={}", path(&crl));
-    let (ok, text) = verify(&layout.ca_chain, &alice, &["-crl_check", &crl_arg]);
-    assert!(!ok && text.contains("certificate revoked"), "{text}");
-    let (ok, text) = verify(&layout.ca_chain, &bob, &["-crl_check", &crl_arg]);
-    assert!(ok, "{text}");
+    verify_fails(
+        &layout.ca_chain,
+        &alice,
+        &["-crl_check", &crl_arg],
+        "certificate revoked",
+    );
+    verify_ok(&layout.ca_chain, &bob, &["-crl_check", &crl_arg]);
 
     // Revoking again changes nothing; revoking bob keeps alice.
     pki::revoke(dir.path(), HOST, &alice).unwrap();
@@ -407,8 +415,7 @@ fn builder_makes_expired_and_not_yet_valid_leaves() {
     let good_path = put(dir.path(), "good.pem", &good.cert_pem);
     let (ok, text) = openssl(&["x509", "-noout", "-checkend", "0", "-in", path(&good_path)]);
     assert!(ok, "{text}");
-    let (ok, text) = verify(&chain, &good_path, &[]);
-    assert!(ok, "{text}");
+    verify_ok(&chain, &good_path, &[]);
 
     let expired = inter
         .issue(&LeafSpec::server("old.test").expired())
@@ -423,15 +430,13 @@ fn builder_makes_expired_and_not_yet_valid_leaves() {
         path(&expired_path),
     ]);
     assert!(!ok && text.contains("Certificate will expire"), "{text}");
-    let (ok, text) = verify(&chain, &expired_path, &[]);
-    assert!(!ok && text.contains("certificate has expired"), "{text}");
+    verify_fails(&chain, &expired_path, &[], "certificate has expired");
 
     let early = inter
         .issue(&LeafSpec::server("new.test").not_yet_valid())
         .unwrap();
     let early_path = put(dir.path(), "early.pem", &early.cert_pem);
-    let (ok, text) = verify(&chain, &early_path, &[]);
-    assert!(!ok && text.contains("not yet valid"), "{text}");
+    verify_fails(&chain, &early_path, &[], "not yet valid");
 }
 
 #[test]
@@ -527,8 +532,7 @@ fn builder_chain_path_length_and_crls() {
     let leaf = below.issue(&LeafSpec::server("ok.test")).unwrap();
     let chain = put(dir.path(), "open-chain.pem", &below.chain_pem());
     let lp = put(dir.path(), "ok.pem", &leaf.cert_pem);
-    let (ok, text) = verify(&chain, &lp, &[]);
-    assert!(ok, "{text}");
+    verify_ok(&chain, &lp, &[]);
     assert_eq!(leaf.issuer_chain_pem, below.chain_pem());
 
     // CRLs from the builder.
@@ -543,26 +547,27 @@ fn builder_chain_path_length_and_crls() {
     let crl_arg = format!("-CRLfile={}", path(&crl));
     let rp = put(dir.path(), "revoked.pem", &revoked.cert_pem);
     let kp = put(dir.path(), "kept.pem", &kept.cert_pem);
-    let (ok, text) = verify(&chain, &rp, &["-crl_check", &crl_arg]);
-    assert!(!ok && text.contains("certificate revoked"), "{text}");
-    let (ok, text) = verify(&chain, &kp, &["-crl_check", &crl_arg]);
-    assert!(ok, "{text}");
+    verify_fails(
+        &chain,
+        &rp,
+        &["-crl_check", &crl_arg],
+        "certificate revoked",
+    );
+    verify_ok(&chain, &kp, &["-crl_check", &crl_arg]);
 
     let stale = inter
         .crl_with(&CrlSpec::new(&[kept.serial_hex.as_str()]).expired())
         .unwrap();
     let stale = put(dir.path(), "stale.pem", &stale);
     let stale_arg = format!("-CRLfile={}", path(&stale));
-    let (ok, text) = verify(&chain, &kp, &["-crl_check", &stale_arg]);
-    assert!(!ok && text.contains("CRL has expired"), "{text}");
+    verify_fails(&chain, &kp, &["-crl_check", &stale_arg], "CRL has expired");
 
     // Loading a CA back from PEM issues under the same name and key.
     let loaded = Ca::from_pem(inter.cert_pem(), &inter.key_pem(), root.cert_pem()).unwrap();
     assert_eq!(loaded.chain_pem(), inter.chain_pem());
     let again = loaded.issue(&LeafSpec::server("again.test")).unwrap();
     let ap = put(dir.path(), "again.pem", &again.cert_pem);
-    let (ok, text) = verify(&chain, &ap, &["-crl_check", &crl_arg]);
-    assert!(ok, "{text}");
+    verify_ok(&chain, &ap, &["-crl_check", &crl_arg]);
 }
 
 #[test]
@@ -745,21 +750,16 @@ fn rustls_loads_the_init_files() {
     let dir = tempfile::tempdir().unwrap();
     let layout = init_tree(dir.path(), KeyType::EcdsaP256, false).unwrap();
     let read = |p: &Path| fs::read_to_string(p).unwrap();
-    let server = Issued {
-        cert_pem: read(&layout.server_cert),
-        key_pem: read(&layout.server_key),
-        serial_hex: String::new(),
-        sha256_fingerprint_hex: String::new(),
-        issuer_chain_pem: read(&layout.ca_chain),
-    };
-    let client = Issued {
-        cert_pem: read(&layout.client_cert),
-        key_pem: read(&layout.client_key),
-        serial_hex: String::new(),
-        sha256_fingerprint_hex: String::new(),
-        issuer_chain_pem: read(&layout.ca_chain),
-    };
     let chain = read(&layout.ca_chain);
+    let loaded = |cert: &Path, key: &Path| Issued {
+        cert_pem: read(cert),
+        key_pem: read(key),
+        serial_hex: String::new(),
+        sha256_fingerprint_hex: String::new(),
+        issuer_chain_pem: chain.clone(),
+    };
+    let server = loaded(&layout.server_cert, &layout.server_key);
+    let client = loaded(&layout.client_cert, &layout.client_key);
     let crl = read(&layout.crl);
     handshake(
         server_config(&server, &chain, &[&crl]),

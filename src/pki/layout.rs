@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
-use super::ca::{Ca, CaSpec, LeafSpec, parse_chain};
+use super::ca::{Ca, CaSpec, parse_chain};
 use super::crl::{CrlSpec, INDEX_HEADER, Revoked, index_line, read_index};
 use super::files::{self, KEY_MODE, Overwrite, PUBLIC_MODE, shown};
+use super::leaf::LeafSpec;
 use super::{KeyType, PkiError};
 
 /// Every path of one host's tree. [`HostLayout::new`] only computes paths.

@@ -13,6 +13,7 @@ mod crl;
 mod encrypted;
 mod files;
 mod layout;
+mod leaf;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -21,13 +22,11 @@ use std::str::FromStr;
 use base64::Engine as _;
 use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256, RsaKeySize};
 
-pub use ca::{
-    Ca, CaSpec, DEFAULT_INTERMEDIATE_DAYS, DEFAULT_LEAF_DAYS, DEFAULT_ROOT_DAYS, Issued, LeafSpec,
-    self_signed,
-};
+pub use ca::{Ca, CaSpec, DEFAULT_INTERMEDIATE_DAYS, DEFAULT_LEAF_DAYS, DEFAULT_ROOT_DAYS};
 pub use crl::{CrlSpec, Revoked, read_index};
 pub use encrypted::encrypted_key_pem_example;
 pub use layout::{HostLayout, InitOptions, init, issue_client, revoke, validate_host, write_crl};
+pub use leaf::{Issued, LeafSpec, self_signed};
 
 /// The kind of key pair generated for every certificate of a tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

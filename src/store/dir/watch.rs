@@ -2,7 +2,7 @@
 //! design).
 //!
 //! A watcher must never send an event twice, out of order, or before the
-//! head says its change is applied, and must never wait on the store lock.
+//! head says its change is applied, and must never wait for a busy writer.
 
 use std::sync::Arc;
 use std::time::Duration;
