@@ -16,9 +16,13 @@ use tokio::sync::watch;
 
 use crate::config::{Kind, Resource, validate};
 use crate::proxy::{self, Shared};
+use crate::secret::files::FileCredentials;
 use crate::secret::sds::{Row, Sds, SecretVersion};
 use crate::snapshot::{self, Model, Sessions, Snapshot};
 use crate::store::{AnyStore, EventType, Object, ObjectKey, Store};
+
+/// How often file-mounted certificates are checked for changes.
+const FILE_POLL: Duration = Duration::from_millis(20);
 
 /// How this gateway process was started.
 #[derive(Debug, Clone)]
@@ -139,11 +143,17 @@ pub async fn run(
     let mut listeners = Listeners {
         running: BTreeMap::new(),
     };
+    let mut files = FileCredentials::default();
+    let mut file_poll = tokio::time::interval(FILE_POLL);
+    file_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut version = 0u64;
     loop {
         version += 1;
         let model = build_model(&state, &opts);
-        let secrets = secrets_in(&state, &opts.namespace);
+        files.set_gateways(&model.gateways);
+        files.poll();
+        let mut secrets = secrets_in(&state, &opts.namespace);
+        secrets.extend(files.secrets().map(|(k, v)| (k.clone(), v.clone())));
         sds.refresh(&secrets, &snapshot::wanted_credentials(&model.gateways));
         let snap = Arc::new(snapshot::compile(&model, &sds, &mut sessions, version));
         snapshot_cell.store(snap.clone());
@@ -160,10 +170,20 @@ pub async fn run(
         }));
         // Wait for a change, then take every change already queued so a
         // burst of events costs one compile.
-        let Some(first) = events.recv().await else {
-            anyhow::bail!("the store's watch ended");
+        let first = loop {
+            tokio::select! {
+                e = events.recv() => match e {
+                    Some(e) => break Some(e),
+                    None => anyhow::bail!("the store's watch ended"),
+                },
+                _ = file_poll.tick(), if !files.is_empty() => {
+                    if files.poll() {
+                        break None;
+                    }
+                }
+            }
         };
-        let mut batch = vec![first];
+        let mut batch: Vec<_> = first.into_iter().collect();
         tokio::time::sleep(Duration::from_millis(2)).await;
         while let Ok(e) = events.try_recv() {
             batch.push(e);

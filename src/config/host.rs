@@ -36,19 +36,31 @@ fn check_fqdn(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A Gateway server host: `host` or `namespace/host` (namespace `*`, `.`,
-/// `~` or a namespace name).
+/// A Gateway server host: `host` or `namespace/host` (namespace `*`, `.`
+/// or a namespace name), where host is a fully qualified name, a wildcard,
+/// or an IP address, as Istio accepts them.
 pub fn check_gateway_host(entry: &str) -> Result<(), String> {
-    match entry.split_once('/') {
-        None => check_host(entry),
+    let host = match entry.split_once('/') {
+        None => entry,
         Some((ns, host)) => {
-            let ns_ok = matches!(ns, "*" | "." | "~") || super::meta::is_dns1123_label(ns);
+            let ns_ok = matches!(ns, "*" | ".") || super::meta::is_dns1123_label(ns);
             if !ns_ok {
-                return Err(format!("{entry:?}: {ns:?} is not a namespace"));
+                return Err(format!(
+                    "{entry:?}: {ns:?} is not a namespace (*, . or a namespace name)"
+                ));
             }
-            check_host(host)
+            host
         }
+    };
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
     }
+    if host != "*" && !host.contains('.') {
+        return Err(format!(
+            "host {host:?}: short names are not allowed in a Gateway; use a fully qualified name"
+        ));
+    }
+    check_host(host)
 }
 
 /// The host part of a Gateway server host entry.
@@ -100,6 +112,12 @@ mod tests {
         assert!(check_gateway_host("ns1/foo.com").is_ok());
         assert!(check_gateway_host("*/foo.com").is_ok());
         assert!(check_gateway_host("Bad_NS/foo.com").is_err());
+        assert!(check_gateway_host("./foo.com").is_ok());
+        assert!(check_gateway_host("10.0.0.1").is_ok());
+        assert!(check_gateway_host("~/foo.com").is_err());
+        assert!(check_gateway_host("localhost").is_err());
+        assert!(check_gateway_host("ns/localhost").is_err());
+        assert!(check_gateway_host("*").is_ok());
     }
 
     #[test]

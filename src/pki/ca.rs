@@ -451,6 +451,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn shareable_between_test_threads() {
+        fn send_sync<T: Send + Sync + 'static>() {}
+        send_sync::<Ca>();
+        send_sync::<super::super::Issued>();
+        send_sync::<PkiError>();
+    }
+
+    #[test]
     fn serials_are_positive_16_octets_and_distinct() {
         let a = random_serial().ok();
         let b = random_serial().ok();

@@ -4,4 +4,5 @@
 //! It must never log or print key material.
 
 pub mod credential;
+pub mod files;
 pub mod sds;

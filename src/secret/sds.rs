@@ -75,8 +75,13 @@ pub struct Sds {
     pub roots: BTreeMap<String, Entry<TrustBundle>>,
 }
 
+/// The name of a credential's client-CA resource: `<name>-cacert` (also
+/// the Secret it may come from), or `file-root:...` for file mounts.
 pub fn cacert_name(credential: &str) -> String {
-    format!("{credential}-cacert")
+    match credential.strip_prefix(super::files::FILE_CERT_PREFIX) {
+        Some(rest) => format!("{}{rest}", super::files::FILE_ROOT_PREFIX),
+        None => format!("{credential}-cacert"),
+    }
 }
 
 fn log_push(resource: &str, what: &str) {

@@ -117,13 +117,13 @@ pub fn wanted_credentials(gateways: &[Gateway]) -> Wanted {
             if !matches!(proto.as_deref(), Some("HTTPS" | "TLS")) {
                 continue;
             }
-            if let Some(name) = tls.credential() {
+            if let Some(name) = crate::secret::files::resource_name(tls) {
                 let hosts: BTreeSet<String> = s
                     .hosts
                     .iter()
                     .map(|h| host::gateway_host_name(h).to_ascii_lowercase())
                     .collect();
-                wanted.entry(name.to_owned()).or_default().extend(hosts);
+                wanted.entry(name).or_default().extend(hosts);
             }
         }
     }
@@ -278,11 +278,10 @@ pub fn compile(model: &Model, sds: &Sds, sessions: &mut Sessions, version: u64) 
             let tls_settings = s.tls.clone().unwrap_or_default();
             let mode = tls_settings.effective_mode();
             let tls_state = is_tls.then(|| {
-                let Some(cred_name) = tls_settings.credential() else {
-                    return TlsState::Unavailable(
-                        "file-mounted certificates are not loaded by this build".into(),
-                    );
+                let Some(cred_name) = crate::secret::files::resource_name(&tls_settings) else {
+                    return TlsState::Unavailable("no certificate source".into());
                 };
+                let cred_name = cred_name.as_str();
                 let Some(cred) = sds.server_credential(cred_name) else {
                     return TlsState::Unavailable(format!("credential {cred_name} is not ready"));
                 };

@@ -1,0 +1,170 @@
+//! File-mounted certificates (Gateway `tls.serverCertificate`,
+//! `privateKey`, `caCertificates`, `caCrl`): read, watched, and handed to
+//! SDS as if they were a Secret, so validation, last-good and the push log
+//! are the same as for `credentialName`.
+//!
+//! Watching is a cheap stat of each path (following symlinks, so the
+//! Kubernetes `..data` symlink swap is seen) and a re-read only when the
+//! file's identity or times change. An unreadable file never removes a good
+//! credential: the previous version keeps serving.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+
+use super::sds::SecretVersion;
+use crate::config::Secret;
+use crate::config::gateway::{Gateway, ServerTls};
+use crate::config::secret::SecretBytes;
+
+/// Prefix of SDS resource names for file-mounted certificates (Istio's spelling).
+pub const FILE_CERT_PREFIX: &str = "file-cert:";
+/// Prefix of the matching client-CA resource.
+pub const FILE_ROOT_PREFIX: &str = "file-root:";
+
+/// The SDS resource a server's credential comes from: its `credentialName`,
+/// or `file-cert:CERT~KEY` for file-mounted certificates.
+pub fn resource_name(tls: &ServerTls) -> Option<String> {
+    if let Some(name) = tls.credential() {
+        return Some(name.to_owned());
+    }
+    match (&tls.server_certificate, &tls.private_key) {
+        (Some(c), Some(k)) => Some(format!("{FILE_CERT_PREFIX}{c}~{k}")),
+        _ => None,
+    }
+}
+
+/// The files one server reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileRef {
+    cert: String,
+    key: String,
+    ca: Option<String>,
+    crl: Option<String>,
+}
+
+impl FileRef {
+    fn paths(&self) -> Vec<(&'static str, &str)> {
+        let mut v = vec![("cert", self.cert.as_str()), ("key", self.key.as_str())];
+        if let Some(ca) = &self.ca {
+            v.push(("cacert", ca));
+        }
+        if let Some(crl) = &self.crl {
+            v.push(("crl", crl));
+        }
+        v
+    }
+}
+
+/// What identifies one version of a file without reading it.
+type Stamp = (u64, u64, u64, i64, i64, i64, i64);
+
+fn stamp(path: &str) -> Option<Stamp> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((
+        m.dev(),
+        m.ino(),
+        m.len(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+    ))
+}
+
+/// The watched files of every file-mounted server, as synthetic secrets.
+#[derive(Debug, Default)]
+pub struct FileCredentials {
+    refs: BTreeMap<String, FileRef>,
+    stamps: BTreeMap<String, Vec<Option<Stamp>>>,
+    current: BTreeMap<String, SecretVersion>,
+    next_version: u64,
+}
+
+impl FileCredentials {
+    /// Sets the files to watch from the selected Gateways.
+    pub fn set_gateways(&mut self, gateways: &[Gateway]) {
+        let mut refs = BTreeMap::new();
+        for g in gateways {
+            for s in &g.spec.servers {
+                let Some(tls) = &s.tls else { continue };
+                if tls.credential().is_some() {
+                    continue;
+                }
+                if let (Some(cert), Some(key)) = (&tls.server_certificate, &tls.private_key)
+                    && let Some(name) = resource_name(tls)
+                {
+                    refs.insert(
+                        name,
+                        FileRef {
+                            cert: cert.clone(),
+                            key: key.clone(),
+                            ca: tls.ca_certificates.clone(),
+                            crl: tls.ca_crl.clone(),
+                        },
+                    );
+                }
+            }
+        }
+        if refs != self.refs {
+            self.stamps.retain(|k, _| refs.contains_key(k));
+            self.current.retain(|k, _| refs.contains_key(k));
+            self.refs = refs;
+        }
+    }
+
+    /// Re-reads files that changed; returns whether any synthetic secret did.
+    pub fn poll(&mut self) -> bool {
+        let mut changed = false;
+        for (name, r) in &self.refs {
+            let stamps: Vec<Option<Stamp>> = r.paths().iter().map(|(_, p)| stamp(p)).collect();
+            if self.stamps.get(name) == Some(&stamps) {
+                continue;
+            }
+            let mut secret = Secret::new(name, "", "Opaque");
+            let mut unreadable = None;
+            for (key, path) in r.paths() {
+                match std::fs::read(path) {
+                    Ok(bytes) => {
+                        secret.data.insert(key.into(), SecretBytes(bytes));
+                    }
+                    Err(e) => {
+                        unreadable = Some(format!("{path}: {e}"));
+                        break;
+                    }
+                }
+            }
+            if let Some(why) = unreadable {
+                // Keep the stamps unchanged so the next poll tries again;
+                // the last good credential keeps serving meanwhile.
+                tracing::warn!(target: "sds", "RESOURCE NAME:{name}, EVENT: cannot read {why}; the last good credential keeps serving");
+                continue;
+            }
+            self.stamps.insert(name.clone(), stamps);
+            let same = self
+                .current
+                .get(name)
+                .is_some_and(|c| c.secret.data == secret.data);
+            if !same {
+                self.next_version += 1;
+                self.current.insert(
+                    name.clone(),
+                    SecretVersion {
+                        resource_version: self.next_version,
+                        secret,
+                    },
+                );
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// The current synthetic secrets, by resource name.
+    pub fn secrets(&self) -> impl Iterator<Item = (&String, &SecretVersion)> {
+        self.current.iter()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.refs.is_empty()
+    }
+}
