@@ -1,0 +1,2 @@
+//! gatehouse-loadgen: placeholder, being written.
+fn main() {}
