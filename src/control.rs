@@ -52,14 +52,16 @@ struct Objects {
 impl Objects {
     fn upsert(&mut self, o: Object) {
         let kind = Kind::from_kind(&o.key.kind);
-        let parsed = kind.ok_or_else(|| format!("unknown kind {}", o.key.kind)).and_then(|k| {
-            let r = Resource::from_json(k, &o.value).map_err(|e| e.to_string())?;
-            let errs = validate::validate(&r);
-            match errs.0.first() {
-                Some((p, m)) => Err(format!("{p}: {m}")),
-                None => Ok(r),
-            }
-        });
+        let parsed = kind
+            .ok_or_else(|| format!("unknown kind {}", o.key.kind))
+            .and_then(|k| {
+                let r = Resource::from_json(k, &o.value).map_err(|e| e.to_string())?;
+                let errs = validate::validate(&r);
+                match errs.0.first() {
+                    Some((p, m)) => Err(format!("{p}: {m}")),
+                    None => Ok(r),
+                }
+            });
         match parsed {
             Ok(r) => {
                 self.parsed.insert(o.key.clone(), (o.resource_version, r));
@@ -116,7 +118,9 @@ impl Listeners {
                     self.running.insert(port, (real, tx));
                 }
                 Err(e) => {
-                    eprintln!("error: cannot listen on {addr} for gateway port {port}: {e} (map it elsewhere with --listen {port}=127.0.0.1:PORT)");
+                    eprintln!(
+                        "error: cannot listen on {addr} for gateway port {port}: {e} (map it elsewhere with --listen {port}=127.0.0.1:PORT)"
+                    );
                     tracing::error!(port, %addr, error = %e, "cannot bind listener");
                 }
             }
@@ -203,7 +207,9 @@ fn build_model(state: &Objects, opts: &RunOptions) -> Model {
     let mut vs = Vec::new();
     for (_, r) in state.parsed.values() {
         match r {
-            Resource::Gateway(g) if snapshot::selects(g, &opts.labels) => model.gateways.push(g.clone()),
+            Resource::Gateway(g) if snapshot::selects(g, &opts.labels) => {
+                model.gateways.push(g.clone())
+            }
             Resource::VirtualService(v) => vs.push(v.clone()),
             Resource::ServiceEntry(s) => model.service_entries.push(s.clone()),
             _ => {}
@@ -213,11 +219,16 @@ fn build_model(state: &Objects, opts: &RunOptions) -> Model {
         (a.metadata.ns(), &a.metadata.name).cmp(&(b.metadata.ns(), &b.metadata.name))
     });
     vs.sort_by(|a, b| {
-        (&a.metadata.creation_timestamp, a.metadata.ns(), &a.metadata.name).cmp(&(
-            &b.metadata.creation_timestamp,
-            b.metadata.ns(),
-            &b.metadata.name,
-        ))
+        (
+            &a.metadata.creation_timestamp,
+            a.metadata.ns(),
+            &a.metadata.name,
+        )
+            .cmp(&(
+                &b.metadata.creation_timestamp,
+                b.metadata.ns(),
+                &b.metadata.name,
+            ))
     });
     model.virtual_services = vs;
     model.service_entries.sort_by(|a, b| {

@@ -32,9 +32,19 @@ fn demo_once_prints_both_answers_and_the_curl_commands() {
         .output()
         .expect("run demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "demo failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("Welcome to FooCorp - Public Site"), "{stdout}");
-    assert!(stdout.contains("FooCorp - Inventory [INTERNAL]"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "demo failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("Welcome to FooCorp - Public Site"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("FooCorp - Inventory [INTERNAL]"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("RESOURCE NAME:frontend-credential, EVENT: pushed key/cert pair to proxy"),
         "{stdout}"
@@ -100,7 +110,9 @@ fn pasted_curl_commands_print_the_same_answers() {
     let mut lines = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx.recv_timeout(left).expect("demo did not reach 'Serving on'");
+        let line = rx
+            .recv_timeout(left)
+            .expect("demo did not reach 'Serving on'");
         let done = line.starts_with("Serving on");
         lines.push(line);
         if done {
@@ -130,7 +142,13 @@ fn pasted_curl_commands_print_the_same_answers() {
         "pasted commands failed:\n{script}\n{answers}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(answers.contains("Welcome to FooCorp - Public Site"), "{answers}");
-    assert!(answers.contains("FooCorp - Inventory [INTERNAL]"), "{answers}");
+    assert!(
+        answers.contains("Welcome to FooCorp - Public Site"),
+        "{answers}"
+    );
+    assert!(
+        answers.contains("FooCorp - Inventory [INTERNAL]"),
+        "{answers}"
+    );
     drop(guard);
 }

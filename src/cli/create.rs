@@ -121,8 +121,10 @@ pub async fn create(ctx: &Context, args: CreateArgs) -> anyhow::Result<()> {
         }
         SecretKind::Tls(t) => {
             let mut s = Secret::new(&t.name, &ns, "kubernetes.io/tls");
-            s.data.insert("tls.crt".into(), SecretBytes(read_value(&t.cert)?));
-            s.data.insert("tls.key".into(), SecretBytes(read_value(&t.key)?));
+            s.data
+                .insert("tls.crt".into(), SecretBytes(read_value(&t.cert)?));
+            s.data
+                .insert("tls.key".into(), SecretBytes(read_value(&t.key)?));
             sources.push(("tls.crt".into(), t.cert.clone()));
             sources.push(("tls.key".into(), t.key.clone()));
             (s, t.common)

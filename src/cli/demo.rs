@@ -62,12 +62,14 @@ async fn backend(body: &'static str) -> anyhow::Result<SocketAddr> {
     let addr = l.local_addr()?;
     tokio::spawn(async move {
         loop {
-            let Ok((s, _)) = l.accept().await else { continue };
+            let Ok((s, _)) = l.accept().await else {
+                continue;
+            };
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |_req| async move {
-                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from_static(
-                        body.as_bytes(),
-                    ))))
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                        Bytes::from_static(body.as_bytes()),
+                    )))
                 });
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(s), svc)
@@ -94,9 +96,12 @@ fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
 /// The walkthrough's `create secret generic` for one host.
 fn credential_secret(layout: &pki::HostLayout, name: &str) -> anyhow::Result<Resource> {
     let mut s = Secret::new(name, "istio-system", "Opaque");
-    s.data.insert("key".into(), SecretBytes(read(&layout.server_key)?));
-    s.data.insert("cert".into(), SecretBytes(read(&layout.server_cert)?));
-    s.data.insert("cacert".into(), SecretBytes(read(&layout.ca_chain)?));
+    s.data
+        .insert("key".into(), SecretBytes(read(&layout.server_key)?));
+    s.data
+        .insert("cert".into(), SecretBytes(read(&layout.server_cert)?));
+    s.data
+        .insert("cacert".into(), SecretBytes(read(&layout.ca_chain)?));
     credential::check_secret(&s)?;
     Ok(Resource::Secret(s))
 }
@@ -117,7 +122,9 @@ async fn request(layout: &pki::HostLayout, host: &str, addr: SocketAddr) -> anyh
     )?;
     let tcp = tokio::net::TcpStream::connect(addr).await?;
     let name = rustls::pki_types::ServerName::try_from(host.to_owned())?;
-    let tls = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await?;
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
     tokio::spawn(conn);
     let req = http::Request::get("/")
@@ -146,7 +153,10 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let dir = &args.dir;
     std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
     let dir = dir.canonicalize()?;
-    println!("== 1. certificates (gatehouse pki init) in {}", dir.display());
+    println!(
+        "== 1. certificates (gatehouse pki init) in {}",
+        dir.display()
+    );
     let mut layouts = Vec::new();
     for (host, _, _) in SERVICES {
         let layout = pki::init(&pki::InitOptions {
@@ -174,9 +184,14 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         println!("   secret/{name} created");
     }
 
-    println!("== 3. Gateway and VirtualServices (examples/foocorp), ServiceEntries for the backends");
+    println!(
+        "== 3. Gateway and VirtualServices (examples/foocorp), ServiceEntries for the backends"
+    );
     let mut yaml = vec![
-        ("examples/foocorp/gateway.yaml".to_owned(), GATEWAY_YAML.to_owned()),
+        (
+            "examples/foocorp/gateway.yaml".to_owned(),
+            GATEWAY_YAML.to_owned(),
+        ),
         (
             "examples/foocorp/virtualservices.yaml".to_owned(),
             VIRTUAL_SERVICES_YAML.to_owned(),
@@ -194,11 +209,18 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         let loaded = parse_source(&Source { name, text }, &ns).map_err(|errs| {
             anyhow::anyhow!(
                 "{}",
-                errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+                errs.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
             )
         })?;
         for l in loaded {
-            println!("   {}/{} created", l.resource.kind().resource(), l.resource.meta().name);
+            println!(
+                "   {}/{} created",
+                l.resource.kind().resource(),
+                l.resource.meta().name
+            );
             resources.push(l.resource);
         }
     }

@@ -111,7 +111,13 @@ pub async fn get(ctx: &Context, args: GetArgs) -> anyhow::Result<()> {
                 first = false;
                 print!(
                     "{}",
-                    table(*kind, &objs, args.all_namespaces, prefix_kind, output == "wide")
+                    table(
+                        *kind,
+                        &objs,
+                        args.all_namespaces,
+                        prefix_kind,
+                        output == "wide"
+                    )
                 );
             }
         }
@@ -179,20 +185,45 @@ fn table(kind: Kind, objs: &[&Object], all_ns: bool, prefix_kind: bool, wide: bo
         match &r {
             Ok(Resource::Gateway(g)) if wide => {
                 row.push(g.spec.servers.len().to_string());
-                let hosts: Vec<String> = g.spec.servers.iter().flat_map(|s| s.hosts.clone()).collect();
+                let hosts: Vec<String> = g
+                    .spec
+                    .servers
+                    .iter()
+                    .flat_map(|s| s.hosts.clone())
+                    .collect();
                 row.push(list(&hosts));
             }
             Ok(Resource::Gateway(_)) => {}
             Ok(Resource::VirtualService(v)) => {
-                row.push(format!("[{}]", v.spec.gateways.iter().map(|g| format!("{g:?}")).collect::<Vec<_>>().join(",")));
-                row.push(format!("[{}]", v.spec.hosts.iter().map(|g| format!("{g:?}")).collect::<Vec<_>>().join(",")));
+                row.push(format!(
+                    "[{}]",
+                    v.spec
+                        .gateways
+                        .iter()
+                        .map(|g| format!("{g:?}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ));
+                row.push(format!(
+                    "[{}]",
+                    v.spec
+                        .hosts
+                        .iter()
+                        .map(|g| format!("{g:?}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ));
             }
             Ok(Resource::ServiceEntry(s)) => {
                 row.push(list(&s.spec.hosts));
                 row.push(
                     match s.spec.location {
-                        Some(crate::config::service_entry::Location::MeshInternal) => "MESH_INTERNAL",
-                        Some(crate::config::service_entry::Location::MeshExternal) => "MESH_EXTERNAL",
+                        Some(crate::config::service_entry::Location::MeshInternal) => {
+                            "MESH_INTERNAL"
+                        }
+                        Some(crate::config::service_entry::Location::MeshExternal) => {
+                            "MESH_EXTERNAL"
+                        }
                         None => "",
                     }
                     .into(),
@@ -219,7 +250,13 @@ fn table(kind: Kind, objs: &[&Object], all_ns: bool, prefix_kind: bool, wide: bo
 pub(super) fn render(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for r in rows {

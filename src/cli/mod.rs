@@ -89,7 +89,10 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if e.downcast_ref::<Reported>().is_none() {
-                eprintln!("error: {}", crate::config::error::one_line(&format!("{e:#}")));
+                eprintln!(
+                    "error: {}",
+                    crate::config::error::one_line(&format!("{e:#}"))
+                );
             }
             ExitCode::from(1)
         }

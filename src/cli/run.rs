@@ -61,9 +61,11 @@ fn parse_labels(s: &str) -> anyhow::Result<BTreeMap<String, String>> {
 fn parse_listen(items: &[String]) -> anyhow::Result<BTreeMap<u16, SocketAddr>> {
     let mut map = BTreeMap::new();
     for item in items {
-        let (port, addr) = item
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("--listen {item:?}: expected PORT=ADDRESS:PORT, e.g. 443=127.0.0.1:8443"))?;
+        let (port, addr) = item.split_once('=').ok_or_else(|| {
+            anyhow::anyhow!(
+                "--listen {item:?}: expected PORT=ADDRESS:PORT, e.g. 443=127.0.0.1:8443"
+            )
+        })?;
         let port: u16 = port
             .parse()
             .map_err(|_| anyhow::anyhow!("--listen {item:?}: {port:?} is not a port"))?;
@@ -106,7 +108,10 @@ pub async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
     init_logging(json);
     let opts = RunOptions {
         labels: parse_labels(&args.labels)?,
-        namespace: ctx.namespace.clone().unwrap_or_else(|| "istio-system".into()),
+        namespace: ctx
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "istio-system".into()),
         listen: parse_listen(&args.listen)?,
         json_log: json,
     };
@@ -114,7 +119,12 @@ pub async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
     let status = Arc::new(ArcSwap::from_pointee(Status::default()));
     let admin = tokio::net::TcpListener::bind(args.admin)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {} for the admin endpoint: {e} (use --admin 127.0.0.1:PORT)", args.admin))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {} for the admin endpoint: {e} (use --admin 127.0.0.1:PORT)",
+                args.admin
+            )
+        })?;
     let admin_addr = admin.local_addr()?;
     if !crate::admin::is_loopback(&admin_addr) {
         tracing::warn!(addr = %admin_addr, "the admin endpoint is not on loopback");
@@ -135,8 +145,9 @@ pub async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
 pub async fn proxy_config(args: ProxyConfigArgs) -> anyhow::Result<()> {
     let ProxyConfigWhat::Secret { admin, output } = args.what;
     let body = crate::admin::client::get(admin, "/credentials").await?;
-    let v: serde_json::Value = serde_json::from_str(&body)
-        .map_err(|e| anyhow::anyhow!("the admin endpoint at {admin} answered something that is not JSON: {e}"))?;
+    let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| {
+        anyhow::anyhow!("the admin endpoint at {admin} answered something that is not JSON: {e}")
+    })?;
     if output.as_deref() == Some("json") {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -153,7 +164,10 @@ pub async fn proxy_config(args: ProxyConfigArgs) -> anyhow::Result<()> {
     ]];
     let date = |ts: Option<i64>| {
         ts.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
             .unwrap_or_else(|| "-".into())
     };
     for c in v["credentials"].as_array().into_iter().flatten() {

@@ -26,7 +26,9 @@ fn check_fqdn(name: &str) -> Result<(), String> {
     for label in name.trim_end_matches('.').split('.') {
         let ok = !label.is_empty()
             && label.len() <= 63
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
             && !label.starts_with('-')
             && !label.ends_with('-');
         if !ok {
@@ -91,7 +93,9 @@ pub fn matches(pattern: &str, name: &str) -> bool {
     match pattern.strip_prefix('*') {
         Some(suffix) => {
             name.len() > suffix.len()
-                && name.to_ascii_lowercase().ends_with(&suffix.to_ascii_lowercase())
+                && name
+                    .to_ascii_lowercase()
+                    .ends_with(&suffix.to_ascii_lowercase())
         }
         None => pattern.eq_ignore_ascii_case(name),
     }
@@ -103,10 +107,24 @@ mod tests {
 
     #[test]
     fn hosts() {
-        for ok in ["*", "frontend.foocorp.com", "*.foocorp.com", "localhost", "a-b.c"] {
+        for ok in [
+            "*",
+            "frontend.foocorp.com",
+            "*.foocorp.com",
+            "localhost",
+            "a-b.c",
+        ] {
             assert!(check_host(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "foo.*.com", "*foo.com", "a..b", "-a.com", "a_b.com", "**"] {
+        for bad in [
+            "",
+            "foo.*.com",
+            "*foo.com",
+            "a..b",
+            "-a.com",
+            "a_b.com",
+            "**",
+        ] {
             assert!(check_host(bad).is_err(), "{bad}");
         }
         assert!(check_gateway_host("ns1/foo.com").is_ok());

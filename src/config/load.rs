@@ -77,8 +77,8 @@ pub fn read_sources(arg: &str) -> Result<Vec<Source>, ConfigError> {
 }
 
 fn read_file(name: &str) -> Result<Source, ConfigError> {
-    let file =
-        std::fs::File::open(name).map_err(|e| ConfigError::file(name, format!("cannot read: {e}")))?;
+    let file = std::fs::File::open(name)
+        .map_err(|e| ConfigError::file(name, format!("cannot read: {e}")))?;
     let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
@@ -275,7 +275,10 @@ pub fn parse_document(
             )]);
         }
     }
-    let (kind_s, api) = (text("kind").unwrap_or_default(), text("apiVersion").unwrap_or_default());
+    let (kind_s, api) = (
+        text("kind").unwrap_or_default(),
+        text("apiVersion").unwrap_or_default(),
+    );
     let Some(kind) = Kind::from_kind(&kind_s) else {
         return Err(vec![err(
             None,
@@ -425,7 +428,10 @@ mod tests {
     #[test]
     fn documents_are_numbered_as_a_reader_counts_them() {
         assert_eq!(docs("a: 1\n"), [(1, 0, "a: 1\n")]);
-        assert_eq!(docs("a: 1\n---\nb: 2\n"), [(1, 0, "a: 1\n"), (2, 1, "---\nb: 2\n")]);
+        assert_eq!(
+            docs("a: 1\n---\nb: 2\n"),
+            [(1, 0, "a: 1\n"), (2, 1, "---\nb: 2\n")]
+        );
         // A leading comment or `---` starts no document of its own.
         assert_eq!(docs("# c\n---\na: 1\n"), [(1, 1, "---\na: 1\n")]);
         assert_eq!(docs("---\na: 1\n"), [(1, 0, "---\na: 1\n")]);
@@ -442,7 +448,10 @@ mod tests {
         // `---` inside a value is not a marker; `--- x` is.
         assert_eq!(docs("a: |\n  ---\n"), [(1, 0, "a: |\n  ---\n")]);
         assert_eq!(docs("a: 1\n--- b\n"), [(1, 0, "a: 1\n"), (2, 1, "--- b\n")]);
-        assert_eq!(docs("a: 1\r\n---\r\nb: 2"), [(1, 0, "a: 1\r\n"), (2, 1, "---\r\nb: 2")]);
+        assert_eq!(
+            docs("a: 1\r\n---\r\nb: 2"),
+            [(1, 0, "a: 1\r\n"), (2, 1, "---\r\nb: 2")]
+        );
         assert!(docs("").is_empty());
         assert!(docs("# only a comment\n").is_empty());
     }

@@ -125,7 +125,8 @@ mod tests {
     #[test]
     fn debug_never_shows_values() {
         let mut s = Secret::new("x", "ns", "Opaque");
-        s.data.insert("key".into(), SecretBytes(b"PRIVATE".to_vec()));
+        s.data
+            .insert("key".into(), SecretBytes(b"PRIVATE".to_vec()));
         s.string_data
             .insert("k2".into(), SecretString("SECRET2".into()));
         let d = format!("{s:?}");

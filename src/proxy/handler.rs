@@ -86,7 +86,8 @@ fn request_host(req: &Request<Incoming>) -> Option<String> {
     let host = if raw.starts_with('[') {
         raw.split_once(']').map(|(h, _)| format!("{h}]"))?
     } else {
-        raw.rsplit_once(':').map_or(raw.clone(), |(h, _)| h.to_owned())
+        raw.rsplit_once(':')
+            .map_or(raw.clone(), |(h, _)| h.to_owned())
     };
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     (!host.is_empty()).then_some(host)
@@ -129,12 +130,18 @@ fn apply_header_ops(headers: &mut http::HeaderMap, ops: &HeaderOperations) {
         }
     }
     for (k, v) in &ops.set {
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
             headers.insert(n, v);
         }
     }
     for (k, v) in &ops.add {
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
             headers.append(n, v);
         }
     }
@@ -266,12 +273,11 @@ async fn route(
     if host.is_empty() {
         return local(StatusCode::BAD_REQUEST, "missing Host");
     }
-    if req
-        .headers()
-        .keys()
-        .any(|k| k.as_str().contains('_'))
-    {
-        return local(StatusCode::BAD_REQUEST, "header names with '_' are not accepted");
+    if req.headers().keys().any(|k| k.as_str().contains('_')) {
+        return local(
+            StatusCode::BAD_REQUEST,
+            "header names with '_' are not accepted",
+        );
     }
     let snapshot = shared.snapshot.load();
     let Some(listener) = snapshot.listeners.get(&info.port) else {
@@ -280,7 +286,12 @@ async fn route(
     let server = match &info.server_id {
         Some(id) => match listener.server_by_id(id) {
             Some(s) => s.clone(),
-            None => return local(StatusCode::MISDIRECTED_REQUEST, "this connection's server is gone; reconnect"),
+            None => {
+                return local(
+                    StatusCode::MISDIRECTED_REQUEST,
+                    "this connection's server is gone; reconnect",
+                );
+            }
         },
         None => match listener.server_for_host(host) {
             Some(s) => s.clone(),
@@ -303,7 +314,10 @@ async fn route(
     if server.https_redirect {
         let location = format!(
             "https://{host}{path}{}",
-            query.as_deref().map(|q| format!("?{q}")).unwrap_or_default()
+            query
+                .as_deref()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default()
         );
         let mut r = local(StatusCode::MOVED_PERMANENTLY, "moved");
         if let Ok(v) = HeaderValue::from_str(&location) {
@@ -338,8 +352,13 @@ async fn route(
     };
     let dests = match &route.action {
         Action::Direct { status, body } => {
-            let mut r = Response::new(Full::new(body.clone()).map_err(|never| match never {}).boxed());
-            *r.status_mut() = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut r = Response::new(
+                Full::new(body.clone())
+                    .map_err(|never| match never {})
+                    .boxed(),
+            );
+            *r.status_mut() =
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return r;
         }
         Action::Redirect {
@@ -417,7 +436,10 @@ async fn route(
     if let Ok(v) = HeaderValue::from_str(&xff) {
         headers.insert("x-forwarded-for", v);
     }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static(if info.tls { "https" } else { "http" }));
+    headers.insert(
+        "x-forwarded-proto",
+        HeaderValue::from_static(if info.tls { "https" } else { "http" }),
+    );
     if !headers.contains_key("x-request-id")
         && let Ok(v) = HeaderValue::from_str(&request_id())
     {
@@ -468,7 +490,11 @@ mod tests {
             ("/a%00", Err(())),
         ];
         for (input, want) in cases {
-            assert_eq!(normalize_path(input).map_err(|_| ()), want.map(str::to_owned), "{input}");
+            assert_eq!(
+                normalize_path(input).map_err(|_| ()),
+                want.map(str::to_owned),
+                "{input}"
+            );
         }
     }
 }

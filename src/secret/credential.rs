@@ -142,7 +142,10 @@ fn date(ts: i64) -> String {
 }
 
 /// Parses PEM certificates; fails if there are none or one is malformed.
-pub fn parse_certs(field: &str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, CredentialError> {
+pub fn parse_certs(
+    field: &str,
+    pem: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, CredentialError> {
     let certs: Vec<_> = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<_, _>>()
         .map_err(|e| bad(field, format!("not valid PEM: {e}")))?;
@@ -269,8 +272,12 @@ pub fn secret_server_credential(
     for (ck, kk) in CERT_KEYS {
         match (s.value(ck), s.value(kk)) {
             (Some(c), Some(k)) => return Some(server_credential(ck, c, kk, k, now)),
-            (Some(_), None) => return Some(Err(bad(kk, format!("{ck} is present but {kk} is missing")))),
-            (None, Some(_)) => return Some(Err(bad(ck, format!("{kk} is present but {ck} is missing")))),
+            (Some(_), None) => {
+                return Some(Err(bad(kk, format!("{ck} is present but {kk} is missing"))));
+            }
+            (None, Some(_)) => {
+                return Some(Err(bad(ck, format!("{kk} is present but {ck} is missing"))));
+            }
             (None, None) => {}
         }
     }
@@ -295,7 +302,10 @@ pub fn check_secret(s: &Secret) -> Result<(), CredentialError> {
     if let Some(r) = secret_trust_bundle(s) {
         r?;
     } else if let Some(k) = CRL_KEYS.iter().find(|k| s.value(k).is_some()) {
-        return Err(bad(k, "a CRL needs a CA (cacert or ca.crt) in the same secret"));
+        return Err(bad(
+            k,
+            "a CRL needs a CA (cacert or ca.crt) in the same secret",
+        ));
     }
     Ok(())
 }

@@ -7,9 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::credential::{
-    self, CertInfo, CredentialError, ServerCredential, TrustBundle, now_unix,
-};
+use super::credential::{self, CertInfo, CredentialError, ServerCredential, TrustBundle, now_unix};
 use crate::config::Secret;
 
 /// What the admin view says about a credential resource.
@@ -142,18 +140,20 @@ impl Sds {
                 field: "cert".into(),
                 reason: "the secret has no cert/key (or tls.crt/tls.key) pair".into(),
             }),
-            Some(r) => r.and_then(|c| {
-                match hosts.iter().find(|h| *h != "*" && !c.leaf.covers(h)) {
-                    Some(h) => Err(CredentialError {
-                        field: "cert".into(),
-                        reason: format!(
-                            "the certificate does not cover host {h} (its DNS names: {})",
-                            c.leaf.dns_names.join(", ")
-                        ),
-                    }),
-                    None => Ok(c),
-                }
-            }),
+            Some(r) => {
+                r.and_then(
+                    |c| match hosts.iter().find(|h| *h != "*" && !c.leaf.covers(h)) {
+                        Some(h) => Err(CredentialError {
+                            field: "cert".into(),
+                            reason: format!(
+                                "the certificate does not cover host {h} (its DNS names: {})",
+                                c.leaf.dns_names.join(", ")
+                            ),
+                        }),
+                        None => Ok(c),
+                    },
+                )
+            }
         };
         match result {
             Ok(c) => {

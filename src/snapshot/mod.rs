@@ -360,7 +360,10 @@ pub fn compile(model: &Model, sds: &Sds, sessions: &mut Sessions, version: u64) 
     for (port, servers) in ports {
         let tls = servers.iter().any(|s| s.tls.is_some());
         if tls && servers.iter().any(|s| s.tls.is_none()) {
-            tracing::warn!(port, "plain HTTP and HTTPS servers share one port: serving the HTTPS ones only");
+            tracing::warn!(
+                port,
+                "plain HTTP and HTTPS servers share one port: serving the HTTPS ones only"
+            );
         }
         let servers: Vec<Arc<Server>> = servers
             .into_iter()

@@ -72,7 +72,9 @@ pub struct RequestView<'a> {
 
 impl RouteMatch {
     pub fn compile(m: &HttpMatchRequest) -> Result<RouteMatch, regex::Error> {
-        let one = |sm: &Option<StringMatch>, ic: bool| sm.as_ref().map(|s| Matcher::compile(s, ic)).transpose();
+        let one = |sm: &Option<StringMatch>, ic: bool| {
+            sm.as_ref().map(|s| Matcher::compile(s, ic)).transpose()
+        };
         let headers = |map: &std::collections::BTreeMap<String, StringMatch>| {
             map.iter()
                 .filter_map(|(k, v)| {
@@ -287,7 +289,9 @@ mod tests {
             ..Default::default()
         };
         let api = RouteMatch {
-            uri: Some(Matcher::Regex(regex::Regex::new("^(?:/api/v[0-9]+)$").unwrap())),
+            uri: Some(Matcher::Regex(
+                regex::Regex::new("^(?:/api/v[0-9]+)$").unwrap(),
+            )),
             ..Default::default()
         };
         let routes = [

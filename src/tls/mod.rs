@@ -114,8 +114,11 @@ pub fn server_config(
         base
     } else {
         let mut p = (*base).clone();
-        let wanted: Vec<SupportedCipherSuite> =
-            tls.cipher_suites.iter().filter_map(|n| tls12_suite(n)).collect();
+        let wanted: Vec<SupportedCipherSuite> = tls
+            .cipher_suites
+            .iter()
+            .filter_map(|n| tls12_suite(n))
+            .collect();
         p.cipher_suites
             .retain(|s| s.version() == &rustls::version::TLS13 || wanted.contains(s));
         Arc::new(p)
@@ -146,9 +149,7 @@ pub fn server_config(
         if mode == TlsMode::OptionalMutual {
             vb = vb.allow_unauthenticated();
         }
-        let inner = vb
-            .build()
-            .map_err(|e| TlsError::ClientCa(e.to_string()))?;
+        let inner = vb.build().map_err(|e| TlsError::ClientCa(e.to_string()))?;
         let checks = ExtraChecks::from_tls(tls);
         let verifier: Arc<dyn rustls::server::danger::ClientCertVerifier> = if checks.is_empty() {
             inner

@@ -30,13 +30,20 @@ impl ExtraChecks {
             cert_sha256: tls
                 .verify_certificate_hash
                 .iter()
-                .map(|h| h.chars().filter(|c| *c != ':').collect::<String>().to_ascii_lowercase())
+                .map(|h| {
+                    h.chars()
+                        .filter(|c| *c != ':')
+                        .collect::<String>()
+                        .to_ascii_lowercase()
+                })
                 .collect(),
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.subject_alt_names.is_empty() && self.spki_sha256.is_empty() && self.cert_sha256.is_empty()
+        self.subject_alt_names.is_empty()
+            && self.spki_sha256.is_empty()
+            && self.cert_sha256.is_empty()
     }
 
     /// Checks one end-entity certificate (DER) against the lists.
@@ -49,9 +56,9 @@ impl ExtraChecks {
                 use x509_parser::extensions::GeneralName;
                 for n in &san.value.general_names {
                     match n {
-                        GeneralName::DNSName(s) | GeneralName::URI(s) | GeneralName::RFC822Name(s) => {
-                            names.push((*s).to_owned())
-                        }
+                        GeneralName::DNSName(s)
+                        | GeneralName::URI(s)
+                        | GeneralName::RFC822Name(s) => names.push((*s).to_owned()),
                         GeneralName::IPAddress(b) => {
                             if let Ok(a) = <[u8; 4]>::try_from(*b) {
                                 names.push(std::net::IpAddr::from(a).to_string());
@@ -114,7 +121,9 @@ impl ClientCertVerifier for Checked {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, Error> {
-        let ok = self.inner.verify_client_cert(end_entity, intermediates, now)?;
+        let ok = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
         self.checks.check(end_entity.as_ref()).map_err(|why| {
             tracing::debug!(reason = %why, "client certificate refused");
             Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)

@@ -117,12 +117,14 @@ pub fn resolve(host: &str, port: Option<u16>, entries: &[&ServiceEntry]) -> Upst
                 })
                 .collect(),
         ),
-        Resolution::Dns | Resolution::DnsRoundRobin if !spec.endpoints.is_empty() => Endpoints::Dns(
-            spec.endpoints
-                .iter()
-                .map(|ep| (ep.address.clone(), target_for(ep)))
-                .collect(),
-        ),
+        Resolution::Dns | Resolution::DnsRoundRobin if !spec.endpoints.is_empty() => {
+            Endpoints::Dns(
+                spec.endpoints
+                    .iter()
+                    .map(|ep| (ep.address.clone(), target_for(ep)))
+                    .collect(),
+            )
+        }
         _ => Endpoints::Dns(vec![(host_l.clone(), default_target)]),
     };
     Upstream::new(host_l, service_port, endpoints)

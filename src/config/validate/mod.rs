@@ -118,7 +118,10 @@ fn secret(s: &Secret, e: &mut FieldErrors) {
             && k.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
         if !ok {
-            e.push(format!("data.{k}"), format!("{k:?} is not a valid key name"));
+            e.push(
+                format!("data.{k}"),
+                format!("{k:?} is not a valid key name"),
+            );
         }
     }
 }
@@ -145,10 +148,24 @@ mod tests {
 
     #[test]
     fn addresses() {
-        for ok in ["10.0.0.1", "10.0.0.0/8", "::1", "2001:db8::/32", "0.0.0.0/0"] {
+        for ok in [
+            "10.0.0.1",
+            "10.0.0.0/8",
+            "::1",
+            "2001:db8::/32",
+            "0.0.0.0/0",
+        ] {
             assert!(ip_or_cidr(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "10.0.0", "10.0.0.0/33", "::/129", "a.com", "10.0.0.0/", "10.0.0.0/+8"] {
+        for bad in [
+            "",
+            "10.0.0",
+            "10.0.0.0/33",
+            "::/129",
+            "a.com",
+            "10.0.0.0/",
+            "10.0.0.0/+8",
+        ] {
             assert!(ip_or_cidr(bad).is_err(), "{bad}");
         }
     }

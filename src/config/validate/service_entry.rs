@@ -32,7 +32,8 @@ pub(super) fn service_entry(s: &ServiceEntry, e: &mut FieldErrors) {
         let p = format!("spec.addresses[{i}]");
         if let Err(why) = ip_or_cidr(a) {
             e.push(p, why);
-        } else if a.contains('/') && !matches!(spec.resolution, Resolution::None | Resolution::Static)
+        } else if a.contains('/')
+            && !matches!(spec.resolution, Resolution::None | Resolution::Static)
         {
             e.push(
                 p,

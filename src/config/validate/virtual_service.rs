@@ -404,7 +404,10 @@ fn http_route(r: &HttpRoute, p: &str, e: &mut FieldErrors) {
         if let Some(h) = &r.headers
             && rw.authority.is_some()
             && h.request.as_ref().is_some_and(|req| {
-                req.set.keys().chain(req.add.keys()).any(|k| is_authority(k))
+                req.set
+                    .keys()
+                    .chain(req.add.keys())
+                    .any(|k| is_authority(k))
             })
         {
             e.push(
