@@ -4,9 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# tool -> the Debian package that brings it
 need=()
-for tool in curl openssl; do
-  command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
+for pair in curl:curl openssl:openssl protoc:protobuf-compiler etcd:etcd-server etcdctl:etcd-client; do
+  tool=${pair%%:*}; pkg=${pair#*:}
+  command -v "$tool" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
