@@ -14,6 +14,8 @@ use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+mod cache;
+
 use crate::config::{Kind, Resource, validate};
 use crate::proxy::{self, Shared};
 use crate::secret::files::FileCredentials;
@@ -27,6 +29,8 @@ const FILE_POLL: Duration = Duration::from_millis(20);
 /// How this gateway process was started.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
+    /// Local cache of the served objects (static stability); `None`: none.
+    pub cache: Option<std::path::PathBuf>,
     pub labels: BTreeMap<String, String>,
     pub namespace: String,
     pub listen: BTreeMap<u16, SocketAddr>,
@@ -40,6 +44,7 @@ pub struct Status {
     pub snapshot_version: u64,
     pub credentials: Vec<Row>,
     pub listeners: Vec<(u16, SocketAddr)>,
+    pub source: Source,
 }
 
 /// Last good parse of every object, by key.
@@ -71,6 +76,20 @@ impl Objects {
             }
         }
         self.raw.insert(o.key.clone(), o);
+    }
+
+    /// Replaces everything with a fresh listing, keeping the last good parse
+    /// of objects whose new version is invalid.
+    fn replace_all(&mut self, objects: Vec<Object>) {
+        let keep: std::collections::HashSet<ObjectKey> =
+            objects.iter().map(|o| o.key.clone()).collect();
+        self.raw.retain(|k, _| keep.contains(k));
+        self.parsed.retain(|k, _| keep.contains(k));
+        for o in objects {
+            if self.raw.get(&o.key).map(|r| r.resource_version) != Some(o.resource_version) {
+                self.upsert(o);
+            }
+        }
     }
 
     fn remove(&mut self, key: &ObjectKey) {
@@ -129,6 +148,43 @@ impl Listeners {
 }
 
 /// Runs the gateway until the process is stopped.
+/// Where the served objects currently come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Source {
+    /// Not synced yet.
+    #[default]
+    Starting,
+    /// In sync with the store, following its watch.
+    Live,
+    /// The store was unreachable at start: serving the local cache.
+    Cache,
+    /// The store went away while running: serving what we had.
+    Behind,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Starting => "starting",
+            Source::Live => "live",
+            Source::Cache => "serving from cache (store unreachable)",
+            Source::Behind => "behind (store unreachable; serving the last good config)",
+        }
+    }
+}
+
+/// Lists the store and starts a watch from the listed revision.
+async fn sync(
+    store: &AnyStore,
+    state: &mut Objects,
+) -> Result<(u64, crate::store::WatchReceiver), crate::store::StoreError> {
+    let (objects, revision) = store.list(None, None).await?;
+    let events = store.watch(revision).await?;
+    state.replace_all(objects);
+    Ok((revision, events))
+}
+
+/// Runs the gateway until the process is stopped.
 pub async fn run(
     store: AnyStore,
     opts: RunOptions,
@@ -136,12 +192,33 @@ pub async fn run(
     shared: Arc<Shared>,
 ) -> anyhow::Result<()> {
     let snapshot_cell = shared.snapshot.clone();
-    let (objects, revision) = store.list(None, None).await?;
     let mut state = Objects::default();
-    for o in objects {
-        state.upsert(o);
-    }
-    let mut events = store.watch(revision).await?;
+    let mut source = Source::Starting;
+    let mut revision = 0u64;
+    let mut events = match sync(&store, &mut state).await {
+        Ok((rev, rx)) => {
+            revision = rev;
+            source = Source::Live;
+            Some(rx)
+        }
+        Err(e) => {
+            let from_cache = opts.cache.as_deref().map(cache::load);
+            match from_cache {
+                Some(Ok((rev, objects))) => {
+                    tracing::warn!(error = %e, revision = rev, "the store is unreachable: serving from the local cache until it returns");
+                    state.replace_all(objects);
+                    revision = rev;
+                    source = Source::Cache;
+                }
+                Some(Err(why)) => {
+                    tracing::error!(error = %e, cache = %why, "the store is unreachable and there is no usable cache; retrying");
+                }
+                None if matches!(store, AnyStore::Dir(_)) => return Err(e.into()),
+                None => tracing::error!(error = %e, "the store is unreachable; retrying"),
+            }
+            None
+        }
+    };
     let mut sds = Sds::default();
     let mut sessions = Sessions::default();
     let mut listeners = Listeners {
@@ -150,6 +227,9 @@ pub async fn run(
     let mut files = FileCredentials::default();
     let mut file_poll = tokio::time::interval(FILE_POLL);
     file_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut backoff = Duration::from_millis(200);
+    let mut retry_at = tokio::time::Instant::now() + backoff;
+    let mut cached_revision = None;
     let mut version = 0u64;
     loop {
         version += 1;
@@ -163,7 +243,7 @@ pub async fn run(
         snapshot_cell.store(snap.clone());
         listeners.reconcile(&snap, &opts, &shared).await;
         status.store(Arc::new(Status {
-            ready: true,
+            ready: source != Source::Starting,
             snapshot_version: version,
             credentials: sds.rows(),
             listeners: listeners
@@ -171,32 +251,81 @@ pub async fn run(
                 .iter()
                 .map(|(p, (a, _))| (*p, *a))
                 .collect(),
+            source,
         }));
+        if source == Source::Live
+            && cached_revision != Some(revision)
+            && let Some(path) = &opts.cache
+        {
+            match cache::save(path, revision, state.raw.values()) {
+                Ok(()) => cached_revision = Some(revision),
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot write the local cache"),
+            }
+        }
         // Wait for a change, then take every change already queued so a
         // burst of events costs one compile.
-        let first = loop {
+        let mut batch = Vec::new();
+        loop {
             tokio::select! {
-                e = events.recv() => match e {
-                    Some(e) => break Some(e),
-                    None => anyhow::bail!("the store's watch ended"),
+                e = async { events.as_mut()?.recv().await }, if events.is_some() => match e {
+                    Some(e) => {
+                        batch.push(e);
+                        break;
+                    }
+                    None => {
+                        batch.push(Err(crate::store::StoreError::Unavailable("the store's watch ended".into())));
+                        break;
+                    }
                 },
                 _ = file_poll.tick(), if !files.is_empty() => {
                     if files.poll() {
-                        break None;
+                        break;
+                    }
+                }
+                _ = tokio::time::sleep_until(retry_at), if events.is_none() => {
+                    match sync(&store, &mut state).await {
+                        Ok((rev, rx)) => {
+                            tracing::info!(revision = rev, was = source.as_str(), "in sync with the store again");
+                            revision = rev;
+                            events = Some(rx);
+                            source = Source::Live;
+                            backoff = Duration::from_millis(200);
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "the store is still unreachable");
+                            backoff = (backoff * 2).min(Duration::from_secs(5));
+                            retry_at = tokio::time::Instant::now() + backoff;
+                        }
                     }
                 }
             }
-        };
-        let mut batch: Vec<_> = first.into_iter().collect();
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        while let Ok(e) = events.try_recv() {
-            batch.push(e);
+        }
+        if let Some(rx) = events.as_mut() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            while let Ok(e) = rx.try_recv() {
+                batch.push(e);
+            }
         }
         for e in batch {
-            let e = e?;
-            match e.event_type {
-                EventType::Added | EventType::Modified => state.upsert(e.object),
-                EventType::Deleted => state.remove(&e.object.key),
+            match e {
+                Ok(e) => {
+                    revision = revision.max(e.revision);
+                    match e.event_type {
+                        EventType::Added | EventType::Modified => state.upsert(e.object),
+                        EventType::Deleted => state.remove(&e.object.key),
+                    }
+                }
+                Err(e) => {
+                    // Keep serving what we have; list and watch again later.
+                    tracing::warn!(error = %e, "lost the store's watch: serving the last good config, reconnecting");
+                    events = None;
+                    if source == Source::Live {
+                        source = Source::Behind;
+                    }
+                    retry_at = tokio::time::Instant::now() + backoff;
+                    break;
+                }
             }
         }
     }

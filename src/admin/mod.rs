@@ -65,9 +65,21 @@ fn respond(status: StatusCode, body: String, content_type: &'static str) -> Resp
 
 fn handle(req: &Request<Incoming>, status: &Status) -> Response<Full<Bytes>> {
     match req.uri().path() {
-        "/ready" | "/healthz/ready" if status.ready => {
-            respond(StatusCode::OK, "ready\n".into(), "text/plain")
-        }
+        "/ready" | "/healthz/ready" if status.ready => respond(
+            StatusCode::OK,
+            format!("ready: {}\n", status.source.as_str()),
+            "text/plain",
+        ),
+        "/status" => respond(
+            StatusCode::OK,
+            json!({
+                "ready": status.ready,
+                "source": status.source.as_str(),
+                "snapshot": status.snapshot_version,
+            })
+            .to_string(),
+            "application/json",
+        ),
         "/ready" | "/healthz/ready" => respond(
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready\n".into(),

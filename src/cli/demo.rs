@@ -243,6 +243,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         false,
     ));
     let opts = RunOptions {
+        cache: None,
         labels: [("istio".to_owned(), "ingressgateway".to_owned())].into(),
         namespace: "istio-system".into(),
         listen: [(443, addr)].into(),

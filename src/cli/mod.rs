@@ -11,6 +11,7 @@ mod get;
 mod pki;
 mod run;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -29,8 +30,78 @@ pub struct Cli {
     #[arg(short = 'n', long = "namespace", global = true)]
     pub namespace: Option<String>,
 
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How to reach an etcd store (`--store etcd://HOST:PORT,...`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct EtcdArgs {
+    /// Key prefix in etcd, so several installations can share one cluster.
+    #[arg(long = "etcd-prefix", global = true, env = "GATEHOUSE_ETCD_PREFIX", default_value = "/gatehouse/")]
+    pub prefix: String,
+    /// CA bundle to verify etcd's server certificates (enables TLS).
+    #[arg(long = "etcd-cacert", global = true, env = "GATEHOUSE_ETCD_CACERT")]
+    pub cacert: Option<PathBuf>,
+    /// Client certificate for etcd (with --etcd-key).
+    #[arg(long = "etcd-cert", global = true, env = "GATEHOUSE_ETCD_CERT")]
+    pub cert: Option<PathBuf>,
+    /// Client key for etcd (with --etcd-cert).
+    #[arg(long = "etcd-key", global = true, env = "GATEHOUSE_ETCD_KEY")]
+    pub key: Option<PathBuf>,
+    /// etcd user; the password comes from GATEHOUSE_ETCD_PASSWORD or --etcd-password-file, never a flag.
+    #[arg(long = "etcd-user", global = true, env = "GATEHOUSE_ETCD_USER")]
+    pub user: Option<String>,
+    /// File holding the etcd password.
+    #[arg(long = "etcd-password-file", global = true, env = "GATEHOUSE_ETCD_PASSWORD_FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Key file for encrypting Secrets at rest in etcd (`gatehouse keygen`).
+    #[arg(long = "encryption-key-file", global = true, env = "GATEHOUSE_ENCRYPTION_KEY_FILE")]
+    pub encryption_key_file: Option<PathBuf>,
+}
+
+impl EtcdArgs {
+    fn options(&self) -> anyhow::Result<crate::store::EtcdOptions> {
+        let read = |p: &PathBuf| {
+            std::fs::read(p).map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", p.display()))
+        };
+        let client_cert_pem = match (&self.cert, &self.key) {
+            (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
+            (None, None) => None,
+            _ => anyhow::bail!("--etcd-cert and --etcd-key go together"),
+        };
+        let user = match &self.user {
+            None => None,
+            Some(u) => {
+                let password = match (&self.password_file, std::env::var("GATEHOUSE_ETCD_PASSWORD")) {
+                    (Some(f), _) => String::from_utf8(read(f)?)
+                        .map_err(|_| anyhow::anyhow!("{}: not UTF-8", f.display()))?
+                        .trim_end_matches(['\r', '\n'])
+                        .to_owned(),
+                    (None, Ok(p)) => p,
+                    (None, Err(_)) => anyhow::bail!(
+                        "--etcd-user {u}: give the password in GATEHOUSE_ETCD_PASSWORD or --etcd-password-file"
+                    ),
+                };
+                Some((u.clone(), password))
+            }
+        };
+        let keyring = match &self.encryption_key_file {
+            Some(p) => Some(std::sync::Arc::new(crate::store::crypt::Keyring::load(p)?)),
+            None => None,
+        };
+        Ok(crate::store::EtcdOptions {
+            endpoints: Vec::new(),
+            prefix: self.prefix.clone(),
+            ca_pem: self.cacert.as_ref().map(read).transpose()?,
+            client_cert_pem,
+            user,
+            keyring,
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,6 +122,12 @@ pub enum Command {
     Run(run::RunArgs),
     /// Show what a running gateway holds (`proxy-config secret`).
     ProxyConfig(run::ProxyConfigArgs),
+    /// Write a new encryption key file (mode 0600) for Secrets at rest in etcd.
+    Keygen {
+        /// Where to write it; never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// A user-facing failure: already explained on stderr, exit 1.
@@ -103,6 +180,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let ctx = Context {
         store_url: cli.store.clone(),
         namespace: cli.namespace.clone(),
+        etcd: cli.etcd.clone(),
     };
     match cli.command {
         Command::Apply(a) => apply::apply(&ctx, a).await,
@@ -113,6 +191,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(a) => demo::demo(a).await,
         Command::Run(a) => run::run(&ctx, a).await,
         Command::ProxyConfig(a) => run::proxy_config(a).await,
+        Command::Keygen { out } => {
+            let id = crate::store::crypt::keygen(&out)?;
+            println!("wrote encryption key {id} to {}", out.display());
+            Ok(())
+        }
     }
 }
 
@@ -121,11 +204,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
 pub struct Context {
     pub store_url: Option<String>,
     pub namespace: Option<String>,
+    pub etcd: EtcdArgs,
 }
 
 impl Context {
     pub fn open_store(&self) -> anyhow::Result<AnyStore> {
         let url = self.store_url.as_deref().unwrap_or("dir:");
+        if url.starts_with("etcd") {
+            return Ok(store::open_with(url, self.etcd.options()?)?);
+        }
         Ok(store::open(url)?)
     }
 

@@ -23,6 +23,10 @@ pub struct RunArgs {
     /// Admin endpoint (readiness, credentials). Loopback unless you say otherwise.
     #[arg(long, default_value = "127.0.0.1:15000")]
     pub admin: SocketAddr,
+    /// Local cache of the served config, used when the store (etcd) is
+    /// unreachable at start (default for etcd stores: DATA_DIR/gatehouse/replica-cache.json).
+    #[arg(long)]
+    pub cache: Option<std::path::PathBuf>,
     /// Log format: plain or json.
     #[arg(long = "log-format", default_value = "plain", value_parser = ["plain", "json"])]
     pub log_format: String,
@@ -106,7 +110,16 @@ pub fn init_logging_stdout(default: &str) {
 pub async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
     let json = args.log_format == "json";
     init_logging(json);
+    let store_url = ctx.store_url.as_deref().unwrap_or("dir:");
+    let cache = match args.cache {
+        Some(c) => Some(c),
+        None if store_url.starts_with("etcd") => {
+            Some(crate::store::default_location()?.join("replica-cache.json"))
+        }
+        None => None,
+    };
     let opts = RunOptions {
+        cache,
         labels: parse_labels(&args.labels)?,
         namespace: ctx
             .namespace

@@ -13,7 +13,9 @@
 //! object's value (it can hold private keys) in a `Debug` string, a log line
 //! or an error message, or leave a file readable by anyone but its owner.
 
+pub mod crypt;
 pub mod dir;
+pub mod etcd;
 mod fsutil;
 mod log;
 
@@ -24,6 +26,7 @@ use std::path::PathBuf;
 use tokio::sync::mpsc;
 
 pub use dir::DirStore;
+pub use etcd::{EtcdOptions, EtcdStore};
 
 /// The identity of an object: its kind, namespace (empty for cluster-scoped
 /// kinds) and name.
@@ -182,6 +185,14 @@ pub enum StoreError {
     NoDefaultLocation,
     #[error("store background task failed: {0}")]
     Background(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("the store compacted history up to revision {revision}; list again")]
+    Compacted { revision: u64 },
+    #[error(
+        "{key}: storing a Secret in etcd needs an encryption key: make one with `gatehouse keygen --out FILE` and pass --encryption-key-file FILE"
+    )]
+    NeedsEncryptionKey { key: ObjectKey },
 }
 
 fn version_text(actual: u64) -> String {
@@ -258,24 +269,28 @@ pub trait Store: Send + Sync {
 #[non_exhaustive]
 pub enum AnyStore {
     Dir(DirStore),
+    Etcd(EtcdStore),
 }
 
 impl Store for AnyStore {
     async fn apply(&self, puts: Vec<Put>) -> Result<Vec<(ObjectKey, Outcome, u64)>, StoreError> {
         match self {
             AnyStore::Dir(s) => s.apply(puts).await,
+            AnyStore::Etcd(s) => s.apply(puts).await,
         }
     }
 
     async fn delete(&self, keys: Vec<ObjectKey>) -> Result<Vec<bool>, StoreError> {
         match self {
             AnyStore::Dir(s) => s.delete(keys).await,
+            AnyStore::Etcd(s) => s.delete(keys).await,
         }
     }
 
     async fn get(&self, key: &ObjectKey) -> Result<Option<Object>, StoreError> {
         match self {
             AnyStore::Dir(s) => s.get(key).await,
+            AnyStore::Etcd(s) => s.get(key).await,
         }
     }
 
@@ -286,24 +301,27 @@ impl Store for AnyStore {
     ) -> Result<(Vec<Object>, u64), StoreError> {
         match self {
             AnyStore::Dir(s) => s.list(kind, namespace).await,
+            AnyStore::Etcd(s) => s.list(kind, namespace).await,
         }
     }
 
     async fn watch(&self, from_revision: u64) -> Result<WatchReceiver, StoreError> {
         match self {
             AnyStore::Dir(s) => s.watch(from_revision).await,
+            AnyStore::Etcd(s) => s.watch(from_revision).await,
         }
     }
 }
 
-const SUPPORTED: &str =
-    "supported: \"dir:<path>\", \"dir:\" (the default location) or a bare path; etcd comes later";
+const SUPPORTED: &str = "supported: \"dir:<path>\", \"dir:\" (the default location), a bare path, or \"etcd://HOST:PORT[,HOST:PORT...]\"";
 
 /// Where a store URL points, before anything is opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
     /// A directory store; `None` means [`default_location`].
     Dir(Option<PathBuf>),
+    /// An etcd cluster: `http://` or `https://` endpoints.
+    Etcd(Vec<String>),
 }
 
 /// Parses a store URL: `dir:/some/path`, `dir:` (the default location), or a
@@ -327,6 +345,22 @@ pub fn parse_url(url: &str) -> Result<Location, StoreError> {
             (!path.is_empty()).then(|| PathBuf::from(path)),
         ));
     }
+    for (scheme, tls) in [("etcd://", false), ("etcds://", true)] {
+        if let Some(rest) = url.strip_prefix(scheme) {
+            let endpoints: Vec<String> = rest
+                .split(',')
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .map(|e| format!("{}://{e}", if tls { "https" } else { "http" }))
+                .collect();
+            if endpoints.is_empty() {
+                return Err(StoreError::BadUrl(format!(
+                    "store URL {url:?} names no etcd endpoint ({SUPPORTED})"
+                )));
+            }
+            return Ok(Location::Etcd(endpoints));
+        }
+    }
     if let Some((scheme, _)) = url.split_once(':') {
         let looks_like_scheme = scheme.len() > 1
             && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -345,6 +379,12 @@ pub fn parse_url(url: &str) -> Result<Location, StoreError> {
 /// Opens the store `url` names (see [`parse_url`]), creating a directory
 /// store (mode 0700) if it is missing.
 pub fn open(url: &str) -> Result<AnyStore, StoreError> {
+    open_with(url, EtcdOptions::default())
+}
+
+/// Opens a store; `etcd` carries the options an etcd URL needs (TLS, user,
+/// prefix, encryption keys). Its `endpoints` are taken from the URL.
+pub fn open_with(url: &str, etcd: EtcdOptions) -> Result<AnyStore, StoreError> {
     match parse_url(url)? {
         Location::Dir(path) => {
             let path = match path {
@@ -352,6 +392,25 @@ pub fn open(url: &str) -> Result<AnyStore, StoreError> {
                 None => default_location()?,
             };
             Ok(AnyStore::Dir(DirStore::open(path)?))
+        }
+        Location::Etcd(mut endpoints) => {
+            if etcd.ca_pem.is_some() {
+                for e in &mut endpoints {
+                    if let Some(rest) = e.strip_prefix("http://") {
+                        *e = format!("https://{rest}");
+                    }
+                }
+            }
+            let prefix = if etcd.prefix.is_empty() {
+                "/gatehouse/".to_owned()
+            } else {
+                etcd.prefix.clone()
+            };
+            Ok(AnyStore::Etcd(EtcdStore::new(EtcdOptions {
+                endpoints,
+                prefix,
+                ..etcd
+            })))
         }
     }
 }
@@ -396,7 +455,14 @@ mod tests {
         ] {
             assert_eq!(parse_url(url).ok(), want, "{url}");
         }
-        for url in ["", "etcd://x", "dir://host/x", "https://k8s", "kubernetes:"] {
+        assert_eq!(
+            parse_url("etcd://127.0.0.1:2379,127.0.0.1:2381").ok(),
+            Some(Location::Etcd(vec![
+                "http://127.0.0.1:2379".into(),
+                "http://127.0.0.1:2381".into()
+            ]))
+        );
+        for url in ["", "etcd://", "dir://host/x", "https://k8s", "kubernetes:"] {
             let err = parse_url(url)
                 .err()
                 .map(|e| e.to_string())
