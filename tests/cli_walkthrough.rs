@@ -104,7 +104,11 @@ fn walkthrough_objects_apply_and_show_in_get() {
             .map(|(p, b)| (p.clone(), b.clone()))
             .collect::<Vec<_>>()
     };
-    assert_eq!(objects(&before), objects(&after), "unchanged objects were rewritten");
+    assert_eq!(
+        objects(&before),
+        objects(&after),
+        "unchanged objects were rewritten"
+    );
 
     // A change to one object configures that one only.
     env.write(
@@ -138,7 +142,10 @@ fn walkthrough_objects_apply_and_show_in_get() {
     // Short names, one kind, the default namespace.
     let out = env.run(&["get", "gw"]);
     out.ok();
-    assert_eq!(table(&out.stdout), ["NAME              AGE", "foocorp-gateway   <age>"]);
+    assert_eq!(
+        table(&out.stdout),
+        ["NAME              AGE", "foocorp-gateway   <age>"]
+    );
     let out = env.run(&["get", "virtualservices", "inventory"]);
     out.ok();
     assert_eq!(
@@ -201,7 +208,10 @@ fn walkthrough_secrets_from_pki_init_and_create_secret() {
     for service in ["frontend", "inventory"] {
         let out = create_walkthrough_secret(&env, service);
         out.ok();
-        assert_eq!(out.lines(), [format!("secret/{service}-credential created")]);
+        assert_eq!(
+            out.lines(),
+            [format!("secret/{service}-credential created")]
+        );
         assert_eq!(out.stderr, "");
     }
 
@@ -284,9 +294,18 @@ fn walkthrough_secrets_from_pki_init_and_create_secret() {
     assert_eq!(doc["metadata"]["name"], "frontend-credential");
     assert_eq!(doc["metadata"]["namespace"], "istio-system");
     for (k, path) in [
-        ("key", format!("{host}/3_application/private/{host}.key.pem")),
-        ("cert", format!("{host}/3_application/certs/{host}.cert.pem")),
-        ("cacert", format!("{host}/2_intermediate/certs/ca-chain.cert.pem")),
+        (
+            "key",
+            format!("{host}/3_application/private/{host}.key.pem"),
+        ),
+        (
+            "cert",
+            format!("{host}/3_application/certs/{host}.cert.pem"),
+        ),
+        (
+            "cacert",
+            format!("{host}/2_intermediate/certs/ca-chain.cert.pem"),
+        ),
     ] {
         let file = std::fs::read(env.path(&path)).unwrap();
         assert_eq!(doc["data"][k], b64(&file), "data.{k}");
@@ -303,10 +322,9 @@ fn get_tables_never_show_key_material() {
     pki_init(&env);
     create_walkthrough_secret(&env, "frontend").ok();
     let host = "frontend.foocorp.com";
-    let key = std::fs::read_to_string(env.path(&format!(
-        "{host}/3_application/private/{host}.key.pem"
-    )))
-    .unwrap();
+    let key =
+        std::fs::read_to_string(env.path(&format!("{host}/3_application/private/{host}.key.pem")))
+            .unwrap();
     let key_b64 = b64(&key);
     // The base64 body lines of the PEM (what a careless printer would show).
     let pem_body: Vec<&str> = key
@@ -318,7 +336,13 @@ fn get_tables_never_show_key_material() {
     for args in [
         &["get", "secret", "-n", "istio-system"][..],
         &["get", "secret", "-A"],
-        &["get", "secrets", "frontend-credential", "-n", "istio-system"],
+        &[
+            "get",
+            "secrets",
+            "frontend-credential",
+            "-n",
+            "istio-system",
+        ],
         &["get", "secret", "-n", "istio-system", "-o", "wide"],
         &["get", "secret", "-n", "istio-system", "-o", "name"],
         &["get", "gw,vs,se,secret", "-A"],
@@ -366,7 +390,13 @@ fn kubectl_dry_run_yaml_secret_applies() {
     assert_eq!(out.lines(), ["secret/inventory-credential unchanged"]);
 
     // With `-n` naming the same namespace the manifest names: accepted.
-    let out = env.run(&["apply", "-n", "istio-system", "-f", "inventory-credential.yaml"]);
+    let out = env.run(&[
+        "apply",
+        "-n",
+        "istio-system",
+        "-f",
+        "inventory-credential.yaml",
+    ]);
     out.ok();
     assert_eq!(out.lines(), ["secret/inventory-credential unchanged"]);
 
@@ -498,7 +528,13 @@ fn delete_by_file_and_by_name() {
         out.lines(),
         ["gateway.networking.istio.io \"foocorp-gateway\" deleted"]
     );
-    let out = env.run(&["delete", "-n", "istio-system", "secret", "frontend-credential"]);
+    let out = env.run(&[
+        "delete",
+        "-n",
+        "istio-system",
+        "secret",
+        "frontend-credential",
+    ]);
     out.ok();
     assert_eq!(out.lines(), ["secret \"frontend-credential\" deleted"]);
 

@@ -77,7 +77,7 @@ pub(super) fn check_contents(loaded: &[Loaded]) -> Vec<ConfigError> {
                 document: Some(l.document),
                 object: Some(l.resource.describe()),
                 path: Some(format!("data.{}", e.field)),
-                message: e.reason,
+                message: crate::config::error::one_line(&e.reason),
             });
         }
     }
@@ -93,6 +93,15 @@ fn now_rfc3339() -> String {
                 .ok()
         })
         .unwrap_or_default()
+}
+
+/// `metadata.resourceVersion` of a manifest, if it states one.
+fn stated_version(r: &Resource) -> Option<u64> {
+    match r.meta().resource_version.as_ref()? {
+        serde_json::Value::String(s) => s.parse().ok(),
+        serde_json::Value::Number(n) => n.as_u64(),
+        _ => None,
+    }
 }
 
 /// Writes objects in one all-or-nothing store call and prints kubectl's lines.
@@ -116,6 +125,9 @@ pub(super) async fn write_all(
             );
             return Err(Reported.into());
         }
+        if let (Resource::Secret(new), Some(old)) = (&r, &existing) {
+            secret_update_allowed(&key, old, new)?;
+        }
         let created = existing
             .as_ref()
             .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.value).ok())
@@ -125,10 +137,26 @@ pub(super) async fn write_all(
                     .map(str::to_owned)
             });
         r.meta_mut().creation_timestamp = Some(created.unwrap_or_else(now_rfc3339));
+        // A manifest that names the version it was read at (as `get -o yaml`
+        // prints it) is an optimistic lock, as with kubectl: if the object
+        // changed since, the apply is refused rather than losing that change.
+        let current = existing.map_or(0, |o| o.resource_version);
+        let expected = match stated_version(&r) {
+            Some(v) if v != current => {
+                eprintln!(
+                    "error: {}/{}: conflict: the manifest is for resourceVersion {v}, but the object is now at {}; get it again, re-apply your change",
+                    r.kind().resource(),
+                    key.name,
+                    if current == 0 { "none (deleted)".to_owned() } else { current.to_string() }
+                );
+                return Err(Reported.into());
+            }
+            _ => current,
+        };
         puts.push(Put {
             key,
             value: r.to_json()?,
-            expected_version: Some(existing.map_or(0, |o| o.resource_version)),
+            expected_version: Some(expected),
         });
     }
     let suffix = if dry_run { " (dry run)" } else { "" };
@@ -156,6 +184,35 @@ pub(super) async fn write_all(
             Outcome::Unchanged => "unchanged",
         };
         println!("{}", line(&key, verb));
+    }
+    Ok(())
+}
+
+/// What Kubernetes refuses when a Secret is updated: a new type, or any
+/// change to a Secret marked `immutable`.
+fn secret_update_allowed(
+    key: &ObjectKey,
+    old: &crate::store::Object,
+    new: &crate::config::Secret,
+) -> anyhow::Result<()> {
+    // Another writer may have stored something unreadable: then anything goes.
+    let Ok(Resource::Secret(old)) = Resource::from_json(Kind::Secret, &old.value) else {
+        return Ok(());
+    };
+    let what = format!("secret {:?} in namespace {}", key.name, key.namespace);
+    let type_of =
+        |s: &crate::config::Secret| s.secret_type.clone().unwrap_or_else(|| "Opaque".into());
+    if type_of(&old) != type_of(new) {
+        anyhow::bail!(
+            "{what}: type: the type of a Secret cannot change (it is {:?}, the new one is {:?}); delete it and create it again",
+            type_of(&old),
+            type_of(new)
+        );
+    }
+    if old.immutable == Some(true) && (old.data != new.data || new.immutable != Some(true)) {
+        anyhow::bail!(
+            "{what}: data: the Secret is immutable; delete it and create it again to change it"
+        );
     }
     Ok(())
 }
@@ -193,8 +250,12 @@ pub async fn delete(ctx: &Context, args: DeleteArgs) -> anyhow::Result<()> {
         if !args.args.is_empty() {
             anyhow::bail!("give either -f FILE or KIND NAME, not both");
         }
-        let loaded = load::load_all(&args.files, &ns_policy(ctx)).map_err(|e| report(&e))?;
-        keys.extend(loaded.iter().map(|l| key_of(&l.resource)));
+        let named = load::identify_all(&args.files, &ns_policy(ctx)).map_err(|e| report(&e))?;
+        keys.extend(named.into_iter().map(|(kind, namespace, name)| ObjectKey {
+            kind: kind.as_str().to_owned(),
+            namespace,
+            name,
+        }));
     } else {
         let [kind, names @ ..] = args.args.as_slice() else {
             anyhow::bail!("delete needs -f FILE, or KIND NAME");

@@ -62,9 +62,13 @@ pub struct GenericArgs {
 #[derive(Debug, Args)]
 pub struct TlsArgs {
     pub name: String,
-    #[arg(long)]
+    // Own ids: the global `--etcd-cert`/`--etcd-key` flags are `cert`/`key`
+    // to clap, and two arguments with one id make clap panic at parse time.
+    /// PEM certificate chain, leaf first.
+    #[arg(long = "cert", id = "tls-cert")]
     pub cert: String,
-    #[arg(long)]
+    /// PEM private key of the leaf.
+    #[arg(long = "key", id = "tls-key")]
     pub key: String,
     #[command(flatten)]
     pub common: CommonArgs,
@@ -162,7 +166,7 @@ pub async fn create(ctx: &Context, args: CreateArgs) -> anyhow::Result<()> {
             document: None,
             object: Some(object),
             path: Some(format!("data.{}", e.field)),
-            message: e.reason,
+            message: crate::config::error::one_line(&e.reason),
         }]));
     }
     match common.dry_run.as_deref() {

@@ -41,22 +41,22 @@ pub struct Cli {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct EtcdArgs {
     /// Key prefix in etcd, so several installations can share one cluster.
-    #[arg(long = "etcd-prefix", global = true, env = "GATEHOUSE_ETCD_PREFIX", default_value = "/gatehouse/")]
+    #[arg(id = "etcd_prefix", long = "etcd-prefix", global = true, env = "GATEHOUSE_ETCD_PREFIX", default_value = "/gatehouse/")]
     pub prefix: String,
     /// CA bundle to verify etcd's server certificates (enables TLS).
-    #[arg(long = "etcd-cacert", global = true, env = "GATEHOUSE_ETCD_CACERT")]
+    #[arg(id = "etcd_cacert", long = "etcd-cacert", global = true, env = "GATEHOUSE_ETCD_CACERT")]
     pub cacert: Option<PathBuf>,
     /// Client certificate for etcd (with --etcd-key).
-    #[arg(long = "etcd-cert", global = true, env = "GATEHOUSE_ETCD_CERT")]
+    #[arg(id = "etcd_cert", long = "etcd-cert", global = true, env = "GATEHOUSE_ETCD_CERT")]
     pub cert: Option<PathBuf>,
     /// Client key for etcd (with --etcd-cert).
-    #[arg(long = "etcd-key", global = true, env = "GATEHOUSE_ETCD_KEY")]
+    #[arg(id = "etcd_key", long = "etcd-key", global = true, env = "GATEHOUSE_ETCD_KEY")]
     pub key: Option<PathBuf>,
     /// etcd user; the password comes from GATEHOUSE_ETCD_PASSWORD or --etcd-password-file, never a flag.
-    #[arg(long = "etcd-user", global = true, env = "GATEHOUSE_ETCD_USER")]
+    #[arg(id = "etcd_user", long = "etcd-user", global = true, env = "GATEHOUSE_ETCD_USER")]
     pub user: Option<String>,
     /// File holding the etcd password.
-    #[arg(long = "etcd-password-file", global = true, env = "GATEHOUSE_ETCD_PASSWORD_FILE")]
+    #[arg(id = "etcd_password_file", long = "etcd-password-file", global = true, env = "GATEHOUSE_ETCD_PASSWORD_FILE")]
     pub password_file: Option<PathBuf>,
     /// Key file for encrypting Secrets at rest in etcd (`gatehouse keygen`).
     #[arg(long = "encryption-key-file", global = true, env = "GATEHOUSE_ENCRYPTION_KEY_FILE")]
@@ -145,10 +145,24 @@ impl std::error::Error for Reported {}
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
-            let code = if e.use_stderr() { 1 } else { 0 };
+        Err(e) if !e.use_stderr() => {
+            // --help and --version
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // A usage error: one line, like every other user error.
+            let rendered = e.render().to_string();
+            let message = rendered
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let message = message.strip_prefix("error: ").unwrap_or(&message);
+            eprintln!("error: {message} (see --help)");
+            return ExitCode::from(1);
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()

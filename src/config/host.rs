@@ -24,6 +24,9 @@ fn check_fqdn(name: &str) -> Result<(), String> {
         return Err("longer than 253 characters".into());
     }
     for label in name.trim_end_matches('.').split('.') {
+        if label.is_empty() {
+            return Err("empty label (two dots in a row, or a leading dot)".into());
+        }
         let ok = !label.is_empty()
             && label.len() <= 63
             && label

@@ -239,6 +239,61 @@ pub fn parse_source(src: &Source, ns: &NamespacePolicy) -> Result<Vec<Loaded>, V
     }
 }
 
+/// Names every object in the `-f` arguments (kind, namespace, name) without
+/// validating them further: what `delete -f` needs, so that a file that no
+/// longer validates can still delete what it once created.
+pub fn identify_all(
+    args: &[String],
+    ns: &NamespacePolicy,
+) -> Result<Vec<(Kind, String, String)>, Vec<ConfigError>> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for arg in args {
+        let sources = match read_sources(arg) {
+            Ok(s) => s,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        for src in sources {
+            for doc in split_documents(&src.text) {
+                let err = |message: String| ConfigError {
+                    file: src.name.clone(),
+                    document: Some(doc.number),
+                    object: None,
+                    path: None,
+                    message,
+                };
+                let value: Value = match serde_saphyr::from_str(doc.text) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        errors.push(err(format!("invalid YAML: {}", yaml_error(&e, doc.first_line))));
+                        continue;
+                    }
+                };
+                if value.is_null() {
+                    continue;
+                }
+                let text = |p: &str| value.pointer(p).and_then(Value::as_str).map(str::to_owned);
+                let kind = text("/kind").as_deref().and_then(Kind::from_kind);
+                match (kind, text("/metadata/name")) {
+                    (Some(kind), Some(name)) => {
+                        let namespace = text("/metadata/namespace").unwrap_or_else(|| ns.namespace.clone());
+                        out.push((kind, namespace, name));
+                    }
+                    (None, _) => errors.push(err(format!(
+                        "kind: unsupported or missing kind; supported: {}",
+                        Kind::supported_list()
+                    ))),
+                    (_, None) => errors.push(err("metadata.name: name is required".into())),
+                }
+            }
+        }
+    }
+    if errors.is_empty() { Ok(out) } else { Err(errors) }
+}
+
 /// Parses one document (already YAML-decoded) into a validated resource.
 pub fn parse_document(
     file: &str,
@@ -266,12 +321,12 @@ pub fn parse_document(
             let what = if map.contains_key(field) {
                 "must be a string"
             } else {
-                "is required"
+                "required field is missing"
             };
             return Err(vec![err(
                 None,
                 Some(field.into()),
-                format!("{field} {what}; supported: {}", Kind::supported_list()),
+                format!("{what}; supported: {}", Kind::supported_list()),
             )]);
         }
     }
@@ -289,16 +344,6 @@ pub fn parse_document(
             ),
         )]);
     };
-    if !kind.api_versions().contains(&api.as_str()) {
-        return Err(vec![err(
-            None,
-            Some("apiVersion".into()),
-            format!(
-                "apiVersion {api:?} is not supported for kind {kind}; supported: {}",
-                kind.api_versions().join(", ")
-            ),
-        )]);
-    }
     let meta = map.get("metadata");
     let name = meta
         .and_then(|m| m.get("name"))
@@ -311,6 +356,16 @@ pub fn parse_document(
         .map(str::to_owned);
     let effective_ns = doc_ns.clone().unwrap_or_else(|| ns.namespace.clone());
     let object = Some(format!("{kind} {effective_ns}/{name}"));
+    if !kind.api_versions().contains(&api.as_str()) {
+        return Err(vec![err(
+            object,
+            Some("apiVersion".into()),
+            format!(
+                "{api:?} is not supported for kind {kind}; supported: {}",
+                kind.api_versions().join(", ")
+            ),
+        )]);
+    }
     if let Some(d) = &doc_ns
         && ns.explicit
         && *d != ns.namespace
@@ -367,8 +422,23 @@ fn typed_from<T: DeserializeOwned>(doc: Value) -> Result<T, (Option<String>, Str
             };
             return (Some(full), "required field is missing".to_owned());
         }
-        (path, message)
+        (path, humanize(&message))
     })
+}
+
+/// Replaces Rust type names in serde's messages with what a YAML author knows.
+fn humanize(message: &str) -> String {
+    let Some((head, expected)) = message.rsplit_once(", expected ") else {
+        return message.to_owned();
+    };
+    let plain = match expected {
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a non-negative integer",
+        "i8" | "i16" | "i32" | "i64" | "isize" => "an integer",
+        "f32" | "f64" => "a number",
+        e if e.starts_with("struct ") => "an object",
+        _ => return message.to_owned(),
+    };
+    format!("{head}, expected {plain}")
 }
 
 /// Reads and validates everything the `-f` arguments name. Returns every

@@ -42,7 +42,35 @@ impl<'de> Deserialize<'de> for SecretBytes {
         STANDARD
             .decode(compact.as_bytes())
             .map(SecretBytes)
-            .map_err(|e| serde::de::Error::custom(format!("invalid base64: {e}")))
+            .map_err(|e| serde::de::Error::custom(base64_error(&e)))
+    }
+}
+
+/// A base64 error in words; offsets count the value without its whitespace.
+fn base64_error(e: &base64::DecodeError) -> String {
+    use base64::DecodeError as E;
+    let byte = |b: u8| {
+        if b.is_ascii_graphic() {
+            format!("{:?}", b as char)
+        } else {
+            format!("byte 0x{b:02x}")
+        }
+    };
+    match e {
+        E::InvalidByte(at, b) => format!(
+            "invalid base64: {} at offset {at} is not a base64 character",
+            byte(*b)
+        ),
+        E::InvalidLength(len) => {
+            format!("invalid base64: {len} characters is not a valid length (cut short?)")
+        }
+        E::InvalidLastSymbol(at, b) => {
+            format!(
+                "invalid base64: {} at offset {at} ends the value wrongly",
+                byte(*b)
+            )
+        }
+        E::InvalidPadding => "invalid base64: wrong '=' padding".into(),
     }
 }
 

@@ -77,7 +77,10 @@ pub fn no_panic(stderr: &str) {
         "stack backtrace",
         "thread 'main'",
     ] {
-        assert!(!stderr.contains(sign), "stderr shows a panic ({sign}):\n{stderr}");
+        assert!(
+            !stderr.contains(sign),
+            "stderr shows a panic ({sign}):\n{stderr}"
+        );
     }
 }
 

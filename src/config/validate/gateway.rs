@@ -97,11 +97,21 @@ fn server(s: &Server, p: &str, e: &mut FieldErrors) {
     match &s.tls {
         None if tls_needed => e.push(
             format!("{p}.tls"),
-            format!("an {protocol} server needs tls settings"),
+            format!("{} server needs tls settings", a_protocol(&protocol)),
         ),
         None => {}
         Some(tls) => server_tls(tls, &protocol, &format!("{p}.tls"), e),
     }
+}
+
+/// "an HTTPS", "a TLS": the article as the protocol name is spoken.
+fn a_protocol(protocol: &str) -> String {
+    let article = if protocol.starts_with(['H', 'M']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {protocol}")
 }
 
 fn server_tls(t: &ServerTls, protocol: &str, p: &str, e: &mut FieldErrors) {
@@ -111,7 +121,8 @@ fn server_tls(t: &ServerTls, protocol: &str, p: &str, e: &mut FieldErrors) {
             e.push(
                 p,
                 format!(
-                    "a {protocol} server takes only tls.httpsRedirect; use protocol HTTPS for TLS"
+                    "{} server takes only tls.httpsRedirect; use protocol HTTPS for TLS",
+                    a_protocol(protocol)
                 ),
             );
         }

@@ -9,6 +9,7 @@
 //! `secret::credential` at apply time.
 
 mod gateway;
+mod http;
 mod service_entry;
 mod virtual_service;
 
