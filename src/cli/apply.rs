@@ -147,7 +147,11 @@ pub(super) async fn write_all(
                     "error: {}/{}: conflict: the manifest is for resourceVersion {v}, but the object is now at {}; get it again, re-apply your change",
                     r.kind().resource(),
                     key.name,
-                    if current == 0 { "none (deleted)".to_owned() } else { current.to_string() }
+                    if current == 0 {
+                        "none (deleted)".to_owned()
+                    } else {
+                        current.to_string()
+                    }
                 );
                 return Err(Reported.into());
             }

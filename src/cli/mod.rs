@@ -41,25 +41,60 @@ pub struct Cli {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct EtcdArgs {
     /// Key prefix in etcd, so several installations can share one cluster.
-    #[arg(id = "etcd_prefix", long = "etcd-prefix", global = true, env = "GATEHOUSE_ETCD_PREFIX", default_value = "/gatehouse/")]
+    #[arg(
+        id = "etcd_prefix",
+        long = "etcd-prefix",
+        global = true,
+        env = "GATEHOUSE_ETCD_PREFIX",
+        default_value = "/gatehouse/"
+    )]
     pub prefix: String,
     /// CA bundle to verify etcd's server certificates (enables TLS).
-    #[arg(id = "etcd_cacert", long = "etcd-cacert", global = true, env = "GATEHOUSE_ETCD_CACERT")]
+    #[arg(
+        id = "etcd_cacert",
+        long = "etcd-cacert",
+        global = true,
+        env = "GATEHOUSE_ETCD_CACERT"
+    )]
     pub cacert: Option<PathBuf>,
     /// Client certificate for etcd (with --etcd-key).
-    #[arg(id = "etcd_cert", long = "etcd-cert", global = true, env = "GATEHOUSE_ETCD_CERT")]
+    #[arg(
+        id = "etcd_cert",
+        long = "etcd-cert",
+        global = true,
+        env = "GATEHOUSE_ETCD_CERT"
+    )]
     pub cert: Option<PathBuf>,
     /// Client key for etcd (with --etcd-cert).
-    #[arg(id = "etcd_key", long = "etcd-key", global = true, env = "GATEHOUSE_ETCD_KEY")]
+    #[arg(
+        id = "etcd_key",
+        long = "etcd-key",
+        global = true,
+        env = "GATEHOUSE_ETCD_KEY"
+    )]
     pub key: Option<PathBuf>,
     /// etcd user; the password comes from GATEHOUSE_ETCD_PASSWORD or --etcd-password-file, never a flag.
-    #[arg(id = "etcd_user", long = "etcd-user", global = true, env = "GATEHOUSE_ETCD_USER")]
+    #[arg(
+        id = "etcd_user",
+        long = "etcd-user",
+        global = true,
+        env = "GATEHOUSE_ETCD_USER"
+    )]
     pub user: Option<String>,
     /// File holding the etcd password.
-    #[arg(id = "etcd_password_file", long = "etcd-password-file", global = true, env = "GATEHOUSE_ETCD_PASSWORD_FILE")]
+    #[arg(
+        id = "etcd_password_file",
+        long = "etcd-password-file",
+        global = true,
+        env = "GATEHOUSE_ETCD_PASSWORD_FILE"
+    )]
     pub password_file: Option<PathBuf>,
     /// Key file for encrypting Secrets at rest in etcd (`gatehouse keygen`).
-    #[arg(long = "encryption-key-file", global = true, env = "GATEHOUSE_ENCRYPTION_KEY_FILE")]
+    #[arg(
+        long = "encryption-key-file",
+        global = true,
+        env = "GATEHOUSE_ENCRYPTION_KEY_FILE"
+    )]
     pub encryption_key_file: Option<PathBuf>,
 }
 
@@ -76,7 +111,10 @@ impl EtcdArgs {
         let user = match &self.user {
             None => None,
             Some(u) => {
-                let password = match (&self.password_file, std::env::var("GATEHOUSE_ETCD_PASSWORD")) {
+                let password = match (
+                    &self.password_file,
+                    std::env::var("GATEHOUSE_ETCD_PASSWORD"),
+                ) {
                     (Some(f), _) => String::from_utf8(read(f)?)
                         .map_err(|_| anyhow::anyhow!("{}: not UTF-8", f.display()))?
                         .trim_end_matches(['\r', '\n'])

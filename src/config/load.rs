@@ -268,7 +268,10 @@ pub fn identify_all(
                 let value: Value = match serde_saphyr::from_str(doc.text) {
                     Ok(v) => v,
                     Err(e) => {
-                        errors.push(err(format!("invalid YAML: {}", yaml_error(&e, doc.first_line))));
+                        errors.push(err(format!(
+                            "invalid YAML: {}",
+                            yaml_error(&e, doc.first_line)
+                        )));
                         continue;
                     }
                 };
@@ -279,7 +282,8 @@ pub fn identify_all(
                 let kind = text("/kind").as_deref().and_then(Kind::from_kind);
                 match (kind, text("/metadata/name")) {
                     (Some(kind), Some(name)) => {
-                        let namespace = text("/metadata/namespace").unwrap_or_else(|| ns.namespace.clone());
+                        let namespace =
+                            text("/metadata/namespace").unwrap_or_else(|| ns.namespace.clone());
                         out.push((kind, namespace, name));
                     }
                     (None, _) => errors.push(err(format!(
@@ -291,7 +295,11 @@ pub fn identify_all(
             }
         }
     }
-    if errors.is_empty() { Ok(out) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
 }
 
 /// Parses one document (already YAML-decoded) into a validated resource.

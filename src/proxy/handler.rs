@@ -17,8 +17,8 @@ use hyper_util::server::conn::auto;
 
 use super::{ConnInfo, Shared};
 use crate::config::virtual_service::HeaderOperations;
-use crate::snapshot::DEFAULT_ROUTE_TIMEOUT;
 use crate::snapshot::routes::{self, Action, RequestView};
+use crate::snapshot::{DEFAULT_ROUTE_TIMEOUT, HostOwner};
 
 pub type Body = BoxBody<Bytes, hyper::Error>;
 
@@ -298,13 +298,14 @@ async fn route(
             None => return local(StatusCode::NOT_FOUND, "no route"),
         },
     };
-    if !server.serves(host) {
-        // Another server of this port owns the host: the client must open
-        // a connection (and pass that server's TLS) for it.
-        if listener.servers.iter().any(|s| s.serves(host)) {
+    match listener.owner_of(&server, host) {
+        HostOwner::This => {}
+        // The client must open a connection (and pass that server's TLS)
+        // for this host.
+        HostOwner::Other => {
             return local(StatusCode::MISDIRECTED_REQUEST, "misdirected request");
         }
-        return local(StatusCode::NOT_FOUND, "no route");
+        HostOwner::Nobody => return local(StatusCode::NOT_FOUND, "no route"),
     }
     let path = match normalize_path(req.uri().path()) {
         Ok(p) => p,
@@ -429,10 +430,15 @@ async fn route(
         headers.insert(header::HOST, v);
     }
     let peer_ip = info.peer.ip().to_string();
-    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {peer_ip}"),
-        None => peer_ip,
-    };
+    // Every x-forwarded-for line the client sent, in order, then the peer
+    // (Envoy's form: comma-joined).
+    let mut xff: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    xff.push(&peer_ip);
+    let xff = xff.join(",");
     if let Ok(v) = HeaderValue::from_str(&xff) {
         headers.insert("x-forwarded-for", v);
     }

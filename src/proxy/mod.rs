@@ -7,6 +7,7 @@
 
 mod handler;
 pub mod settings;
+mod xfcc;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -75,25 +76,11 @@ pub struct ClientCert {
 
 impl ClientCert {
     fn from_der(der: &[u8]) -> Option<ClientCert> {
-        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-        let subject = cert.subject().to_string();
-        let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-        let mut xfcc = format!(
-            "Hash={};Subject=\"{}\"",
-            crate::secret::credential::sha256_hex(der),
-            quote(&subject)
-        );
-        if let Ok(Some(san)) = cert.subject_alternative_name() {
-            use x509_parser::extensions::GeneralName;
-            for n in &san.value.general_names {
-                match n {
-                    GeneralName::URI(u) => xfcc.push_str(&format!(";URI={}", quote(u))),
-                    GeneralName::DNSName(d) => xfcc.push_str(&format!(";DNS={}", quote(d))),
-                    _ => {}
-                }
-            }
-        }
-        Some(ClientCert { subject, xfcc })
+        let p = xfcc::peer_cert(der)?;
+        Some(ClientCert {
+            subject: p.subject,
+            xfcc: p.xfcc,
+        })
     }
 }
 

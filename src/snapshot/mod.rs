@@ -81,6 +81,30 @@ impl Listener {
     pub fn server_by_id(&self, id: &str) -> Option<&Arc<Server>> {
         self.by_id.get(id).and_then(|i| self.servers.get(*i))
     }
+
+    /// Whose a request's host is, for a connection bound to `server`: the
+    /// owner is the server the handshake would pick for that name (exact,
+    /// longest `*.` wildcard, `*`). A wildcard or `*` server also *matches*
+    /// hosts a more specific server owns; answering for those would bypass
+    /// the owner's TLS (its client CA), so they are [`HostOwner::Other`].
+    pub fn owner_of(&self, server: &Arc<Server>, host_name: &str) -> HostOwner {
+        match self.server_for_sni(Some(host_name)) {
+            Some(o) if Arc::ptr_eq(o, server) && server.serves(host_name) => HostOwner::This,
+            Some(o) if !Arc::ptr_eq(o, server) => HostOwner::Other,
+            _ => HostOwner::Nobody,
+        }
+    }
+}
+
+/// See [`Listener::owner_of`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostOwner {
+    /// The connection's own server: route the request.
+    This,
+    /// Another server on this port: 421 Misdirected Request.
+    Other,
+    /// Nobody on this port: 404.
+    Nobody,
 }
 
 /// Everything the data plane serves, at one instant.
@@ -393,3 +417,67 @@ pub fn compile(model: &Model, sds: &Sds, sessions: &mut Sessions, version: u64) 
 
 /// The default upstream response timeout (a route's `timeout` overrides it).
 pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listener(hosts: &[&str]) -> Listener {
+        let servers: Vec<Arc<Server>> = hosts
+            .iter()
+            .map(|h| {
+                Arc::new(Server {
+                    id: (*h).to_owned(),
+                    hosts: vec![(*h).to_owned()],
+                    tls: None,
+                    mutual: false,
+                    https_redirect: false,
+                    vhosts: Vec::new(),
+                })
+            })
+            .collect();
+        let mut sni = SniTable::default();
+        let mut by_id = HashMap::new();
+        for (i, s) in servers.iter().enumerate() {
+            sni.insert(&s.hosts[0], i);
+            by_id.insert(s.id.clone(), i);
+        }
+        Listener {
+            port: 443,
+            tls: true,
+            servers,
+            sni,
+            by_id,
+        }
+    }
+
+    #[test]
+    fn host_owners() {
+        use HostOwner::{Nobody, Other, This};
+        let l = listener(&["frontend.foocorp.com", "*.foocorp.com", "*"]);
+        let [front, wild, any] = [0, 1, 2].map(|i| l.servers[i].clone());
+        let cases = [
+            (&front, "frontend.foocorp.com", This),
+            (&front, "shop.foocorp.com", Other),
+            (&front, "example.com", Other),
+            (&wild, "shop.foocorp.com", This),
+            (&wild, "frontend.foocorp.com", Other),
+            (&wild, "example.com", Other),
+            (&any, "example.com", This),
+            (&any, "frontend.foocorp.com", Other),
+            (&any, "shop.foocorp.com", Other),
+        ];
+        for (server, host, want) in cases {
+            assert_eq!(
+                l.owner_of(server, host),
+                want,
+                "{} asked for {host}",
+                server.id
+            );
+        }
+        let l = listener(&["frontend.foocorp.com", "inventory.foocorp.com"]);
+        let front = l.servers[0].clone();
+        assert_eq!(l.owner_of(&front, "inventory.foocorp.com"), Other);
+        assert_eq!(l.owner_of(&front, "nobody.foocorp.com"), Nobody);
+    }
+}

@@ -13,20 +13,13 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 
 pub const FRONTEND: &str = "frontend.foocorp.com";
 pub const INVENTORY: &str = "inventory.foocorp.com";
@@ -67,13 +60,23 @@ impl Out {
 }
 
 /// Runs `cmd` with empty stdin, killing it if it outlives `timeout`.
-pub fn run_bounded(mut cmd: Command, timeout: Duration) -> Out {
+pub fn run_bounded(cmd: Command, timeout: Duration) -> Out {
+    run_bounded_input(cmd, b"", timeout)
+}
+
+/// Runs `cmd` with `input` on its stdin, killing it if it outlives `timeout`.
+pub fn run_bounded_input(mut cmd: Command, input: &[u8], timeout: Duration) -> Out {
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        // The command may exit before reading it all; that is its answer.
+        let _ = stdin.write_all(input);
+    }
     let drain = |mut r: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
             let mut buf = Vec::new();
@@ -110,7 +113,10 @@ pub fn poll<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) 
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -120,141 +126,14 @@ pub fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
 }
+mod backend;
+mod curl;
 
-// ---------------------------------------------------------------- backends
-
-/// One request as a backend received it.
-#[derive(Debug, Clone)]
-pub struct Seen {
-    pub method: String,
-    pub path: String,
-    /// Names lower-cased, in arrival order, repeated names kept.
-    pub headers: Vec<(String, String)>,
-}
-
-impl Seen {
-    /// Every value of header `name`.
-    pub fn all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    /// The one value of header `name`; panics if it is absent or repeated.
-    #[track_caller]
-    pub fn one(&self, name: &str) -> &str {
-        let all = self.all(name);
-        assert_eq!(all.len(), 1, "header {name}: {all:?} in {:?}", self.headers);
-        all[0]
-    }
-}
-
-struct BackendState {
-    body: String,
-    delay: Duration,
-    hits: AtomicUsize,
-    seen: Mutex<Vec<Seen>>,
-}
-
-/// An HTTP/1.1 server on `127.0.0.1:0` in its own runtime, answering every
-/// request with one body (after `delay`), counting and recording requests.
-pub struct Backend {
-    pub addr: SocketAddr,
-    state: Arc<BackendState>,
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-impl Backend {
-    pub fn start(body: &str) -> Backend {
-        Backend::slow(body, Duration::ZERO)
-    }
-
-    pub fn slow(body: &str, delay: Duration) -> Backend {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        std_listener.set_nonblocking(true).unwrap();
-        let addr = std_listener.local_addr().unwrap();
-        let state = Arc::new(BackendState {
-            body: format!("{body}\n"),
-            delay,
-            hits: AtomicUsize::new(0),
-            seen: Mutex::new(Vec::new()),
-        });
-        let st = state.clone();
-        runtime.spawn(async move {
-            let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let st = st.clone();
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let st = st.clone();
-                        async move {
-                            st.hits.fetch_add(1, Ordering::SeqCst);
-                            st.seen.lock().unwrap().push(Seen {
-                                method: req.method().to_string(),
-                                path: req.uri().to_string(),
-                                headers: req
-                                    .headers()
-                                    .iter()
-                                    .map(|(n, v)| {
-                                        (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned())
-                                    })
-                                    .collect(),
-                            });
-                            if !st.delay.is_zero() {
-                                tokio::time::sleep(st.delay).await;
-                            }
-                            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(st.body.clone()))))
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
-        Backend {
-            addr,
-            state,
-            runtime: Some(runtime),
-        }
-    }
-
-    pub fn port(&self) -> u16 {
-        self.addr.port()
-    }
-
-    /// How many requests reached this backend.
-    pub fn hits(&self) -> usize {
-        self.state.hits.load(Ordering::SeqCst)
-    }
-
-    pub fn requests(&self) -> Vec<Seen> {
-        self.state.seen.lock().unwrap().clone()
-    }
-
-    #[track_caller]
-    pub fn last(&self) -> Seen {
-        self.requests().pop().expect("the backend received no request")
-    }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
-    }
-}
+// Each test crate uses some of these.
+#[allow(unused_imports)]
+pub use backend::{Backend, Seen};
+#[allow(unused_imports)]
+pub use curl::{Curl, CurlOut};
 
 // ---------------------------------------------------------------- the site
 
@@ -323,6 +202,24 @@ impl Site {
         Pki::new(host)
     }
 
+    /// Issues a client certificate from `host`'s intermediate CA with the
+    /// library (for the unusual ones the CLI will not make); returns the
+    /// `(cert, key)` paths relative to the site.
+    pub fn issue_client(
+        &self,
+        host: &str,
+        name: &str,
+        spec: &gatehouse::pki::LeafSpec,
+    ) -> (PathBuf, PathBuf) {
+        let layout = gatehouse::pki::HostLayout::new(self.dir.path(), host);
+        let issued = layout.load_intermediate().unwrap().issue(spec).unwrap();
+        let (cert, key) = self.pki(host).named_client(name);
+        issued
+            .write_files(&self.path(&cert), &self.path(&key), false)
+            .unwrap();
+        (cert, key)
+    }
+
     /// The walkthrough's `kubectl create -n istio-system secret generic
     /// SERVICE-credential …` with `gatehouse` in place of `kubectl`.
     pub fn create_walkthrough_secret(&self, host: &str) -> Out {
@@ -354,8 +251,13 @@ impl Site {
     /// Starts `gatehouse run` with each Gateway port in `ports` on
     /// `127.0.0.1:0`; returns once every one of them is listening.
     pub fn start_gateway(&self, ports: &[u16]) -> Gateway {
+        self.start_gateway_with(ports, &[])
+    }
+
+    /// As [`Site::start_gateway`], with more `run` arguments.
+    pub fn start_gateway_with(&self, ports: &[u16], args: &[&str]) -> Gateway {
         let mut c = self.command();
-        c.args(["run", "--admin", "127.0.0.1:0"]);
+        c.args(["run", "--admin", "127.0.0.1:0"]).args(args);
         for p in ports {
             c.arg("--listen").arg(format!("{p}=127.0.0.1:0"));
         }
@@ -384,56 +286,24 @@ impl Site {
             admin: None,
             listeners: BTreeMap::new(),
         };
-        let deadline = Instant::now() + START_TIMEOUT;
-        while gw.admin.is_none() || ports.iter().any(|p| !gw.listeners.contains_key(p)) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match gw.lines.recv_timeout(left) {
-                Ok(line) => gw.note(&line),
-                Err(e) => panic!(
-                    "gatehouse run did not print its listening lines within {START_TIMEOUT:?} ({e}); stderr:\n{}",
-                    gw.log()
-                ),
-            }
-        }
+        gw.read_until(START_TIMEOUT, |gw| {
+            gw.admin.is_some() && ports.iter().all(|p| gw.listeners.contains_key(p))
+        });
         gw
     }
 
     /// `openssl s_client -connect 127.0.0.1:PORT ARGS` with empty stdin.
     pub fn s_client(&self, port: u16, args: &[&str]) -> Out {
+        self.s_client_input(port, args, b"")
+    }
+
+    /// `openssl s_client -connect 127.0.0.1:PORT ARGS` reading `input`.
+    pub fn s_client_input(&self, port: u16, args: &[&str], input: &[u8]) -> Out {
         let mut c = Command::new("openssl");
         c.current_dir(self.dir.path())
             .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
             .args(args);
-        run_bounded(c, COMMAND_TIMEOUT)
-    }
-
-    /// The walkthrough's curl command for `host` against `port`:
-    /// `curl -HHost:HOST --resolve HOST:PORT:127.0.0.1 --cacert … --cert …
-    /// --key … https://HOST:PORT/`.
-    pub fn walkthrough_curl(&self, host: &str, port: u16) -> Curl<'_> {
-        let pki = self.pki(host);
-        Curl {
-            site: self,
-            host_header: Some(host.to_owned()),
-            resolve: Some((host.to_owned(), port)),
-            cacert: Some(pki.ca_chain.clone()),
-            client: Some((pki.client_cert.clone(), pki.client_key.clone())),
-            url: format!("https://{host}:{port}/"),
-            extra: Vec::new(),
-        }
-    }
-
-    /// A bare `curl URL`.
-    pub fn curl(&self, url: &str) -> Curl<'_> {
-        Curl {
-            site: self,
-            host_header: None,
-            resolve: None,
-            cacert: None,
-            client: None,
-            url: url.to_owned(),
-            extra: Vec::new(),
-        }
+        run_bounded_input(c, input, COMMAND_TIMEOUT)
     }
 }
 
@@ -516,6 +386,30 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// Reads stdout lines until `done` holds; panics after `timeout`.
+    fn read_until(&mut self, timeout: Duration, done: impl Fn(&Gateway) -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !done(self) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.note(&line),
+                Err(e) => panic!(
+                    "gatehouse run did not print the expected lines within {timeout:?} ({e}); stderr:\n{}",
+                    self.log()
+                ),
+            }
+        }
+    }
+
+    /// Waits (at most `timeout`) for a new `listening on` line for
+    /// `gateway_port`, as when a Gateway port is added while running, and
+    /// returns its local port.
+    pub fn wait_new_listener(&mut self, gateway_port: u16, timeout: Duration) -> u16 {
+        self.listeners.remove(&gateway_port);
+        self.read_until(timeout, |gw| gw.listeners.contains_key(&gateway_port));
+        self.port(gateway_port)
+    }
+
     fn note(&mut self, line: &str) {
         if let Some(a) = line.strip_prefix("admin on ") {
             self.admin = a.trim().parse().ok();
@@ -555,157 +449,6 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-// ---------------------------------------------------------------- curl
-
-/// A `curl` command line being built.
-pub struct Curl<'a> {
-    site: &'a Site,
-    host_header: Option<String>,
-    resolve: Option<(String, u16)>,
-    cacert: Option<PathBuf>,
-    client: Option<(PathBuf, PathBuf)>,
-    url: String,
-    extra: Vec<String>,
-}
-
-/// What curl did: its exit code, the body, and its `%{json}` write-out.
-#[derive(Debug)]
-pub struct CurlOut {
-    pub code: Option<i32>,
-    pub body: String,
-    /// `%{http_code}`: 0 when no HTTP response arrived (curl prints `000`).
-    pub status: u16,
-    /// `%{http_version}`: `1.1`, `2`, or `0`.
-    pub http_version: String,
-    pub redirect_url: Option<String>,
-    pub stderr: String,
-}
-
-impl Curl<'_> {
-    /// Replaces the path of the URL (`/api`, `/x?y=1`).
-    pub fn path(mut self, path: &str) -> Self {
-        let scheme_end = self.url.find("://").map_or(0, |i| i + 3);
-        let path_start = self.url[scheme_end..]
-            .find('/')
-            .map_or(self.url.len(), |i| scheme_end + i);
-        self.url.truncate(path_start);
-        self.url.push_str(path);
-        self
-    }
-
-    /// `-HHost:HOST` in place of the current one.
-    pub fn host_header(mut self, host: &str) -> Self {
-        self.host_header = Some(host.to_owned());
-        self
-    }
-
-    pub fn resolve(mut self, host: &str, port: u16) -> Self {
-        self.resolve = Some((host.to_owned(), port));
-        self
-    }
-
-    pub fn cacert(mut self, path: impl Into<PathBuf>) -> Self {
-        self.cacert = Some(path.into());
-        self
-    }
-
-    /// `--cert CERT --key KEY` in place of the current pair.
-    pub fn client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
-        self.client = Some((cert.into(), key.into()));
-        self
-    }
-
-    /// Drops `--cert` and `--key`.
-    pub fn no_client_cert(mut self) -> Self {
-        self.client = None;
-        self
-    }
-
-    /// Adds `-H 'NAME: VALUE'`.
-    pub fn header(mut self, header: &str) -> Self {
-        self.extra.push("-H".into());
-        self.extra.push(header.to_owned());
-        self
-    }
-
-    pub fn http2(self) -> Self {
-        self.arg("--http2")
-    }
-
-    pub fn http1_1(self) -> Self {
-        self.arg("--http1.1")
-    }
-
-    pub fn arg(mut self, arg: &str) -> Self {
-        self.extra.push(arg.to_owned());
-        self
-    }
-
-    pub fn run(self) -> CurlOut {
-        let mut c = Command::new("curl");
-        c.current_dir(self.site.dir.path())
-            .env("HOME", self.site.dir.path())
-            .env_remove("SSL_CERT_FILE")
-            .env_remove("CURL_CA_BUNDLE")
-            .args(["-sS", "--max-time", "10", "-w", "\\n%{json}"]);
-        if let Some(h) = &self.host_header {
-            c.arg(format!("-HHost:{h}"));
-        }
-        if let Some((host, port)) = &self.resolve {
-            c.arg("--resolve").arg(format!("{host}:{port}:127.0.0.1"));
-        }
-        if let Some(ca) = &self.cacert {
-            c.arg("--cacert").arg(ca);
-        }
-        if let Some((cert, key)) = &self.client {
-            c.arg("--cert").arg(cert).arg("--key").arg(key);
-        }
-        c.args(&self.extra).arg(&self.url);
-        let out = run_bounded(c, COMMAND_TIMEOUT);
-        let (body, json) = out
-            .stdout
-            .rsplit_once('\n')
-            .unwrap_or_else(|| panic!("curl printed no write-out: {out:?}"));
-        let w: serde_json::Value =
-            serde_json::from_str(json).unwrap_or_else(|e| panic!("curl write-out {json:?}: {e}"));
-        CurlOut {
-            code: out.code,
-            body: body.to_owned(),
-            status: u16::try_from(w["http_code"].as_u64().unwrap_or(0)).unwrap(),
-            http_version: w["http_version"].as_str().unwrap_or("").to_owned(),
-            redirect_url: w["redirect_url"].as_str().map(str::to_owned),
-            stderr: out.stderr,
-        }
-    }
-}
-
-impl CurlOut {
-    /// Exit 0, status 200, and exactly `body` (plus the backend's newline).
-    #[track_caller]
-    pub fn assert_body(&self, body: &str) {
-        assert_eq!(
-            (self.code, self.status, self.body.as_str()),
-            (Some(0), 200, format!("{body}\n").as_str()),
-            "{self:?}"
-        );
-    }
-
-    /// A status with curl exiting 0.
-    #[track_caller]
-    pub fn assert_status(&self, status: u16) {
-        assert_eq!((self.code, self.status), (Some(0), status), "{self:?}");
-    }
-
-    /// The TLS handshake was refused: curl failed and no HTTP status came back.
-    #[track_caller]
-    pub fn assert_refused(&self) {
-        assert!(
-            self.code.is_some_and(|c| c != 0) && self.status == 0 && self.body.is_empty(),
-            "expected the TLS handshake to be refused (curl fails, %{{http_code}} 000), got {self:?}"
-        );
     }
 }
 
