@@ -112,6 +112,17 @@ fn client_certificate_without_client_auth_usage() {
         .client_cert(&cert, &key)
         .run()
         .assert_refused();
+    // No extended key usage at all: webpki would take it, gatehouse must not
+    // (a client certificate must carry the clientAuth usage).
+    let spec = LeafSpec::client("no-eku")
+        .client_auth(false)
+        .server_auth(false);
+    let (cert, key) = w.site.issue_client(FRONTEND, "no-eku", &spec);
+    w.site
+        .walkthrough_curl(FRONTEND, port)
+        .client_cert(&cert, &key)
+        .run()
+        .assert_refused();
     // The server's own certificate and key, used as a client certificate.
     let pki = w.site.pki(FRONTEND);
     w.site

@@ -17,8 +17,8 @@ use hyper_util::server::conn::auto;
 
 use super::{ConnInfo, Shared};
 use crate::config::virtual_service::HeaderOperations;
+use crate::snapshot::HostOwner;
 use crate::snapshot::routes::{self, Action, RequestView};
-use crate::snapshot::{DEFAULT_ROUTE_TIMEOUT, HostOwner};
 
 pub type Body = BoxBody<Bytes, hyper::Error>;
 
@@ -253,7 +253,15 @@ async fn handle(req: Request<Incoming>, info: &ConnInfo, shared: &Shared) -> Res
         path: &raw_path,
         upstream: None,
     };
-    let resp = route(req, info, shared, &host, &mut log).await;
+    let resp = match tokio::time::timeout(
+        shared.settings.request_timeout,
+        route(req, info, shared, &host, &mut log),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => local(StatusCode::REQUEST_TIMEOUT, "request timeout"),
+    };
     let bytes = resp
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -459,7 +467,9 @@ async fn route(
     if let Some(ops) = &route.request_headers {
         apply_header_ops(headers, ops);
     }
-    let timeout = route.timeout.unwrap_or(DEFAULT_ROUTE_TIMEOUT);
+    let timeout = route
+        .timeout
+        .unwrap_or(shared.settings.upstream_response_timeout);
     let mut resp = match tokio::time::timeout(timeout, shared.client.request(req)).await {
         Err(_) => return local(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout"),
         Ok(Err(e)) => {

@@ -139,6 +139,14 @@ impl FileCredentials {
                 tracing::warn!(target: "sds", "RESOURCE NAME:{name}, EVENT: cannot read {why}; the last good credential keeps serving");
                 continue;
             }
+            // A swap while we read (the `..data` symlink moving between the
+            // certificate and the key) would give half old, half new files:
+            // a spurious rejection. Take them only if nothing moved; the
+            // next poll reads the new version whole.
+            let after: Vec<Option<Stamp>> = r.paths().iter().map(|(_, p)| stamp(p)).collect();
+            if after != stamps {
+                continue;
+            }
             self.stamps.insert(name.clone(), stamps);
             let same = self
                 .current

@@ -415,9 +415,6 @@ pub fn compile(model: &Model, sds: &Sds, sessions: &mut Sessions, version: u64) 
     Snapshot { version, listeners }
 }
 
-/// The default upstream response timeout (a route's `timeout` overrides it).
-pub const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
-
 #[cfg(test)]
 mod tests {
     use super::*;

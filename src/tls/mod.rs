@@ -151,11 +151,8 @@ pub fn server_config(
         }
         let inner = vb.build().map_err(|e| TlsError::ClientCa(e.to_string()))?;
         let checks = ExtraChecks::from_tls(tls);
-        let verifier: Arc<dyn rustls::server::danger::ClientCertVerifier> = if checks.is_empty() {
-            inner
-        } else {
-            Arc::new(verifier::Checked::new(inner, checks))
-        };
+        let verifier: Arc<dyn rustls::server::danger::ClientCertVerifier> =
+            Arc::new(verifier::Checked::new(inner, checks));
         builder.with_client_cert_verifier(verifier)
     } else {
         builder.with_no_client_auth()

@@ -46,10 +46,23 @@ impl ExtraChecks {
             && self.cert_sha256.is_empty()
     }
 
-    /// Checks one end-entity certificate (DER) against the lists.
+    /// Checks one end-entity certificate (DER) against the lists, and that it
+    /// says it is for client authentication: an extended key usage with
+    /// clientAuth (or anyExtendedKeyUsage). webpki alone accepts a
+    /// certificate with no EKU at all; gatehouse does not.
     pub fn check(&self, der: &[u8]) -> Result<(), String> {
         let (_, cert) = x509_parser::parse_x509_certificate(der)
             .map_err(|_| "client certificate does not parse".to_owned())?;
+        match cert.extended_key_usage() {
+            Ok(Some(eku)) if eku.value.client_auth || eku.value.any => {}
+            Ok(Some(_)) => return Err("client certificate is not for clientAuth".into()),
+            Ok(None) => {
+                return Err(
+                    "client certificate has no extended key usage (clientAuth needed)".into(),
+                );
+            }
+            Err(_) => return Err("client certificate's extended key usage does not parse".into()),
+        }
         if !self.subject_alt_names.is_empty() {
             let mut names = Vec::new();
             if let Ok(Some(san)) = cert.subject_alternative_name() {
