@@ -8,7 +8,6 @@ pub mod routes;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls::ServerConfig;
 

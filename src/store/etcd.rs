@@ -8,11 +8,12 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, EventType as EtcdEventType, GetOptions, KeyValue,
-    TxnOp, TxnOpResponse, WatchOptions,
+    KvClient, TxnOp, TxnOpResponse, WatchOptions,
 };
 use tokio::sync::{OnceCell, mpsc};
 
@@ -46,16 +47,34 @@ impl fmt::Debug for EtcdOptions {
 /// One call's deadline: an unreachable cluster must not hang a command.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How one watch stream ended.
+enum WatchEnd {
+    /// The stream broke after its member confirmed it: resume elsewhere.
+    Broken(StoreError),
+    /// Tell the caller and stop: no member answers, or history is compacted.
+    Final(StoreError),
+}
+
 /// A store in an etcd cluster.
+///
+/// It keeps one client per member rather than one client balancing over
+/// all of them: etcd-client's balancer keeps sending a share of the calls
+/// to a member that is down (etcdv3/etcd-client#39), so one stopped member
+/// would fail every third command. Calls go to the member that answered
+/// last and move on to the next one when it cannot be reached.
 #[derive(Clone)]
 pub struct EtcdStore {
     opts: Arc<EtcdOptions>,
-    client: Arc<OnceCell<Client>>,
+    clients: Arc<Vec<OnceCell<Client>>>,
+    /// Index of the member that answered last.
+    preferred: Arc<AtomicUsize>,
 }
 
 impl fmt::Debug for EtcdStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EtcdStore").field("opts", &self.opts).finish()
+        f.debug_struct("EtcdStore")
+            .field("opts", &self.opts)
+            .finish()
     }
 }
 
@@ -72,6 +91,19 @@ async fn timed<T>(
         Ok(Err(e)) => Err(unavailable(what, e)),
         Err(_) => Err(unavailable(what, "timed out after 5 s")),
     }
+}
+
+/// Whether a member answered that the cluster cannot serve right now but
+/// soon will (a leader election): etcd's own client retries reads on these.
+fn cluster_busy(e: &StoreError) -> bool {
+    const BUSY: &[&str] = &[
+        "etcdserver: leader changed",
+        "etcdserver: no leader",
+        "etcdserver: request timed out",
+        "etcdserver: too many requests",
+        "etcdserver: unhealthy cluster",
+    ];
+    matches!(e, StoreError::Unavailable(m) if BUSY.iter().any(|b| m.contains(b)))
 }
 
 fn check_part(part: &str, key: &ObjectKey) -> Result<(), StoreError> {
@@ -93,16 +125,24 @@ fn check_part(part: &str, key: &ObjectKey) -> Result<(), StoreError> {
 
 impl EtcdStore {
     pub fn new(opts: EtcdOptions) -> EtcdStore {
+        let clients = (0..opts.endpoints.len().max(1))
+            .map(|_| OnceCell::new())
+            .collect();
         EtcdStore {
             opts: Arc::new(opts),
-            client: Arc::new(OnceCell::new()),
+            clients: Arc::new(clients),
+            preferred: Arc::new(AtomicUsize::new(0)),
         }
     }
 
-    async fn client(&self) -> Result<Client, StoreError> {
-        let c = self
-            .client
+    /// The client of member `i` (connected lazily: no I/O unless a user
+    /// must log in).
+    async fn client_at(&self, i: usize) -> Result<Client, StoreError> {
+        let c = self.clients[i]
             .get_or_try_init(|| async {
+                let endpoint = self.opts.endpoints.get(i).ok_or_else(|| {
+                    StoreError::BadUrl("the etcd store URL names no endpoint".into())
+                })?;
                 let mut o = ConnectOptions::new()
                     .with_connect_timeout(Duration::from_secs(2))
                     .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3));
@@ -117,10 +157,82 @@ impl EtcdStore {
                     }
                     o = o.with_tls(tls);
                 }
-                timed("connect", Client::connect(self.opts.endpoints.clone(), Some(o))).await
+                timed("connect", Client::connect([endpoint.as_str()], Some(o))).await
             })
             .await?;
         Ok(c.clone())
+    }
+
+    /// Runs `op` on the member that answered last, then on each other one
+    /// in turn while the error is `Unavailable`. When a member answered
+    /// that the cluster is busy (electing a leader), it goes round again
+    /// after a pause, for up to [`CALL_TIMEOUT`]; when none could be
+    /// reached it gives up at once. `op` must be safe to run again on
+    /// another member after it failed (a read, or a first step that writes
+    /// nothing). Returns the member that answered and the result.
+    async fn on_any_member<T, F, Fut>(&self, mut op: F) -> Result<(usize, T), StoreError>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let n = self.clients.len();
+        let deadline = tokio::time::Instant::now() + CALL_TIMEOUT;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let first = self.preferred.load(Ordering::Relaxed) % n;
+            let mut last_error = None;
+            let mut busy = false;
+            for step in 0..n {
+                let i = (first + step) % n;
+                let result = match self.client_at(i).await {
+                    Ok(client) => op(client).await,
+                    Err(e) => Err(e),
+                };
+                match result {
+                    Ok(v) => {
+                        self.preferred.store(i, Ordering::Relaxed);
+                        return Ok((i, v));
+                    }
+                    Err(e @ StoreError::Unavailable(_)) => {
+                        tracing::debug!(endpoint = %self.opts.endpoints.get(i).map_or("", String::as_str), error = %e, "etcd member unavailable; trying the next one");
+                        busy |= cluster_busy(&e);
+                        last_error = Some(e);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            let e =
+                last_error.unwrap_or_else(|| StoreError::Unavailable("etcd: no endpoint".into()));
+            if !busy || tokio::time::Instant::now() + pause > deadline {
+                return Err(e);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    /// Moves the preference away from member `i` after its stream broke.
+    fn avoid(&self, i: usize) {
+        let n = self.clients.len();
+        let _ =
+            self.preferred
+                .compare_exchange(i, (i + 1) % n, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// A KV client on a member that answers, proven by `read`.
+    async fn kv_read<T, F, Fut>(&self, mut read: F) -> Result<(KvClient, T), StoreError>
+    where
+        F: FnMut(KvClient) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let (_, r) = self
+            .on_any_member(|c| {
+                let kv = c.kv_client();
+                let fut = read(kv.clone());
+                async move { Ok((kv, fut.await?)) }
+            })
+            .await?;
+        Ok(r)
     }
 
     fn key_bytes(&self, key: &ObjectKey) -> Result<Vec<u8>, StoreError> {
@@ -160,7 +272,7 @@ impl EtcdStore {
         }
         match &self.opts.keyring {
             Some(k) => k.open(etcd_key, value),
-            None => Err("the value is encrypted; pass --encryption-key-file".into()),
+            None => Err("the value is encrypted; pass --encryption-key-file with the key it was written with".into()),
         }
     }
 
@@ -179,7 +291,10 @@ impl EtcdStore {
         }
     }
 
-    pub async fn apply(&self, puts: Vec<Put>) -> Result<Vec<(ObjectKey, Outcome, u64)>, StoreError> {
+    pub async fn apply(
+        &self,
+        puts: Vec<Put>,
+    ) -> Result<Vec<(ObjectKey, Outcome, u64)>, StoreError> {
         let mut seen = std::collections::HashSet::new();
         let mut keys = Vec::with_capacity(puts.len());
         for p in &puts {
@@ -188,11 +303,17 @@ impl EtcdStore {
             }
             keys.push(self.key_bytes(&p.key)?);
         }
-        let mut kv = self.client().await?.kv_client();
-        // Optimistic: read, decide, then commit only if nothing moved.
+        // Optimistic: read, decide, then commit only if nothing moved. The
+        // read finds a member that answers; the commit goes to the same
+        // one and is never sent twice (a lost answer would be ambiguous).
         for _attempt in 0..8 {
-            let gets: Vec<TxnOp> = keys.iter().map(|k| TxnOp::get(k.clone(), None)).collect();
-            let read = timed("read", kv.txn(etcd_client::Txn::new().and_then(gets))).await?;
+            let (mut kv, read) = self
+                .kv_read(|mut kv| {
+                    let gets: Vec<TxnOp> =
+                        keys.iter().map(|k| TxnOp::get(k.clone(), None)).collect();
+                    async move { timed("read", kv.txn(etcd_client::Txn::new().and_then(gets))).await }
+                })
+                .await?;
             let mut current: Vec<Option<(i64, Vec<u8>)>> = Vec::with_capacity(puts.len());
             for (op, k) in read.op_responses().into_iter().zip(&keys) {
                 let found = match op {
@@ -205,7 +326,9 @@ impl EtcdStore {
                 current.push(found);
             }
             for (p, c) in puts.iter().zip(&current) {
-                let actual = c.as_ref().map_or(0, |(r, _)| u64::try_from(*r).unwrap_or(0));
+                let actual = c
+                    .as_ref()
+                    .map_or(0, |(r, _)| u64::try_from(*r).unwrap_or(0));
                 if let Some(expected) = p.expected_version
                     && expected != actual
                 {
@@ -237,7 +360,11 @@ impl EtcdStore {
                 ops.push(TxnOp::put(k.clone(), self.seal(&p.key, k, &p.value)?, None));
             }
             if ops.is_empty() {
-                return Ok(puts.iter().zip(outcomes).map(|(p, (o, r))| (p.key.clone(), o, r)).collect());
+                return Ok(puts
+                    .iter()
+                    .zip(outcomes)
+                    .map(|(p, (o, r))| (p.key.clone(), o, r))
+                    .collect());
             }
             let txn = etcd_client::Txn::new().when(compares).and_then(ops);
             let resp = timed("transaction", kv.txn(txn)).await?;
@@ -248,7 +375,13 @@ impl EtcdStore {
                 return Ok(puts
                     .iter()
                     .zip(outcomes)
-                    .map(|(p, (o, r))| (p.key.clone(), o, if o == Outcome::Unchanged { r } else { rev }))
+                    .map(|(p, (o, r))| {
+                        (
+                            p.key.clone(),
+                            o,
+                            if o == Outcome::Unchanged { r } else { rev },
+                        )
+                    })
                     .collect());
             }
             // Someone changed one of the keys between our read and commit:
@@ -260,8 +393,25 @@ impl EtcdStore {
     }
 
     pub async fn delete(&self, keys: Vec<ObjectKey>) -> Result<Vec<bool>, StoreError> {
-        let raw: Vec<Vec<u8>> = keys.iter().map(|k| self.key_bytes(k)).collect::<Result<_, _>>()?;
-        let mut kv = self.client().await?.kv_client();
+        let raw: Vec<Vec<u8>> = keys
+            .iter()
+            .map(|k| self.key_bytes(k))
+            .collect::<Result<_, _>>()?;
+        // Finding a member that answers writes nothing; the delete itself
+        // is sent once.
+        let (mut kv, ()) = self
+            .kv_read(|mut kv| async move {
+                timed(
+                    "status",
+                    kv.get(
+                        self.opts.prefix.clone(),
+                        Some(GetOptions::new().with_keys_only().with_limit(1)),
+                    ),
+                )
+                .await?;
+                Ok(())
+            })
+            .await?;
         let ops: Vec<TxnOp> = raw.iter().map(|k| TxnOp::delete(k.clone(), None)).collect();
         let resp = timed("delete", kv.txn(etcd_client::Txn::new().and_then(ops))).await?;
         Ok(resp
@@ -273,20 +423,52 @@ impl EtcdStore {
 
     pub async fn get(&self, key: &ObjectKey) -> Result<Option<Object>, StoreError> {
         let k = self.key_bytes(key)?;
-        let mut kv = self.client().await?.kv_client();
-        let resp = timed("get", kv.get(k, None)).await?;
-        Ok(resp.kvs().first().and_then(|kv| self.decode(kv)))
+        let (_, resp) = self
+            .kv_read(|mut kv| {
+                let k = k.clone();
+                async move { timed("get", kv.get(k, None)).await }
+            })
+            .await?;
+        let Some(kv) = resp.kvs().first() else {
+            return Ok(None);
+        };
+        // One object asked for by name: if it cannot be read, say why
+        // rather than "not found" (a listing skips it with a warning).
+        let value = self
+            .unseal(kv.key(), kv.value())
+            .map_err(|why| StoreError::BadUrl(format!("{key}: cannot read it: {why}")))?;
+        Ok(Some(Object {
+            key: key.clone(),
+            resource_version: u64::try_from(kv.mod_revision()).unwrap_or(0),
+            value,
+        }))
     }
 
-    pub async fn list(&self, kind: Option<&str>, namespace: Option<&str>) -> Result<(Vec<Object>, u64), StoreError> {
+    pub async fn list(
+        &self,
+        kind: Option<&str>,
+        namespace: Option<&str>,
+    ) -> Result<(Vec<Object>, u64), StoreError> {
         let prefix = match (kind, namespace) {
             (Some(k), Some(ns)) => format!("{}{k}/{ns}/", self.opts.prefix),
             (Some(k), None) => format!("{}{k}/", self.opts.prefix),
             (None, _) => self.opts.prefix.clone(),
         };
-        let mut kv = self.client().await?.kv_client();
-        let resp = timed("list", kv.get(prefix, Some(GetOptions::new().with_prefix()))).await?;
-        let rev = resp.header().map_or(0, |h| u64::try_from(h.revision()).unwrap_or(0));
+        let (_, resp) = self
+            .kv_read(|mut kv| {
+                let prefix = prefix.clone();
+                async move {
+                    timed(
+                        "list",
+                        kv.get(prefix, Some(GetOptions::new().with_prefix())),
+                    )
+                    .await
+                }
+            })
+            .await?;
+        let rev = resp
+            .header()
+            .map_or(0, |h| u64::try_from(h.revision()).unwrap_or(0));
         let mut objects: Vec<Object> = resp
             .kvs()
             .iter()
@@ -297,29 +479,35 @@ impl EtcdStore {
         Ok((objects, rev))
     }
 
-    /// Every event after `from_revision`, in order, once; reconnects with
-    /// backoff from the last revision seen. After a compaction it sends
-    /// `Compacted` and ends: the caller lists again.
+    /// Every event after `from_revision`, in order, once. When the member
+    /// it follows goes away, it resumes from the last revision seen on
+    /// another member, so a member restart costs no event and repeats none.
+    /// It ends with an error when no member accepts a watch (`Unavailable`:
+    /// the caller is behind and lists again later) or after a compaction
+    /// (`Compacted`: the caller lists again).
     pub async fn watch(&self, from_revision: u64) -> Result<WatchReceiver, StoreError> {
         let (tx, rx) = mpsc::channel(1024);
         let store = self.clone();
         tokio::spawn(async move {
             let mut last = from_revision;
-            let mut backoff = Duration::from_millis(100);
             loop {
                 match store.watch_once(&tx, &mut last).await {
                     Ok(()) => return,
-                    Err(StoreError::Compacted { revision }) => {
-                        let _ = tx.send(Err(StoreError::Compacted { revision })).await;
-                        return;
-                    }
-                    Err(e) => {
+                    Err(WatchEnd::Broken(e)) => {
                         if tx.is_closed() {
                             return;
                         }
-                        tracing::warn!(error = %e, "etcd watch interrupted; reconnecting from revision {}", last + 1);
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        tracing::warn!(error = %e, "etcd watch interrupted; resuming from revision {} on a member that answers", last + 1);
+                        // Only a member that confirmed a watch can break
+                        // one, so this cannot spin against a dead cluster.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(WatchEnd::Final(e)) => {
+                        if matches!(e, StoreError::Unavailable(_)) {
+                            tracing::warn!(error = %e, "no etcd member accepts a watch; ending it so the caller knows it is behind");
+                        }
+                        let _ = tx.send(Err(e)).await;
+                        return;
                     }
                 }
             }
@@ -327,35 +515,69 @@ impl EtcdStore {
         Ok(rx)
     }
 
-    /// One watch stream; Ok(()) when the receiver is gone.
+    /// One watch stream from `last + 1`; Ok(()) when the receiver is gone.
     async fn watch_once(
         &self,
         tx: &mpsc::Sender<Result<Event, StoreError>>,
         last: &mut u64,
-    ) -> Result<(), StoreError> {
-        let mut wc = self.client().await?.watch_client();
+    ) -> Result<(), WatchEnd> {
         let start = i64::try_from(*last + 1).unwrap_or(i64::MAX);
-        let opts = WatchOptions::new()
-            .with_prefix()
-            .with_prev_key()
-            .with_start_revision(start)
-            .with_progress_notify();
-        let mut stream = timed("watch", wc.watch(self.opts.prefix.clone(), Some(opts))).await?;
+        let prefix = self.opts.prefix.clone();
+        let (member, (mut stream, first)) = self
+            .on_any_member(|c| {
+                let mut wc = c.watch_client();
+                let prefix = prefix.clone();
+                async move {
+                    let opts = WatchOptions::new()
+                        .with_prefix()
+                        .with_prev_key()
+                        .with_start_revision(start)
+                        .with_progress_notify();
+                    let mut stream = timed("watch", wc.watch(prefix, Some(opts))).await?;
+                    // A member answers once it confirms the watch.
+                    let first = match tokio::time::timeout(CALL_TIMEOUT, stream.message()).await {
+                        Ok(Ok(Some(m))) => m,
+                        Ok(Ok(None)) => return Err(unavailable("watch", "stream ended")),
+                        Ok(Err(e)) => return Err(unavailable("watch", e)),
+                        Err(_) => return Err(unavailable("watch", "timed out after 5 s")),
+                    };
+                    Ok((stream, first))
+                }
+            })
+            .await
+            .map_err(WatchEnd::Final)?;
+        let mut next = Some(first);
         loop {
-            let msg = tokio::select! {
-                m = stream.message() => m.map_err(|e| unavailable("watch", e))?,
-                _ = tx.closed() => return Ok(()),
-            };
-            let Some(resp) = msg else {
-                return Err(unavailable("watch", "stream ended"));
+            let resp = match next.take() {
+                Some(r) => r,
+                None => {
+                    let msg = tokio::select! {
+                        m = stream.message() => m,
+                        _ = tx.closed() => return Ok(()),
+                    };
+                    match msg {
+                        Ok(Some(r)) => r,
+                        Ok(None) => {
+                            self.avoid(member);
+                            return Err(WatchEnd::Broken(unavailable("watch", "stream ended")));
+                        }
+                        Err(e) => {
+                            self.avoid(member);
+                            return Err(WatchEnd::Broken(unavailable("watch", e)));
+                        }
+                    }
+                }
             };
             if resp.compact_revision() > 0 {
-                return Err(StoreError::Compacted {
+                return Err(WatchEnd::Final(StoreError::Compacted {
                     revision: u64::try_from(resp.compact_revision()).unwrap_or(0),
-                });
+                }));
             }
             if resp.canceled() {
-                return Err(unavailable("watch", format!("canceled: {}", resp.cancel_reason())));
+                return Err(WatchEnd::Final(unavailable(
+                    "watch",
+                    format!("canceled: {}", resp.cancel_reason()),
+                )));
             }
             for ev in resp.events() {
                 let Some(kv) = ev.kv() else { continue };
