@@ -259,7 +259,9 @@ pub async fn run(
         {
             match cache::save(path, revision, state.raw.values()) {
                 Ok(()) => cached_revision = Some(revision),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot write the local cache"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot write the local cache")
+                }
             }
         }
         // Wait for a change, then take every change already queued so a

@@ -67,8 +67,8 @@ pub fn save<'a>(
 /// Reads a cache written by [`save`].
 pub fn load(path: &Path) -> Result<(u64, Vec<Object>), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let file: File =
-        serde_json::from_slice(&bytes).map_err(|e| format!("{}: not a cache: {e}", path.display()))?;
+    let file: File = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("{}: not a cache: {e}", path.display()))?;
     let mut objects = Vec::with_capacity(file.objects.len());
     for e in file.objects {
         let value = STANDARD

@@ -44,8 +44,10 @@ pub struct CertInfo {
 
 impl CertInfo {
     pub fn parse(der: &[u8]) -> Result<CertInfo, String> {
-        let (_, cert) = x509_parser::parse_x509_certificate(der)
-            .map_err(|_| "not a valid X.509 certificate (the PEM block does not hold DER certificate data)".to_owned())?;
+        let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|_| {
+            "not a valid X.509 certificate (the PEM block does not hold DER certificate data)"
+                .to_owned()
+        })?;
         let mut dns_names = Vec::new();
         if let Ok(Some(san)) = cert.subject_alternative_name() {
             for name in &san.value.general_names {
