@@ -71,10 +71,9 @@ fn local(status: StatusCode, body: &str) -> Response<Body> {
     r
 }
 
-/// Host or `:authority`, lower-cased, port removed.
-fn request_host(req: &Request<Incoming>) -> Option<String> {
-    let raw = req
-        .uri()
+/// `:authority` (HTTP/2, absolute-form) or the Host header, as sent.
+fn request_authority(req: &Request<Incoming>) -> Option<String> {
+    req.uri()
         .authority()
         .map(|a| a.as_str().to_owned())
         .or_else(|| {
@@ -82,7 +81,12 @@ fn request_host(req: &Request<Incoming>) -> Option<String> {
                 .get(header::HOST)
                 .and_then(|h| h.to_str().ok())
                 .map(str::to_owned)
-        })?;
+        })
+}
+
+/// Host or `:authority`, lower-cased, port removed.
+fn request_host(req: &Request<Incoming>) -> Option<String> {
+    let raw = request_authority(req)?;
     let host = if raw.starts_with('[') {
         raw.split_once(']').map(|(h, _)| format!("{h}]"))?
     } else {
@@ -336,17 +340,7 @@ async fn route(
     }
     let scheme = if info.tls { "https" } else { "http" };
     let candidates = routes::routes_for(&server.vhosts, host);
-    let authority = req
-        .uri()
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| {
-            req.headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| host.to_owned());
+    let authority = request_authority(&req).unwrap_or_else(|| host.to_owned());
     let view = RequestView {
         path: &path,
         query: query.as_deref(),

@@ -68,13 +68,8 @@ impl Listener {
 
     /// A plain-HTTP listener picks its server by Host.
     pub fn server_for_host(&self, host_name: &str) -> Option<&Arc<Server>> {
-        let mut t = SniTable::default();
-        for (i, s) in self.servers.iter().enumerate() {
-            for h in &s.hosts {
-                t.insert(h, i);
-            }
-        }
-        t.lookup(Some(host_name)).and_then(|i| self.servers.get(i))
+        // The same table and precedence as SNI: exact, longest wildcard, `*`.
+        self.server_for_sni(Some(host_name))
     }
 
     pub fn server_by_id(&self, id: &str) -> Option<&Arc<Server>> {
