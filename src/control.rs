@@ -31,6 +31,8 @@ const FILE_POLL: Duration = Duration::from_millis(20);
 pub struct RunOptions {
     /// Local cache of the served objects (static stability); `None`: none.
     pub cache: Option<std::path::PathBuf>,
+    /// Seals the cache when set (the store's encryption key).
+    pub cache_keyring: Option<Arc<crate::store::crypt::Keyring>>,
     pub labels: BTreeMap<String, String>,
     pub namespace: String,
     pub listen: BTreeMap<u16, SocketAddr>,
@@ -202,7 +204,10 @@ pub async fn run(
             Some(rx)
         }
         Err(e) => {
-            let from_cache = opts.cache.as_deref().map(cache::load);
+            let from_cache = opts
+                .cache
+                .as_deref()
+                .map(|p| cache::load(p, opts.cache_keyring.as_deref()));
             match from_cache {
                 Some(Ok((rev, objects))) => {
                     tracing::warn!(error = %e, revision = rev, "the store is unreachable: serving from the local cache until it returns");
@@ -257,7 +262,12 @@ pub async fn run(
             && cached_revision != Some(revision)
             && let Some(path) = &opts.cache
         {
-            match cache::save(path, revision, state.raw.values()) {
+            match cache::save(
+                path,
+                opts.cache_keyring.as_deref(),
+                revision,
+                state.raw.values(),
+            ) {
                 Ok(()) => cached_revision = Some(revision),
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "cannot write the local cache")

@@ -244,6 +244,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     ));
     let opts = RunOptions {
         cache: None,
+        cache_keyring: None,
         labels: [("istio".to_owned(), "ingressgateway".to_owned())].into(),
         namespace: "istio-system".into(),
         listen: [(443, addr)].into(),

@@ -38,6 +38,14 @@ pub async fn get(ctx: &Context, args: GetArgs) -> anyhow::Result<()> {
     if !matches!(output, "" | "wide" | "yaml" | "json" | "name") {
         anyhow::bail!("-o {output}: expected wide, yaml, json or name");
     }
+    if kinds.contains(&Kind::Secret)
+        && ctx.store_url.as_deref().is_some_and(|u| u.starts_with("etcd"))
+        && ctx.etcd.encryption_key_file.is_none()
+    {
+        anyhow::bail!(
+            "Secrets in etcd are encrypted: pass --encryption-key-file FILE (or GATEHOUSE_ENCRYPTION_KEY_FILE) to read them"
+        );
+    }
     let store = ctx.open_store()?;
     let ns = (!args.all_namespaces).then(|| ctx.namespace());
     let mut found: Vec<(Kind, Object)> = Vec::new();

@@ -118,8 +118,13 @@ pub async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let cache_keyring = match &ctx.etcd.encryption_key_file {
+        Some(p) => Some(Arc::new(crate::store::crypt::Keyring::load(p)?)),
+        None => None,
+    };
     let opts = RunOptions {
         cache,
+        cache_keyring,
         labels: parse_labels(&args.labels)?,
         namespace: ctx
             .namespace

@@ -3,7 +3,8 @@
 //! gateway serves from here.
 //!
 //! The file holds Secrets, so it is written 0600 from the start, atomically
-//! (temp file, fsync, rename); it is never printed.
+//! (temp file, fsync, rename), and sealed with the store's encryption key
+//! when there is one; it is never printed.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -13,7 +14,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
+use crate::store::crypt::Keyring;
 use crate::store::{Object, ObjectKey};
+
+/// What the sealed cache is bound to, so it cannot pass for anything else.
+const CONTEXT: &[u8] = b"gatehouse replica cache";
 
 #[derive(Serialize, Deserialize)]
 struct Entry {
@@ -33,6 +38,7 @@ struct File {
 /// Writes the objects and the store revision they reflect.
 pub fn save<'a>(
     path: &Path,
+    keyring: Option<&Keyring>,
     revision: u64,
     objects: impl Iterator<Item = &'a Object>,
 ) -> std::io::Result<()> {
@@ -48,7 +54,12 @@ pub fn save<'a>(
             })
             .collect(),
     };
-    let bytes = serde_json::to_vec(&file)?;
+    let mut bytes = serde_json::to_vec(&file)?;
+    if let Some(k) = keyring {
+        bytes = k
+            .seal(CONTEXT, &bytes)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+    }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -65,8 +76,16 @@ pub fn save<'a>(
 }
 
 /// Reads a cache written by [`save`].
-pub fn load(path: &Path) -> Result<(u64, Vec<Object>), String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn load(path: &Path, keyring: Option<&Keyring>) -> Result<(u64, Vec<Object>), String> {
+    let mut bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if Keyring::is_sealed(&bytes) {
+        let k = keyring.ok_or_else(|| {
+            format!("{}: the cache is encrypted; pass --encryption-key-file", path.display())
+        })?;
+        bytes = k
+            .open(CONTEXT, &bytes)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     let file: File = serde_json::from_slice(&bytes)
         .map_err(|e| format!("{}: not a cache: {e}", path.display()))?;
     let mut objects = Vec::with_capacity(file.objects.len());
