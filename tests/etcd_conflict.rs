@@ -5,10 +5,10 @@
 //! watch shows both changes in order, once each). A multi-object apply with
 //! one stale object writes nothing.
 //!
-//! This goes through the library (`Store::apply` with `expected_version`)
-//! because `gatehouse apply` does not take `metadata.resourceVersion` from
-//! the manifest: it reads the current version itself just before writing,
-//! so two CLI applies only conflict if they interleave by chance.
+//! The first tests go through the library (`Store::apply` with
+//! `expected_version`) to race two writers many times; the last one races
+//! two real `gatehouse apply` runs whose manifests carry the
+//! `metadata.resourceVersion` they were read at.
 #![allow(clippy::unwrap_used)]
 
 mod etcd_support;
@@ -191,4 +191,53 @@ fn a_batch_with_one_stale_object_writes_nothing() {
         assert_eq!(objects[0].value, vs_json(2));
         assert!(store.get(&other).await.unwrap().is_none());
     });
+}
+
+/// The same race through the CLI, as two operators would run it: both read
+/// the object (`get -o yaml` gives `metadata.resourceVersion`), both change
+/// it, both `apply` at once through different members. The manifest's
+/// resourceVersion is an optimistic lock: exactly one apply wins, the other
+/// exits 1 with a conflict, and the winner's change is what is stored.
+#[test]
+fn two_cli_applies_of_one_read_version_exactly_one_wins() {
+    let cluster = Cluster::start(3);
+    let site = etcd_support::EtcdSite::new(&cluster.url());
+    site.apply("vs0.yaml", &frontend_vs(0));
+    let read = site.cli(&["get", "vs", "frontend", "-o", "yaml"]).ok();
+    let rv_line = read
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("resourceVersion:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let with_rv = |version: u32| {
+        frontend_vs(version).replacen(
+            "  name: frontend\n",
+            &format!("  name: frontend\n  {rv_line}\n"),
+            1,
+        )
+    };
+    site.write("a.yaml", &with_rv(1));
+    site.write("b.yaml", &with_rv(2));
+    let (url_a, url_b) = (cluster.url_of(&[0]), cluster.url_of(&[1]));
+    let site = Arc::new(site);
+    let (sa, sb) = (site.clone(), site.clone());
+    let a = std::thread::spawn(move || sa.cli_via(&url_a, &["apply", "-f", "a.yaml"]));
+    let b = std::thread::spawn(move || sb.cli_via(&url_b, &["apply", "-f", "b.yaml"]));
+    let (a, b) = (a.join().unwrap(), b.join().unwrap());
+    let codes = [a.code, b.code];
+    assert!(
+        codes.contains(&Some(0)) && codes.contains(&Some(1)),
+        "exactly one must win: a={a:?} b={b:?}"
+    );
+    let (winner, loser) = if a.code == Some(0) { (1, &b) } else { (2, &a) };
+    assert!(loser.stderr.contains("conflict"), "{}", loser.stderr);
+    assert_eq!(loser.stderr.trim().lines().count(), 1, "{}", loser.stderr);
+    let now = site.cli(&["get", "vs", "frontend", "-o", "yaml"]).ok();
+    assert!(
+        now.stdout.contains(&format!("version {winner}")),
+        "the winner's change must be stored: {}",
+        now.stdout
+    );
 }
