@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use clap::{Args, Subcommand};
@@ -27,9 +28,58 @@ pub struct RunArgs {
     /// unreachable at start (default for etcd stores: DATA_DIR/gatehouse/replica-cache.json).
     #[arg(long)]
     pub cache: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub edge: EdgeArgs,
     /// Log format: plain or json.
     #[arg(long = "log-format", default_value = "plain", value_parser = ["plain", "json"])]
     pub log_format: String,
+}
+
+/// The edge limits of docs/edge-defaults.md that operators tune most.
+#[derive(Debug, Args)]
+pub struct EdgeArgs {
+    /// TLS handshake deadline from accept.
+    #[arg(long = "handshake-timeout", default_value = "10s", value_parser = parse_duration)]
+    pub handshake_timeout: Duration,
+    /// Deadline for a request's headers (HTTP/1.1, slowloris).
+    #[arg(long = "request-headers-timeout", default_value = "10s", value_parser = parse_duration)]
+    pub request_headers_timeout: Duration,
+    /// Close a connection with no request for this long (HTTP/2: GOAWAY first).
+    #[arg(long = "idle-timeout", default_value = "3600s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// Whole-request deadline (408).
+    #[arg(long = "request-timeout", default_value = "300s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// Upstream connect timeout (503).
+    #[arg(long = "upstream-connect-timeout", default_value = "5s", value_parser = parse_duration)]
+    pub upstream_connect_timeout: Duration,
+    /// Upstream response timeout when the route sets none (504).
+    #[arg(long = "upstream-timeout", default_value = "15s", value_parser = parse_duration)]
+    pub upstream_timeout: Duration,
+    /// Connections per listener; more are closed at once.
+    #[arg(long = "max-connections", default_value_t = 10_000)]
+    pub max_connections: usize,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::config::duration::parse(s)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{s:?} is not a duration like 10s or 250ms"))
+}
+
+impl EdgeArgs {
+    fn settings(&self) -> Settings {
+        Settings {
+            handshake_timeout: self.handshake_timeout,
+            request_headers_timeout: self.request_headers_timeout,
+            idle_timeout: self.idle_timeout,
+            request_timeout: self.request_timeout,
+            upstream_connect_timeout: self.upstream_connect_timeout,
+            upstream_response_timeout: self.upstream_timeout,
+            max_connections_per_listener: self.max_connections,
+            ..Settings::default()
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -150,7 +200,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
     println!("admin on {admin_addr}");
     tokio::spawn(crate::admin::serve(admin, status.clone()));
     let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
-    let shared = Arc::new(Shared::new(snapshot, Settings::default(), json));
+    let shared = Arc::new(Shared::new(snapshot, args.edge.settings(), json));
     tokio::select! {
         r = control::run(store, opts, status, shared) => r,
         _ = tokio::signal::ctrl_c() => {

@@ -27,7 +27,101 @@ pub async fn serve<I>(io: I, info: ConnInfo, shared: Arc<Shared>)
 where
     I: Read + Write + Unpin + Send + 'static,
 {
-    let s = &shared.settings;
+    let info = Arc::new(info);
+    let activity = Arc::new(Activity::default());
+    let svc_shared = shared.clone();
+    let svc_activity = activity.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let info = info.clone();
+        let shared = svc_shared.clone();
+        let activity = svc_activity.clone();
+        async move {
+            let _busy = activity.begin();
+            Ok::<_, Infallible>(handle(req, &info, &shared).await)
+        }
+    });
+    let idle = shared.settings.idle_timeout;
+    let mut conn = std::pin::pin!(shared.http.serve_connection(io, service));
+    loop {
+        let deadline = activity.last() + idle;
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                if activity.idle_for(idle) {
+                    // HTTP/2 gets a GOAWAY, HTTP/1.1 closes after the current exchange.
+                    conn.as_mut().graceful_shutdown();
+                    break;
+                }
+            }
+        }
+    }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), conn).await;
+}
+
+/// When a connection last started or finished a request, and how many it
+/// has in flight: what the idle timeout looks at.
+#[derive(Debug)]
+struct Activity {
+    epoch: Instant,
+    last_ms: std::sync::atomic::AtomicU64,
+    in_flight: std::sync::atomic::AtomicUsize,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity {
+            epoch: Instant::now(),
+            last_ms: std::sync::atomic::AtomicU64::new(0),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Activity {
+    fn touch(&self) {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn begin(self: &Arc<Self>) -> Busy {
+        self.in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.touch();
+        Busy(self.clone())
+    }
+
+    fn last(&self) -> Instant {
+        self.epoch
+            + std::time::Duration::from_millis(
+                self.last_ms.load(std::sync::atomic::Ordering::Relaxed),
+            )
+    }
+
+    fn idle_for(&self, idle: std::time::Duration) -> bool {
+        self.in_flight.load(std::sync::atomic::Ordering::Relaxed) == 0
+            && self.last().elapsed() >= idle
+    }
+}
+
+/// A request in flight; its end counts as activity.
+struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.0.touch();
+    }
+}
+
+/// The HTTP server settings every connection shares, built once.
+pub fn http_builder(s: &super::Settings) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -44,17 +138,7 @@ where
         .max_header_list_size(u32::try_from(s.max_request_header_bytes).unwrap_or(u32::MAX))
         .max_pending_accept_reset_streams(Some(50))
         .max_local_error_reset_streams(Some(1024));
-    let info = Arc::new(info);
-    let svc_shared = shared.clone();
-    let service = hyper::service::service_fn(move |req| {
-        let info = info.clone();
-        let shared = svc_shared.clone();
-        async move { Ok::<_, Infallible>(handle(req, &info, &shared).await) }
-    });
-    let conn = builder.serve_connection(io, service);
-    if let Ok(Err(e)) = tokio::time::timeout(shared.settings.idle_timeout, conn).await {
-        tracing::debug!(error = %e, "connection ended with an error");
-    }
+    builder
 }
 
 fn local(status: StatusCode, body: &str) -> Response<Body> {

@@ -32,6 +32,8 @@ pub struct Shared {
     pub settings: Settings,
     pub json_log: bool,
     pub connections: Arc<Semaphore>,
+    /// HTTP/1.1 + HTTP/2 server settings, built once for every connection.
+    pub http: hyper_util::server::conn::auto::Builder<TokioExecutor>,
 }
 
 impl Shared {
@@ -44,12 +46,14 @@ impl Shared {
             .pool_timer(TokioTimer::new())
             .build(connector);
         let connections = Arc::new(Semaphore::new(settings.max_connections_total));
+        let http = handler::http_builder(&settings);
         Shared {
             snapshot,
             client,
             settings,
             json_log,
             connections,
+            http,
         }
     }
 }
