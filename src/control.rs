@@ -44,7 +44,7 @@ pub struct RunOptions {
 pub struct Status {
     pub ready: bool,
     pub snapshot_version: u64,
-    pub credentials: Vec<Row>,
+    pub credentials: Arc<Vec<Row>>,
     pub listeners: Vec<(u16, SocketAddr)>,
     pub source: Source,
 }
@@ -52,8 +52,12 @@ pub struct Status {
 /// Last good parse of every object, by key.
 #[derive(Default)]
 struct Objects {
-    raw: BTreeMap<ObjectKey, Object>,
+    /// The resource version of every object in the store, valid or not.
+    versions: BTreeMap<ObjectKey, u64>,
+    /// Last good parse of every object but Secrets.
     parsed: HashMap<ObjectKey, (u64, Resource)>,
+    /// Last good parse of every Secret, shared so SDS gets it without a copy.
+    secrets: HashMap<ObjectKey, (u64, Arc<crate::config::Secret>)>,
 }
 
 impl Objects {
@@ -70,6 +74,10 @@ impl Objects {
                 }
             });
         match parsed {
+            Ok(Resource::Secret(secret)) => {
+                self.secrets
+                    .insert(o.key.clone(), (o.resource_version, Arc::new(secret)));
+            }
             Ok(r) => {
                 self.parsed.insert(o.key.clone(), (o.resource_version, r));
             }
@@ -77,7 +85,7 @@ impl Objects {
                 tracing::error!(object = %o.key, error = %e, "refused an invalid object from the store; the last good version keeps serving");
             }
         }
-        self.raw.insert(o.key.clone(), o);
+        self.versions.insert(o.key, o.resource_version);
     }
 
     /// Replaces everything with a fresh listing, keeping the last good parse
@@ -85,18 +93,39 @@ impl Objects {
     fn replace_all(&mut self, objects: Vec<Object>) {
         let keep: std::collections::HashSet<ObjectKey> =
             objects.iter().map(|o| o.key.clone()).collect();
-        self.raw.retain(|k, _| keep.contains(k));
+        self.versions.retain(|k, _| keep.contains(k));
         self.parsed.retain(|k, _| keep.contains(k));
+        self.secrets.retain(|k, _| keep.contains(k));
         for o in objects {
-            if self.raw.get(&o.key).map(|r| r.resource_version) != Some(o.resource_version) {
+            if self.versions.get(&o.key) != Some(&o.resource_version) {
                 self.upsert(o);
             }
         }
     }
 
+    /// The last good objects as the store holds them, for the local cache.
+    fn good_objects(&self) -> Vec<Object> {
+        let parsed = self.parsed.iter().filter_map(|(k, (rv, r))| {
+            r.to_json().ok().map(|value| Object {
+                key: k.clone(),
+                resource_version: *rv,
+                value,
+            })
+        });
+        let secrets = self.secrets.iter().filter_map(|(k, (rv, s))| {
+            serde_json::to_vec(s.as_ref()).ok().map(|value| Object {
+                key: k.clone(),
+                resource_version: *rv,
+                value,
+            })
+        });
+        parsed.chain(secrets).collect()
+    }
+
     fn remove(&mut self, key: &ObjectKey) {
-        self.raw.remove(key);
+        self.versions.remove(key);
         self.parsed.remove(key);
+        self.secrets.remove(key);
     }
 }
 
@@ -226,6 +255,7 @@ pub async fn run(
     };
     let mut sds = Sds::default();
     let mut sessions = Sessions::default();
+    let mut rows: Arc<Vec<Row>> = Arc::new(Vec::new());
     let mut listeners = Listeners {
         running: BTreeMap::new(),
     };
@@ -243,14 +273,17 @@ pub async fn run(
         files.poll();
         let mut secrets = secrets_in(&state, &opts.namespace);
         secrets.extend(files.secrets().map(|(k, v)| (k.clone(), v.clone())));
-        sds.refresh(&secrets, &snapshot::wanted_credentials(&model.gateways));
+        if sds.refresh(&secrets, &snapshot::wanted_credentials(&model.gateways)) || rows.is_empty()
+        {
+            rows = Arc::new(sds.rows());
+        }
         let snap = Arc::new(snapshot::compile(&model, &sds, &mut sessions, version));
         snapshot_cell.store(snap.clone());
         listeners.reconcile(&snap, &opts, &shared).await;
         status.store(Arc::new(Status {
             ready: source != Source::Starting,
             snapshot_version: version,
-            credentials: sds.rows(),
+            credentials: rows.clone(),
             listeners: listeners
                 .running
                 .iter()
@@ -266,7 +299,7 @@ pub async fn run(
                 path,
                 opts.cache_keyring.as_deref(),
                 revision,
-                state.raw.values(),
+                state.good_objects().iter(),
             ) {
                 Ok(()) => cached_revision = Some(revision),
                 Err(e) => {
@@ -343,23 +376,20 @@ pub async fn run(
     }
 }
 
-fn build_model(state: &Objects, opts: &RunOptions) -> Model {
+fn build_model<'a>(state: &'a Objects, opts: &RunOptions) -> Model<'a> {
     let mut model = Model::default();
-    let mut vs = Vec::new();
     for (_, r) in state.parsed.values() {
         match r {
-            Resource::Gateway(g) if snapshot::selects(g, &opts.labels) => {
-                model.gateways.push(g.clone())
-            }
-            Resource::VirtualService(v) => vs.push(v.clone()),
-            Resource::ServiceEntry(s) => model.service_entries.push(s.clone()),
+            Resource::Gateway(g) if snapshot::selects(g, &opts.labels) => model.gateways.push(g),
+            Resource::VirtualService(v) => model.virtual_services.push(v),
+            Resource::ServiceEntry(s) => model.service_entries.push(s),
             _ => {}
         }
     }
     model.gateways.sort_by(|a, b| {
         (a.metadata.ns(), &a.metadata.name).cmp(&(b.metadata.ns(), &b.metadata.name))
     });
-    vs.sort_by(|a, b| {
+    model.virtual_services.sort_by(|a, b| {
         (
             &a.metadata.creation_timestamp,
             a.metadata.ns(),
@@ -371,7 +401,6 @@ fn build_model(state: &Objects, opts: &RunOptions) -> Model {
                 &b.metadata.name,
             ))
     });
-    model.virtual_services = vs;
     model.service_entries.sort_by(|a, b| {
         (a.metadata.ns(), &a.metadata.name).cmp(&(b.metadata.ns(), &b.metadata.name))
     });
@@ -380,18 +409,17 @@ fn build_model(state: &Objects, opts: &RunOptions) -> Model {
 
 fn secrets_in(state: &Objects, namespace: &str) -> BTreeMap<String, SecretVersion> {
     state
-        .parsed
+        .secrets
         .iter()
-        .filter(|(k, _)| k.kind == "Secret" && k.namespace == namespace)
-        .filter_map(|(k, (rv, r))| match r {
-            Resource::Secret(s) => Some((
+        .filter(|(k, _)| k.namespace == namespace)
+        .map(|(k, (rv, s))| {
+            (
                 k.name.clone(),
                 SecretVersion {
                     resource_version: *rv,
                     secret: s.clone(),
                 },
-            )),
-            _ => None,
+            )
         })
         .collect()
 }

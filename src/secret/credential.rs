@@ -110,21 +110,23 @@ pub struct TrustBundle {
     pub roots: Vec<CertificateDer<'static>>,
     pub crls: Vec<CertificateRevocationListDer<'static>>,
     pub info: Vec<CertInfo>,
+    /// SHA-256 over all CAs and CRLs: when it changes, resumed sessions
+    /// from the old trust state must not be accepted.
+    pub fingerprint: String,
 }
 
-impl TrustBundle {
-    /// A fingerprint over all CAs and CRLs: when it changes, resumed sessions
-    /// from the old trust state must not be accepted.
-    pub fn fingerprint(&self) -> String {
-        let mut all = Vec::new();
-        for r in &self.roots {
-            all.extend_from_slice(r.as_ref());
-        }
-        for c in &self.crls {
-            all.extend_from_slice(c.as_ref());
-        }
-        sha256_hex(&all)
+fn trust_fingerprint(
+    roots: &[CertificateDer<'static>],
+    crls: &[CertificateRevocationListDer<'static>],
+) -> String {
+    let mut all = Vec::new();
+    for r in roots {
+        all.extend_from_slice(r.as_ref());
     }
+    for c in crls {
+        all.extend_from_slice(c.as_ref());
+    }
+    sha256_hex(&all)
 }
 
 pub fn now_unix() -> i64 {
@@ -251,7 +253,13 @@ pub fn trust_bundle(
             crls
         }
     };
-    Ok(TrustBundle { roots, crls, info })
+    let fingerprint = trust_fingerprint(&roots, &crls);
+    Ok(TrustBundle {
+        roots,
+        crls,
+        info,
+        fingerprint,
+    })
 }
 
 /// The process-wide crypto provider: aws-lc-rs, and nothing else.

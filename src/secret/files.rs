@@ -82,7 +82,7 @@ pub struct FileCredentials {
 
 impl FileCredentials {
     /// Sets the files to watch from the selected Gateways.
-    pub fn set_gateways(&mut self, gateways: &[Gateway]) {
+    pub fn set_gateways(&mut self, gateways: &[&Gateway]) {
         let mut refs = BTreeMap::new();
         for g in gateways {
             for s in &g.spec.servers {
@@ -158,7 +158,7 @@ impl FileCredentials {
                     name.clone(),
                     SecretVersion {
                         resource_version: self.next_version,
-                        secret,
+                        secret: std::sync::Arc::new(secret),
                     },
                 );
                 changed = true;

@@ -51,7 +51,8 @@ impl<T> Default for Entry<T> {
 #[derive(Debug, Clone)]
 pub struct SecretVersion {
     pub resource_version: u64,
-    pub secret: Secret,
+    /// Shared with the control loop's state: cloning a version is cheap.
+    pub secret: std::sync::Arc<Secret>,
 }
 
 /// What the Gateways want: credential names and the hosts each must cover.
@@ -106,7 +107,11 @@ impl Sds {
                 Some(s) => Some((ca_name.clone(), s)),
                 None => secrets
                     .get(name)
-                    .filter(|s| credential::secret_trust_bundle(&s.secret).is_some())
+                    .filter(|s| {
+                        credential::CA_KEYS
+                            .iter()
+                            .any(|k| s.secret.value(k).is_some())
+                    })
                     .map(|s| (name.clone(), s)),
             };
             changed |= self.refresh_root(name, &ca_name, source);

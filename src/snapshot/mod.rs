@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use rustls::ServerConfig;
 
-use crate::config::gateway::{Gateway, TlsMode};
+use crate::config::gateway::{Gateway, ServerTls, TlsMode};
 use crate::config::host;
 use crate::config::virtual_service::{DirectBody, HttpRoute, VirtualService};
 use crate::config::{ServiceEntry, duration};
@@ -108,13 +108,14 @@ pub struct Snapshot {
     pub listeners: BTreeMap<u16, Arc<Listener>>,
 }
 
-/// The objects the control loop hands to [`compile`].
+/// The objects the control loop hands to [`compile`], borrowed from its
+/// last-good state (nothing is copied per compile).
 #[derive(Debug, Default)]
-pub struct Model {
-    pub gateways: Vec<Gateway>,
+pub struct Model<'a> {
+    pub gateways: Vec<&'a Gateway>,
     /// In creation order.
-    pub virtual_services: Vec<VirtualService>,
-    pub service_entries: Vec<ServiceEntry>,
+    pub virtual_services: Vec<&'a VirtualService>,
+    pub service_entries: Vec<&'a ServiceEntry>,
 }
 
 /// Whether a Gateway's selector picks this process.
@@ -126,7 +127,7 @@ pub fn selects(g: &Gateway, labels: &BTreeMap<String, String>) -> bool {
 }
 
 /// The credentials the selected Gateways reference, with the hosts each covers.
-pub fn wanted_credentials(gateways: &[Gateway]) -> Wanted {
+pub fn wanted_credentials(gateways: &[&Gateway]) -> Wanted {
     let mut wanted: Wanted = BTreeMap::new();
     for g in gateways {
         for s in &g.spec.servers {
@@ -148,21 +149,46 @@ pub fn wanted_credentials(gateways: &[Gateway]) -> Wanted {
     wanted
 }
 
-/// Keeps session caches and ticket keys per server across compiles while the
-/// server's trust is unchanged.
-#[derive(Debug, Default)]
-pub struct Sessions(HashMap<String, SessionState>);
+/// What a server's `ServerConfig` was built from: if none of it changed,
+/// the next compile reuses the config (and its session state).
+struct CachedConfig {
+    tls: ServerTls,
+    certified: Arc<rustls::sign::CertifiedKey>,
+    trust_fingerprint: String,
+    config: Arc<ServerConfig>,
+}
 
-impl Sessions {
-    fn for_server(&mut self, id: &str, trust_fingerprint: &str) -> Option<SessionState> {
-        if let Some(s) = self.0.get(id)
+/// State kept across compiles: per-server session caches and ticket keys
+/// (kept while the server's trust is unchanged), and built configs (kept
+/// while their inputs are unchanged), so one changed credential among ten
+/// thousand rebuilds one config.
+#[derive(Default)]
+pub struct Compiler {
+    sessions: HashMap<String, SessionState>,
+    configs: HashMap<String, CachedConfig>,
+}
+
+impl std::fmt::Debug for Compiler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiler")
+            .field("servers", &self.configs.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The old name, kept for callers that only need the session state.
+pub type Sessions = Compiler;
+
+impl Compiler {
+    fn session_for(&mut self, id: &str, trust_fingerprint: &str) -> Option<SessionState> {
+        if let Some(s) = self.sessions.get(id)
             && s.trust_fingerprint == trust_fingerprint
         {
             return Some(s.clone());
         }
         match SessionState::new(trust_fingerprint.to_owned()) {
             Ok(s) => {
-                self.0.insert(id.to_owned(), s.clone());
+                self.sessions.insert(id.to_owned(), s.clone());
                 Some(s)
             }
             Err(e) => {
@@ -171,14 +197,85 @@ impl Sessions {
             }
         }
     }
+
+    /// The server's config, rebuilt only when its inputs changed.
+    fn config_for(
+        &mut self,
+        id: &str,
+        tls_settings: &ServerTls,
+        cred: &crate::secret::credential::ServerCredential,
+        trust: Option<&crate::secret::credential::TrustBundle>,
+    ) -> Result<Arc<ServerConfig>, String> {
+        let fp = trust.map(|t| t.fingerprint.clone()).unwrap_or_default();
+        if let Some(c) = self.configs.get(id)
+            && c.tls == *tls_settings
+            && Arc::ptr_eq(&c.certified, &cred.certified)
+            && c.trust_fingerprint == fp
+        {
+            return Ok(c.config.clone());
+        }
+        let session = self
+            .session_for(id, &fp)
+            .ok_or_else(|| "no session state".to_owned())?;
+        let config =
+            tls::server_config(tls_settings, cred, trust, &session).map_err(|e| e.to_string())?;
+        self.configs.insert(
+            id.to_owned(),
+            CachedConfig {
+                tls: tls_settings.clone(),
+                certified: cred.certified.clone(),
+                trust_fingerprint: fp,
+                config: config.clone(),
+            },
+        );
+        Ok(config)
+    }
+
+    /// Forgets servers that are gone.
+    fn retain(&mut self, live: &std::collections::HashSet<String>) {
+        self.sessions.retain(|k, _| live.contains(k));
+        self.configs.retain(|k, _| live.contains(k));
+    }
 }
 
-fn gateway_binds(vs: &VirtualService, gw: &Gateway) -> bool {
-    let gw_ns = gw.metadata.ns();
-    vs.spec.gateways.iter().any(|g| match g.split_once('/') {
-        Some((ns, name)) => ns == gw_ns && name == gw.metadata.name,
-        None => vs.metadata.ns() == gw_ns && *g == gw.metadata.name,
-    })
+/// The (namespace, name) of the Gateways a VirtualService binds to.
+fn bound_gateways(vs: &VirtualService) -> impl Iterator<Item = (&str, &str)> {
+    vs.spec
+        .gateways
+        .iter()
+        .map(move |g| match g.split_once('/') {
+            Some((ns, name)) => (ns, name),
+            None => (vs.metadata.ns(), g.as_str()),
+        })
+}
+
+/// The VirtualServices bound to one Gateway, indexed by host so that a
+/// server finds its candidates without scanning them all.
+#[derive(Default)]
+struct VsIndex {
+    /// Indices into `Model::virtual_services`, in creation order.
+    all: Vec<usize>,
+    exact: HashMap<String, Vec<usize>>,
+    /// (pattern `*.suffix` or `*`, index)
+    wildcard: Vec<(String, usize)>,
+}
+
+impl VsIndex {
+    /// Candidate VirtualServices for a server host, in creation order.
+    fn candidates(&self, server_host: &str, out: &mut Vec<usize>) {
+        if server_host == "*" || server_host.starts_with('*') {
+            out.extend_from_slice(&self.all);
+            return;
+        }
+        if let Some(v) = self.exact.get(server_host) {
+            out.extend_from_slice(v);
+        }
+        for (pattern, i) in &self.wildcard {
+            if host::intersects(pattern, server_host) {
+                out.push(*i);
+            }
+        }
+    }
 }
 
 /// Whether a server host entry (`ns/host`) admits VirtualServices of `vs_ns`.
@@ -193,7 +290,7 @@ fn namespace_admits(entry: &str, gw_ns: &str, vs_ns: &str) -> bool {
 
 fn compile_route(
     r: &HttpRoute,
-    entries: &[&ServiceEntry],
+    entries: &HashMap<String, &ServiceEntry>,
     upstreams: &mut HashMap<(String, u16), Arc<upstream::Upstream>>,
 ) -> Result<Route, String> {
     let matches = r
@@ -270,11 +367,38 @@ fn compile_route(
 
 /// Builds the snapshot. Problems are logged and fail closed for the server
 /// they concern; every other server keeps working.
-pub fn compile(model: &Model, sds: &Sds, sessions: &mut Sessions, version: u64) -> Snapshot {
-    let entries: Vec<&ServiceEntry> = model.service_entries.iter().collect();
+pub fn compile(model: &Model<'_>, sds: &Sds, compiler: &mut Compiler, version: u64) -> Snapshot {
+    let entries = upstream::index(&model.service_entries);
     let mut upstreams = HashMap::new();
+    // VirtualServices by the Gateway they bind to, each with a host index.
+    let mut by_gateway: HashMap<(&str, &str), VsIndex> = HashMap::new();
+    for (i, vs) in model.virtual_services.iter().enumerate() {
+        for key in bound_gateways(vs) {
+            let idx = by_gateway.entry(key).or_default();
+            if idx.all.last() == Some(&i) {
+                continue;
+            }
+            idx.all.push(i);
+            for h in &vs.spec.hosts {
+                let h = h.to_ascii_lowercase();
+                if h.starts_with('*') {
+                    idx.wildcard.push((h, i));
+                } else {
+                    idx.exact.entry(h).or_default().push(i);
+                }
+            }
+        }
+    }
+    // Each VirtualService's routes are compiled once, however many servers use them.
+    let mut routes_of: HashMap<usize, Vec<Route>> = HashMap::new();
+    let mut live_ids = std::collections::HashSet::new();
     let mut ports: BTreeMap<u16, Vec<Arc<Server>>> = BTreeMap::new();
+    let no_vs = VsIndex::default();
+    let mut candidates = Vec::new();
     for gw in &model.gateways {
+        let index = by_gateway
+            .get(&(gw.metadata.ns(), gw.metadata.name.as_str()))
+            .unwrap_or(&no_vs);
         for (i, s) in gw.spec.servers.iter().enumerate() {
             let Some(port) = &s.port else { continue };
             let Ok(number) = u16::try_from(port.number) else {
@@ -286,6 +410,7 @@ pub fn compile(model: &Model, sds: &Sds, sessions: &mut Sessions, version: u64) 
                 port.name.clone()
             };
             let id = format!("{}/{}/{}", gw.metadata.ns(), gw.metadata.name, port_name);
+            live_ids.insert(id.clone());
             let hosts: Vec<String> = s
                 .hosts
                 .iter()
@@ -315,23 +440,23 @@ pub fn compile(model: &Model, sds: &Sds, sessions: &mut Sessions, version: u64) 
                 } else {
                     None
                 };
-                let fp = trust.map(|t| t.fingerprint()).unwrap_or_default();
-                let Some(session) = sessions.for_server(&id, &fp) else {
-                    return TlsState::Unavailable("no session state".into());
-                };
-                match tls::server_config(&tls_settings, cred, trust, &session) {
+                match compiler.config_for(&id, &tls_settings, cred, trust) {
                     Ok(c) => TlsState::Ready(c),
-                    Err(e) => TlsState::Unavailable(e.to_string()),
+                    Err(e) => TlsState::Unavailable(e),
                 }
             });
             if let Some(TlsState::Unavailable(why)) = &tls_state {
                 tracing::warn!(server = %id, reason = %why, "server refuses handshakes");
             }
+            candidates.clear();
+            for h in &hosts {
+                index.candidates(h, &mut candidates);
+            }
+            candidates.sort_unstable();
+            candidates.dedup();
             let mut vhosts = Vec::new();
-            for vs in &model.virtual_services {
-                if !gateway_binds(vs, gw) {
-                    continue;
-                }
+            for &vi in &candidates {
+                let vs = model.virtual_services[vi];
                 let admitted: Vec<String> = vs
                     .spec
                     .hosts
@@ -347,21 +472,24 @@ pub fn compile(model: &Model, sds: &Sds, sessions: &mut Sessions, version: u64) 
                 if admitted.is_empty() {
                     continue;
                 }
-                let mut compiled = Vec::new();
-                for (j, r) in vs.spec.http.iter().enumerate() {
-                    match compile_route(r, &entries, &mut upstreams) {
-                        Ok(c) => compiled.push(c),
-                        Err(e) => tracing::warn!(
-                            virtualservice = %format!("{}/{}", vs.metadata.ns(), vs.metadata.name),
-                            route = j,
-                            error = %e,
-                            "route skipped"
-                        ),
+                let routes = routes_of.entry(vi).or_insert_with(|| {
+                    let mut compiled = Vec::new();
+                    for (j, r) in vs.spec.http.iter().enumerate() {
+                        match compile_route(r, &entries, &mut upstreams) {
+                            Ok(c) => compiled.push(c),
+                            Err(e) => tracing::warn!(
+                                virtualservice = %format!("{}/{}", vs.metadata.ns(), vs.metadata.name),
+                                route = j,
+                                error = %e,
+                                "route skipped"
+                            ),
+                        }
                     }
-                }
+                    compiled
+                });
                 vhosts.push(VirtualHost {
                     hosts: admitted,
-                    routes: compiled,
+                    routes: routes.clone(),
                 });
             }
             ports.entry(number).or_default().push(Arc::new(Server {
@@ -374,6 +502,7 @@ pub fn compile(model: &Model, sds: &Sds, sessions: &mut Sessions, version: u64) 
             }));
         }
     }
+    compiler.retain(&live_ids);
     let mut listeners = BTreeMap::new();
     for (port, servers) in ports {
         let tls = servers.iter().any(|s| s.tls.is_some());

@@ -53,7 +53,10 @@ impl SessionState {
     pub fn new(trust_fingerprint: String) -> Result<SessionState, TlsError> {
         Ok(SessionState {
             trust_fingerprint,
-            cache: rustls::server::ServerSessionMemoryCache::new(1024),
+            // TLS 1.3 and ticket-capable TLS 1.2 clients resume with
+            // stateless tickets; this cache only serves TLS 1.2 session
+            // IDs, so it stays small (it is allocated per server).
+            cache: rustls::server::ServerSessionMemoryCache::new(64),
             ticketer: rustls::crypto::aws_lc_rs::Ticketer::new()
                 .map_err(|e| TlsError::Config(format!("session tickets: {e}")))?,
         })

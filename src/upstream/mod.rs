@@ -4,6 +4,7 @@
 //!
 //! It never picks an address the configuration did not name.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -73,15 +74,25 @@ impl Upstream {
     }
 }
 
+/// ServiceEntries by host (lower-case); the first (in the given order) wins.
+pub fn index<'a>(entries: &[&'a ServiceEntry]) -> HashMap<String, &'a ServiceEntry> {
+    let mut map = HashMap::new();
+    for se in entries {
+        for h in &se.spec.hosts {
+            map.entry(h.to_ascii_lowercase()).or_insert(*se);
+        }
+    }
+    map
+}
+
 /// Resolves a route destination against the ServiceEntries.
-pub fn resolve(host: &str, port: Option<u16>, entries: &[&ServiceEntry]) -> Upstream {
+pub fn resolve(
+    host: &str,
+    port: Option<u16>,
+    entries: &HashMap<String, &ServiceEntry>,
+) -> Upstream {
     let host_l = host.to_ascii_lowercase();
-    let entry = entries.iter().find(|se| {
-        se.spec
-            .hosts
-            .iter()
-            .any(|h| h.eq_ignore_ascii_case(&host_l))
-    });
+    let entry = entries.get(&host_l);
     let Some(se) = entry else {
         let port = port.unwrap_or(80);
         return Upstream::new(host_l.clone(), port, Endpoints::Dns(vec![(host_l, port)]));
