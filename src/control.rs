@@ -266,20 +266,50 @@ pub async fn run(
     let mut retry_at = tokio::time::Instant::now() + backoff;
     let mut cached_revision = None;
     let mut version = 0u64;
+    // Whether anything but secrets changed since the last compile: if not,
+    // only the servers whose credentials changed are rebuilt.
+    let mut structural = true;
+    let mut wanted = snapshot::wanted_credentials(&[]);
+    let mut published: Option<Arc<Snapshot>> = None;
     loop {
         version += 1;
-        let model = build_model(&state, &opts);
-        files.set_gateways(&model.gateways);
-        files.poll();
-        let mut secrets = secrets_in(&state, &opts.namespace);
-        secrets.extend(files.secrets().map(|(k, v)| (k.clone(), v.clone())));
-        if sds.refresh(&secrets, &snapshot::wanted_credentials(&model.gateways)) || rows.is_empty()
-        {
-            rows = Arc::new(sds.rows());
-        }
-        let snap = Arc::new(snapshot::compile(&model, &sds, &mut sessions, version));
-        snapshot_cell.store(snap.clone());
-        listeners.reconcile(&snap, &opts, &shared).await;
+        let snap = match &published {
+            Some(prev) if !structural => {
+                let mut secrets = secrets_in(&state, &opts.namespace);
+                secrets.extend(files.secrets().map(|(k, v)| (k.clone(), v.clone())));
+                let changed = sds.refresh(&secrets, &wanted);
+                if changed.is_empty() {
+                    prev.clone()
+                } else {
+                    let snap = Arc::new(snapshot::with_credentials(
+                        prev,
+                        &changed,
+                        &sds,
+                        &mut sessions,
+                        version,
+                    ));
+                    snapshot_cell.store(snap.clone());
+                    rows = Arc::new(sds.rows());
+                    snap
+                }
+            }
+            _ => {
+                let model = build_model(&state, &opts);
+                files.set_gateways(&model.gateways);
+                files.poll();
+                wanted = snapshot::wanted_credentials(&model.gateways);
+                let mut secrets = secrets_in(&state, &opts.namespace);
+                secrets.extend(files.secrets().map(|(k, v)| (k.clone(), v.clone())));
+                sds.refresh(&secrets, &wanted);
+                let snap = Arc::new(snapshot::compile(&model, &sds, &mut sessions, version));
+                snapshot_cell.store(snap.clone());
+                rows = Arc::new(sds.rows());
+                listeners.reconcile(&snap, &opts, &shared).await;
+                structural = false;
+                snap
+            }
+        };
+        published = Some(snap);
         status.store(Arc::new(Status {
             ready: source != Source::Starting,
             snapshot_version: version,
@@ -330,6 +360,7 @@ pub async fn run(
                 _ = tokio::time::sleep_until(retry_at), if events.is_none() => {
                     match sync(&store, &mut state).await {
                         Ok((rev, rx)) => {
+                            structural = true;
                             tracing::info!(revision = rev, was = source.as_str(), "in sync with the store again");
                             revision = rev;
                             events = Some(rx);
@@ -347,7 +378,6 @@ pub async fn run(
             }
         }
         if let Some(rx) = events.as_mut() {
-            tokio::time::sleep(Duration::from_millis(2)).await;
             while let Ok(e) = rx.try_recv() {
                 batch.push(e);
             }
@@ -356,6 +386,7 @@ pub async fn run(
             match e {
                 Ok(e) => {
                     revision = revision.max(e.revision);
+                    structural |= e.object.key.kind != "Secret";
                     match e.event_type {
                         EventType::Added | EventType::Modified => state.upsert(e.object),
                         EventType::Deleted => state.remove(&e.object.key),

@@ -93,14 +93,18 @@ fn log_reject(resource: &str, secret: &str, why: &str) {
 
 impl Sds {
     /// Brings every wanted credential up to date with the secrets. Returns
-    /// whether anything that serves changed.
-    pub fn refresh(&mut self, secrets: &BTreeMap<String, SecretVersion>, wanted: &Wanted) -> bool {
-        let mut changed = false;
+    /// the credentials whose state changed.
+    pub fn refresh(
+        &mut self,
+        secrets: &BTreeMap<String, SecretVersion>,
+        wanted: &Wanted,
+    ) -> Vec<String> {
+        let mut changed = Vec::new();
         self.certs.retain(|k, _| wanted.contains_key(k));
         self.roots.retain(|k, _| wanted.contains_key(k));
         let now = now_unix();
         for (name, hosts) in wanted {
-            changed |= self.refresh_cert(name, hosts, secrets.get(name), now);
+            let cert_changed = self.refresh_cert(name, hosts, secrets.get(name), now);
             let ca_name = cacert_name(name);
             // `<name>-cacert` wins over a CA inside the secret itself.
             let source = match secrets.get(&ca_name) {
@@ -114,7 +118,10 @@ impl Sds {
                     })
                     .map(|s| (name.clone(), s)),
             };
-            changed |= self.refresh_root(name, &ca_name, source);
+            let root_changed = self.refresh_root(name, &ca_name, source);
+            if cert_changed || root_changed {
+                changed.push(name.clone());
+            }
         }
         changed
     }

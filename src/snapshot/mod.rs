@@ -40,7 +40,12 @@ pub struct Server {
     pub tls: Option<TlsState>,
     pub mutual: bool,
     pub https_redirect: bool,
-    pub vhosts: Vec<VirtualHost>,
+    /// Shared with later snapshots that only change credentials.
+    pub vhosts: Arc<Vec<VirtualHost>>,
+    /// The SDS resource its certificate comes from (TLS servers).
+    pub credential: Option<String>,
+    /// Its `tls` settings, to rebuild its config when the credential changes.
+    pub tls_settings: ServerTls,
 }
 
 impl Server {
@@ -56,8 +61,8 @@ pub struct Listener {
     pub port: u16,
     pub tls: bool,
     pub servers: Vec<Arc<Server>>,
-    pub sni: SniTable,
-    pub by_id: HashMap<String, usize>,
+    pub sni: Arc<SniTable>,
+    pub by_id: Arc<HashMap<String, usize>>,
 }
 
 impl Listener {
@@ -420,34 +425,9 @@ pub fn compile(model: &Model<'_>, sds: &Sds, compiler: &mut Compiler, version: u
             let is_tls = matches!(proto.as_str(), "HTTPS" | "TLS");
             let tls_settings = s.tls.clone().unwrap_or_default();
             let mode = tls_settings.effective_mode();
-            let tls_state = is_tls.then(|| {
-                let Some(cred_name) = crate::secret::files::resource_name(&tls_settings) else {
-                    return TlsState::Unavailable("no certificate source".into());
-                };
-                let cred_name = cred_name.as_str();
-                let Some(cred) = sds.server_credential(cred_name) else {
-                    return TlsState::Unavailable(format!("credential {cred_name} is not ready"));
-                };
-                let trust = if mode.is_mutual() {
-                    match sds.trust(cred_name) {
-                        Some(t) => Some(t),
-                        None => {
-                            return TlsState::Unavailable(format!(
-                                "client CA for {cred_name} is not ready"
-                            ));
-                        }
-                    }
-                } else {
-                    None
-                };
-                match compiler.config_for(&id, &tls_settings, cred, trust) {
-                    Ok(c) => TlsState::Ready(c),
-                    Err(e) => TlsState::Unavailable(e),
-                }
-            });
-            if let Some(TlsState::Unavailable(why)) = &tls_state {
-                tracing::warn!(server = %id, reason = %why, "server refuses handshakes");
-            }
+            let credential = crate::secret::files::resource_name(&tls_settings);
+            let tls_state =
+                is_tls.then(|| tls_state(&id, &tls_settings, credential.as_deref(), sds, compiler));
             candidates.clear();
             for h in &hosts {
                 index.candidates(h, &mut candidates);
@@ -498,7 +478,9 @@ pub fn compile(model: &Model<'_>, sds: &Sds, compiler: &mut Compiler, version: u
                 tls: tls_state,
                 mutual: mode.is_mutual() && mode != TlsMode::OptionalMutual,
                 https_redirect: !is_tls && tls_settings.https_redirect,
-                vhosts,
+                vhosts: Arc::new(vhosts),
+                credential: credential.filter(|_| is_tls),
+                tls_settings,
             }));
         }
     }
@@ -530,8 +512,100 @@ pub fn compile(model: &Model<'_>, sds: &Sds, compiler: &mut Compiler, version: u
                 port,
                 tls,
                 servers,
-                sni,
-                by_id,
+                sni: Arc::new(sni),
+                by_id: Arc::new(by_id),
+            }),
+        );
+    }
+    Snapshot { version, listeners }
+}
+
+/// A server's TLS state from its credential (and client CA for mutual
+/// modes); fails closed with the reason.
+fn tls_state(
+    id: &str,
+    tls_settings: &ServerTls,
+    credential: Option<&str>,
+    sds: &Sds,
+    compiler: &mut Compiler,
+) -> TlsState {
+    let state = (|| {
+        let cred_name = credential.ok_or_else(|| "no certificate source".to_owned())?;
+        let cred = sds
+            .server_credential(cred_name)
+            .ok_or_else(|| format!("credential {cred_name} is not ready"))?;
+        let trust = if tls_settings.effective_mode().is_mutual() {
+            Some(
+                sds.trust(cred_name)
+                    .ok_or_else(|| format!("client CA for {cred_name} is not ready"))?,
+            )
+        } else {
+            None
+        };
+        compiler.config_for(id, tls_settings, cred, trust)
+    })();
+    match state {
+        Ok(c) => TlsState::Ready(c),
+        Err(why) => {
+            tracing::warn!(server = %id, reason = %why, "server refuses handshakes");
+            TlsState::Unavailable(why)
+        }
+    }
+}
+
+/// A snapshot that differs from `prev` only in the named credentials: the
+/// servers that use them get a new TLS state; routes, SNI tables and every
+/// other server are shared with `prev`. This is the path of a rotation,
+/// so it costs one config build, not a compile of every object.
+pub fn with_credentials(
+    prev: &Snapshot,
+    changed: &[String],
+    sds: &Sds,
+    compiler: &mut Compiler,
+    version: u64,
+) -> Snapshot {
+    let changed: std::collections::HashSet<&str> = changed.iter().map(String::as_str).collect();
+    let uses_changed = |s: &Server| s.credential.as_deref().is_some_and(|c| changed.contains(c));
+    let mut listeners = BTreeMap::new();
+    for (port, l) in &prev.listeners {
+        if !l.servers.iter().any(|s| uses_changed(s)) {
+            listeners.insert(*port, l.clone());
+            continue;
+        }
+        let servers = l
+            .servers
+            .iter()
+            .map(|s| {
+                if !uses_changed(s) {
+                    return s.clone();
+                }
+                let tls = tls_state(
+                    &s.id,
+                    &s.tls_settings,
+                    s.credential.as_deref(),
+                    sds,
+                    compiler,
+                );
+                Arc::new(Server {
+                    id: s.id.clone(),
+                    hosts: s.hosts.clone(),
+                    tls: Some(tls),
+                    mutual: s.mutual,
+                    https_redirect: s.https_redirect,
+                    vhosts: s.vhosts.clone(),
+                    credential: s.credential.clone(),
+                    tls_settings: s.tls_settings.clone(),
+                })
+            })
+            .collect();
+        listeners.insert(
+            *port,
+            Arc::new(Listener {
+                port: l.port,
+                tls: l.tls,
+                servers,
+                sni: l.sni.clone(),
+                by_id: l.by_id.clone(),
             }),
         );
     }
@@ -552,7 +626,9 @@ mod tests {
                     tls: None,
                     mutual: false,
                     https_redirect: false,
-                    vhosts: Vec::new(),
+                    vhosts: Arc::new(Vec::new()),
+                    credential: None,
+                    tls_settings: ServerTls::default(),
                 })
             })
             .collect();
@@ -566,8 +642,8 @@ mod tests {
             port: 443,
             tls: true,
             servers,
-            sni,
-            by_id,
+            sni: Arc::new(sni),
+            by_id: Arc::new(by_id),
         }
     }
 

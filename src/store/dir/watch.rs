@@ -14,7 +14,7 @@ use crate::store::log::{self, Head};
 use crate::store::{Event, Object, StoreError, WatchReceiver};
 
 /// How often a watcher looks for new changes.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(10);
+pub const POLL_INTERVAL: Duration = Duration::from_millis(3);
 /// Events a watcher buffers before it waits for the receiver.
 const WATCH_BUFFER: usize = 1024;
 
