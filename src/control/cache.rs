@@ -80,7 +80,10 @@ pub fn load(path: &Path, keyring: Option<&Keyring>) -> Result<(u64, Vec<Object>)
     let mut bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if Keyring::is_sealed(&bytes) {
         let k = keyring.ok_or_else(|| {
-            format!("{}: the cache is encrypted; pass --encryption-key-file", path.display())
+            format!(
+                "{}: the cache is encrypted; pass --encryption-key-file",
+                path.display()
+            )
         })?;
         bytes = k
             .open(CONTEXT, &bytes)
