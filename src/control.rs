@@ -19,7 +19,7 @@ mod cache;
 use crate::config::{Kind, Resource, validate};
 use crate::proxy::{self, Shared};
 use crate::secret::files::FileCredentials;
-use crate::secret::sds::{Row, Sds, SecretVersion};
+use crate::secret::sds::{ResourceKind, Row, Sds, SecretVersion, cacert_name};
 use crate::snapshot::{self, Model, Sessions, Snapshot};
 use crate::store::{AnyStore, EventType, Object, ObjectKey, Store};
 
@@ -44,7 +44,7 @@ pub struct RunOptions {
 pub struct Status {
     pub ready: bool,
     pub snapshot_version: u64,
-    pub credentials: Arc<Vec<Row>>,
+    pub credentials: Arc<Vec<Arc<Row>>>,
     pub listeners: Vec<(u16, SocketAddr)>,
     pub source: Source,
 }
@@ -255,7 +255,10 @@ pub async fn run(
     };
     let mut sds = Sds::default();
     let mut sessions = Sessions::default();
-    let mut rows: Arc<Vec<Row>> = Arc::new(Vec::new());
+    // The admin view's rows, kept per credential so a rotation updates two
+    // rows instead of rebuilding ten thousand.
+    let mut row_map: BTreeMap<(ResourceKind, String), Arc<Row>> = BTreeMap::new();
+    let mut rows: Arc<Vec<Arc<Row>>> = Arc::new(Vec::new());
     let mut listeners = Listeners {
         running: BTreeMap::new(),
     };
@@ -269,15 +272,27 @@ pub async fn run(
     // Whether anything but secrets changed since the last compile: if not,
     // only the servers whose credentials changed are rebuilt.
     let mut structural = true;
+    // Secrets (and file mounts) changed since the last refresh, by name.
+    let mut changed_secrets: Vec<String> = Vec::new();
     let mut wanted = snapshot::wanted_credentials(&[]);
     let mut published: Option<Arc<Snapshot>> = None;
     loop {
         version += 1;
         let snap = match &published {
             Some(prev) if !structural => {
-                let mut secrets = secrets_in(&state, &opts.namespace);
-                secrets.extend(files.secrets().map(|(k, v)| (k.clone(), v.clone())));
-                let changed = sds.refresh(&secrets, &wanted);
+                let lookup = |name: &str| {
+                    files.get(name).cloned().or_else(|| {
+                        let key = ObjectKey::new("Secret", opts.namespace.as_str(), name);
+                        state.secrets.get(&key).map(|(rv, s)| SecretVersion {
+                            resource_version: *rv,
+                            secret: s.clone(),
+                        })
+                    })
+                };
+                let t0 = std::time::Instant::now();
+                let changed = sds.refresh_changed(&lookup, &wanted, &changed_secrets);
+                changed_secrets.clear();
+                tracing::debug!(refresh_us = t0.elapsed().as_micros() as u64, "refresh");
                 if changed.is_empty() {
                     prev.clone()
                 } else {
@@ -289,7 +304,15 @@ pub async fn run(
                         version,
                     ));
                     snapshot_cell.store(snap.clone());
-                    rows = Arc::new(sds.rows());
+                    tracing::debug!(published_us = t0.elapsed().as_micros() as u64, "published");
+                    for name in &changed {
+                        row_map.remove(&(ResourceKind::KeyCertPair, name.clone()));
+                        row_map.remove(&(ResourceKind::RootCert, cacert_name(name)));
+                        for row in sds.rows_of(name) {
+                            row_map.insert((row.kind, row.resource.clone()), Arc::new(row));
+                        }
+                    }
+                    rows = Arc::new(row_map.values().cloned().collect());
                     snap
                 }
             }
@@ -297,13 +320,19 @@ pub async fn run(
                 let model = build_model(&state, &opts);
                 files.set_gateways(&model.gateways);
                 files.poll();
+                changed_secrets.clear();
                 wanted = snapshot::wanted_credentials(&model.gateways);
                 let mut secrets = secrets_in(&state, &opts.namespace);
                 secrets.extend(files.secrets().map(|(k, v)| (k.clone(), v.clone())));
                 sds.refresh(&secrets, &wanted);
                 let snap = Arc::new(snapshot::compile(&model, &sds, &mut sessions, version));
                 snapshot_cell.store(snap.clone());
-                rows = Arc::new(sds.rows());
+                row_map = sds
+                    .rows()
+                    .into_iter()
+                    .map(|r| ((r.kind, r.resource.clone()), Arc::new(r)))
+                    .collect();
+                rows = Arc::new(row_map.values().cloned().collect());
                 listeners.reconcile(&snap, &opts, &shared).await;
                 structural = false;
                 snap
@@ -353,7 +382,9 @@ pub async fn run(
                     }
                 },
                 _ = file_poll.tick(), if !files.is_empty() => {
-                    if files.poll() {
+                    let changed = files.poll();
+                    if !changed.is_empty() {
+                        changed_secrets.extend(changed);
                         break;
                     }
                 }
@@ -382,11 +413,17 @@ pub async fn run(
                 batch.push(e);
             }
         }
+        let batch_start = std::time::Instant::now();
+        let batch_len = batch.len();
         for e in batch {
             match e {
                 Ok(e) => {
                     revision = revision.max(e.revision);
-                    structural |= e.object.key.kind != "Secret";
+                    if e.object.key.kind != "Secret" {
+                        structural = true;
+                    } else if e.object.key.namespace == opts.namespace {
+                        changed_secrets.push(e.object.key.name.clone());
+                    }
                     match e.event_type {
                         EventType::Added | EventType::Modified => state.upsert(e.object),
                         EventType::Deleted => state.remove(&e.object.key),
@@ -404,6 +441,11 @@ pub async fn run(
                 }
             }
         }
+        tracing::debug!(
+            events = batch_len,
+            apply_us = batch_start.elapsed().as_micros() as u64,
+            "applied a batch"
+        );
     }
 }
 

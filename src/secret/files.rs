@@ -112,9 +112,9 @@ impl FileCredentials {
         }
     }
 
-    /// Re-reads files that changed; returns whether any synthetic secret did.
-    pub fn poll(&mut self) -> bool {
-        let mut changed = false;
+    /// Re-reads files that changed; returns the synthetic secrets that did.
+    pub fn poll(&mut self) -> Vec<String> {
+        let mut changed = Vec::new();
         for (name, r) in &self.refs {
             let stamps: Vec<Option<Stamp>> = r.paths().iter().map(|(_, p)| stamp(p)).collect();
             if self.stamps.get(name) == Some(&stamps) {
@@ -161,10 +161,15 @@ impl FileCredentials {
                         secret: std::sync::Arc::new(secret),
                     },
                 );
-                changed = true;
+                changed.push(name.clone());
             }
         }
         changed
+    }
+
+    /// One synthetic secret.
+    pub fn get(&self, name: &str) -> Option<&SecretVersion> {
+        self.current.get(name)
     }
 
     /// The current synthetic secrets, by resource name.

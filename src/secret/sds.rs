@@ -99,18 +99,53 @@ impl Sds {
         secrets: &BTreeMap<String, SecretVersion>,
         wanted: &Wanted,
     ) -> Vec<String> {
-        let mut changed = Vec::new();
         self.certs.retain(|k, _| wanted.contains_key(k));
         self.roots.retain(|k, _| wanted.contains_key(k));
+        self.refresh_names(&|n: &str| secrets.get(n).cloned(), wanted, wanted.keys())
+    }
+
+    /// As [`refresh`](Self::refresh) for the credentials that secrets named
+    /// in `changed_secrets` feed (`X` and `X-cacert` feed `X`): a rotation
+    /// costs the credentials it touches, not every credential.
+    pub fn refresh_changed(
+        &mut self,
+        secret: &dyn Fn(&str) -> Option<SecretVersion>,
+        wanted: &Wanted,
+        changed_secrets: &[String],
+    ) -> Vec<String> {
+        let mut names: Vec<&String> = Vec::new();
+        for s in changed_secrets {
+            let base = s.strip_suffix("-cacert").unwrap_or(s);
+            for candidate in [s.as_str(), base] {
+                if let Some((k, _)) = wanted.get_key_value(candidate)
+                    && !names.contains(&k)
+                {
+                    names.push(k);
+                }
+            }
+        }
+        self.refresh_names(secret, wanted, names.into_iter())
+    }
+
+    fn refresh_names<'a>(
+        &mut self,
+        secret: &dyn Fn(&str) -> Option<SecretVersion>,
+        wanted: &Wanted,
+        names: impl Iterator<Item = &'a String>,
+    ) -> Vec<String> {
+        let mut changed = Vec::new();
         let now = now_unix();
-        for (name, hosts) in wanted {
-            let cert_changed = self.refresh_cert(name, hosts, secrets.get(name), now);
+        for name in names {
+            let Some(hosts) = wanted.get(name) else {
+                continue;
+            };
+            let own = secret(name);
+            let cert_changed = self.refresh_cert(name, hosts, own.as_ref(), now);
             let ca_name = cacert_name(name);
             // `<name>-cacert` wins over a CA inside the secret itself.
-            let source = match secrets.get(&ca_name) {
+            let source = match secret(&ca_name) {
                 Some(s) => Some((ca_name.clone(), s)),
-                None => secrets
-                    .get(name)
+                None => own
                     .filter(|s| {
                         credential::CA_KEYS
                             .iter()
@@ -118,7 +153,8 @@ impl Sds {
                     })
                     .map(|s| (name.clone(), s)),
             };
-            let root_changed = self.refresh_root(name, &ca_name, source);
+            let root_changed =
+                self.refresh_root(name, &ca_name, source.as_ref().map(|(n, s)| (n.clone(), s)));
             if cert_changed || root_changed {
                 changed.push(name.clone());
             }
@@ -233,19 +269,33 @@ impl Sds {
 
     /// The rows of `proxy-config secret`: never key material.
     pub fn rows(&self) -> Vec<Row> {
+        let mut rows: Vec<Row> = self
+            .certs
+            .keys()
+            .chain(self.roots.keys())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .flat_map(|name| self.rows_of(name))
+            .collect();
+        rows.sort_by(|a, b| (a.kind, &a.resource).cmp(&(b.kind, &b.resource)));
+        rows
+    }
+
+    /// The rows of one credential: its key/cert pair, and its root cert
+    /// when it has one.
+    pub fn rows_of(&self, name: &str) -> Vec<Row> {
         let mut rows = Vec::new();
-        for (name, e) in &self.certs {
+        if let Some(e) = self.certs.get(name) {
             rows.push(Row {
-                resource: name.clone(),
+                resource: name.to_owned(),
                 kind: ResourceKind::KeyCertPair,
                 status: e.status.clone(),
                 certs: e.good.iter().map(|c| c.leaf.clone()).collect(),
             });
         }
-        for (name, e) in &self.roots {
-            if e.source.is_none() && e.good.is_none() {
-                continue;
-            }
+        if let Some(e) = self.roots.get(name)
+            && (e.source.is_some() || e.good.is_some())
+        {
             rows.push(Row {
                 resource: cacert_name(name),
                 kind: ResourceKind::RootCert,
