@@ -264,9 +264,15 @@ pub fn trust_bundle(
 
 /// The process-wide crypto provider: aws-lc-rs, and nothing else.
 pub fn provider() -> Arc<CryptoProvider> {
-    CryptoProvider::get_default()
-        .cloned()
-        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+    // One instance for the process: every ServerConfig shares it.
+    static PROVIDER: std::sync::OnceLock<Arc<CryptoProvider>> = std::sync::OnceLock::new();
+    PROVIDER
+        .get_or_init(|| {
+            CryptoProvider::get_default()
+                .cloned()
+                .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        })
+        .clone()
 }
 
 /// Secret keys that carry each part, in the order Istio tries them.

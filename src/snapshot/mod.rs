@@ -163,13 +163,23 @@ struct CachedConfig {
     config: Arc<ServerConfig>,
 }
 
-/// State kept across compiles: per-server session caches and ticket keys
-/// (kept while the server's trust is unchanged), and built configs (kept
-/// while their inputs are unchanged), so one changed credential among ten
-/// thousand rebuilds one config.
+/// Who may share a client verifier: the same trust, mode and allow-lists.
+type VerifierKey = (String, bool, crate::tls::ExtraChecks);
+
+/// State kept across compiles, so one changed credential among ten
+/// thousand rebuilds one config:
+/// - session caches and ticket keys per client trust (the fingerprint of the
+///   CA bundle and CRLs; "" for servers without client auth). A change of
+///   trust gets fresh ones, so sessions from the old trust state never
+///   resume; rustls itself refuses to resume a session under another SNI,
+///   so sharing them between servers never lets host A's session resume on
+///   host B;
+/// - client verifiers per (trust, mode, allow-lists);
+/// - built configs per server, reused while their inputs are unchanged.
 #[derive(Default)]
 pub struct Compiler {
     sessions: HashMap<String, SessionState>,
+    verifiers: HashMap<VerifierKey, Arc<dyn rustls::server::danger::ClientCertVerifier>>,
     configs: HashMap<String, CachedConfig>,
 }
 
@@ -177,6 +187,7 @@ impl std::fmt::Debug for Compiler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Compiler")
             .field("servers", &self.configs.len())
+            .field("trust_states", &self.sessions.len())
             .finish_non_exhaustive()
     }
 }
@@ -185,22 +196,32 @@ impl std::fmt::Debug for Compiler {
 pub type Sessions = Compiler;
 
 impl Compiler {
-    fn session_for(&mut self, id: &str, trust_fingerprint: &str) -> Option<SessionState> {
-        if let Some(s) = self.sessions.get(id)
-            && s.trust_fingerprint == trust_fingerprint
-        {
-            return Some(s.clone());
+    fn session_for(&mut self, trust_fingerprint: &str) -> Result<SessionState, String> {
+        if let Some(s) = self.sessions.get(trust_fingerprint) {
+            return Ok(s.clone());
         }
-        match SessionState::new(trust_fingerprint.to_owned()) {
-            Ok(s) => {
-                self.sessions.insert(id.to_owned(), s.clone());
-                Some(s)
-            }
-            Err(e) => {
-                tracing::error!(server = %id, error = %e, "cannot create session state");
-                None
-            }
+        let s = SessionState::new(trust_fingerprint.to_owned()).map_err(|e| e.to_string())?;
+        self.sessions
+            .insert(trust_fingerprint.to_owned(), s.clone());
+        Ok(s)
+    }
+
+    fn verifier_for(
+        &mut self,
+        tls_settings: &ServerTls,
+        trust: &crate::secret::credential::TrustBundle,
+    ) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, String> {
+        let key = (
+            trust.fingerprint.clone(),
+            tls_settings.effective_mode() == TlsMode::OptionalMutual,
+            crate::tls::ExtraChecks::from_tls(tls_settings),
+        );
+        if let Some(v) = self.verifiers.get(&key) {
+            return Ok(v.clone());
         }
+        let v = tls::client_verifier(tls_settings, trust).map_err(|e| e.to_string())?;
+        self.verifiers.insert(key, v.clone());
+        Ok(v)
     }
 
     /// The server's config, rebuilt only when its inputs changed.
@@ -219,11 +240,13 @@ impl Compiler {
         {
             return Ok(c.config.clone());
         }
-        let session = self
-            .session_for(id, &fp)
-            .ok_or_else(|| "no session state".to_owned())?;
-        let config =
-            tls::server_config(tls_settings, cred, trust, &session).map_err(|e| e.to_string())?;
+        let session = self.session_for(&fp)?;
+        let verifier = match trust {
+            Some(t) => Some(self.verifier_for(tls_settings, t)?),
+            None => None,
+        };
+        let config = tls::server_config(tls_settings, cred, verifier, &session)
+            .map_err(|e| e.to_string())?;
         self.configs.insert(
             id.to_owned(),
             CachedConfig {
@@ -236,10 +259,16 @@ impl Compiler {
         Ok(config)
     }
 
-    /// Forgets servers that are gone.
+    /// Forgets servers that are gone, and trust states nobody uses.
     fn retain(&mut self, live: &std::collections::HashSet<String>) {
-        self.sessions.retain(|k, _| live.contains(k));
         self.configs.retain(|k, _| live.contains(k));
+        let used: std::collections::HashSet<&str> = self
+            .configs
+            .values()
+            .map(|c| c.trust_fingerprint.as_str())
+            .collect();
+        self.sessions.retain(|k, _| used.contains(k.as_str()));
+        self.verifiers.retain(|k, _| used.contains(k.0.as_str()));
     }
 }
 

@@ -105,57 +105,73 @@ fn versions(tls: &ServerTls) -> Vec<&'static rustls::SupportedProtocolVersion> {
     v
 }
 
-/// Builds the `ServerConfig` for one Gateway server.
+/// The crypto provider a server uses: the process's, narrowed to the
+/// configured TLS 1.2 cipher suites when `cipherSuites` is set.
+fn provider_for(tls: &ServerTls) -> Arc<CryptoProvider> {
+    let base = provider();
+    if tls.cipher_suites.is_empty() {
+        return base;
+    }
+    let mut p = (*base).clone();
+    let wanted: Vec<SupportedCipherSuite> = tls
+        .cipher_suites
+        .iter()
+        .filter_map(|n| tls12_suite(n))
+        .collect();
+    p.cipher_suites
+        .retain(|s| s.version() == &rustls::version::TLS13 || wanted.contains(s));
+    Arc::new(p)
+}
+
+/// The client-certificate verifier of a MUTUAL or OPTIONAL_MUTUAL server:
+/// webpki against the trust bundle (and its CRLs), then [`ExtraChecks`].
+/// Servers with the same trust, mode and checks can share one.
+pub fn client_verifier(
+    tls: &ServerTls,
+    trust: &TrustBundle,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for r in &trust.roots {
+        roots
+            .add(r.clone())
+            .map_err(|e| TlsError::ClientCa(e.to_string()))?;
+    }
+    let mut vb = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider_for(tls),
+    );
+    if !trust.crls.is_empty() {
+        // A CRL is checked for the client's own certificate, and its
+        // issuer's CRL must be present: unknown status fails closed.
+        vb = vb
+            .with_crls(trust.crls.iter().cloned())
+            .only_check_end_entity_revocation();
+    }
+    if tls.effective_mode() == TlsMode::OptionalMutual {
+        vb = vb.allow_unauthenticated();
+    }
+    let inner = vb.build().map_err(|e| TlsError::ClientCa(e.to_string()))?;
+    Ok(Arc::new(verifier::Checked::new(
+        inner,
+        ExtraChecks::from_tls(tls),
+    )))
+}
+
+/// Builds the `ServerConfig` for one Gateway server. `verifier` is required
+/// for the mutual modes (see [`client_verifier`]).
 pub fn server_config(
     tls: &ServerTls,
     credential: &ServerCredential,
-    trust: Option<&TrustBundle>,
+    verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
     session: &SessionState,
 ) -> Result<Arc<ServerConfig>, TlsError> {
-    let base = provider();
-    let provider: Arc<CryptoProvider> = if tls.cipher_suites.is_empty() {
-        base
-    } else {
-        let mut p = (*base).clone();
-        let wanted: Vec<SupportedCipherSuite> = tls
-            .cipher_suites
-            .iter()
-            .filter_map(|n| tls12_suite(n))
-            .collect();
-        p.cipher_suites
-            .retain(|s| s.version() == &rustls::version::TLS13 || wanted.contains(s));
-        Arc::new(p)
-    };
-    let builder = ServerConfig::builder_with_provider(provider.clone())
+    let builder = ServerConfig::builder_with_provider(provider_for(tls))
         .with_protocol_versions(&versions(tls))
         .map_err(|e| TlsError::Config(e.to_string()))?;
-    let mode = tls.effective_mode();
-    let builder = if mode.is_mutual() {
-        let trust = trust.ok_or_else(|| {
+    let builder = if tls.effective_mode().is_mutual() {
+        let verifier = verifier.ok_or_else(|| {
             TlsError::ClientCa("no client CA (cacert, ca.crt or <credentialName>-cacert)".into())
         })?;
-        let mut roots = RootCertStore::empty();
-        for r in &trust.roots {
-            roots
-                .add(r.clone())
-                .map_err(|e| TlsError::ClientCa(e.to_string()))?;
-        }
-        let mut vb =
-            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-        if !trust.crls.is_empty() {
-            // A CRL is checked for the client's own certificate, and its
-            // issuer's CRL must be present: unknown status fails closed.
-            vb = vb
-                .with_crls(trust.crls.iter().cloned())
-                .only_check_end_entity_revocation();
-        }
-        if mode == TlsMode::OptionalMutual {
-            vb = vb.allow_unauthenticated();
-        }
-        let inner = vb.build().map_err(|e| TlsError::ClientCa(e.to_string()))?;
-        let checks = ExtraChecks::from_tls(tls);
-        let verifier: Arc<dyn rustls::server::danger::ClientCertVerifier> =
-            Arc::new(verifier::Checked::new(inner, checks));
         builder.with_client_cert_verifier(verifier)
     } else {
         builder.with_no_client_auth()

@@ -13,7 +13,7 @@ use crate::config::gateway::ServerTls;
 use crate::secret::credential::sha256_hex;
 
 /// The allow-lists of one server; a certificate must pass each non-empty one.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ExtraChecks {
     pub subject_alt_names: Vec<String>,
     /// base64 SHA-256 of the SubjectPublicKeyInfo.
