@@ -263,15 +263,28 @@ fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
     headers.remove(header::TRANSFER_ENCODING);
 }
 
+/// A fresh `x-request-id` in UUID form: a random per-process prefix and a
+/// counter, so ids are unique without asking the system for randomness on
+/// every request.
 fn request_id() -> String {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: OnceLock<[u8; 8]> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        let mut b = [0u8; 8];
+        if aws_lc_rs::rand::fill(&mut b).is_err() {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            b = (t as u64).to_le_bytes();
+        }
+        b
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let mut b = [0u8; 16];
-    if aws_lc_rs::rand::fill(&mut b).is_err() {
-        // A non-random id is still an id; uniqueness is best effort here.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        b = t.to_le_bytes();
-    }
+    b[..8].copy_from_slice(prefix);
+    b[8..].copy_from_slice(&n.to_be_bytes());
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = crate::secret::credential::hex(&b);
@@ -286,6 +299,9 @@ fn request_id() -> String {
 }
 
 fn pick_weighted(dests: &[routes::WeightedUpstream]) -> Option<&routes::WeightedUpstream> {
+    if dests.len() <= 1 {
+        return dests.first();
+    }
     let total: u32 = dests.iter().map(|d| d.weight).sum();
     if total == 0 {
         return dests.first();
@@ -305,9 +321,9 @@ fn pick_weighted(dests: &[routes::WeightedUpstream]) -> Option<&routes::Weighted
 struct LogLine<'a> {
     info: &'a ConnInfo,
     host: &'a str,
-    method: &'a str,
-    path: &'a str,
-    upstream: Option<String>,
+    method: String,
+    path: String,
+    upstream: Option<std::net::SocketAddr>,
 }
 
 impl LogLine<'_> {
@@ -319,10 +335,12 @@ impl LogLine<'_> {
             .as_ref()
             .map_or("-", |c| c.subject.as_str());
         let sni = self.info.sni.as_deref().unwrap_or("-");
-        let upstream = self.upstream.as_deref().unwrap_or("-");
+        let upstream = self
+            .upstream
+            .map_or_else(|| "-".to_owned(), |a| a.to_string());
         let bytes = bytes.map_or_else(|| "-".to_owned(), |b| b.to_string());
         if json {
-            tracing::info!(target: "access", client = %self.info.peer, sni, host = self.host, method = self.method, path = self.path, status, bytes = %bytes, duration_ms = ms, upstream, client_cert = subject, "request");
+            tracing::info!(target: "access", client = %self.info.peer, sni, host = self.host, method = %self.method, path = %self.path, status, bytes = %bytes, duration_ms = ms, upstream = %upstream, client_cert = subject, "request");
         } else {
             tracing::info!(target: "access", "{} sni={} host={} \"{} {}\" {} {} {:.3}ms upstream={} cert=\"{}\"", self.info.peer, sni, self.host, self.method, self.path, status, bytes, ms, upstream, subject);
         }
@@ -330,26 +348,24 @@ impl LogLine<'_> {
 }
 
 async fn handle(req: Request<Incoming>, info: &ConnInfo, shared: &Shared) -> Response<Body> {
-    let start = Instant::now();
-    let method = req.method().as_str().to_owned();
-    let raw_path = req.uri().path().to_owned();
     let host = request_host(&req).unwrap_or_default();
+    let mut upstream = None;
+    // With the access log off, a request pays nothing for it.
+    if !tracing::enabled!(target: "access", tracing::Level::INFO) {
+        return route(req, info, shared, &host, &mut upstream).await;
+    }
+    let start = Instant::now();
     let mut log = LogLine {
         info,
         host: &host,
-        method: &method,
-        path: &raw_path,
+        method: req.method().as_str().to_owned(),
+        path: req.uri().path().to_owned(),
         upstream: None,
     };
-    let resp = match tokio::time::timeout(
-        shared.settings.request_timeout,
-        route(req, info, shared, &host, &mut log),
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(_) => local(StatusCode::REQUEST_TIMEOUT, "request timeout"),
-    };
+    // The whole-request deadline is enforced where a request can wait: on
+    // the upstream (see `route`), so a request costs one timer, not two.
+    let resp = route(req, info, shared, &host, &mut upstream).await;
+    log.upstream = upstream;
     let bytes = resp
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -364,7 +380,7 @@ async fn route(
     info: &ConnInfo,
     shared: &Shared,
     host: &str,
-    log: &mut LogLine<'_>,
+    upstream_used: &mut Option<std::net::SocketAddr>,
 ) -> Response<Body> {
     if host.is_empty() {
         return local(StatusCode::BAD_REQUEST, "missing Host");
@@ -484,7 +500,7 @@ async fn route(
             return local(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream");
         }
     };
-    log.upstream = Some(addr.to_string());
+    *upstream_used = Some(addr);
     let new_path = match &route.rewrite_uri {
         Some(rw) => {
             let prefix = route.matches.iter().find_map(|m| match &m.uri {
@@ -545,11 +561,16 @@ async fn route(
     if let Some(ops) = &route.request_headers {
         apply_header_ops(headers, ops);
     }
-    let timeout = route
+    let upstream_timeout = route
         .timeout
         .unwrap_or(shared.settings.upstream_response_timeout);
+    let whole_request = shared.settings.request_timeout;
+    let timeout = upstream_timeout.min(whole_request);
     let mut resp = match tokio::time::timeout(timeout, shared.client.request(req)).await {
-        Err(_) => return local(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout"),
+        Err(_) if upstream_timeout <= whole_request => {
+            return local(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout");
+        }
+        Err(_) => return local(StatusCode::REQUEST_TIMEOUT, "request timeout"),
         Ok(Err(e)) => {
             tracing::debug!(error = %e, upstream = %addr, "upstream request failed");
             return local(

@@ -43,6 +43,9 @@ impl Shared {
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(std::time::Duration::from_secs(60))
+            // Like nginx's `keepalive 64`: enough idle connections per
+            // backend for busy traffic, not one per client ever seen.
+            .pool_max_idle_per_host(64)
             .pool_timer(TokioTimer::new())
             .build(connector);
         let connections = Arc::new(Semaphore::new(settings.max_connections_total));
