@@ -141,8 +141,16 @@ fn replicas_ride_out_member_and_cluster_outages() {
     // ... and they are sealed with the store's key, not readable even to root.
     let bytes = std::fs::read(&cache).unwrap();
     let text = String::from_utf8_lossy(&bytes);
-    for needle in ["BEGIN", "LS0tLS1CRUdJTi", "frontend-credential", "\"objects\""] {
-        assert!(!text.contains(needle), "the cache shows {needle:?} in clear");
+    for needle in [
+        "BEGIN",
+        "LS0tLS1CRUdJTi",
+        "frontend-credential",
+        "\"objects\"",
+    ] {
+        assert!(
+            !text.contains(needle),
+            "the cache shows {needle:?} in clear"
+        );
     }
     let a = site.start_replica("a", &url);
     a.wait_ready(

@@ -39,7 +39,10 @@ pub async fn get(ctx: &Context, args: GetArgs) -> anyhow::Result<()> {
         anyhow::bail!("-o {output}: expected wide, yaml, json or name");
     }
     if kinds.contains(&Kind::Secret)
-        && ctx.store_url.as_deref().is_some_and(|u| u.starts_with("etcd"))
+        && ctx
+            .store_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("etcd"))
         && ctx.etcd.encryption_key_file.is_none()
     {
         anyhow::bail!(

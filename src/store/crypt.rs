@@ -64,7 +64,11 @@ impl Keyring {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
             if !ok_id {
-                return Err(bad_file(path, i + 1, "key id must be letters, digits, '-', '_' or '.'"));
+                return Err(bad_file(
+                    path,
+                    i + 1,
+                    "key id must be letters, digits, '-', '_' or '.'",
+                ));
             }
             let raw = STANDARD
                 .decode(b64.trim())
@@ -91,7 +95,11 @@ impl Keyring {
             .map_err(|_| StoreError::Background("no randomness for a nonce".into()))?;
         let mut buf = plain.to_vec();
         k.key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context), &mut buf)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(context),
+                &mut buf,
+            )
             .map_err(|_| StoreError::Background("encryption failed".into()))?;
         let mut out = Vec::with_capacity(MAGIC.len() + k.id.len() + 1 + NONCE_LEN + buf.len());
         out.extend_from_slice(MAGIC);
@@ -116,17 +124,20 @@ impl Keyring {
         if body.len() < NONCE_LEN {
             return Err("malformed encrypted value".into());
         }
-        let key = self
-            .keys
-            .iter()
-            .find(|k| k.id == id)
-            .ok_or_else(|| format!("encrypted with key {id:?}, which is not in the key file"))?;
+        let key =
+            self.keys.iter().find(|k| k.id == id).ok_or_else(|| {
+                format!("encrypted with key {id:?}, which is not in the key file")
+            })?;
         let mut nonce = [0u8; NONCE_LEN];
         nonce.copy_from_slice(&body[..NONCE_LEN]);
         let mut buf = body[NONCE_LEN..].to_vec();
         let plain = key
             .key
-            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(context), &mut buf)
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(context),
+                &mut buf,
+            )
             .map_err(|_| format!("cannot decrypt with key {id:?} (wrong key or tampered value)"))?;
         Ok(plain.to_vec())
     }
@@ -175,25 +186,35 @@ mod tests {
         let old = dir.path().join("old");
         keygen(&old).unwrap();
         let ring_old = Keyring::load(&old).unwrap();
-        let sealed = ring_old.seal(b"/gatehouse/Secret/ns/a", b"PRIVATE").unwrap();
+        let sealed = ring_old
+            .seal(b"/gatehouse/Secret/ns/a", b"PRIVATE")
+            .unwrap();
         assert!(Keyring::is_sealed(&sealed));
         assert!(!sealed.windows(7).any(|w| w == b"PRIVATE"));
-        assert_eq!(ring_old.open(b"/gatehouse/Secret/ns/a", &sealed).unwrap(), b"PRIVATE");
+        assert_eq!(
+            ring_old.open(b"/gatehouse/Secret/ns/a", &sealed).unwrap(),
+            b"PRIVATE"
+        );
         // Moved to another key: refused.
         assert!(ring_old.open(b"/gatehouse/Secret/ns/b", &sealed).is_err());
         // Rotation: a new first key, the old one below it, still decrypts.
         let new = dir.path().join("new");
         keygen(&new).unwrap();
-        let text = std::fs::read_to_string(&new).unwrap()
-            + &std::fs::read_to_string(&old).unwrap();
+        let text = std::fs::read_to_string(&new).unwrap() + &std::fs::read_to_string(&old).unwrap();
         let both = dir.path().join("both");
         std::fs::write(&both, text).unwrap();
         let ring = Keyring::load(&both).unwrap();
-        assert_eq!(ring.open(b"/gatehouse/Secret/ns/a", &sealed).unwrap(), b"PRIVATE");
+        assert_eq!(
+            ring.open(b"/gatehouse/Secret/ns/a", &sealed).unwrap(),
+            b"PRIVATE"
+        );
         assert!(!format!("{ring:?}").contains(&STANDARD.encode([0u8; 4])));
         // keygen never overwrites, and writes 0600.
         assert!(keygen(&old).is_err());
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&old).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&old).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 }
