@@ -20,7 +20,7 @@ use crate::config::{Kind, Resource, validate};
 use crate::proxy::{self, Shared};
 use crate::secret::files::FileCredentials;
 use crate::secret::sds::{ResourceKind, Row, Sds, SecretVersion, cacert_name};
-use crate::snapshot::{self, Model, Sessions, Snapshot};
+use crate::snapshot::{self, Compiler, Model, Snapshot};
 use crate::store::{AnyStore, EventType, Object, ObjectKey, Store};
 
 /// How often file-mounted certificates are checked for changes.
@@ -254,7 +254,7 @@ pub async fn run(
         }
     };
     let mut sds = Sds::default();
-    let mut sessions = Sessions::default();
+    let mut compiler = Compiler::default();
     // The admin view's rows, kept per credential so a rotation updates two
     // rows instead of rebuilding ten thousand.
     let mut row_map: BTreeMap<(ResourceKind, String), Arc<Row>> = BTreeMap::new();
@@ -300,7 +300,7 @@ pub async fn run(
                         prev,
                         &changed,
                         &sds,
-                        &mut sessions,
+                        &mut compiler,
                         version,
                     ));
                     snapshot_cell.store(snap.clone());
@@ -325,7 +325,7 @@ pub async fn run(
                 let mut secrets = secrets_in(&state, &opts.namespace);
                 secrets.extend(files.secrets().map(|(k, v)| (k.clone(), v.clone())));
                 sds.refresh(&secrets, &wanted);
-                let snap = Arc::new(snapshot::compile(&model, &sds, &mut sessions, version));
+                let snap = Arc::new(snapshot::compile(&model, &sds, &mut compiler, version));
                 snapshot_cell.store(snap.clone());
                 row_map = sds
                     .rows()

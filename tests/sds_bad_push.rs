@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use gatehouse::pki::{Ca, HostLayout, LeafSpec};
-use load::{Kind, Load, LoadOptions, Target, probe};
+use load::{Load, LoadOptions, Target, probe};
 use support::{FRONTEND, FRONTEND_BODY, Gateway, INVENTORY, INVENTORY_BODY, Walkthrough, poll};
 
 /// One bad push: what goes into the secret and what the reason must say.
@@ -118,33 +118,8 @@ fn bad_versions(w: &Walkthrough, ca: &Ca) -> Vec<Bad> {
 /// CA) as `create secret generic --validate=false --dry-run=client -o yaml`
 /// prints it; returns the manifest's path.
 fn manifest(w: &Walkthrough, name: &str, cert: &str, key: &str) -> String {
-    let dir = format!("push/{name}");
-    w.site.write(&format!("{dir}/cert.pem"), cert);
-    w.site.write(&format!("{dir}/key.pem"), key);
-    let out = w
-        .site
-        .cli(&[
-            "create",
-            "-n",
-            "istio-system",
-            "secret",
-            "generic",
-            "frontend-credential",
-            &format!("--from-file=key={dir}/key.pem"),
-            &format!("--from-file=cert={dir}/cert.pem"),
-            &format!(
-                "--from-file=cacert={}",
-                w.site.pki(FRONTEND).ca_chain.display()
-            ),
-            "--validate=false",
-            "--dry-run=client",
-            "-o",
-            "yaml",
-        ])
-        .ok();
-    let path = format!("{dir}/secret.yaml");
-    w.site.write(&path, &out.stdout);
-    path
+    w.site
+        .frontend_secret_manifest(&format!("push/{name}"), cert, key, &["--validate=false"])
 }
 
 /// `frontend-credential`'s entry in `proxy-config secret -o json`.
@@ -274,12 +249,7 @@ fn bad_pushes_are_rejected_with_a_reason_and_the_old_certificate_keeps_serving()
     }
     let report = load.stop();
     assert_eq!(report.failed(), 0, "requests failed: {}", report.summary());
-    let served: std::collections::BTreeSet<&str> = report
-        .handshakes
-        .iter()
-        .filter(|h| h.kind == Kind::Full)
-        .map(|h| h.serial.as_str())
-        .collect();
+    let served = report.full_serials();
     assert_eq!(
         served,
         [serving.as_str()].into(),

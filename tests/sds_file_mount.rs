@@ -346,12 +346,7 @@ fn a_bad_swap_is_rejected_and_the_last_good_files_keep_serving() {
     assert!(load.wait_ok(30, Duration::from_secs(10)));
     let report = load.stop();
     assert_eq!(report.failed(), 0, "{}", report.summary());
-    let served: std::collections::BTreeSet<&str> = report
-        .handshakes
-        .iter()
-        .filter(|h| h.kind == Kind::Full)
-        .map(|h| h.serial.as_str())
-        .collect();
+    let served = report.full_serials();
     assert_eq!(
         served,
         [first.serial_hex.as_str(), good.serial_hex.as_str()].into(),

@@ -46,29 +46,12 @@ fn prepare_rotation(w: &Walkthrough, i: usize) -> (String, String) {
         .unwrap()
         .issue(&LeafSpec::server(FRONTEND))
         .unwrap();
-    let dir = format!("rotation/{i}");
-    w.site.write(&format!("{dir}/cert.pem"), &leaf.cert_pem);
-    w.site.write(&format!("{dir}/key.pem"), &leaf.key_pem);
-    let pki = w.site.pki(FRONTEND);
-    let out = w
-        .site
-        .cli(&[
-            "create",
-            "-n",
-            "istio-system",
-            "secret",
-            "generic",
-            "frontend-credential",
-            &format!("--from-file=key={dir}/key.pem"),
-            &format!("--from-file=cert={dir}/cert.pem"),
-            &format!("--from-file=cacert={}", pki.ca_chain.display()),
-            "--dry-run=client",
-            "-o",
-            "yaml",
-        ])
-        .ok();
-    let manifest = format!("{dir}/secret.yaml");
-    w.site.write(&manifest, &out.stdout);
+    let manifest = w.site.frontend_secret_manifest(
+        &format!("rotation/{i}"),
+        &leaf.cert_pem,
+        &leaf.key_pem,
+        &[],
+    );
     (manifest, leaf.serial_hex)
 }
 

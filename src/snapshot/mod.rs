@@ -192,9 +192,6 @@ impl std::fmt::Debug for Compiler {
     }
 }
 
-/// The old name, kept for callers that only need the session state.
-pub type Sessions = Compiler;
-
 impl Compiler {
     fn session_for(&mut self, trust_fingerprint: &str) -> Result<SessionState, String> {
         if let Some(s) = self.sessions.get(trust_fingerprint) {

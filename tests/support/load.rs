@@ -145,6 +145,15 @@ pub struct Report {
 }
 
 impl Report {
+    /// The serials served by full (not resumed) handshakes.
+    pub fn full_serials(&self) -> std::collections::BTreeSet<&str> {
+        self.handshakes
+            .iter()
+            .filter(|h| h.kind == Kind::Full)
+            .map(|h| h.serial.as_str())
+            .collect()
+    }
+
     pub fn failed(&self) -> u64 {
         self.failures.values().sum()
     }

@@ -222,6 +222,44 @@ impl Site {
 
     /// The walkthrough's `kubectl create -n istio-system secret generic
     /// SERVICE-credential …` with `gatehouse` in place of `kubectl`.
+    /// Writes `cert` and `key` under `dir` and the `frontend-credential`
+    /// manifest `create secret generic ... --dry-run=client -o yaml` prints
+    /// for them (with the frontend CA and any `extra` flags) to
+    /// `dir/secret.yaml`; returns that path, ready for `apply -f`.
+    pub fn frontend_secret_manifest(
+        &self,
+        dir: &str,
+        cert: &str,
+        key: &str,
+        extra: &[&str],
+    ) -> String {
+        self.write(&format!("{dir}/cert.pem"), cert);
+        self.write(&format!("{dir}/key.pem"), key);
+        let cacert = format!(
+            "--from-file=cacert={}",
+            self.pki(FRONTEND).ca_chain.display()
+        );
+        let key_arg = format!("--from-file=key={dir}/key.pem");
+        let cert_arg = format!("--from-file=cert={dir}/cert.pem");
+        let mut args = vec![
+            "create",
+            "-n",
+            "istio-system",
+            "secret",
+            "generic",
+            "frontend-credential",
+            &key_arg,
+            &cert_arg,
+            &cacert,
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--dry-run=client", "-o", "yaml"]);
+        let out = self.cli(&args).ok();
+        let path = format!("{dir}/secret.yaml");
+        self.write(&path, &out.stdout);
+        path
+    }
+
     pub fn create_walkthrough_secret(&self, host: &str) -> Out {
         let service = host.split('.').next().unwrap();
         self.cli(&[
