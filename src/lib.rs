@@ -11,6 +11,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod crypto;
 pub mod pki;
 pub mod proxy;
 pub mod secret;

@@ -108,7 +108,8 @@ fn with_counted_resumption(target: &Target) -> (Target, Arc<CountingStore>) {
 /// A client config like `gatehouse::tls::client::mtls_config`, offering
 /// TLS 1.2 only (resumption by session ID or TLS 1.2 ticket).
 fn tls12_config(ca_pem: &[u8], cert_pem: &[u8], key_pem: &[u8]) -> Arc<ClientConfig> {
-    use gatehouse::secret::credential::{parse_certs, parse_key, provider};
+    use gatehouse::crypto::provider;
+    use gatehouse::secret::credential::{parse_certs, parse_key};
     let mut roots = RootCertStore::empty();
     for c in parse_certs("ca", ca_pem).unwrap() {
         roots.add(c).unwrap();

@@ -11,37 +11,30 @@
 use std::fmt;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, GeneralSubtree, IsCa, Issuer,
-    KeyPair, KeyUsagePurpose, NameConstraints, PublicKeyData, SerialNumber,
+    BasicConstraints, CertificateParams, GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    NameConstraints, PublicKeyData, SerialNumber,
 };
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use time::{Duration, OffsetDateTime};
-use x509_parser::certificate::X509Certificate;
+use time::OffsetDateTime;
 use x509_parser::extensions::ParsedExtension;
 
+use super::error::PkiError;
+use super::key::KeyType;
 use super::leaf::{Issued, LeafSpec};
-use super::{KeyType, PkiError, hex, pem_encode, random_bytes};
+use super::x509::{
+    expired_window, parse_chain, parse_der, pem_encode, random_serial, serial_hex, subject,
+    validity,
+};
 
-/// Validity of a leaf made by [`LeafSpec::server`] or [`LeafSpec::client`].
-pub const DEFAULT_LEAF_DAYS: u32 = 365;
 /// Validity of a root made by [`CaSpec::root`].
 pub const DEFAULT_ROOT_DAYS: u32 = 7300;
 /// Validity of an intermediate made by [`CaSpec::intermediate`].
 pub const DEFAULT_INTERMEDIATE_DAYS: u32 = 3650;
 
-/// Certificates start an hour in the past so that a peer whose clock is a
-/// little behind still accepts them.
-const BACKDATE: Duration = Duration::hours(1);
-
 /// Organization written into CA subjects, so a reader of `openssl x509
 /// -text` can tell where a test CA came from.
 const CA_ORGANIZATION: &str = "gatehouse pki";
-
-pub(crate) fn validity(days: u32) -> (OffsetDateTime, OffsetDateTime) {
-    let now = OffsetDateTime::now_utc();
-    (now - BACKDATE, now + Duration::days(i64::from(days)))
-}
 
 /// What a certificate authority's own certificate looks like.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,43 +100,6 @@ impl CaSpec {
         self.permitted_dns.push(name.into());
         self
     }
-}
-
-pub(crate) fn expired_window() -> (OffsetDateTime, OffsetDateTime) {
-    let end = OffsetDateTime::now_utc() - BACKDATE;
-    (end - Duration::days(1), end)
-}
-
-pub(crate) fn subject(cn: &str, organization: Option<&str>) -> DistinguishedName {
-    let mut dn = DistinguishedName::new();
-    if let Some(org) = organization {
-        dn.push(DnType::OrganizationName, org);
-    }
-    if !cn.is_empty() {
-        dn.push(DnType::CommonName, cn);
-    }
-    dn
-}
-
-/// A positive serial of exactly 16 octets: random, top bit clear so DER
-/// needs no sign byte, first octet non-zero so DER keeps all 16.
-pub(crate) fn random_serial() -> Result<[u8; 16], PkiError> {
-    let mut serial = random_bytes::<16>()?;
-    serial[0] &= 0x7f;
-    if serial[0] == 0 {
-        serial[0] = 1;
-    }
-    Ok(serial)
-}
-
-/// A serial as this crate prints it: lowercase hex of the unsigned value,
-/// without separators or leading zero octets.
-pub(crate) fn serial_hex(raw: &[u8]) -> String {
-    let start = raw.iter().position(|b| *b != 0).unwrap_or(raw.len());
-    if start == raw.len() {
-        return "00".to_string();
-    }
-    hex(&raw[start..])
 }
 
 /// A certificate authority: its certificate, its signing key and the chain
@@ -424,28 +380,6 @@ fn generate_error(spec: &CaSpec, source: rcgen::Error) -> PkiError {
     }
 }
 
-pub(crate) fn parse_der<'a>(der: &'a [u8], origin: &str) -> Result<X509Certificate<'a>, PkiError> {
-    x509_parser::parse_x509_certificate(der)
-        .map(|(_, cert)| cert)
-        .map_err(|e| PkiError::Certificate {
-            origin: origin.to_string(),
-            reason: e.to_string(),
-        })
-}
-
-/// Every certificate in a PEM bundle, in order (an empty bundle is empty).
-pub(crate) fn parse_chain(
-    pem: &str,
-    origin: &str,
-) -> Result<Vec<CertificateDer<'static>>, PkiError> {
-    CertificateDer::pem_slice_iter(pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| PkiError::Certificate {
-            origin: origin.to_string(),
-            reason: e.to_string(),
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,24 +390,6 @@ mod tests {
         send_sync::<Ca>();
         send_sync::<super::super::Issued>();
         send_sync::<PkiError>();
-    }
-
-    #[test]
-    fn serials_are_positive_16_octets_and_distinct() {
-        let a = random_serial().ok();
-        let b = random_serial().ok();
-        assert!(a.is_some() && a != b);
-        for s in [a, b].into_iter().flatten() {
-            assert!(s[0] != 0 && s[0] < 0x80);
-            assert_eq!(serial_hex(&s).len(), 32);
-        }
-    }
-
-    #[test]
-    fn serial_hex_strips_sign_octet() {
-        assert_eq!(serial_hex(&[0x00, 0x9a, 0x01]), "9a01");
-        assert_eq!(serial_hex(&[0x00]), "00");
-        assert_eq!(serial_hex(&[]), "00");
     }
 
     #[test]

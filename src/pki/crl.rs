@@ -11,7 +11,9 @@ use std::path::Path;
 use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber};
 use time::{Duration, OffsetDateTime};
 
-use super::{Ca, PkiError, pem_encode};
+use super::ca::Ca;
+use super::error::PkiError;
+use super::x509::{pem_encode, serial_hex};
 
 /// How long a CRL made by [`CrlSpec::new`] stays current.
 const CRL_DAYS: i64 = 30;
@@ -184,7 +186,7 @@ pub fn read_index(path: &Path) -> Result<Vec<Revoked>, PkiError> {
             .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
             .ok_or_else(|| bad(format!("invalid revocation time {at:?}")))?;
         revoked.push(Revoked {
-            serial_hex: super::ca::serial_hex(&serial),
+            serial_hex: serial_hex(&serial),
             revoked_at: at,
         });
     }

@@ -6,7 +6,8 @@
 //! HMAC-SHA256, AES-256-CBC), but the salt, IV and ciphertext are random: it
 //! decrypts to nothing under any passphrase. It must never hold a real key.
 
-use super::{pem_encode, random_bytes};
+use super::x509::pem_encode;
+use crate::crypto::random_bytes;
 
 /// 1.2.840.113549.1.5.13
 const OID_PBES2: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x05, 0x0d];

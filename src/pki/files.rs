@@ -11,7 +11,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-use super::PkiError;
+use super::error::PkiError;
 
 /// Mode of files holding private keys.
 pub(crate) const KEY_MODE: u32 = 0o600;
@@ -91,7 +91,7 @@ pub(crate) fn write_file(
         ".{}.tmp-{}-{}",
         name.to_string_lossy(),
         std::process::id(),
-        super::hex(&super::random_bytes::<6>()?)
+        crate::crypto::hex(&crate::crypto::random_bytes::<6>()?)
     ));
 
     let result = write_new(&tmp, contents, mode).and_then(|()| match overwrite {

@@ -9,11 +9,13 @@ use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
-use super::ca::{Ca, CaSpec, parse_chain};
+use super::ca::{Ca, CaSpec};
 use super::crl::{CrlSpec, INDEX_HEADER, Revoked, index_line, read_index};
+use super::error::PkiError;
 use super::files::{self, KEY_MODE, Overwrite, PUBLIC_MODE, shown};
+use super::key::KeyType;
 use super::leaf::LeafSpec;
-use super::{KeyType, PkiError};
+use super::x509::{parse_chain, pem_encode};
 
 /// Every path of one host's tree. [`HostLayout::new`] only computes paths.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,7 +97,7 @@ impl HostLayout {
         let parents: String = parse_chain(&chain, &shown(&self.ca_chain))?
             .iter()
             .skip(1)
-            .map(|der| super::pem_encode("CERTIFICATE", der))
+            .map(|der| pem_encode("CERTIFICATE", der))
             .collect();
         Ca::load(
             &cert,

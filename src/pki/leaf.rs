@@ -17,12 +17,17 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::{Duration, OffsetDateTime};
 
-use super::ca::{
-    DEFAULT_LEAF_DAYS, expired_window, parse_chain, parse_der, random_serial, serial_hex, subject,
+use super::error::PkiError;
+use super::files::{self, KEY_MODE, PUBLIC_MODE};
+use super::key::KeyType;
+use super::x509::{
+    expired_window, parse_chain, parse_der, pem_encode, random_serial, serial_hex, subject,
     validity,
 };
-use super::files::{self, KEY_MODE, PUBLIC_MODE};
-use super::{KeyType, PkiError, pem_encode, sha256_hex};
+use crate::crypto::sha256_hex;
+
+/// Validity of a leaf made by [`LeafSpec::server`] or [`LeafSpec::client`].
+pub const DEFAULT_LEAF_DAYS: u32 = 365;
 
 /// What a leaf certificate looks like. Nothing here is checked: a test may
 /// ask for an invalid name, an inverted validity, or no usage at all (with
@@ -198,7 +203,7 @@ impl Issued {
             cert_pem: pem_encode("CERTIFICATE", der),
             key_pem: key.serialize_pem(),
             serial_hex: serial_hex(parsed.raw_serial()),
-            sha256_fingerprint_hex: sha256_hex(der)?,
+            sha256_fingerprint_hex: sha256_hex(der),
             issuer_chain_pem,
         })
     }

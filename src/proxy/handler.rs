@@ -287,7 +287,7 @@ fn request_id() -> String {
     b[8..].copy_from_slice(&n.to_be_bytes());
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h = crate::secret::credential::hex(&b);
+    let h = crate::crypto::hex(&b);
     format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],

@@ -42,7 +42,7 @@ pub fn peer_cert(der: &[u8]) -> Option<PeerCert> {
     }
     let mut xfcc = format!(
         "Hash={};Subject=\"{subject}\"",
-        crate::secret::credential::sha256_hex(der)
+        crate::crypto::sha256_hex(der)
     );
     if uris.is_empty() {
         xfcc.push_str(";URI=");

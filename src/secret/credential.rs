@@ -7,13 +7,13 @@
 use std::fmt;
 use std::sync::Arc;
 
-use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
 use crate::config::Secret;
 use crate::config::host;
+use crate::crypto::{hex, provider, sha256_hex};
 
 /// What is wrong with a credential, and under which secret key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,14 +77,6 @@ impl CertInfo {
             }
         })
     }
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref())
 }
 
 /// A server certificate chain and its private key, ready for rustls.
@@ -260,19 +252,6 @@ pub fn trust_bundle(
         info,
         fingerprint,
     })
-}
-
-/// The process-wide crypto provider: aws-lc-rs, and nothing else.
-pub fn provider() -> Arc<CryptoProvider> {
-    // One instance for the process: every ServerConfig shares it.
-    static PROVIDER: std::sync::OnceLock<Arc<CryptoProvider>> = std::sync::OnceLock::new();
-    PROVIDER
-        .get_or_init(|| {
-            CryptoProvider::get_default()
-                .cloned()
-                .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        })
-        .clone()
 }
 
 /// Secret keys that carry each part, in the order Istio tries them.

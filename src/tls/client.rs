@@ -21,7 +21,7 @@ pub fn mtls_config(
             reason: e.to_string(),
         })?;
     }
-    let builder = ClientConfig::builder_with_provider(credential::provider())
+    let builder = ClientConfig::builder_with_provider(crate::crypto::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| CredentialError {
             field: "tls".into(),

@@ -17,7 +17,8 @@ use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig, SupportedCipherSuite};
 
 use crate::config::gateway::{ServerTls, TlsMode, TlsVersion};
-use crate::secret::credential::{ServerCredential, TrustBundle, provider};
+use crate::crypto::provider;
+use crate::secret::credential::{ServerCredential, TrustBundle};
 
 pub use verifier::ExtraChecks;
 

@@ -10,7 +10,7 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
 
 use crate::config::gateway::ServerTls;
-use crate::secret::credential::sha256_hex;
+use crate::crypto::sha256_hex;
 
 /// The allow-lists of one server; a certificate must pass each non-empty one.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
