@@ -87,54 +87,69 @@ fn read_value(path: &str) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| anyhow::anyhow!("{path}: cannot read: {e}"))
 }
 
+/// Secret key -> the file its value came from, so errors name the file.
+type Sources = Vec<(String, String)>;
+
 pub async fn create(ctx: &Context, args: CreateArgs) -> anyhow::Result<()> {
     let CreateWhat::Secret { kind } = args.what;
     let ns = ctx.namespace().to_owned();
-    // key -> source file, so errors can name the file the bad value came from.
-    let mut sources: Vec<(String, String)> = Vec::new();
+    let mut sources = Sources::new();
     let (secret, common) = match kind {
-        SecretKind::Generic(g) => {
-            let mut s = Secret::new(&g.name, &ns, g.secret_type.as_deref().unwrap_or("Opaque"));
-            for spec in &g.from_file {
-                let (key, path) = match spec.split_once('=') {
-                    Some((k, p)) => (k.to_owned(), p.to_owned()),
-                    None => {
-                        let base = Path::new(spec)
-                            .file_name()
-                            .and_then(|n| n.to_str())
-                            .ok_or_else(|| anyhow::anyhow!("--from-file={spec}: no file name"))?;
-                        (base.to_owned(), spec.clone())
-                    }
-                };
-                if s.data.contains_key(&key) {
-                    anyhow::bail!("--from-file={spec}: key {key:?} is given twice");
-                }
-                s.data.insert(key.clone(), SecretBytes(read_value(&path)?));
-                sources.push((key, path));
-            }
-            for lit in &g.from_literal {
-                let (k, v) = lit
-                    .split_once('=')
-                    .ok_or_else(|| anyhow::anyhow!("--from-literal={lit}: expected KEY=VALUE"))?;
-                if s.data.contains_key(k) {
-                    anyhow::bail!("--from-literal={lit}: key {k:?} is given twice");
-                }
-                s.data.insert(k.into(), SecretBytes(v.as_bytes().to_vec()));
-            }
-            (s, g.common)
-        }
-        SecretKind::Tls(t) => {
-            let mut s = Secret::new(&t.name, &ns, "kubernetes.io/tls");
-            s.data
-                .insert("tls.crt".into(), SecretBytes(read_value(&t.cert)?));
-            s.data
-                .insert("tls.key".into(), SecretBytes(read_value(&t.key)?));
-            sources.push(("tls.crt".into(), t.cert.clone()));
-            sources.push(("tls.key".into(), t.key.clone()));
-            (s, t.common)
-        }
+        SecretKind::Generic(g) => (generic(&g, &ns, &mut sources)?, g.common),
+        SecretKind::Tls(t) => (tls(&t, &ns, &mut sources)?, t.common),
     };
-    let object = format!("Secret {ns}/{}", secret.metadata.name);
+    let resource = check(secret, &common, &sources)?;
+    emit(ctx, resource, &common).await
+}
+
+/// `create secret generic`: `--from-file=[KEY=]PATH` and `--from-literal=KEY=VALUE`.
+fn generic(g: &GenericArgs, ns: &str, sources: &mut Sources) -> anyhow::Result<Secret> {
+    let mut s = Secret::new(&g.name, ns, g.secret_type.as_deref().unwrap_or("Opaque"));
+    for spec in &g.from_file {
+        let (key, path) = match spec.split_once('=') {
+            Some((k, p)) => (k.to_owned(), p.to_owned()),
+            None => {
+                let base = Path::new(spec)
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .ok_or_else(|| anyhow::anyhow!("--from-file={spec}: no file name"))?;
+                (base.to_owned(), spec.clone())
+            }
+        };
+        if s.data.contains_key(&key) {
+            anyhow::bail!("--from-file={spec}: key {key:?} is given twice");
+        }
+        s.data.insert(key.clone(), SecretBytes(read_value(&path)?));
+        sources.push((key, path));
+    }
+    for lit in &g.from_literal {
+        let (k, v) = lit
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--from-literal={lit}: expected KEY=VALUE"))?;
+        if s.data.contains_key(k) {
+            anyhow::bail!("--from-literal={lit}: key {k:?} is given twice");
+        }
+        s.data.insert(k.into(), SecretBytes(v.as_bytes().to_vec()));
+    }
+    Ok(s)
+}
+
+/// `create secret tls --cert --key`.
+fn tls(t: &TlsArgs, ns: &str, sources: &mut Sources) -> anyhow::Result<Secret> {
+    let mut s = Secret::new(&t.name, ns, "kubernetes.io/tls");
+    s.data
+        .insert("tls.crt".into(), SecretBytes(read_value(&t.cert)?));
+    s.data
+        .insert("tls.key".into(), SecretBytes(read_value(&t.key)?));
+    sources.push(("tls.crt".into(), t.cert.clone()));
+    sources.push(("tls.key".into(), t.key.clone()));
+    Ok(s)
+}
+
+/// Istio's and Kubernetes' rules, then (unless `--validate=false`) the
+/// content: PEM, key matches certificate, dates. Errors name the file.
+fn check(secret: Secret, common: &CommonArgs, sources: &Sources) -> anyhow::Result<Resource> {
+    let object = format!("Secret {}/{}", secret.metadata.ns(), secret.metadata.name);
     let resource = Resource::Secret(secret);
     let field_errors = validate::validate(&resource);
     if !field_errors.is_empty() {
@@ -169,6 +184,11 @@ pub async fn create(ctx: &Context, args: CreateArgs) -> anyhow::Result<()> {
             message: crate::config::error::one_line(&e.reason),
         }]));
     }
+    Ok(resource)
+}
+
+/// Store it, or with `--dry-run` print it.
+async fn emit(ctx: &Context, resource: Resource, common: &CommonArgs) -> anyhow::Result<()> {
     match common.dry_run.as_deref() {
         None | Some("none") => super::apply::write_all(ctx, vec![resource], false, true).await,
         Some("client" | "server") => {
