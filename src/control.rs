@@ -5,26 +5,28 @@
 //! A bad object never replaces a good one, and nothing here blocks the data
 //! plane: it only ever swaps in a whole new snapshot.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
+mod apply;
 mod cache;
+mod listeners;
+mod objects;
+mod publish;
+mod start;
+mod wait;
 
-use crate::config::{Kind, Resource, validate};
-use crate::proxy::{self, Shared};
+use crate::proxy::Shared;
 use crate::secret::files::FileCredentials;
-use crate::secret::sds::{ResourceKind, Row, Sds, SecretVersion, cacert_name};
-use crate::snapshot::{self, Compiler, Model, Snapshot};
-use crate::store::{AnyStore, EventType, Object, ObjectKey, Store};
-
-/// How often file-mounted certificates are checked for changes.
-const FILE_POLL: Duration = Duration::from_millis(20);
+use crate::secret::sds::{ResourceKind, Row, Sds, Wanted};
+use crate::snapshot::{Compiler, Snapshot};
+use crate::store::{AnyStore, WatchReceiver};
+use listeners::Listeners;
+use objects::Objects;
 
 /// How this gateway process was started.
 #[derive(Debug, Clone)]
@@ -46,139 +48,29 @@ pub struct Status {
     pub snapshot_version: u64,
     pub credentials: Arc<Vec<Arc<Row>>>,
     pub listeners: Vec<(u16, SocketAddr)>,
+    /// Gateway ports that could not be bound: not ready while there is one.
+    pub listener_errors: Vec<ListenerError>,
     pub source: Source,
 }
 
-/// Last good parse of every object, by key.
-#[derive(Default)]
-struct Objects {
-    /// The resource version of every object in the store, valid or not.
-    versions: BTreeMap<ObjectKey, u64>,
-    /// Last good parse of every object but Secrets.
-    parsed: HashMap<ObjectKey, (u64, Resource)>,
-    /// Last good parse of every Secret, shared so SDS gets it without a copy.
-    secrets: HashMap<ObjectKey, (u64, Arc<crate::config::Secret>)>,
+/// A Gateway port that could not be bound, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerError {
+    pub port: u16,
+    pub addr: SocketAddr,
+    pub error: String,
 }
 
-impl Objects {
-    fn upsert(&mut self, o: Object) {
-        let kind = Kind::from_kind(&o.key.kind);
-        let parsed = kind
-            .ok_or_else(|| format!("unknown kind {}", o.key.kind))
-            .and_then(|k| {
-                let r = Resource::from_json(k, &o.value).map_err(|e| e.to_string())?;
-                let errs = validate::validate(&r);
-                match errs.0.first() {
-                    Some((p, m)) => Err(format!("{p}: {m}")),
-                    None => Ok(r),
-                }
-            });
-        match parsed {
-            Ok(Resource::Secret(secret)) => {
-                self.secrets
-                    .insert(o.key.clone(), (o.resource_version, Arc::new(secret)));
-            }
-            Ok(r) => {
-                self.parsed.insert(o.key.clone(), (o.resource_version, r));
-            }
-            Err(e) => {
-                tracing::error!(object = %o.key, error = %e, "refused an invalid object from the store; the last good version keeps serving");
-            }
-        }
-        self.versions.insert(o.key, o.resource_version);
-    }
-
-    /// Replaces everything with a fresh listing, keeping the last good parse
-    /// of objects whose new version is invalid.
-    fn replace_all(&mut self, objects: Vec<Object>) {
-        let keep: std::collections::HashSet<ObjectKey> =
-            objects.iter().map(|o| o.key.clone()).collect();
-        self.versions.retain(|k, _| keep.contains(k));
-        self.parsed.retain(|k, _| keep.contains(k));
-        self.secrets.retain(|k, _| keep.contains(k));
-        for o in objects {
-            if self.versions.get(&o.key) != Some(&o.resource_version) {
-                self.upsert(o);
-            }
-        }
-    }
-
-    /// The last good objects as the store holds them, for the local cache.
-    fn good_objects(&self) -> Vec<Object> {
-        let parsed = self.parsed.iter().filter_map(|(k, (rv, r))| {
-            r.to_json().ok().map(|value| Object {
-                key: k.clone(),
-                resource_version: *rv,
-                value,
-            })
-        });
-        let secrets = self.secrets.iter().filter_map(|(k, (rv, s))| {
-            serde_json::to_vec(s.as_ref()).ok().map(|value| Object {
-                key: k.clone(),
-                resource_version: *rv,
-                value,
-            })
-        });
-        parsed.chain(secrets).collect()
-    }
-
-    fn remove(&mut self, key: &ObjectKey) {
-        self.versions.remove(key);
-        self.parsed.remove(key);
-        self.secrets.remove(key);
+impl std::fmt::Display for ListenerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot listen on {} for gateway port {}: {}",
+            self.addr, self.port, self.error
+        )
     }
 }
 
-/// Binds and serves listeners as snapshots ask for them.
-struct Listeners {
-    running: BTreeMap<u16, (SocketAddr, watch::Sender<bool>)>,
-}
-
-impl Listeners {
-    async fn reconcile(&mut self, snap: &Snapshot, opts: &RunOptions, shared: &Arc<Shared>) {
-        let wanted: Vec<u16> = snap.listeners.keys().copied().collect();
-        let stale: Vec<u16> = self
-            .running
-            .keys()
-            .filter(|p| !wanted.contains(p))
-            .copied()
-            .collect();
-        for p in stale {
-            if let Some((addr, tx)) = self.running.remove(&p) {
-                let _ = tx.send(true);
-                tracing::info!(port = p, %addr, "listener closed");
-            }
-        }
-        for port in wanted {
-            if self.running.contains_key(&port) {
-                continue;
-            }
-            let addr = opts
-                .listen
-                .get(&port)
-                .copied()
-                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], port)));
-            match TcpListener::bind(addr).await {
-                Ok(l) => {
-                    let real = l.local_addr().unwrap_or(addr);
-                    let (tx, rx) = watch::channel(false);
-                    tokio::spawn(proxy::serve_listener(l, port, shared.clone(), rx));
-                    println!("listening on {real} for gateway port {port}");
-                    tracing::info!(port, addr = %real, "listener up");
-                    self.running.insert(port, (real, tx));
-                }
-                Err(e) => {
-                    eprintln!(
-                        "error: cannot listen on {addr} for gateway port {port}: {e} (map it elsewhere with --listen {port}=127.0.0.1:PORT)"
-                    );
-                    tracing::error!(port, %addr, error = %e, "cannot bind listener");
-                }
-            }
-        }
-    }
-}
-
-/// Runs the gateway until the process is stopped.
 /// Where the served objects currently come from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Source {
@@ -204,295 +96,59 @@ impl Source {
     }
 }
 
-/// Lists the store and starts a watch from the listed revision.
-async fn sync(
-    store: &AnyStore,
-    state: &mut Objects,
-) -> Result<(u64, crate::store::WatchReceiver), crate::store::StoreError> {
-    let (objects, revision) = store.list(None, None).await?;
-    let events = store.watch(revision).await?;
-    state.replace_all(objects);
-    Ok((revision, events))
+/// Everything the control loop keeps between two batches of changes.
+struct Loop {
+    store: AnyStore,
+    opts: RunOptions,
+    status: Arc<ArcSwap<Status>>,
+    shared: Arc<Shared>,
+    /// The last good objects.
+    state: Objects,
+    source: Source,
+    /// The store revision `state` reflects.
+    revision: u64,
+    /// The store's watch; `None` while the store is unreachable.
+    events: Option<WatchReceiver>,
+    /// When to list and watch again, and the pause after that.
+    retry_at: tokio::time::Instant,
+    backoff: Duration,
+    /// The revision last written to the local cache.
+    cached_revision: Option<u64>,
+    sds: Sds,
+    compiler: Compiler,
+    files: FileCredentials,
+    listeners: Listeners,
+    /// The admin view's rows, kept per credential so a rotation updates two
+    /// rows instead of rebuilding ten thousand.
+    row_map: BTreeMap<(ResourceKind, String), Arc<Row>>,
+    rows: Arc<Vec<Arc<Row>>>,
+    /// The snapshot version to publish next.
+    version: u64,
+    /// Whether anything but secrets changed since the last compile: if not,
+    /// only the servers whose credentials changed are rebuilt.
+    structural: bool,
+    /// Secrets (and file mounts) changed since the last refresh, by name.
+    changed_secrets: Vec<String>,
+    /// The credentials the selected Gateways ask for.
+    wanted: Wanted,
+    published: Option<Arc<Snapshot>>,
 }
 
-/// Runs the gateway until the process is stopped.
+/// Runs the gateway until the process is stopped: each turn publishes what
+/// changed, reports it to the admin endpoint, saves the local cache, then
+/// waits for the next batch of changes and takes it in.
 pub async fn run(
     store: AnyStore,
     opts: RunOptions,
     status: Arc<ArcSwap<Status>>,
     shared: Arc<Shared>,
 ) -> anyhow::Result<()> {
-    let snapshot_cell = shared.snapshot.clone();
-    let mut state = Objects::default();
-    let mut source = Source::Starting;
-    let mut revision = 0u64;
-    let mut events = match sync(&store, &mut state).await {
-        Ok((rev, rx)) => {
-            revision = rev;
-            source = Source::Live;
-            Some(rx)
-        }
-        Err(e) => {
-            let from_cache = opts
-                .cache
-                .as_deref()
-                .map(|p| cache::load(p, opts.cache_keyring.as_deref()));
-            match from_cache {
-                Some(Ok((rev, objects))) => {
-                    tracing::warn!(error = %e, revision = rev, "the store is unreachable: serving from the local cache until it returns");
-                    state.replace_all(objects);
-                    revision = rev;
-                    source = Source::Cache;
-                }
-                Some(Err(why)) => {
-                    tracing::error!(error = %e, cache = %why, "the store is unreachable and there is no usable cache; retrying");
-                }
-                None if matches!(store, AnyStore::Dir(_)) => return Err(e.into()),
-                None => tracing::error!(error = %e, "the store is unreachable; retrying"),
-            }
-            None
-        }
-    };
-    let mut sds = Sds::default();
-    let mut compiler = Compiler::default();
-    // The admin view's rows, kept per credential so a rotation updates two
-    // rows instead of rebuilding ten thousand.
-    let mut row_map: BTreeMap<(ResourceKind, String), Arc<Row>> = BTreeMap::new();
-    let mut rows: Arc<Vec<Arc<Row>>> = Arc::new(Vec::new());
-    let mut listeners = Listeners {
-        running: BTreeMap::new(),
-    };
-    let mut files = FileCredentials::default();
-    let mut file_poll = tokio::time::interval(FILE_POLL);
-    file_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut backoff = Duration::from_millis(200);
-    let mut retry_at = tokio::time::Instant::now() + backoff;
-    let mut cached_revision = None;
-    let mut version = 0u64;
-    // Whether anything but secrets changed since the last compile: if not,
-    // only the servers whose credentials changed are rebuilt.
-    let mut structural = true;
-    // Secrets (and file mounts) changed since the last refresh, by name.
-    let mut changed_secrets: Vec<String> = Vec::new();
-    let mut wanted = snapshot::wanted_credentials(&[]);
-    let mut published: Option<Arc<Snapshot>> = None;
+    let mut control = Loop::start(store, opts, status, shared).await?;
     loop {
-        version += 1;
-        let snap = match &published {
-            Some(prev) if !structural => {
-                let lookup = |name: &str| {
-                    files.get(name).cloned().or_else(|| {
-                        let key = ObjectKey::new("Secret", opts.namespace.as_str(), name);
-                        state.secrets.get(&key).map(|(rv, s)| SecretVersion {
-                            resource_version: *rv,
-                            secret: s.clone(),
-                        })
-                    })
-                };
-                let t0 = std::time::Instant::now();
-                let changed = sds.refresh_changed(&lookup, &wanted, &changed_secrets);
-                changed_secrets.clear();
-                tracing::debug!(refresh_us = t0.elapsed().as_micros() as u64, "refresh");
-                if changed.is_empty() {
-                    prev.clone()
-                } else {
-                    let snap = Arc::new(snapshot::with_credentials(
-                        prev,
-                        &changed,
-                        &sds,
-                        &mut compiler,
-                        version,
-                    ));
-                    snapshot_cell.store(snap.clone());
-                    tracing::debug!(published_us = t0.elapsed().as_micros() as u64, "published");
-                    for name in &changed {
-                        row_map.remove(&(ResourceKind::KeyCertPair, name.clone()));
-                        row_map.remove(&(ResourceKind::RootCert, cacert_name(name)));
-                        for row in sds.rows_of(name) {
-                            row_map.insert((row.kind, row.resource.clone()), Arc::new(row));
-                        }
-                    }
-                    rows = Arc::new(row_map.values().cloned().collect());
-                    snap
-                }
-            }
-            _ => {
-                let model = build_model(&state, &opts);
-                files.set_gateways(&model.gateways);
-                files.poll();
-                changed_secrets.clear();
-                wanted = snapshot::wanted_credentials(&model.gateways);
-                let mut secrets = secrets_in(&state, &opts.namespace);
-                secrets.extend(files.secrets().map(|(k, v)| (k.clone(), v.clone())));
-                sds.refresh(&secrets, &wanted);
-                let snap = Arc::new(snapshot::compile(&model, &sds, &mut compiler, version));
-                snapshot_cell.store(snap.clone());
-                row_map = sds
-                    .rows()
-                    .into_iter()
-                    .map(|r| ((r.kind, r.resource.clone()), Arc::new(r)))
-                    .collect();
-                rows = Arc::new(row_map.values().cloned().collect());
-                listeners.reconcile(&snap, &opts, &shared).await;
-                structural = false;
-                snap
-            }
-        };
-        published = Some(snap);
-        status.store(Arc::new(Status {
-            ready: source != Source::Starting,
-            snapshot_version: version,
-            credentials: rows.clone(),
-            listeners: listeners
-                .running
-                .iter()
-                .map(|(p, (a, _))| (*p, *a))
-                .collect(),
-            source,
-        }));
-        if source == Source::Live
-            && cached_revision != Some(revision)
-            && let Some(path) = &opts.cache
-        {
-            match cache::save(
-                path,
-                opts.cache_keyring.as_deref(),
-                revision,
-                state.good_objects().iter(),
-            ) {
-                Ok(()) => cached_revision = Some(revision),
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot write the local cache")
-                }
-            }
-        }
-        // Wait for a change, then take every change already queued so a
-        // burst of events costs one compile.
-        let mut batch = Vec::new();
-        loop {
-            tokio::select! {
-                e = async { events.as_mut()?.recv().await }, if events.is_some() => match e {
-                    Some(e) => {
-                        batch.push(e);
-                        break;
-                    }
-                    None => {
-                        batch.push(Err(crate::store::StoreError::Unavailable("the store's watch ended".into())));
-                        break;
-                    }
-                },
-                _ = file_poll.tick(), if !files.is_empty() => {
-                    let changed = files.poll();
-                    if !changed.is_empty() {
-                        changed_secrets.extend(changed);
-                        break;
-                    }
-                }
-                _ = tokio::time::sleep_until(retry_at), if events.is_none() => {
-                    match sync(&store, &mut state).await {
-                        Ok((rev, rx)) => {
-                            structural = true;
-                            tracing::info!(revision = rev, was = source.as_str(), "in sync with the store again");
-                            revision = rev;
-                            events = Some(rx);
-                            source = Source::Live;
-                            backoff = Duration::from_millis(200);
-                            break;
-                        }
-                        Err(e) => {
-                            tracing::debug!(error = %e, "the store is still unreachable");
-                            backoff = (backoff * 2).min(Duration::from_secs(5));
-                            retry_at = tokio::time::Instant::now() + backoff;
-                        }
-                    }
-                }
-            }
-        }
-        if let Some(rx) = events.as_mut() {
-            while let Ok(e) = rx.try_recv() {
-                batch.push(e);
-            }
-        }
-        let batch_start = std::time::Instant::now();
-        let batch_len = batch.len();
-        for e in batch {
-            match e {
-                Ok(e) => {
-                    revision = revision.max(e.revision);
-                    if e.object.key.kind != "Secret" {
-                        structural = true;
-                    } else if e.object.key.namespace == opts.namespace {
-                        changed_secrets.push(e.object.key.name.clone());
-                    }
-                    match e.event_type {
-                        EventType::Added | EventType::Modified => state.upsert(e.object),
-                        EventType::Deleted => state.remove(&e.object.key),
-                    }
-                }
-                Err(e) => {
-                    // Keep serving what we have; list and watch again later.
-                    tracing::warn!(error = %e, "lost the store's watch: serving the last good config, reconnecting");
-                    events = None;
-                    if source == Source::Live {
-                        source = Source::Behind;
-                    }
-                    retry_at = tokio::time::Instant::now() + backoff;
-                    break;
-                }
-            }
-        }
-        tracing::debug!(
-            events = batch_len,
-            apply_us = batch_start.elapsed().as_micros() as u64,
-            "applied a batch"
-        );
+        control.publish();
+        control.report();
+        control.save_cache();
+        let batch = control.wait().await;
+        control.apply(batch);
     }
-}
-
-fn build_model<'a>(state: &'a Objects, opts: &RunOptions) -> Model<'a> {
-    let mut model = Model::default();
-    for (_, r) in state.parsed.values() {
-        match r {
-            Resource::Gateway(g) if snapshot::selects(g, &opts.labels) => model.gateways.push(g),
-            Resource::VirtualService(v) => model.virtual_services.push(v),
-            Resource::ServiceEntry(s) => model.service_entries.push(s),
-            _ => {}
-        }
-    }
-    model.gateways.sort_by(|a, b| {
-        (a.metadata.ns(), &a.metadata.name).cmp(&(b.metadata.ns(), &b.metadata.name))
-    });
-    model.virtual_services.sort_by(|a, b| {
-        (
-            &a.metadata.creation_timestamp,
-            a.metadata.ns(),
-            &a.metadata.name,
-        )
-            .cmp(&(
-                &b.metadata.creation_timestamp,
-                b.metadata.ns(),
-                &b.metadata.name,
-            ))
-    });
-    model.service_entries.sort_by(|a, b| {
-        (a.metadata.ns(), &a.metadata.name).cmp(&(b.metadata.ns(), &b.metadata.name))
-    });
-    model
-}
-
-fn secrets_in(state: &Objects, namespace: &str) -> BTreeMap<String, SecretVersion> {
-    state
-        .secrets
-        .iter()
-        .filter(|(k, _)| k.namespace == namespace)
-        .map(|(k, (rv, s))| {
-            (
-                k.name.clone(),
-                SecretVersion {
-                    resource_version: *rv,
-                    secret: s.clone(),
-                },
-            )
-        })
-        .collect()
 }

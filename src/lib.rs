@@ -4,7 +4,8 @@
 //! keeps them, `secret` turns Secrets into credentials (SDS), `snapshot`
 //! compiles what the data plane reads, `tls` and `proxy` serve it,
 //! `upstream` finds backends, `control` runs the loop between store and
-//! data plane, `admin` shows state, `pki` makes certificates, `cli` is what
+//! data plane, `runtime` is the process of `gatehouse run` (its runtimes,
+//! signals and drain), `admin` shows state, `pki` makes certificates, `cli` is what
 //! people type.
 
 pub mod admin;
@@ -14,6 +15,7 @@ pub mod control;
 pub mod crypto;
 pub mod pki;
 pub mod proxy;
+pub mod runtime;
 pub mod secret;
 pub mod snapshot;
 pub mod store;

@@ -1,5 +1,7 @@
-//! The admin endpoint: readiness, the credentials the proxy holds, and its
-//! listeners, as JSON. Loopback only unless configured otherwise.
+//! The admin endpoint: readiness (not ready while starting, while a
+//! listener cannot bind, and from the start of a drain), the credentials
+//! the proxy holds, and its listeners, as JSON. Loopback only unless
+//! configured otherwise.
 //!
 //! It never shows key material: only certificate facts.
 
@@ -19,6 +21,7 @@ use tokio::net::TcpListener;
 pub mod client;
 
 use crate::control::Status;
+use crate::proxy::Drain;
 use crate::secret::sds::{ResourceKind, Status as CredStatus};
 
 /// The JSON of `/credentials`: what `proxy-config secret` prints.
@@ -63,27 +66,48 @@ fn respond(status: StatusCode, body: String, content_type: &'static str) -> Resp
     r
 }
 
-fn handle(req: &Request<Incoming>, status: &Status) -> Response<Full<Bytes>> {
-    match req.uri().path() {
-        "/ready" | "/healthz/ready" if status.ready => respond(
+/// `/ready`: 200 only when the config is loaded, every listener is bound and
+/// the process is not draining; the body says which and why.
+fn ready(status: &Status, draining: bool) -> Response<Full<Bytes>> {
+    let why = if draining {
+        "draining (shutting down)".to_owned()
+    } else if !status.listener_errors.is_empty() {
+        let errors: Vec<String> = status
+            .listener_errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        errors.join("; ")
+    } else if status.ready {
+        return respond(
             StatusCode::OK,
             format!("ready: {}\n", status.source.as_str()),
             "text/plain",
-        ),
+        );
+    } else {
+        status.source.as_str().to_owned()
+    };
+    respond(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("not ready: {why}\n"),
+        "text/plain",
+    )
+}
+
+fn handle(req: &Request<Incoming>, status: &Status, draining: bool) -> Response<Full<Bytes>> {
+    match req.uri().path() {
+        "/ready" | "/healthz/ready" => ready(status, draining),
         "/status" => respond(
             StatusCode::OK,
             json!({
-                "ready": status.ready,
+                "ready": status.ready && !draining,
+                "draining": draining,
                 "source": status.source.as_str(),
                 "snapshot": status.snapshot_version,
+                "listener_errors": status.listener_errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
             })
             .to_string(),
             "application/json",
-        ),
-        "/ready" | "/healthz/ready" => respond(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready\n".into(),
-            "text/plain",
         ),
         "/credentials" | "/certs" => respond(
             StatusCode::OK,
@@ -95,6 +119,9 @@ fn handle(req: &Request<Incoming>, status: &Status) -> Response<Full<Bytes>> {
                 .listeners
                 .iter()
                 .map(|(p, a)| json!({"port": p, "address": a.to_string()}))
+                .chain(status.listener_errors.iter().map(
+                    |e| json!({"port": e.port, "address": e.addr.to_string(), "error": e.error}),
+                ))
                 .collect();
             respond(StatusCode::OK, json!(l).to_string(), "application/json")
         }
@@ -102,17 +129,19 @@ fn handle(req: &Request<Incoming>, status: &Status) -> Response<Full<Bytes>> {
     }
 }
 
-/// Serves the admin endpoint on `listener` until the process ends.
-pub async fn serve(listener: TcpListener, status: Arc<ArcSwap<Status>>) {
+/// Serves the admin endpoint on `listener` until the process ends; it
+/// keeps answering while the data plane drains, so `/ready` can say so.
+pub async fn serve(listener: TcpListener, status: Arc<ArcSwap<Status>>, drain: Arc<Drain>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let status = status.clone();
+        let drain = drain.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let s = status.load();
-                let r = handle(&req, &s);
+                let r = handle(&req, &s, drain.is_draining());
                 async move { Ok::<_, Infallible>(r) }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())

@@ -203,18 +203,24 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+    let ctx = Context {
+        store_url: cli.store.clone(),
+        namespace: cli.namespace.clone(),
+        etcd: cli.etcd.clone(),
     };
-    match runtime.block_on(dispatch(cli)) {
+    // `run` builds its own runtimes (data plane and control plane).
+    let result = match cli.command {
+        Command::Run(a) => run::run(&ctx, a),
+        command => match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime.block_on(dispatch(&ctx, command)),
+            Err(e) => Err(anyhow::anyhow!("cannot start the runtime: {e}")),
+        },
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if e.downcast_ref::<Reported>().is_none() {
@@ -228,20 +234,16 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(cli: Cli) -> anyhow::Result<()> {
-    let ctx = Context {
-        store_url: cli.store.clone(),
-        namespace: cli.namespace.clone(),
-        etcd: cli.etcd.clone(),
-    };
-    match cli.command {
-        Command::Apply(a) => apply::apply(&ctx, a).await,
-        Command::Delete(a) => apply::delete(&ctx, a).await,
-        Command::Get(a) => get::get(&ctx, a).await,
-        Command::Create(a) => create::create(&ctx, a).await,
+async fn dispatch(ctx: &Context, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Apply(a) => apply::apply(ctx, a).await,
+        Command::Delete(a) => apply::delete(ctx, a).await,
+        Command::Get(a) => get::get(ctx, a).await,
+        Command::Create(a) => create::create(ctx, a).await,
         Command::Pki(a) => pki::pki(a),
         Command::Demo(a) => demo::demo(a).await,
-        Command::Run(a) => run::run(&ctx, a).await,
+        // Handled in `main`, before any runtime exists (it builds its own).
+        Command::Run(_) => anyhow::bail!("run cannot start inside another runtime"),
         Command::ProxyConfig(a) => run::proxy_config(a).await,
         Command::Keygen { out } => {
             let id = crate::store::crypt::keygen(&out)?;

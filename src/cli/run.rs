@@ -5,13 +5,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use clap::builder::RangedU64ValueParser;
 use clap::{Args, Subcommand};
 
 use super::Context;
-use crate::control::{self, RunOptions, Status};
-use crate::proxy::{Settings, Shared};
-use crate::snapshot::Snapshot;
+use crate::control::RunOptions;
+use crate::proxy::Settings;
+use crate::runtime::{self, Process};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -30,41 +30,74 @@ pub struct RunArgs {
     pub cache: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub edge: EdgeArgs,
+    /// Data-plane worker threads (default: the available cores). The
+    /// control plane has a thread of its own.
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_WORKERS))]
+    pub workers: Option<usize>,
+    /// On SIGTERM or SIGINT, how long in-flight requests may take to finish
+    /// before the remaining connections are cut (1ms to 1h).
+    #[arg(long = "drain-timeout", default_value = "20s", value_parser = duration_up_to_1h)]
+    pub drain_timeout: Duration,
     /// Log format: plain or json.
     #[arg(long = "log-format", default_value = "plain", value_parser = ["plain", "json"])]
     pub log_format: String,
 }
 
+/// The most data-plane worker threads `--workers` takes.
+const MAX_WORKERS: u64 = 1024;
+/// The most connections per listener `--max-connections` takes (far above
+/// what one process's file descriptors allow; the bound keeps the count
+/// inside what tokio's semaphore can hold).
+const MAX_CONNECTIONS: u64 = 10_000_000;
+
 /// The edge limits of docs/edge-defaults.md that operators tune most.
+/// Every duration takes 1ms to 24h: more than a day overflows nothing but
+/// is never meant, and an unbounded one overflowed `Instant + Duration`.
 #[derive(Debug, Args)]
 pub struct EdgeArgs {
     /// TLS handshake deadline from accept.
-    #[arg(long = "handshake-timeout", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long = "handshake-timeout", default_value = "10s", value_parser = duration_up_to_24h)]
     pub handshake_timeout: Duration,
     /// Deadline for a request's headers (HTTP/1.1, slowloris).
-    #[arg(long = "request-headers-timeout", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long = "request-headers-timeout", default_value = "10s", value_parser = duration_up_to_24h)]
     pub request_headers_timeout: Duration,
     /// Close a connection with no request for this long (HTTP/2: GOAWAY first).
-    #[arg(long = "idle-timeout", default_value = "3600s", value_parser = parse_duration)]
+    #[arg(long = "idle-timeout", default_value = "3600s", value_parser = duration_up_to_24h)]
     pub idle_timeout: Duration,
     /// Whole-request deadline (408).
-    #[arg(long = "request-timeout", default_value = "300s", value_parser = parse_duration)]
+    #[arg(long = "request-timeout", default_value = "300s", value_parser = duration_up_to_24h)]
     pub request_timeout: Duration,
     /// Upstream connect timeout (503).
-    #[arg(long = "upstream-connect-timeout", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long = "upstream-connect-timeout", default_value = "5s", value_parser = duration_up_to_24h)]
     pub upstream_connect_timeout: Duration,
     /// Upstream response timeout when the route sets none (504).
-    #[arg(long = "upstream-timeout", default_value = "15s", value_parser = parse_duration)]
+    #[arg(long = "upstream-timeout", default_value = "15s", value_parser = duration_up_to_24h)]
     pub upstream_timeout: Duration,
     /// Connections per listener; more are closed at once.
-    #[arg(long = "max-connections", default_value_t = 10_000)]
+    #[arg(
+        long = "max-connections",
+        default_value_t = 10_000,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_CONNECTIONS)
+    )]
     pub max_connections: usize,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    crate::config::duration::parse(s)
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| format!("{s:?} is not a duration like 10s or 250ms"))
+/// A duration flag's value within `1ms..=max` (`max_name` says it).
+fn duration_in(s: &str, max: Duration, max_name: &str) -> Result<Duration, String> {
+    let d = crate::config::duration::parse(s)
+        .ok_or_else(|| format!("{s:?} is not a duration like 10s or 250ms"))?;
+    if d < Duration::from_millis(1) || d > max {
+        return Err(format!("{s} is out of range: give 1ms to {max_name}"));
+    }
+    Ok(d)
+}
+
+fn duration_up_to_24h(s: &str) -> Result<Duration, String> {
+    duration_in(s, Duration::from_secs(24 * 3600), "24h")
+}
+
+fn duration_up_to_1h(s: &str) -> Result<Duration, String> {
+    duration_in(s, Duration::from_secs(3600), "1h")
 }
 
 impl EdgeArgs {
@@ -157,7 +190,8 @@ pub fn init_logging_stdout(default: &str) {
         .try_init();
 }
 
-pub async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
+/// `gatehouse run`: builds its own runtimes (see `crate::runtime`).
+pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
     let json = args.log_format == "json";
     init_logging(json);
     let store_url = ctx.store_url.as_deref().unwrap_or("dir:");
@@ -184,30 +218,13 @@ pub async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
         json_log: json,
     };
     let store = ctx.open_store()?;
-    let status = Arc::new(ArcSwap::from_pointee(Status::default()));
-    let admin = tokio::net::TcpListener::bind(args.admin)
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot listen on {} for the admin endpoint: {e} (use --admin 127.0.0.1:PORT)",
-                args.admin
-            )
-        })?;
-    let admin_addr = admin.local_addr()?;
-    if !crate::admin::is_loopback(&admin_addr) {
-        tracing::warn!(addr = %admin_addr, "the admin endpoint is not on loopback");
-    }
-    println!("admin on {admin_addr}");
-    tokio::spawn(crate::admin::serve(admin, status.clone()));
-    let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
-    let shared = Arc::new(Shared::new(snapshot, args.edge.settings(), json));
-    tokio::select! {
-        r = control::run(store, opts, status, shared) => r,
-        _ = tokio::signal::ctrl_c() => {
-            tracing::info!("stopping");
-            Ok(())
-        }
-    }
+    let process = Process {
+        workers: args.workers.unwrap_or_else(runtime::default_workers),
+        drain_timeout: args.drain_timeout,
+        admin: args.admin,
+        settings: args.edge.settings(),
+    };
+    runtime::run(process, opts, store)
 }
 
 pub async fn proxy_config(args: ProxyConfigArgs) -> anyhow::Result<()> {

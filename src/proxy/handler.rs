@@ -41,10 +41,17 @@ where
         }
     });
     let idle = shared.settings.idle_timeout;
+    let drain = shared.drain.clone();
     let mut conn = std::pin::pin!(shared.http.serve_connection(io, service));
     loop {
         let deadline = activity.last() + idle;
         tokio::select! {
+            // Shutdown: the same graceful end as idle (see below), whatever
+            // is in flight finishes first.
+            () = drain.started() => {
+                conn.as_mut().graceful_shutdown();
+                break;
+            }
             r = conn.as_mut() => {
                 if let Err(e) = r {
                     tracing::debug!(error = %e, "connection ended with an error");

@@ -5,6 +5,7 @@
 //! A connection belongs to the server its handshake chose: requests for
 //! another server's host get 421, never that server's routes.
 
+pub mod drain;
 mod handler;
 pub mod settings;
 mod xfcc;
@@ -23,6 +24,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::LazyConfigAcceptor;
 
 use crate::snapshot::{Snapshot, TlsState};
+pub use drain::Drain;
 pub use settings::Settings;
 
 /// What every connection of the process shares.
@@ -34,9 +36,15 @@ pub struct Shared {
     pub connections: Arc<Semaphore>,
     /// HTTP/1.1 + HTTP/2 server settings, built once for every connection.
     pub http: hyper_util::server::conn::auto::Builder<TokioExecutor>,
+    /// The shutdown switch and the count of open connections.
+    pub drain: Arc<Drain>,
+    /// The data-plane runtime: listeners and connections run here, never
+    /// on the control plane's thread.
+    runtime: tokio::runtime::Handle,
 }
 
 impl Shared {
+    /// Must be called on the data-plane runtime: its listeners will run there.
     pub fn new(snapshot: Arc<ArcSwap<Snapshot>>, settings: Settings, json_log: bool) -> Shared {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(settings.upstream_connect_timeout));
@@ -57,7 +65,36 @@ impl Shared {
             json_log,
             connections,
             http,
+            drain: Arc::new(Drain::default()),
+            runtime: tokio::runtime::Handle::current(),
         }
+    }
+
+    /// Binds `addr` for the data plane, from any thread: the socket is
+    /// registered with the data-plane runtime (SO_REUSEADDR, as
+    /// `TcpListener::bind` does, so a restart finds its port free).
+    pub fn bind(&self, addr: SocketAddr) -> std::io::Result<TcpListener> {
+        let _on_data_plane = self.runtime.enter();
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(1024)
+    }
+
+    /// Serves `listener` on the data-plane runtime until `shutdown` turns
+    /// true or the drain starts.
+    pub fn spawn_listener(
+        self: &Arc<Self>,
+        listener: TcpListener,
+        port: u16,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        self.runtime
+            .spawn(serve_listener(listener, port, self.clone(), shutdown));
     }
 }
 
@@ -91,7 +128,9 @@ impl ClientCert {
     }
 }
 
-/// Accepts connections for one Gateway port until `shutdown` turns true.
+/// Accepts connections for one Gateway port until `shutdown` turns true or
+/// the drain starts; the listening socket closes then, so new connections
+/// are refused.
 pub async fn serve_listener(
     listener: TcpListener,
     port: u16,
@@ -99,10 +138,14 @@ pub async fn serve_listener(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let per_listener = Arc::new(Semaphore::new(shared.settings.max_connections_per_listener));
+    let drain = shared.drain.clone();
+    let draining = drain.started();
+    tokio::pin!(draining);
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = shutdown.changed() => return,
+            () = &mut draining => return,
         };
         let (stream, peer) = match accepted {
             Ok(a) => a,
@@ -121,9 +164,10 @@ pub async fn serve_listener(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let open = shared.drain.connection();
         let shared = shared.clone();
         tokio::spawn(async move {
-            let _permits = (p1, p2);
+            let _permits = (p1, p2, open);
             handle_connection(stream, peer, port, shared).await;
         });
     }

@@ -3,23 +3,37 @@
 //! SDS as if they were a Secret, so validation, last-good and the push log
 //! are the same as for `credentialName`.
 //!
-//! Watching is a cheap stat of each path (following symlinks, so the
-//! Kubernetes `..data` symlink swap is seen) and a re-read only when the
-//! file's identity or times change. An unreadable file never removes a good
-//! credential: the previous version keeps serving.
+//! Changes wake the control loop through inotify on the files' directories
+//! (`watch.rs`), with a slow poll kept as a fallback for file systems that
+//! do not report changes. What changed is decided by a cheap stat of each
+//! path (following symlinks, so the Kubernetes `..data` symlink swap is
+//! seen) and a re-read only when the file's identity or times change. An
+//! unreadable file never removes a good credential: the previous version
+//! keeps serving.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::sds::SecretVersion;
+pub use super::sds::{FILE_CERT_PREFIX, FILE_ROOT_PREFIX};
+use super::watch::DirWatch;
 use crate::config::Secret;
 use crate::config::gateway::{Gateway, ServerTls};
 use crate::config::secret::SecretBytes;
 
-/// Prefix of SDS resource names for file-mounted certificates (Istio's spelling).
-pub const FILE_CERT_PREFIX: &str = "file-cert:";
-/// Prefix of the matching client-CA resource.
-pub const FILE_ROOT_PREFIX: &str = "file-root:";
+/// After an inotify wake, how long to let a burst of changes (a writer that
+/// truncates then writes, a symlink swap in steps) settle before reading.
+const SETTLE: Duration = Duration::from_millis(5);
+/// How soon to look again when files moved while being read.
+const RECHECK: Duration = Duration::from_millis(10);
+/// The fallback poll while inotify covers every path: only for file
+/// systems that do not report changes (some network mounts).
+const SLOW_POLL: Duration = Duration::from_secs(10);
+/// The poll when inotify is unavailable or a directory could not be watched.
+const FALLBACK_POLL: Duration = Duration::from_secs(1);
 
 /// The SDS resource a server's credential comes from: its `credentialName`,
 /// or `file-cert:CERT~KEY` for file-mounted certificates.
@@ -78,6 +92,14 @@ pub struct FileCredentials {
     stamps: BTreeMap<String, Vec<Option<Stamp>>>,
     current: BTreeMap<String, SecretVersion>,
     next_version: u64,
+    /// Made with the first file-mounted server: no inotify instance (and
+    /// no thread) for a gateway that has none.
+    watch: Option<DirWatch>,
+    /// Some files moved while being read: look again soon.
+    unsettled: bool,
+    /// An inotify wake not yet followed by a poll.
+    woken: bool,
+    last_poll: Option<Instant>,
 }
 
 impl FileCredentials {
@@ -109,11 +131,56 @@ impl FileCredentials {
             self.stamps.retain(|k, _| refs.contains_key(k));
             self.current.retain(|k, _| refs.contains_key(k));
             self.refs = refs;
+            self.rewatch();
         }
+    }
+
+    /// Points the directory watch at the current paths (and their symlink
+    /// targets, which move with every `..data` swap).
+    fn rewatch(&mut self) {
+        if self.refs.is_empty() {
+            self.watch = None;
+            return;
+        }
+        let watch = self.watch.get_or_insert_with(DirWatch::new);
+        watch.set(
+            self.refs
+                .values()
+                .flat_map(|r| r.paths().into_iter().map(|(_, p)| p)),
+        );
+    }
+
+    /// Resolves when the files may have changed and [`Self::poll`] should
+    /// look: an inotify event (after [`SETTLE`]), the re-check after a
+    /// swap caught half-way, or the fallback poll. Never resolves while no
+    /// server reads files. Cancel-safe: a wake taken by a call that was
+    /// cancelled is kept for the next call until `poll` runs.
+    pub async fn changed(&mut self) {
+        let Some(watch) = &self.watch else {
+            return std::future::pending().await;
+        };
+        let every = if self.unsettled {
+            RECHECK
+        } else if watch.complete() {
+            SLOW_POLL
+        } else {
+            FALLBACK_POLL
+        };
+        let since = self.last_poll.unwrap_or_else(Instant::now);
+        if !self.woken {
+            tokio::select! {
+                () = watch.changed() => self.woken = true,
+                () = tokio::time::sleep_until(since + every) => return,
+            }
+        }
+        tokio::time::sleep(SETTLE).await;
     }
 
     /// Re-reads files that changed; returns the synthetic secrets that did.
     pub fn poll(&mut self) -> Vec<String> {
+        self.last_poll = Some(Instant::now());
+        self.unsettled = false;
+        self.woken = false;
         let mut changed = Vec::new();
         for (name, r) in &self.refs {
             let stamps: Vec<Option<Stamp>> = r.paths().iter().map(|(_, p)| stamp(p)).collect();
@@ -145,6 +212,7 @@ impl FileCredentials {
             // next poll reads the new version whole.
             let after: Vec<Option<Stamp>> = r.paths().iter().map(|(_, p)| stamp(p)).collect();
             if after != stamps {
+                self.unsettled = true;
                 continue;
             }
             self.stamps.insert(name.clone(), stamps);
@@ -163,6 +231,9 @@ impl FileCredentials {
                 );
                 changed.push(name.clone());
             }
+        }
+        if !changed.is_empty() {
+            self.rewatch();
         }
         changed
     }

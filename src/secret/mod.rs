@@ -2,7 +2,11 @@
 //! them, and keeps the last good one per resource.
 //!
 //! It must never log or print key material.
+//!
+//! Dependencies run one way: `files` (file mounts) and `watch` (inotify)
+//! feed `sds`, which knows neither.
 
 pub mod credential;
 pub mod files;
 pub mod sds;
+mod watch;

@@ -74,11 +74,16 @@ pub struct Sds {
     pub roots: BTreeMap<String, Entry<TrustBundle>>,
 }
 
+/// Prefix of SDS resource names for file-mounted certificates (Istio's spelling).
+pub const FILE_CERT_PREFIX: &str = "file-cert:";
+/// Prefix of the matching client-CA resource.
+pub const FILE_ROOT_PREFIX: &str = "file-root:";
+
 /// The name of a credential's client-CA resource: `<name>-cacert` (also
 /// the Secret it may come from), or `file-root:...` for file mounts.
 pub fn cacert_name(credential: &str) -> String {
-    match credential.strip_prefix(super::files::FILE_CERT_PREFIX) {
-        Some(rest) => format!("{}{rest}", super::files::FILE_ROOT_PREFIX),
+    match credential.strip_prefix(FILE_CERT_PREFIX) {
+        Some(rest) => format!("{FILE_ROOT_PREFIX}{rest}"),
         None => format!("{credential}-cacert"),
     }
 }

@@ -1,0 +1,142 @@
+//! The last good parse of every object the store holds, and the model the
+//! snapshot compiler reads from them.
+//!
+//! A bad version of an object is logged and never replaces the good one.
+//! It must never reach the store: this is a read-only copy.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use super::RunOptions;
+use crate::config::{Kind, Resource, validate};
+use crate::secret::sds::SecretVersion;
+use crate::snapshot::{self, Model};
+use crate::store::{Object, ObjectKey};
+
+/// Last good parse of every object, by key.
+#[derive(Default)]
+pub(super) struct Objects {
+    /// The resource version of every object in the store, valid or not.
+    pub(super) versions: BTreeMap<ObjectKey, u64>,
+    /// Last good parse of every object but Secrets.
+    pub(super) parsed: HashMap<ObjectKey, (u64, Resource)>,
+    /// Last good parse of every Secret, shared so SDS gets it without a copy.
+    pub(super) secrets: HashMap<ObjectKey, (u64, Arc<crate::config::Secret>)>,
+}
+
+impl Objects {
+    pub(super) fn upsert(&mut self, o: Object) {
+        let kind = Kind::from_kind(&o.key.kind);
+        let parsed = kind
+            .ok_or_else(|| format!("unknown kind {}", o.key.kind))
+            .and_then(|k| {
+                let r = Resource::from_json(k, &o.value).map_err(|e| e.to_string())?;
+                let errs = validate::validate(&r);
+                match errs.0.first() {
+                    Some((p, m)) => Err(format!("{p}: {m}")),
+                    None => Ok(r),
+                }
+            });
+        match parsed {
+            Ok(Resource::Secret(secret)) => {
+                self.secrets
+                    .insert(o.key.clone(), (o.resource_version, Arc::new(secret)));
+            }
+            Ok(r) => {
+                self.parsed.insert(o.key.clone(), (o.resource_version, r));
+            }
+            Err(e) => {
+                tracing::error!(object = %o.key, error = %e, "refused an invalid object from the store; the last good version keeps serving");
+            }
+        }
+        self.versions.insert(o.key, o.resource_version);
+    }
+
+    /// Replaces everything with a fresh listing, keeping the last good parse
+    /// of objects whose new version is invalid.
+    pub(super) fn replace_all(&mut self, objects: Vec<Object>) {
+        let keep: std::collections::HashSet<ObjectKey> =
+            objects.iter().map(|o| o.key.clone()).collect();
+        self.versions.retain(|k, _| keep.contains(k));
+        self.parsed.retain(|k, _| keep.contains(k));
+        self.secrets.retain(|k, _| keep.contains(k));
+        for o in objects {
+            if self.versions.get(&o.key) != Some(&o.resource_version) {
+                self.upsert(o);
+            }
+        }
+    }
+
+    /// The last good objects as the store holds them, for the local cache.
+    pub(super) fn good_objects(&self) -> Vec<Object> {
+        let parsed = self.parsed.iter().filter_map(|(k, (rv, r))| {
+            r.to_json().ok().map(|value| Object {
+                key: k.clone(),
+                resource_version: *rv,
+                value,
+            })
+        });
+        let secrets = self.secrets.iter().filter_map(|(k, (rv, s))| {
+            serde_json::to_vec(s.as_ref()).ok().map(|value| Object {
+                key: k.clone(),
+                resource_version: *rv,
+                value,
+            })
+        });
+        parsed.chain(secrets).collect()
+    }
+
+    pub(super) fn remove(&mut self, key: &ObjectKey) {
+        self.versions.remove(key);
+        self.parsed.remove(key);
+        self.secrets.remove(key);
+    }
+}
+
+pub(super) fn build_model<'a>(state: &'a Objects, opts: &RunOptions) -> Model<'a> {
+    let mut model = Model::default();
+    for (_, r) in state.parsed.values() {
+        match r {
+            Resource::Gateway(g) if snapshot::selects(g, &opts.labels) => model.gateways.push(g),
+            Resource::VirtualService(v) => model.virtual_services.push(v),
+            Resource::ServiceEntry(s) => model.service_entries.push(s),
+            _ => {}
+        }
+    }
+    model.gateways.sort_by(|a, b| {
+        (a.metadata.ns(), &a.metadata.name).cmp(&(b.metadata.ns(), &b.metadata.name))
+    });
+    model.virtual_services.sort_by(|a, b| {
+        (
+            &a.metadata.creation_timestamp,
+            a.metadata.ns(),
+            &a.metadata.name,
+        )
+            .cmp(&(
+                &b.metadata.creation_timestamp,
+                b.metadata.ns(),
+                &b.metadata.name,
+            ))
+    });
+    model.service_entries.sort_by(|a, b| {
+        (a.metadata.ns(), &a.metadata.name).cmp(&(b.metadata.ns(), &b.metadata.name))
+    });
+    model
+}
+
+pub(super) fn secrets_in(state: &Objects, namespace: &str) -> BTreeMap<String, SecretVersion> {
+    state
+        .secrets
+        .iter()
+        .filter(|(k, _)| k.namespace == namespace)
+        .map(|(k, (rv, s))| {
+            (
+                k.name.clone(),
+                SecretVersion {
+                    resource_version: *rv,
+                    secret: s.clone(),
+                },
+            )
+        })
+        .collect()
+}
