@@ -47,6 +47,7 @@ pub struct Status {
     pub credentials: Arc<Vec<Arc<Row>>>,
     pub listeners: Vec<(u16, SocketAddr)>,
     pub source: Source,
+    pub warnings: Arc<Vec<crate::admin::warnings::Warning>>,
 }
 
 /// Last good parse of every object, by key.
@@ -178,7 +179,6 @@ impl Listeners {
     }
 }
 
-/// Runs the gateway until the process is stopped.
 /// Where the served objects currently come from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Source {
@@ -275,7 +275,7 @@ pub async fn run(
     // Secrets (and file mounts) changed since the last refresh, by name.
     let mut changed_secrets: Vec<String> = Vec::new();
     let mut wanted = snapshot::wanted_credentials(&[]);
-    let mut published: Option<Arc<Snapshot>> = None;
+    let (mut published, mut warnings): (Option<Arc<Snapshot>>, _) = (None, Arc::default());
     loop {
         version += 1;
         let snap = match &published {
@@ -319,6 +319,7 @@ pub async fn run(
             _ => {
                 let model = build_model(&state, &opts);
                 files.set_gateways(&model.gateways);
+                warnings = crate::admin::warnings::collect(state.parsed.values(), &model.gateways);
                 files.poll();
                 changed_secrets.clear();
                 wanted = snapshot::wanted_credentials(&model.gateways);
@@ -349,6 +350,7 @@ pub async fn run(
                 .map(|(p, (a, _))| (*p, *a))
                 .collect(),
             source,
+            warnings: warnings.clone(),
         }));
         if source == Source::Live
             && cached_revision != Some(revision)

@@ -17,6 +17,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 pub mod client;
+pub mod warnings;
 
 use crate::control::Status;
 use crate::secret::sds::{ResourceKind, Status as CredStatus};
@@ -88,6 +89,11 @@ fn handle(req: &Request<Incoming>, status: &Status) -> Response<Full<Bytes>> {
         "/credentials" | "/certs" => respond(
             StatusCode::OK,
             credentials_json(status).to_string(),
+            "application/json",
+        ),
+        "/warnings" => respond(
+            StatusCode::OK,
+            warnings::json(status).to_string(),
             "application/json",
         ),
         "/listeners" => {

@@ -1,10 +1,11 @@
-//! `get`: kubectl-like tables, or the objects as YAML or JSON.
+//! `get`: kubectl-like tables, or the objects as YAML or JSON (with the
+//! fields gatehouse does not apply under `status.gatehouse.ignoredFields`).
 
 use clap::Args;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{Context, Reported};
-use crate::config::{Kind, Resource};
+use crate::config::{Kind, Resource, ignored};
 use crate::store::{Object, ObjectKey, Store};
 
 #[derive(Debug, Args)]
@@ -136,6 +137,10 @@ pub async fn get(ctx: &Context, args: GetArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One object as `-o yaml|json` prints it: what the store keeps, its
+/// `resourceVersion`, and `status.gatehouse.ignoredFields` listing the
+/// fields gatehouse does not apply (the `apply` warnings). The status is
+/// output only: applying the output again drops it, as the API server does.
 fn document(kind: Kind, o: &Object) -> anyhow::Result<Value> {
     let r = Resource::from_json(kind, &o.value)?;
     let mut v = r.to_value()?;
@@ -143,6 +148,16 @@ fn document(kind: Kind, o: &Object) -> anyhow::Result<Value> {
         meta.insert(
             "resourceVersion".into(),
             Value::String(o.resource_version.to_string()),
+        );
+    }
+    let ignored: Vec<Value> = ignored::fields(&r)
+        .iter()
+        .map(|i| json!({ "path": i.path, "message": i.message() }))
+        .collect();
+    if let (false, Some(obj)) = (ignored.is_empty(), v.as_object_mut()) {
+        obj.insert(
+            "status".into(),
+            json!({ "gatehouse": { "ignoredFields": ignored } }),
         );
     }
     Ok(v)
