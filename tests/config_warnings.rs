@@ -4,6 +4,7 @@
 //! same; a Gateway server that another Gateway's server wins over is a
 //! `ConflictingGateways` warning naming both, and the one it says serves
 //! is the one whose certificate a client gets.
+#![allow(clippy::unwrap_used)]
 
 mod support;
 
