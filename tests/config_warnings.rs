@@ -611,12 +611,22 @@ fn conflicting_gateways_warn_and_the_named_one_serves() {
     let out = site.cli(&["apply", "-f", "alpha.yaml"]).ok();
     assert_eq!(out.stdout, "gateway.networking.istio.io/alpha created\n");
     assert_eq!(out.stderr, format!("{CONFLICT_LINE}\n"));
-    // Both are stored.
+    // Both are stored, and `get -o json` shows the conflict on both.
     let got = site.cli(&["get", "gw", "-o", "name"]).ok();
     assert_eq!(
         got.stdout,
         "gateway.networking.istio.io/alpha\ngateway.networking.istio.io/zulu\n"
     );
+    for name in ["alpha", "zulu"] {
+        let got = site.cli(&["get", "gw", name, "-o", "json"]).ok();
+        let v: Value = serde_json::from_str(&got.stdout).unwrap();
+        let conflict = CONFLICT_LINE.strip_prefix("Warning: ").unwrap();
+        assert_eq!(
+            v["status"],
+            serde_json::json!({"gatehouse": {"conflicts": [conflict]}}),
+            "{name}"
+        );
+    }
 
     let gw = site.start_gateway(&[443]);
     let port = gw.port(443);
