@@ -717,3 +717,37 @@ fn admin_lists_ignored_fields_of_what_the_gateway_holds() {
         ]
     );
 }
+
+/// A plain-text server on a port whose other servers serve TLS is not
+/// served: `apply` says so, and a plain HTTP request to that port gets no
+/// HTTP answer while the TLS server still completes handshakes.
+#[test]
+fn plain_server_beside_tls_on_one_port_warns_and_is_not_served() {
+    let site = Site::new();
+    site.pki_init(FRONTEND);
+    site.create_walkthrough_secret(FRONTEND);
+    site.write(
+        "tls.yaml",
+        &frontend_gateway("secure", "frontend-credential"),
+    );
+    site.cli(&["apply", "-f", "tls.yaml"]).ok();
+    let plain = gateway(443, "HTTP", "").replace("name: shop-gateway", "name: web");
+    site.write("plain.yaml", &plain);
+    let out = site.cli(&["apply", "-f", "plain.yaml"]).ok();
+    assert_eq!(
+        out.stderr,
+        "Warning: Gateway default/web: ConflictingGateways: spec.servers[0] serves plain text on port 443, where Gateway default/secure spec.servers[0] serves TLS; a port serves one or the other: its TLS servers are served, this server is not\n"
+    );
+    let gw = site.start_gateway(&[443]);
+    let port = gw.port(443);
+    let http = site
+        .curl(&format!("http://127.0.0.1:{port}/"))
+        .host_header("shop.example.com")
+        .run();
+    assert_eq!(http.status, 0, "a plain HTTP answer came back: {http:?}");
+    let served = site.s_client(port, &["-servername", FRONTEND]);
+    assert!(
+        served.stdout.contains("-----BEGIN CERTIFICATE-----"),
+        "{served:?}"
+    );
+}

@@ -185,7 +185,7 @@ impl Conflict {
                 loser.gateway_name()
             ),
             Conflict::Protocol { port, .. } => format!(
-                "ConflictingGateways: spec.servers[{}] is a plain HTTP server on port {port}, which carries TLS for {serving}; the TLS servers are served, this server is not",
+                "ConflictingGateways: spec.servers[{}] serves plain text on port {port}, where {serving} serves TLS; a port serves one or the other: its TLS servers are served, this server is not",
                 loser.index
             ),
         }
