@@ -82,3 +82,58 @@ pub fn json(status: &Status) -> Value {
         .collect();
     json!({ "snapshot": status.snapshot_version, "warnings": rows })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Kind;
+
+    fn resource(kind: Kind, json: &str) -> (u64, Resource) {
+        (1, Resource::from_json(kind, json.as_bytes()).unwrap())
+    }
+
+    fn gateway(name: &str) -> (u64, Resource) {
+        resource(
+            Kind::Gateway,
+            &format!(
+                r#"{{"apiVersion":"networking.istio.io/v1","kind":"Gateway","metadata":{{"name":"{name}"}},
+                "spec":{{"servers":[{{"port":{{"number":80,"name":"http","protocol":"HTTP"}},"hosts":["a.com"]}}]}}}}"#
+            ),
+        )
+    }
+
+    #[test]
+    fn ignored_fields_and_conflicts_sorted_by_object() {
+        let vs = resource(
+            Kind::VirtualService,
+            r#"{"apiVersion":"networking.istio.io/v1","kind":"VirtualService","metadata":{"name":"v"},
+            "spec":{"hosts":["a.com"],"exportTo":["."],"http":[{"route":[{"destination":{"host":"b"}}]}]}}"#,
+        );
+        let (b, a) = (gateway("b"), gateway("a"));
+        let served: Vec<&Gateway> = [&b, &a]
+            .into_iter()
+            .filter_map(|(_, r)| match r {
+                Resource::Gateway(g) => Some(g),
+                _ => None,
+            })
+            .collect();
+        let got = collect([&vs, &b, &a], &served);
+        let rows: Vec<(&str, &str, &str, &str)> = got
+            .iter()
+            .map(|w| (w.kind, w.name.as_str(), w.path.as_str(), w.reason))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("Gateway", "b", "spec.servers[0]", "ConflictingGateways"),
+                ("VirtualService", "v", "spec.exportTo", "IgnoredField"),
+            ]
+        );
+        assert!(
+            got[0]
+                .line
+                .starts_with("Gateway default/b: ConflictingGateways: ")
+        );
+        assert!(got[0].line.contains("Gateway default/a serves it"));
+    }
+}

@@ -69,6 +69,12 @@ pub struct PortPlan {
 
 /// The servers of `gateways` by port, as they are served (see the module
 /// doc for the rule). The order of `gateways` does not matter.
+///
+/// For the compiler (`snapshot::compile`, owned elsewhere): call this with
+/// the Gateways the process selects; a port's [`PortPlan::servers`] are its
+/// listener's servers in order, and each [`PortPlan::hosts`] entry is one
+/// SNI table entry pointing at `serving`. Building listeners this way keeps
+/// the served result and the `ConflictingGateways` warnings the same rule.
 pub fn plan(gateways: &[&Gateway]) -> BTreeMap<u16, PortPlan> {
     let mut sorted: Vec<&Gateway> = gateways.to_vec();
     sorted.sort_by(|a, b| {
