@@ -751,3 +751,23 @@ fn plain_server_beside_tls_on_one_port_warns_and_is_not_served() {
         "{served:?}"
     );
 }
+
+/// A refused apply says only why it was refused: no warnings beside the error.
+#[test]
+fn a_refused_apply_prints_no_warnings() {
+    let site = Site::new();
+    let yaml = vs_route("    retries: {attempts: 3}\n");
+    site.write("m.yaml", &yaml);
+    site.cli(&["apply", "-f", "m.yaml"]).ok();
+    let stale = yaml.replace(
+        "  name: shop\n",
+        "  name: shop\n  resourceVersion: \"99\"\n",
+    );
+    site.write("stale.yaml", &stale);
+    let out = site.cli(&["apply", "-f", "stale.yaml"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.starts_with("error: ") && out.stderr.lines().count() == 1,
+        "{out:?}"
+    );
+}

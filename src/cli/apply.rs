@@ -119,19 +119,25 @@ pub(super) async fn write_all(
     create_only: bool,
 ) -> anyhow::Result<()> {
     let store = ctx.open_store()?;
-    write_to(&store, resources, dry_run, create_only).await
+    write_to(&store, resources, dry_run, create_only, &[]).await
 }
 
-/// [`write_all`] on an open store.
+/// [`write_all`] on an open store; prints `warnings` (kubectl's `Warning:`
+/// lines) once every object is ready to be written, so a refused apply
+/// says only why it was refused.
 async fn write_to(
     store: &AnyStore,
     resources: Vec<Resource>,
     dry_run: bool,
     create_only: bool,
+    warnings: &[String],
 ) -> anyhow::Result<()> {
     let mut puts = Vec::with_capacity(resources.len());
     for r in resources {
         puts.push(prepare(store, r, create_only).await?);
+    }
+    for w in warnings {
+        eprintln!("Warning: {w}");
     }
     let suffix = if dry_run { " (dry run)" } else { "" };
     if dry_run {
@@ -216,17 +222,17 @@ async fn prepare(store: &AnyStore, mut r: Resource, create_only: bool) -> anyhow
     })
 }
 
-/// Prints kubectl's `Warning:` line on stderr for every field the objects
-/// set that gatehouse does not apply, and for every Gateway server that is
-/// not served because of these Gateways (`ConflictingGateways`), judged on
-/// the store's Gateways with these in place. Warnings never stop an apply:
-/// Istio's own YAML must apply unchanged.
-async fn print_warnings(store: &AnyStore, resources: &[Resource]) -> anyhow::Result<()> {
-    for r in resources {
-        for i in ignored::fields(r) {
-            eprintln!("Warning: {i}");
-        }
-    }
+/// The warnings for an apply: every field the objects set that gatehouse
+/// does not apply, and every Gateway server that is not served because of
+/// these Gateways (`ConflictingGateways`), judged on the store's Gateways
+/// with these in place. Warnings never stop an apply: Istio's own YAML must
+/// apply unchanged.
+async fn warnings(store: &AnyStore, resources: &[Resource]) -> anyhow::Result<Vec<String>> {
+    let mut out: Vec<String> = resources
+        .iter()
+        .flat_map(ignored::fields)
+        .map(|i| i.to_string())
+        .collect();
     let applied: Vec<&Gateway> = resources
         .iter()
         .filter_map(|r| match r {
@@ -235,7 +241,7 @@ async fn print_warnings(store: &AnyStore, resources: &[Resource]) -> anyhow::Res
         })
         .collect();
     if applied.is_empty() {
-        return Ok(());
+        return Ok(out);
     }
     let name = |g: &Gateway| (g.metadata.ns().to_owned(), g.metadata.name.clone());
     let applied_names: BTreeSet<(String, String)> = applied.iter().map(|g| name(g)).collect();
@@ -252,12 +258,13 @@ async fn print_warnings(store: &AnyStore, resources: &[Resource]) -> anyhow::Res
     let all: Vec<&Gateway> = stored.iter().chain(applied).collect();
     let involved =
         |s: &ServerRef| applied_names.contains(&(s.namespace.clone(), s.gateway.clone()));
-    for c in conflicts::across_workloads(&all) {
-        if involved(c.loser()) || involved(c.serving()) {
-            eprintln!("Warning: {c}");
-        }
-    }
-    Ok(())
+    out.extend(
+        conflicts::across_workloads(&all)
+            .into_iter()
+            .filter(|c| involved(c.loser()) || involved(c.serving()))
+            .map(|c| c.to_string()),
+    );
+    Ok(out)
 }
 
 /// What Kubernetes refuses when a Secret is updated: a new type, or any
@@ -309,8 +316,8 @@ pub async fn apply(ctx: &Context, args: ApplyArgs) -> anyhow::Result<()> {
     };
     let resources: Vec<Resource> = loaded.into_iter().map(|l| l.resource).collect();
     let store = ctx.open_store()?;
-    print_warnings(&store, &resources).await?;
-    write_to(&store, resources, dry_run, false).await
+    let warnings = warnings(&store, &resources).await?;
+    write_to(&store, resources, dry_run, false, &warnings).await
 }
 
 pub async fn delete(ctx: &Context, args: DeleteArgs) -> anyhow::Result<()> {
