@@ -366,7 +366,7 @@ fn resolution_none() {
         .replace("  endpoints:\n  - {address: 127.0.0.1}\n", "");
     se_warns(
         &yaml,
-        "spec.resolution is not applied by gatehouse: NONE (also the default) falls back to DNS: gatehouse resolves the destination host",
+        "spec.resolution is not applied by gatehouse: NONE (also the default when unset) falls back to DNS: gatehouse resolves the destination host name",
     );
 }
 

@@ -216,7 +216,7 @@ fn service_entry(s: &ServiceEntry, f: &mut Found) {
     if spec.resolution == Resolution::None {
         f.instead(
             "spec.resolution",
-            "NONE (also the default) falls back to DNS: gatehouse resolves the destination host",
+            "NONE (also the default when unset) falls back to DNS: gatehouse resolves the destination host name",
         );
     }
     for (i, ep) in spec.endpoints.iter().enumerate() {
