@@ -51,6 +51,8 @@ pub struct Status {
     /// Gateway ports that could not be bound: not ready while there is one.
     pub listener_errors: Vec<ListenerError>,
     pub source: Source,
+    /// Fields gatehouse does not apply and ConflictingGateways, for `/warnings`.
+    pub warnings: Arc<Vec<crate::admin::warnings::Warning>>,
 }
 
 /// A Gateway port that could not be bound, and why.
@@ -122,6 +124,8 @@ struct Loop {
     /// rows instead of rebuilding ten thousand.
     row_map: BTreeMap<(ResourceKind, String), Arc<Row>>,
     rows: Arc<Vec<Arc<Row>>>,
+    /// What `/warnings` shows; worked out again on every full compile.
+    warnings: Arc<Vec<crate::admin::warnings::Warning>>,
     /// The snapshot version to publish next.
     version: u64,
     /// Whether anything but secrets changed since the last compile: if not,

@@ -19,6 +19,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 pub mod client;
+pub mod warnings;
 
 use crate::control::Status;
 use crate::proxy::Drain;
@@ -112,6 +113,11 @@ fn handle(req: &Request<Incoming>, status: &Status, draining: bool) -> Response<
         "/credentials" | "/certs" => respond(
             StatusCode::OK,
             credentials_json(status).to_string(),
+            "application/json",
+        ),
+        "/warnings" => respond(
+            StatusCode::OK,
+            warnings::json(status).to_string(),
             "application/json",
         ),
         "/listeners" => {

@@ -1,12 +1,19 @@
 //! `apply` and `delete`: validate everything first, then write all or nothing.
+//!
+//! `apply` also warns, as kubectl prints an API server's warnings, about
+//! what it stores but gatehouse will not apply; a warning never stops it.
+
+use std::collections::BTreeSet;
 
 use clap::Args;
 
 use super::{Context, Reported};
+use crate::config::conflicts::{self, ServerRef};
+use crate::config::ignored;
 use crate::config::load::{self, Loaded, NamespacePolicy};
-use crate::config::{ConfigError, Kind, Resource};
+use crate::config::{ConfigError, Gateway, Kind, Resource};
 use crate::secret::credential;
-use crate::store::{ObjectKey, Outcome, Put, Store};
+use crate::store::{AnyStore, ObjectKey, Outcome, Put, Store};
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
@@ -112,56 +119,25 @@ pub(super) async fn write_all(
     create_only: bool,
 ) -> anyhow::Result<()> {
     let store = ctx.open_store()?;
+    write_to(&store, resources, dry_run, create_only, &[]).await
+}
+
+/// [`write_all`] on an open store; prints `warnings` (kubectl's `Warning:`
+/// lines) once every object is ready to be written, so a refused apply
+/// says only why it was refused.
+async fn write_to(
+    store: &AnyStore,
+    resources: Vec<Resource>,
+    dry_run: bool,
+    create_only: bool,
+    warnings: &[String],
+) -> anyhow::Result<()> {
     let mut puts = Vec::with_capacity(resources.len());
-    for mut r in resources {
-        let key = key_of(&r);
-        let existing = store.get(&key).await?;
-        if create_only && existing.is_some() {
-            eprintln!(
-                "error: {} {:?} already exists in namespace {}",
-                r.kind().resource(),
-                key.name,
-                key.namespace
-            );
-            return Err(Reported.into());
-        }
-        if let (Resource::Secret(new), Some(old)) = (&r, &existing) {
-            secret_update_allowed(&key, old, new)?;
-        }
-        let created = existing
-            .as_ref()
-            .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.value).ok())
-            .and_then(|v| {
-                v.pointer("/metadata/creationTimestamp")
-                    .and_then(|t| t.as_str())
-                    .map(str::to_owned)
-            });
-        r.meta_mut().creation_timestamp = Some(created.unwrap_or_else(now_rfc3339));
-        // A manifest that names the version it was read at (as `get -o yaml`
-        // prints it) is an optimistic lock, as with kubectl: if the object
-        // changed since, the apply is refused rather than losing that change.
-        let current = existing.map_or(0, |o| o.resource_version);
-        let expected = match stated_version(&r) {
-            Some(v) if v != current => {
-                eprintln!(
-                    "error: {}/{}: conflict: the manifest is for resourceVersion {v}, but the object is now at {}; get it again, re-apply your change",
-                    r.kind().resource(),
-                    key.name,
-                    if current == 0 {
-                        "none (deleted)".to_owned()
-                    } else {
-                        current.to_string()
-                    }
-                );
-                return Err(Reported.into());
-            }
-            _ => current,
-        };
-        puts.push(Put {
-            key,
-            value: r.to_json()?,
-            expected_version: Some(expected),
-        });
+    for r in resources {
+        puts.push(prepare(store, r, create_only).await?);
+    }
+    for w in warnings {
+        eprintln!("Warning: {w}");
     }
     let suffix = if dry_run { " (dry run)" } else { "" };
     if dry_run {
@@ -190,6 +166,105 @@ pub(super) async fn write_all(
         println!("{}", line(&key, verb));
     }
     Ok(())
+}
+
+/// One object's write: refused if it exists and `create_only`, if it is a
+/// Secret update Kubernetes refuses, or if its manifest names a version the
+/// object is no longer at; keeps the stored creation time.
+async fn prepare(store: &AnyStore, mut r: Resource, create_only: bool) -> anyhow::Result<Put> {
+    let key = key_of(&r);
+    let existing = store.get(&key).await?;
+    if create_only && existing.is_some() {
+        eprintln!(
+            "error: {} {:?} already exists in namespace {}",
+            r.kind().resource(),
+            key.name,
+            key.namespace
+        );
+        return Err(Reported.into());
+    }
+    if let (Resource::Secret(new), Some(old)) = (&r, &existing) {
+        secret_update_allowed(&key, old, new)?;
+    }
+    let created = existing
+        .as_ref()
+        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.value).ok())
+        .and_then(|v| {
+            v.pointer("/metadata/creationTimestamp")
+                .and_then(|t| t.as_str())
+                .map(str::to_owned)
+        });
+    r.meta_mut().creation_timestamp = Some(created.unwrap_or_else(now_rfc3339));
+    // A manifest that names the version it was read at (as `get -o yaml`
+    // prints it) is an optimistic lock, as with kubectl: if the object
+    // changed since, the apply is refused rather than losing that change.
+    let current = existing.map_or(0, |o| o.resource_version);
+    let expected = match stated_version(&r) {
+        Some(v) if v != current => {
+            eprintln!(
+                "error: {}/{}: conflict: the manifest is for resourceVersion {v}, but the object is now at {}; get it again, re-apply your change",
+                r.kind().resource(),
+                key.name,
+                if current == 0 {
+                    "none (deleted)".to_owned()
+                } else {
+                    current.to_string()
+                }
+            );
+            return Err(Reported.into());
+        }
+        _ => current,
+    };
+    Ok(Put {
+        key,
+        value: r.to_json()?,
+        expected_version: Some(expected),
+    })
+}
+
+/// The warnings for an apply: every field the objects set that gatehouse
+/// does not apply, and every Gateway server that is not served because of
+/// these Gateways (`ConflictingGateways`), judged on the store's Gateways
+/// with these in place. Warnings never stop an apply: Istio's own YAML must
+/// apply unchanged.
+async fn warnings(store: &AnyStore, resources: &[Resource]) -> anyhow::Result<Vec<String>> {
+    let mut out: Vec<String> = resources
+        .iter()
+        .flat_map(ignored::fields)
+        .map(|i| i.to_string())
+        .collect();
+    let applied: Vec<&Gateway> = resources
+        .iter()
+        .filter_map(|r| match r {
+            Resource::Gateway(g) => Some(g),
+            _ => None,
+        })
+        .collect();
+    if applied.is_empty() {
+        return Ok(out);
+    }
+    let name = |g: &Gateway| (g.metadata.ns().to_owned(), g.metadata.name.clone());
+    let applied_names: BTreeSet<(String, String)> = applied.iter().map(|g| name(g)).collect();
+    let (objects, _) = store.list(Some(Kind::Gateway.as_str()), None).await?;
+    // Another writer may have stored something unreadable: it serves nothing.
+    let stored: Vec<Gateway> = objects
+        .iter()
+        .filter_map(|o| match Resource::from_json(Kind::Gateway, &o.value) {
+            Ok(Resource::Gateway(g)) => Some(g),
+            _ => None,
+        })
+        .filter(|g| !applied_names.contains(&name(g)))
+        .collect();
+    let all: Vec<&Gateway> = stored.iter().chain(applied).collect();
+    let involved =
+        |s: &ServerRef| applied_names.contains(&(s.namespace.clone(), s.gateway.clone()));
+    out.extend(
+        conflicts::across_workloads(&all)
+            .into_iter()
+            .filter(|c| involved(c.loser()) || involved(c.serving()))
+            .map(|c| c.to_string()),
+    );
+    Ok(out)
 }
 
 /// What Kubernetes refuses when a Secret is updated: a new type, or any
@@ -239,13 +314,10 @@ pub async fn apply(ctx: &Context, args: ApplyArgs) -> anyhow::Result<()> {
         Some("client" | "server") => true,
         Some(other) => anyhow::bail!("--dry-run={other}: expected none, client or server"),
     };
-    write_all(
-        ctx,
-        loaded.into_iter().map(|l| l.resource).collect(),
-        dry_run,
-        false,
-    )
-    .await
+    let resources: Vec<Resource> = loaded.into_iter().map(|l| l.resource).collect();
+    let store = ctx.open_store()?;
+    let warnings = warnings(&store, &resources).await?;
+    write_to(&store, resources, dry_run, false, &warnings).await
 }
 
 pub async fn delete(ctx: &Context, args: DeleteArgs) -> anyhow::Result<()> {

@@ -1,11 +1,14 @@
-//! `get`: kubectl-like tables, or the objects as YAML or JSON.
+//! `get`: kubectl-like tables, or the objects as YAML or JSON (with what
+//! gatehouse does not serve as written under `status.gatehouse`).
 
 use clap::Args;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{Context, Reported};
-use crate::config::{Kind, Resource};
-use crate::store::{Object, ObjectKey, Store};
+use crate::config::conflicts::{self, Conflict, ServerRef};
+use crate::config::service_entry::Location;
+use crate::config::{Gateway, Kind, Resource, ignored};
+use crate::store::{AnyStore, Object, ObjectKey, Store};
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
@@ -22,18 +25,7 @@ pub struct GetArgs {
 }
 
 pub async fn get(ctx: &Context, args: GetArgs) -> anyhow::Result<()> {
-    let mut kinds = Vec::new();
-    for k in args.kinds.split(',').filter(|k| !k.is_empty()) {
-        let kind = Kind::from_cli(k).ok_or_else(|| {
-            anyhow::anyhow!("unknown kind {k:?}; {}", super::apply::get_kinds_hint())
-        })?;
-        if !kinds.contains(&kind) {
-            kinds.push(kind);
-        }
-    }
-    if kinds.is_empty() {
-        anyhow::bail!("name a kind: {}", super::apply::get_kinds_hint());
-    }
+    let kinds = kinds_of(&args.kinds)?;
     let output = args.output.as_deref().unwrap_or("");
     if !matches!(output, "" | "wide" | "yaml" | "json" | "name") {
         anyhow::bail!("-o {output}: expected wide, yaml, json or name");
@@ -51,92 +43,161 @@ pub async fn get(ctx: &Context, args: GetArgs) -> anyhow::Result<()> {
     }
     let store = ctx.open_store()?;
     let ns = (!args.all_namespaces).then(|| ctx.namespace());
-    let mut found: Vec<(Kind, Object)> = Vec::new();
-    for kind in &kinds {
-        if let Some(name) = &args.name {
-            let key = ObjectKey {
-                kind: kind.as_str().into(),
-                namespace: ctx.namespace().into(),
-                name: name.clone(),
-            };
-            match store.get(&key).await? {
-                Some(o) => found.push((*kind, o)),
-                None => {
-                    eprintln!(
-                        "error: {} {name:?} not found in namespace {}",
-                        kind.resource(),
-                        ctx.namespace()
-                    );
-                    return Err(Reported.into());
-                }
-            }
-        } else {
-            let (objects, _) = store.list(Some(kind.as_str()), ns).await?;
-            found.extend(objects.into_iter().map(|o| (*kind, o)));
-        }
-    }
+    let found = fetch(ctx, &store, &kinds, args.name.as_deref(), ns).await?;
     match output {
         "yaml" | "json" => {
-            let mut items = Vec::new();
-            for (kind, o) in &found {
-                items.push(document(*kind, o)?);
-            }
-            let value = if args.name.is_some() && items.len() == 1 {
-                items.remove(0)
-            } else {
-                serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items})
-            };
-            if output == "json" {
-                println!("{}", serde_json::to_string_pretty(&value)?);
-            } else {
-                print!("{}", serde_saphyr::to_string(&value)?);
-            }
+            let one = args.name.is_some();
+            print_documents(&store, &found, one, output == "json").await
         }
         "name" => {
             for (kind, o) in &found {
                 println!("{}/{}", kind.resource(), o.key.name);
             }
+            Ok(())
         }
         _ => {
-            if found.is_empty() {
-                match ns {
-                    Some(ns) => eprintln!("No resources found in {ns} namespace."),
-                    None => eprintln!("No resources found"),
-                }
-                return Ok(());
-            }
-            let prefix_kind = kinds.len() > 1;
-            let mut first = true;
-            for kind in &kinds {
-                let objs: Vec<&Object> = found
-                    .iter()
-                    .filter(|(k, _)| k == kind)
-                    .map(|(_, o)| o)
-                    .collect();
-                if objs.is_empty() {
-                    continue;
-                }
-                if !first {
-                    println!();
-                }
-                first = false;
-                print!(
-                    "{}",
-                    table(
-                        *kind,
-                        &objs,
-                        args.all_namespaces,
-                        prefix_kind,
-                        output == "wide"
-                    )
-                );
-            }
+            print_tables(&kinds, &found, ns, args.all_namespaces, output == "wide");
+            Ok(())
         }
+    }
+}
+
+/// The kinds named on the command line (`gw,vs`), each once, in order.
+fn kinds_of(list: &str) -> anyhow::Result<Vec<Kind>> {
+    let mut kinds = Vec::new();
+    for k in list.split(',').filter(|k| !k.is_empty()) {
+        let kind = Kind::from_cli(k).ok_or_else(|| {
+            anyhow::anyhow!("unknown kind {k:?}; {}", super::apply::get_kinds_hint())
+        })?;
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    if kinds.is_empty() {
+        anyhow::bail!("name a kind: {}", super::apply::get_kinds_hint());
+    }
+    Ok(kinds)
+}
+
+/// The named object of each kind (an error if one is missing), or every
+/// object of each kind in `ns` (all namespaces when `None`).
+async fn fetch(
+    ctx: &Context,
+    store: &AnyStore,
+    kinds: &[Kind],
+    name: Option<&str>,
+    ns: Option<&str>,
+) -> anyhow::Result<Vec<(Kind, Object)>> {
+    let mut found = Vec::new();
+    for kind in kinds {
+        let Some(name) = name else {
+            let (objects, _) = store.list(Some(kind.as_str()), ns).await?;
+            found.extend(objects.into_iter().map(|o| (*kind, o)));
+            continue;
+        };
+        let key = ObjectKey {
+            kind: kind.as_str().into(),
+            namespace: ctx.namespace().into(),
+            name: name.to_owned(),
+        };
+        let Some(o) = store.get(&key).await? else {
+            eprintln!(
+                "error: {} {name:?} not found in namespace {}",
+                kind.resource(),
+                ctx.namespace()
+            );
+            return Err(Reported.into());
+        };
+        found.push((*kind, o));
+    }
+    Ok(found)
+}
+
+/// `-o yaml|json`: the one named object, or a kubectl `List`.
+async fn print_documents(
+    store: &AnyStore,
+    found: &[(Kind, Object)],
+    one: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    // Whether a Gateway wins or loses a host depends on every Gateway.
+    let conflicts = if found.iter().any(|(k, _)| *k == Kind::Gateway) {
+        gateway_conflicts(store).await?
+    } else {
+        Vec::new()
+    };
+    let mut items = Vec::new();
+    for (kind, o) in found {
+        items.push(document(*kind, o, &conflicts)?);
+    }
+    let value = if one && items.len() == 1 {
+        items.remove(0)
+    } else {
+        json!({"apiVersion": "v1", "kind": "List", "items": items})
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        print!("{}", serde_saphyr::to_string(&value)?);
     }
     Ok(())
 }
 
-fn document(kind: Kind, o: &Object) -> anyhow::Result<Value> {
+/// `ConflictingGateways` among every Gateway in the store, as `apply`
+/// judges them (the serving process's labels are not known here).
+async fn gateway_conflicts(store: &AnyStore) -> anyhow::Result<Vec<Conflict>> {
+    let (objects, _) = store.list(Some(Kind::Gateway.as_str()), None).await?;
+    let gateways: Vec<Gateway> = objects
+        .iter()
+        .filter_map(|o| match Resource::from_json(Kind::Gateway, &o.value) {
+            Ok(Resource::Gateway(g)) => Some(g),
+            _ => None,
+        })
+        .collect();
+    let refs: Vec<&Gateway> = gateways.iter().collect();
+    Ok(conflicts::across_workloads(&refs))
+}
+
+/// The default table output: one table per kind, in the order asked.
+fn print_tables(
+    kinds: &[Kind],
+    found: &[(Kind, Object)],
+    ns: Option<&str>,
+    all_ns: bool,
+    wide: bool,
+) {
+    if found.is_empty() {
+        match ns {
+            Some(ns) => eprintln!("No resources found in {ns} namespace."),
+            None => eprintln!("No resources found"),
+        }
+        return;
+    }
+    let prefix_kind = kinds.len() > 1;
+    let mut first = true;
+    for kind in kinds {
+        let objs: Vec<&Object> = found
+            .iter()
+            .filter(|(k, _)| k == kind)
+            .map(|(_, o)| o)
+            .collect();
+        if objs.is_empty() {
+            continue;
+        }
+        if !first {
+            println!();
+        }
+        first = false;
+        print!("{}", table(*kind, &objs, all_ns, prefix_kind, wide));
+    }
+}
+
+/// One object as `-o yaml|json` prints it: what the store keeps, its
+/// `resourceVersion`, and under `status.gatehouse` what gatehouse will not
+/// serve as written: `ignoredFields` (the `apply` warnings) and, for a
+/// Gateway, the `conflicts` it wins or loses. The status is output only:
+/// applying the output again drops it, as the API server does.
+fn document(kind: Kind, o: &Object, conflicts: &[Conflict]) -> anyhow::Result<Value> {
     let r = Resource::from_json(kind, &o.value)?;
     let mut v = r.to_value()?;
     if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -144,6 +205,26 @@ fn document(kind: Kind, o: &Object) -> anyhow::Result<Value> {
             "resourceVersion".into(),
             Value::String(o.resource_version.to_string()),
         );
+    }
+    let mut status = serde_json::Map::new();
+    let ignored: Vec<Value> = ignored::fields(&r)
+        .iter()
+        .map(|i| json!({ "path": i.path, "message": i.message() }))
+        .collect();
+    if !ignored.is_empty() {
+        status.insert("ignoredFields".into(), Value::Array(ignored));
+    }
+    let this = |s: &ServerRef| s.namespace == o.key.namespace && s.gateway == o.key.name;
+    let mine: Vec<Value> = conflicts
+        .iter()
+        .filter(|c| kind == Kind::Gateway && (this(c.loser()) || this(c.serving())))
+        .map(|c| Value::String(c.to_string()))
+        .collect();
+    if !mine.is_empty() {
+        status.insert("conflicts".into(), Value::Array(mine));
+    }
+    if let (false, Some(obj)) = (status.is_empty(), v.as_object_mut()) {
+        obj.insert("status".into(), json!({ "gatehouse": status }));
     }
     Ok(v)
 }
@@ -192,59 +273,8 @@ fn table(kind: Kind, objs: &[&Object], all_ns: bool, prefix_kind: bool, wide: bo
             .as_ref()
             .ok()
             .and_then(|r| r.meta().creation_timestamp.clone());
-        let list = |v: &[String]| format!("[{}]", v.join(","));
         match &r {
-            Ok(Resource::Gateway(g)) if wide => {
-                row.push(g.spec.servers.len().to_string());
-                let hosts: Vec<String> = g
-                    .spec
-                    .servers
-                    .iter()
-                    .flat_map(|s| s.hosts.clone())
-                    .collect();
-                row.push(list(&hosts));
-            }
-            Ok(Resource::Gateway(_)) => {}
-            Ok(Resource::VirtualService(v)) => {
-                row.push(format!(
-                    "[{}]",
-                    v.spec
-                        .gateways
-                        .iter()
-                        .map(|g| format!("{g:?}"))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                ));
-                row.push(format!(
-                    "[{}]",
-                    v.spec
-                        .hosts
-                        .iter()
-                        .map(|g| format!("{g:?}"))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                ));
-            }
-            Ok(Resource::ServiceEntry(s)) => {
-                row.push(list(&s.spec.hosts));
-                row.push(
-                    match s.spec.location {
-                        Some(crate::config::service_entry::Location::MeshInternal) => {
-                            "MESH_INTERNAL"
-                        }
-                        Some(crate::config::service_entry::Location::MeshExternal) => {
-                            "MESH_EXTERNAL"
-                        }
-                        None => "",
-                    }
-                    .into(),
-                );
-                row.push(format!("{:?}", s.spec.resolution).to_ascii_uppercase());
-            }
-            Ok(Resource::Secret(s)) => {
-                row.push(s.secret_type.clone().unwrap_or_else(|| "Opaque".into()));
-                row.push(s.data.len().to_string());
-            }
+            Ok(r) => row.extend(columns(r, wide)),
             Err(_) => {
                 // Written by another writer in a form we cannot read: say so, show nothing of it.
                 while row.len() + 1 < rows[0].len() {
@@ -256,6 +286,44 @@ fn table(kind: Kind, objs: &[&Object], all_ns: bool, prefix_kind: bool, wide: bo
         rows.push(row);
     }
     render(&rows)
+}
+
+/// The kind's own columns of one object, between NAME and AGE.
+fn columns(r: &Resource, wide: bool) -> Vec<String> {
+    let list = |v: &[String]| format!("[{}]", v.join(","));
+    let quoted = |v: &[String]| {
+        let q: Vec<String> = v.iter().map(|s| format!("{s:?}")).collect();
+        format!("[{}]", q.join(","))
+    };
+    match r {
+        Resource::Gateway(g) if wide => {
+            let hosts: Vec<String> = g
+                .spec
+                .servers
+                .iter()
+                .flat_map(|s| s.hosts.clone())
+                .collect();
+            vec![g.spec.servers.len().to_string(), list(&hosts)]
+        }
+        Resource::Gateway(_) => Vec::new(),
+        Resource::VirtualService(v) => vec![quoted(&v.spec.gateways), quoted(&v.spec.hosts)],
+        Resource::ServiceEntry(s) => {
+            let location = match s.spec.location {
+                Some(Location::MeshInternal) => "MESH_INTERNAL",
+                Some(Location::MeshExternal) => "MESH_EXTERNAL",
+                None => "",
+            };
+            vec![
+                list(&s.spec.hosts),
+                location.into(),
+                format!("{:?}", s.spec.resolution).to_ascii_uppercase(),
+            ]
+        }
+        Resource::Secret(s) => vec![
+            s.secret_type.clone().unwrap_or_else(|| "Opaque".into()),
+            s.data.len().to_string(),
+        ],
+    }
 }
 
 pub(super) fn render(rows: &[Vec<String>]) -> String {

@@ -6,10 +6,12 @@
 //! file, the document, the object and the field. Code past `load` trusts
 //! what it gets. This module never touches the store or the network.
 
+pub mod conflicts;
 pub mod duration;
 pub mod error;
 pub mod gateway;
 pub mod host;
+pub mod ignored;
 pub mod load;
 pub mod meta;
 pub mod secret;

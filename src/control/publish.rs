@@ -74,6 +74,7 @@ impl Loop {
     fn compile(&mut self) -> Arc<Snapshot> {
         let model = build_model(&self.state, &self.opts);
         self.files.set_gateways(&model.gateways);
+        self.warnings = crate::admin::warnings::collect(self.state.parsed.values(), &model.gateways);
         self.files.poll();
         self.changed_secrets.clear();
         self.wanted = snapshot::wanted_credentials(&model.gateways);
@@ -109,6 +110,7 @@ impl Loop {
             listeners: self.listeners.running(),
             listener_errors,
             source: self.source,
+            warnings: self.warnings.clone(),
         }));
     }
 

@@ -61,6 +61,7 @@ impl Loop {
             listeners: super::Listeners::default(),
             row_map: BTreeMap::new(),
             rows: Arc::new(Vec::new()),
+            warnings: Arc::default(),
             version: 0,
             structural: true,
             changed_secrets: Vec::new(),
