@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 mod cache;
 
+use crate::config::checked::Checked;
 use crate::config::{Kind, Resource, validate};
 use crate::proxy::{self, Shared};
 use crate::secret::files::FileCredentials;
@@ -54,8 +55,8 @@ pub struct Status {
 struct Objects {
     /// The resource version of every object in the store, valid or not.
     versions: BTreeMap<ObjectKey, u64>,
-    /// Last good parse of every object but Secrets.
-    parsed: HashMap<ObjectKey, (u64, Resource)>,
+    /// Last good parse of every object but Secrets, as stored and checked.
+    parsed: HashMap<ObjectKey, (u64, Resource, Checked)>,
     /// Last good parse of every Secret, shared so SDS gets it without a copy.
     secrets: HashMap<ObjectKey, (u64, Arc<crate::config::Secret>)>,
 }
@@ -67,19 +68,23 @@ impl Objects {
             .ok_or_else(|| format!("unknown kind {}", o.key.kind))
             .and_then(|k| {
                 let r = Resource::from_json(k, &o.value).map_err(|e| e.to_string())?;
-                let errs = validate::validate(&r);
-                match errs.0.first() {
-                    Some((p, m)) => Err(format!("{p}: {m}")),
-                    None => Ok(r),
+                match validate::check(&r) {
+                    Err(errs) => Err(errs
+                        .0
+                        .first()
+                        .map(|(p, m)| format!("{p}: {m}"))
+                        .unwrap_or_default()),
+                    Ok(c) => Ok((r, c)),
                 }
             });
         match parsed {
-            Ok(Resource::Secret(secret)) => {
+            Ok((Resource::Secret(secret), _)) => {
                 self.secrets
                     .insert(o.key.clone(), (o.resource_version, Arc::new(secret)));
             }
-            Ok(r) => {
-                self.parsed.insert(o.key.clone(), (o.resource_version, r));
+            Ok((r, c)) => {
+                self.parsed
+                    .insert(o.key.clone(), (o.resource_version, r, c));
             }
             Err(e) => {
                 tracing::error!(object = %o.key, error = %e, "refused an invalid object from the store; the last good version keeps serving");
@@ -105,7 +110,7 @@ impl Objects {
 
     /// The last good objects as the store holds them, for the local cache.
     fn good_objects(&self) -> Vec<Object> {
-        let parsed = self.parsed.iter().filter_map(|(k, (rv, r))| {
+        let parsed = self.parsed.iter().filter_map(|(k, (rv, r, _))| {
             r.to_json().ok().map(|value| Object {
                 key: k.clone(),
                 resource_version: *rv,
@@ -318,7 +323,7 @@ pub async fn run(
             }
             _ => {
                 let model = build_model(&state, &opts);
-                files.set_gateways(&model.gateways);
+                files.set_gateways(&model.gateway_sources());
                 files.poll();
                 changed_secrets.clear();
                 wanted = snapshot::wanted_credentials(&model.gateways);
@@ -451,32 +456,27 @@ pub async fn run(
 
 fn build_model<'a>(state: &'a Objects, opts: &RunOptions) -> Model<'a> {
     let mut model = Model::default();
-    for (_, r) in state.parsed.values() {
-        match r {
-            Resource::Gateway(g) if snapshot::selects(g, &opts.labels) => model.gateways.push(g),
-            Resource::VirtualService(v) => model.virtual_services.push(v),
-            Resource::ServiceEntry(s) => model.service_entries.push(s),
+    for (_, _, c) in state.parsed.values() {
+        match c {
+            Checked::Gateway(g) if snapshot::selects(g, &opts.labels) => model.gateways.push(g),
+            Checked::VirtualService(v) => model.virtual_services.push(v),
+            Checked::ServiceEntry(s) => model.service_entries.push(s),
             _ => {}
         }
     }
-    model.gateways.sort_by(|a, b| {
-        (a.metadata.ns(), &a.metadata.name).cmp(&(b.metadata.ns(), &b.metadata.name))
-    });
+    model
+        .gateways
+        .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     model.virtual_services.sort_by(|a, b| {
-        (
-            &a.metadata.creation_timestamp,
-            a.metadata.ns(),
-            &a.metadata.name,
-        )
-            .cmp(&(
-                &b.metadata.creation_timestamp,
-                b.metadata.ns(),
-                &b.metadata.name,
-            ))
+        (&a.creation_timestamp, &a.namespace, &a.name).cmp(&(
+            &b.creation_timestamp,
+            &b.namespace,
+            &b.name,
+        ))
     });
-    model.service_entries.sort_by(|a, b| {
-        (a.metadata.ns(), &a.metadata.name).cmp(&(b.metadata.ns(), &b.metadata.name))
-    });
+    model
+        .service_entries
+        .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     model
 }
 

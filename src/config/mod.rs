@@ -6,6 +6,7 @@
 //! file, the document, the object and the field. Code past `load` trusts
 //! what it gets. This module never touches the store or the network.
 
+pub mod checked;
 pub mod duration;
 pub mod error;
 pub mod gateway;

@@ -2,18 +2,64 @@
 
 use std::collections::BTreeSet;
 
+use super::super::checked::{CheckedGateway, CheckedServer, ServerProtocol};
 use super::super::error::FieldErrors;
 use super::super::gateway::{
     Gateway, SUPPORTED_CIPHER_SUITES, Server, ServerTls, TlsMode, TlsVersion,
 };
-use super::super::host::check_gateway_host;
-use super::super::meta::{is_dns1123_label, is_dns1123_subdomain};
-use super::port_number;
+use super::super::host::{GatewayHost, is_dns1123_label, is_dns1123_subdomain};
+use super::{port, port_number};
 
 /// Protocols a Gateway server port may carry.
 const GATEWAY_PROTOCOLS: &[&str] = &["HTTP", "HTTPS", "HTTP2", "GRPC", "TCP", "TLS", "MONGO"];
 
-pub(super) fn gateway(g: &Gateway, e: &mut FieldErrors) {
+/// Checks a Gateway; `Some` only when it has no error.
+pub(super) fn gateway(g: &Gateway, e: &mut FieldErrors) -> Option<CheckedGateway> {
+    let before = e.0.len();
+    rules(g, e);
+    if e.0.len() != before {
+        return None;
+    }
+    let ns = g.metadata.ns();
+    let mut servers = Vec::new();
+    for (i, s) in g.spec.servers.iter().enumerate() {
+        let p = format!("spec.servers[{i}]");
+        let Some(port_spec) = &s.port else { continue };
+        let number = port(port_spec.number, format!("{p}.port.number"), e);
+        let hosts: Vec<GatewayHost> = s
+            .hosts
+            .iter()
+            .enumerate()
+            .filter_map(|(j, h)| {
+                GatewayHost::parse(h)
+                    .map_err(|why| e.push(format!("{p}.hosts[{j}]"), why))
+                    .ok()
+            })
+            .collect();
+        let protocol = match port_spec.protocol.to_ascii_uppercase().as_str() {
+            "HTTPS" | "TLS" => ServerProtocol::Tls,
+            _ => ServerProtocol::Plain,
+        };
+        if let Some(number) = number {
+            servers.push(CheckedServer {
+                id: format!("{ns}/{}/{}", g.metadata.name, port_spec.name),
+                port: number,
+                protocol,
+                hosts,
+                tls: s.tls.clone().unwrap_or_default(),
+            });
+        }
+    }
+    (e.0.len() == before).then(|| CheckedGateway {
+        namespace: ns.to_owned(),
+        name: g.metadata.name.clone(),
+        selector: g.spec.selector.clone(),
+        servers,
+        source: g.clone(),
+    })
+}
+
+fn rules(g: &Gateway, e: &mut FieldErrors) {
     // VirtualServices name a Gateway as `namespace/name`: Istio wants a
     // DNS label here, not the dotted names other kinds may have.
     let name = &g.metadata.name;
@@ -80,7 +126,7 @@ fn server(s: &Server, p: &str, e: &mut FieldErrors) {
         e.push(format!("{p}.hosts"), "a server needs at least one host");
     }
     for (j, h) in s.hosts.iter().enumerate() {
-        if let Err(why) = check_gateway_host(h) {
+        if let Err(why) = GatewayHost::parse(h) {
             e.push(format!("{p}.hosts[{j}]"), why);
         }
     }
