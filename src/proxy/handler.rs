@@ -190,7 +190,7 @@ async fn route(
 ) -> Response<Body> {
     let server = match admit::admit(&req, info, shared, host) {
         Ok(s) => s,
-        Err(answer) => return answer,
+        Err(refusal) => return refusal.response(),
     };
     let path = match admit::normalize_path(req.uri().path()) {
         Ok(p) => p,

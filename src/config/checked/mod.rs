@@ -22,7 +22,8 @@ pub use route::HttpRoute;
 /// A checked object of any kind; a Secret's content is checked by SDS.
 #[derive(Debug, Clone)]
 pub enum Checked {
-    Gateway(CheckedGateway),
+    /// Boxed: it carries the Gateway as written, much larger than the rest.
+    Gateway(Box<CheckedGateway>),
     VirtualService(CheckedVirtualService),
     ServiceEntry(CheckedServiceEntry),
     Secret,

@@ -188,6 +188,14 @@ fn server_tls(t: &ServerTls, protocol: &str, p: &str, e: &mut FieldErrors) {
         }
         TlsMode::Simple | TlsMode::Mutual | TlsMode::OptionalMutual => {}
     }
+    cert_source(t, mode, p, e);
+    client_ca(t, mode, p, e);
+    versions_and_ciphers(t, p, e);
+    pinning(t, p, e);
+}
+
+/// Exactly one certificate source: a Secret (or two) or a pair of files.
+fn cert_source(t: &ServerTls, mode: TlsMode, p: &str, e: &mut FieldErrors) {
     let has_cred_name = t.credential_name.is_some();
     let has_cred_names = !t.credential_names.is_empty();
     let has_files = t.server_certificate.is_some() || t.private_key.is_some();
@@ -264,6 +272,12 @@ fn server_tls(t: &ServerTls, protocol: &str, p: &str, e: &mut FieldErrors) {
             }
         }
     }
+}
+
+/// Where the client CA and CRL come from: the Secret, or files.
+fn client_ca(t: &ServerTls, mode: TlsMode, p: &str, e: &mut FieldErrors) {
+    let has_cred_name = t.credential_name.is_some();
+    let has_cred_names = !t.credential_names.is_empty();
     if t.ca_crl.is_some() {
         if has_cred_name || has_cred_names {
             e.push(
@@ -286,6 +300,10 @@ fn server_tls(t: &ServerTls, protocol: &str, p: &str, e: &mut FieldErrors) {
             "caCertificates is not allowed with credentialName: put the CA in the secret (cacert) or in <name>-cacert",
         );
     }
+}
+
+/// TLS 1.2 and 1.3 only, and the cipher suites gatehouse can serve.
+fn versions_and_ciphers(t: &ServerTls, p: &str, e: &mut FieldErrors) {
     if let Some(max) = t.max_protocol_version {
         if max != TlsVersion::Auto && max < TlsVersion::V1_2 {
             e.push(
@@ -315,6 +333,10 @@ fn server_tls(t: &ServerTls, protocol: &str, p: &str, e: &mut FieldErrors) {
             );
         }
     }
+}
+
+/// Client certificate pins: SHA-256 of the certificate or of its key.
+fn pinning(t: &ServerTls, p: &str, e: &mut FieldErrors) {
     for (i, h) in t.verify_certificate_hash.iter().enumerate() {
         let hex: String = h.chars().filter(|c| *c != ':').collect();
         if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {

@@ -53,7 +53,7 @@ pub fn check(r: &Resource) -> Result<Checked, FieldErrors> {
         );
     }
     let checked = match r {
-        Resource::Gateway(g) => gateway::gateway(g, &mut e).map(Checked::Gateway),
+        Resource::Gateway(g) => gateway::gateway(g, &mut e).map(|g| Checked::Gateway(Box::new(g))),
         Resource::VirtualService(v) => {
             virtual_service::virtual_service(v, &mut e).map(Checked::VirtualService)
         }
@@ -174,11 +174,33 @@ mod tests {
 
     #[test]
     fn durations() {
-        for ok in ["1ms", "5s", "1.5s", "0.1s", "250ms", "1m", "1h"] {
-            assert!(errs(|e| duration_ms(ok, "t", e)).is_empty(), "{ok}");
+        for (ok, ms) in [
+            ("1ms", 1),
+            ("5s", 5000),
+            ("1.5s", 1500),
+            ("0.1s", 100),
+            ("0.3s", 300),
+            ("250ms", 250),
+            ("1m", 60_000),
+            ("1h", 3_600_000),
+        ] {
+            let mut e = FieldErrors::default();
+            assert_eq!(
+                duration_ms(ok, "t", &mut e),
+                Some(Duration::from_millis(ms)),
+                "{ok}"
+            );
+            assert!(e.is_empty(), "{ok}");
         }
         for bad in ["0s", "500us", "1.0005s", "5", "x"] {
-            assert_eq!(errs(|e| duration_ms(bad, "t", e)).len(), 1, "{bad}");
+            assert_eq!(
+                errs(|e| {
+                    duration_ms(bad, "t", e);
+                })
+                .len(),
+                1,
+                "{bad}"
+            );
         }
     }
 

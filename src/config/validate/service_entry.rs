@@ -94,6 +94,17 @@ fn rules(s: &ServiceEntry, e: &mut FieldErrors) {
             );
         }
     }
+    ports_and_resolution(s, e);
+    endpoints(s, e);
+}
+
+/// The port names, for endpoint port maps.
+fn port_names(s: &ServiceEntry) -> BTreeSet<&str> {
+    s.spec.ports.iter().map(|p| p.name.as_str()).collect()
+}
+
+fn ports_and_resolution(s: &ServiceEntry, e: &mut FieldErrors) {
+    let spec = &s.spec;
     let mut names = BTreeSet::new();
     let mut numbers = BTreeSet::new();
     let mut plain_tcp = false;
@@ -171,6 +182,11 @@ fn rules(s: &ServiceEntry, e: &mut FieldErrors) {
             "resolution DNS_ROUND_ROBIN takes at most one endpoint",
         );
     }
+}
+
+fn endpoints(s: &ServiceEntry, e: &mut FieldErrors) {
+    let spec = &s.spec;
+    let names = port_names(s);
     for (i, ep) in spec.endpoints.iter().enumerate() {
         let p = format!("spec.endpoints[{i}]");
         if ep.address.is_empty() {

@@ -14,6 +14,39 @@ use super::Body;
 use super::respond::local;
 use crate::snapshot::{HostOwner, Server};
 
+/// Why a request is not admitted: it knows its status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refusal {
+    MissingHost,
+    Underscore,
+    /// Nobody on this port serves the host (or the port has no listener).
+    NoRoute,
+    /// The connection's server is gone from the snapshot.
+    ServerGone,
+    /// Another server owns the host: the client must connect (and pass
+    /// that server's TLS) for it.
+    Misdirected,
+}
+
+impl Refusal {
+    pub(super) fn response(self) -> Response<Body> {
+        let (status, why) = match self {
+            Refusal::MissingHost => (StatusCode::BAD_REQUEST, "missing Host"),
+            Refusal::Underscore => (
+                StatusCode::BAD_REQUEST,
+                "header names with '_' are not accepted",
+            ),
+            Refusal::NoRoute => (StatusCode::NOT_FOUND, "no route"),
+            Refusal::ServerGone => (
+                StatusCode::MISDIRECTED_REQUEST,
+                "this connection's server is gone; reconnect",
+            ),
+            Refusal::Misdirected => (StatusCode::MISDIRECTED_REQUEST, "misdirected request"),
+        };
+        local(status, why)
+    }
+}
+
 /// Checks the host and header names, then finds the connection's server
 /// and makes sure it owns the request's host.
 pub(super) fn admit(
@@ -21,45 +54,24 @@ pub(super) fn admit(
     info: &ConnInfo,
     shared: &Shared,
     host: &str,
-) -> Result<Arc<Server>, Response<Body>> {
+) -> Result<Arc<Server>, Refusal> {
     if host.is_empty() {
-        return Err(local(StatusCode::BAD_REQUEST, "missing Host"));
+        return Err(Refusal::MissingHost);
     }
     if req.headers().keys().any(|k| k.as_str().contains('_')) {
-        return Err(local(
-            StatusCode::BAD_REQUEST,
-            "header names with '_' are not accepted",
-        ));
+        return Err(Refusal::Underscore);
     }
     let snapshot = shared.snapshot.load();
-    let Some(listener) = snapshot.listeners.get(&info.port) else {
-        return Err(local(StatusCode::NOT_FOUND, "no route"));
-    };
+    let listener = snapshot.listeners.get(&info.port).ok_or(Refusal::NoRoute)?;
     let server = match &info.server_id {
-        Some(id) => listener.server_by_id(id).cloned().ok_or_else(|| {
-            local(
-                StatusCode::MISDIRECTED_REQUEST,
-                "this connection's server is gone; reconnect",
-            )
-        })?,
-        None => listener
-            .server_for_host(host)
-            .cloned()
-            .ok_or_else(|| local(StatusCode::NOT_FOUND, "no route"))?,
+        Some(id) => listener.server_by_id(id).ok_or(Refusal::ServerGone)?,
+        None => listener.server_for_host(host).ok_or(Refusal::NoRoute)?,
     };
-    match listener.owner_of(&server, host) {
-        HostOwner::This => {}
-        // The client must open a connection (and pass that server's TLS)
-        // for this host.
-        HostOwner::Other => {
-            return Err(local(
-                StatusCode::MISDIRECTED_REQUEST,
-                "misdirected request",
-            ));
-        }
-        HostOwner::Nobody => return Err(local(StatusCode::NOT_FOUND, "no route")),
+    match listener.owner_of(server, host) {
+        HostOwner::This => Ok(server.clone()),
+        HostOwner::Other => Err(Refusal::Misdirected),
+        HostOwner::Nobody => Err(Refusal::NoRoute),
     }
-    Ok(server)
 }
 
 /// `:authority` (HTTP/2, absolute-form) or the Host header, as sent.
