@@ -75,6 +75,41 @@ fn without_headers_presence_form_keeps_the_route() {
 }
 
 #[test]
+fn empty_header_match_means_the_header_is_present() {
+    let w = Walkthrough::new();
+    // Istio's presence form: `{}` under headers (and under withoutHeaders).
+    w.site.apply(
+        "frontend.yaml",
+        &frontend_vs(
+            "  - match:
+    - uri:
+        prefix: /stock
+      headers:
+        x-debug: {}
+      withoutHeaders:
+        x-canary: {}
+    route:
+    - destination:
+        host: inventory.corp-services.svc.cluster.local
+        port:
+          number: 80
+",
+        ),
+    );
+    let gw = w.start();
+    let port = gw.port(443);
+    let curl = || w.site.walkthrough_curl(FRONTEND, port).path("/stock");
+    curl().header("x-debug;").run().assert_body(INVENTORY_BODY);
+    curl().run().assert_status(404);
+    curl()
+        .header("x-debug: 1")
+        .header("x-canary: 1")
+        .run()
+        .assert_status(404);
+    assert_eq!(w.inventory.hits(), 1);
+}
+
+#[test]
 fn weights_past_istios_range_are_refused_with_the_field() {
     let w = Walkthrough::new();
     // Each weight is an int32 in Istio's API.

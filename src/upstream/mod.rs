@@ -9,8 +9,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::config::checked::{CheckedServiceEntry, Endpoint, EndpointAddress};
-use crate::config::service_entry::Resolution;
+use crate::config::checked::{CheckedServiceEntry, Endpoint, EndpointAddress, Resolution};
 
 /// The endpoints of one destination.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use std::net::IpAddr;
 
 use super::gateway::{Gateway, ServerTls};
 use super::host::GatewayHost;
-use super::service_entry::Resolution;
+use super::service_entry;
 pub use route::HttpRoute;
 
 /// A checked object of any kind; a Secret's content is checked by SDS.
@@ -106,6 +106,27 @@ pub struct Endpoint {
     pub address: EndpointAddress,
     /// Target ports by service port name.
     pub ports: BTreeMap<String, u16>,
+}
+
+/// How a ServiceEntry's endpoints are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// Istio's NONE: addresses as the client asked for them.
+    None,
+    Static,
+    Dns,
+    DnsRoundRobin,
+}
+
+impl From<service_entry::Resolution> for Resolution {
+    fn from(r: service_entry::Resolution) -> Resolution {
+        match r {
+            service_entry::Resolution::None => Resolution::None,
+            service_entry::Resolution::Static => Resolution::Static,
+            service_entry::Resolution::Dns => Resolution::Dns,
+            service_entry::Resolution::DnsRoundRobin => Resolution::DnsRoundRobin,
+        }
+    }
 }
 
 /// A ServiceEntry.

@@ -6,7 +6,7 @@ use http::HeaderName;
 use super::super::checked::route::{Matcher, RouteMatch, UriMatch};
 use super::super::error::{FieldErrors, one_line};
 use super::super::meta::is_dns1123_label;
-use super::super::virtual_service::{HttpMatchRequest, StringMatch};
+use super::super::virtual_service::{HeaderMatch, HttpMatchRequest, StringMatch};
 use super::destination::gateway_ref;
 use super::port;
 
@@ -67,10 +67,11 @@ fn header_name(k: &str, p: String, e: &mut FieldErrors) -> Option<HeaderName> {
     }
 }
 
-/// `headers` or `withoutHeaders`. Under `withoutHeaders`, Istio reads
-/// `regex: "*"` as "the header is present": it is not an RE2 regex.
+/// `headers` or `withoutHeaders`. `{}` asks whether the header is present;
+/// so does `regex: "*"` under `withoutHeaders`, where Istio reads it as
+/// presence, not as an RE2 regex.
 fn header_matches(
-    map: &std::collections::BTreeMap<String, StringMatch>,
+    map: &std::collections::BTreeMap<String, HeaderMatch>,
     group: &str,
     p: &str,
     e: &mut FieldErrors,
@@ -80,11 +81,12 @@ fn header_matches(
     for (k, sm) in map {
         let path = format!("{p}.{group}.{k}");
         let name = header_name(k, path.clone(), e);
-        let presence = group == "withoutHeaders" && matches!(sm, StringMatch::Regex(r) if r == "*");
-        let m = if presence {
-            Some(Matcher::Present)
-        } else {
-            string_match(sm, path, false, e)
+        let m = match sm {
+            HeaderMatch::Present => Some(Matcher::Present),
+            HeaderMatch::Match(StringMatch::Regex(r)) if r == "*" && group == "withoutHeaders" => {
+                Some(Matcher::Present)
+            }
+            HeaderMatch::Match(sm) => string_match(sm, path, false, e),
         };
         if let (Some(n), Some(m)) = (name, m) {
             out.push((n, m));
@@ -147,7 +149,13 @@ mod tests {
 
     #[test]
     fn presence_only_under_without_headers() {
-        let star = || [("x-canary".to_owned(), StringMatch::Regex("*".into()))].into();
+        let star = || {
+            [(
+                "x-canary".to_owned(),
+                HeaderMatch::Match(StringMatch::Regex("*".into())),
+            )]
+            .into()
+        };
         let mut e = FieldErrors::default();
         let m = http_match(
             &HttpMatchRequest {
@@ -170,6 +178,33 @@ mod tests {
         );
         assert!(m.is_none());
         assert_eq!(e.0[0].0, "m.headers.x-canary");
+        let mut e = FieldErrors::default();
+        let present = || [("x-canary".to_owned(), HeaderMatch::Present)].into();
+        let m = http_match(
+            &HttpMatchRequest {
+                headers: present(),
+                without_headers: present(),
+                ..Default::default()
+            },
+            "m",
+            &mut e,
+        )
+        .unwrap();
+        assert!(matches!(m.headers[0].1, Matcher::Present));
+        assert!(matches!(m.without_headers[0].1, Matcher::Present));
+    }
+
+    #[test]
+    fn header_match_yaml_forms() {
+        let parse = |json: &str| serde_json::from_str::<HeaderMatch>(json);
+        assert_eq!(parse("{}").unwrap(), HeaderMatch::Present);
+        assert_eq!(
+            parse(r#"{"exact":"a"}"#).unwrap(),
+            HeaderMatch::Match(StringMatch::Exact("a".into()))
+        );
+        assert!(parse(r#"{"exct":"a"}"#).is_err());
+        assert!(parse(r#"{"exact":"a","prefix":"b"}"#).is_err());
+        assert_eq!(serde_json::to_string(&HeaderMatch::Present).unwrap(), "{}");
     }
 
     #[test]

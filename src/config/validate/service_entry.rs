@@ -61,7 +61,7 @@ pub(super) fn service_entry(s: &ServiceEntry, e: &mut FieldErrors) -> Option<Che
         name: s.metadata.name.clone(),
         hosts: spec.hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
         ports,
-        resolution: spec.resolution,
+        resolution: spec.resolution.into(),
         endpoints,
     })
 }

@@ -189,3 +189,51 @@ fn l4_routes(routes: &[RouteDestination], ns: &str, p: &str, e: &mut FieldErrors
         weighted(dests, &format!("{p}.route"), e);
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::config::checked::route::RouteAction;
+
+    fn vs(yaml: &str) -> VirtualService {
+        serde_json::from_value(serde_saphyr::from_str(yaml).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn short_hosts_are_qualified_in_the_namespace() {
+        let v = vs("apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: httpbin, namespace: shop}
+spec:
+  hosts: [httpbin, HttpBin.example.com]
+  gateways: [gw, other/gw2]
+  http:
+  - route:
+    - destination: {host: httpbin, port: {number: 8000}}
+      weight: 90
+    - destination: {host: reviews.other}
+      weight: 10
+");
+        let mut e = FieldErrors::default();
+        let c = virtual_service(&v, &mut e).unwrap();
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(
+            c.hosts,
+            ["httpbin.shop.svc.cluster.local", "httpbin.example.com"]
+        );
+        assert_eq!(
+            c.gateways,
+            [
+                ("shop".to_owned(), "gw".to_owned()),
+                ("other".to_owned(), "gw2".to_owned())
+            ]
+        );
+        let RouteAction::Forward(d) = &c.http[0].action else {
+            panic!("not a forward: {:?}", c.http[0].action);
+        };
+        assert_eq!(d[0].host, "httpbin.shop.svc.cluster.local");
+        assert_eq!((d[0].port, d[0].weight), (Some(8000), 90));
+        assert_eq!(d[1].host, "reviews.other");
+    }
+}
