@@ -276,3 +276,40 @@ fn short_destination_hosts_expand_in_the_virtual_services_namespace() {
         .assert_body("httpbin");
     assert_eq!(httpbin.hits(), 1);
 }
+
+#[test]
+fn values_the_compiler_used_to_replace_are_refused_at_apply() {
+    let w = support::Site::new();
+    // Accepted before, then served as an empty body and a dropped Host
+    // rewrite; now `apply` names each field and stores nothing.
+    w.write(
+        "bad.yaml",
+        "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: x, namespace: default}
+spec:
+  hosts: [a.example.com]
+  http:
+  - directResponse:
+      status: 200
+      body:
+        bytes: \"not*base64!\"
+  - match:
+    - uri: {prefix: /r}
+    rewrite: {authority: \"bad\\u0001host\"}
+    route:
+    - destination: {host: a.b}
+",
+    );
+    let out = w.cli(&["apply", "-f", "bad.yaml"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    for field in [
+        "spec.http[0].directResponse.body.bytes: not valid base64",
+        "spec.http[1].rewrite.authority: ",
+    ] {
+        assert!(out.stderr.contains(field), "{field}: {}", out.stderr);
+    }
+    let got = w.cli(&["get", "vs", "x", "-n", "default"]);
+    assert_eq!(got.code, Some(1), "{got:?}");
+    assert!(got.stderr.contains("not found"), "{got:?}");
+}

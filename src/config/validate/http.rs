@@ -381,3 +381,91 @@ fn op_name(
     }
     None
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn route(yaml: &str) -> (Option<CheckedRoute>, Vec<String>) {
+        let r: HttpRoute = serde_json::from_value(serde_saphyr::from_str(yaml).unwrap()).unwrap();
+        let mut e = FieldErrors::default();
+        let c = http_route(&r, "default", "r", &mut e);
+        (
+            c,
+            e.0.into_iter().map(|(p, m)| format!("{p}: {m}")).collect(),
+        )
+    }
+
+    #[test]
+    fn actions_are_typed() {
+        let (c, e) = route("redirect: {uri: /new, redirectCode: 307, scheme: http, port: 8080}");
+        assert!(e.is_empty(), "{e:?}");
+        let RouteAction::Redirect(rd) = c.unwrap().action else {
+            panic!("not a redirect")
+        };
+        assert_eq!(rd.code, StatusCode::TEMPORARY_REDIRECT);
+        assert_eq!((rd.scheme, rd.port), (Some(Scheme::Http), Some(8080)));
+        let (c, _) = route("redirect: {authority: b.com}");
+        let RouteAction::Redirect(rd) = c.unwrap().action else {
+            panic!("not a redirect")
+        };
+        assert_eq!(rd.code, StatusCode::MOVED_PERMANENTLY);
+        let (c, e) = route("directResponse: {status: 418, body: {bytes: aGk=}}");
+        assert!(e.is_empty(), "{e:?}");
+        let RouteAction::Direct(d) = c.unwrap().action else {
+            panic!("not a direct response")
+        };
+        assert_eq!((d.status.as_u16(), &d.body[..]), (418, &b"hi"[..]));
+        for (yaml, want) in [
+            (
+                "redirect: {uri: /x, redirectCode: 200}",
+                "r.redirect.redirectCode",
+            ),
+            ("directResponse: {status: 99}", "r.directResponse.status"),
+            (
+                "directResponse: {status: 200, body: {bytes: '@@'}}",
+                "r.directResponse.body.bytes",
+            ),
+        ] {
+            let (c, e) = route(yaml);
+            assert!(c.is_none(), "{yaml}");
+            assert!(e.iter().any(|m| m.starts_with(want)), "{yaml}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn header_operations_are_built_once() {
+        let (c, e) = route(
+            "route: [{destination: {host: a.b}}]
+timeout: 1.5s
+headers:
+  request:
+    set: {':authority': b.example.com, X-Team: ux}
+    remove: [x-debug]
+  response:
+    add: {x-served-by: gatehouse}
+",
+        );
+        assert!(e.is_empty(), "{e:?}");
+        let c = c.unwrap();
+        assert_eq!(c.timeout, Some(std::time::Duration::from_millis(1500)));
+        let set: Vec<_> = c
+            .request_headers
+            .set
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
+            .collect();
+        assert_eq!(set, [("host", "b.example.com"), ("x-team", "ux")]);
+        assert_eq!(c.request_headers.remove[0].as_str(), "x-debug");
+        assert_eq!(c.response_headers.add[0].0.as_str(), "x-served-by");
+        let (c, e) = route(
+            "route: [{destination: {host: a.b}}]
+headers: {response: {set: {':status': '200'}}}",
+        );
+        assert!(
+            c.is_none() && e[0].starts_with("r.headers.response.set.:status"),
+            "{e:?}"
+        );
+    }
+}
