@@ -165,7 +165,7 @@ async fn handle(req: Request<Incoming>, info: &ConnInfo, shared: &Shared) -> Res
         upstream: None,
     };
     // The whole-request deadline is enforced where a request can wait: on
-    // the upstream (see `route`), so a request costs one timer, not two.
+    // the upstream (see `forward`), so a request costs one timer, not two.
     let resp = route(req, info, shared, &host, &mut upstream).await;
     log.upstream = upstream;
     let bytes = resp

@@ -25,14 +25,16 @@ pub(super) fn service_entry(s: &ServiceEntry, e: &mut FieldErrors) -> Option<Che
     for (i, sp) in spec.ports.iter().enumerate() {
         let p = format!("spec.ports[{i}]");
         let number = port(sp.number, format!("{p}.number"), e);
-        let target = sp
-            .target_port
-            .map(|t| port(t, format!("{p}.targetPort"), e));
-        if let (Some(number), Some(target_port)) = (number, target.unwrap_or(Some(0))) {
+        // `Some(None)`: no targetPort (the port itself); `None`: a bad one.
+        let target = match sp.target_port {
+            None => Some(None),
+            Some(t) => port(t, format!("{p}.targetPort"), e).map(Some),
+        };
+        if let (Some(number), Some(target_port)) = (number, target) {
             ports.push(ServicePort {
                 number,
                 name: sp.name.clone(),
-                target_port: (target_port != 0).then_some(target_port),
+                target_port,
             });
         }
     }
