@@ -313,3 +313,70 @@ spec:
     assert_eq!(got.code, Some(1), "{got:?}");
     assert!(got.stderr.contains("not found"), "{got:?}");
 }
+
+#[test]
+fn short_virtual_service_hosts_expand_in_their_namespace() {
+    let w = Walkthrough::new();
+    let httpbin = Backend::start("httpbin");
+    // A plain-HTTP server for every host, and a VirtualService that names
+    // its host as istio.io's tasks do: `httpbin` in namespace default.
+    w.site.apply(
+        "httpbin.yaml",
+        &format!(
+            "apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: plain
+  namespace: default
+spec:
+  selector:
+    istio: ingressgateway
+  servers:
+  - port:
+      number: 80
+      name: http
+      protocol: HTTP
+    hosts:
+    - \"*\"
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: httpbin
+  namespace: default
+spec:
+  hosts:
+  - httpbin
+  gateways:
+  - plain
+  http:
+  - route:
+    - destination:
+        host: httpbin
+---
+{}",
+            service_entry(
+                "httpbin",
+                "httpbin.default.svc.cluster.local",
+                httpbin.port()
+            )
+        ),
+    );
+    let gw = w.site.start_gateway(&[80]);
+    let port = gw.port(80);
+    let fqdn = "httpbin.default.svc.cluster.local";
+    let out = w
+        .site
+        .curl(&format!("http://{fqdn}:{port}/get"))
+        .resolve(fqdn, port)
+        .run();
+    out.assert_body("httpbin");
+    // The short name itself is no host of that VirtualService.
+    let out = w
+        .site
+        .curl(&format!("http://httpbin:{port}/get"))
+        .resolve("httpbin", port)
+        .run();
+    out.assert_status(404);
+    assert_eq!(httpbin.hits(), 1);
+}
