@@ -1,5 +1,7 @@
 //! Istio's validation rules, applied to typed objects before anything is
-//! stored. Each rule reports the field path it is about.
+//! stored. Each rule reports the field path it is about, and the rules
+//! build the checked form (`config::checked`) as they go: a value is
+//! parsed once, here, and what is built is what the compiler serves.
 //!
 //! The rules follow istio/istio `pkg/config/validation` (what `istioctl
 //! validate` and the admission webhook refuse), plus what gatehouse cannot
@@ -67,6 +69,11 @@ pub fn check(r: &Resource) -> Result<Checked, FieldErrors> {
     };
     match checked {
         Some(c) if e.is_empty() => Ok(c),
+        // Every rule that refuses says why; this only guards that promise.
+        None if e.is_empty() => {
+            e.push("spec", "the object could not be checked");
+            Err(e)
+        }
         _ => Err(e),
     }
 }
