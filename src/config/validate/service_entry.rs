@@ -96,7 +96,7 @@ fn rules(s: &ServiceEntry, e: &mut FieldErrors) {
             );
         }
     }
-    ports_and_resolution(s, e);
+    ports(s, e);
     endpoints(s, e);
 }
 
@@ -105,7 +105,7 @@ fn port_names(s: &ServiceEntry) -> BTreeSet<&str> {
     s.spec.ports.iter().map(|p| p.name.as_str()).collect()
 }
 
-fn ports_and_resolution(s: &ServiceEntry, e: &mut FieldErrors) {
+fn ports(s: &ServiceEntry, e: &mut FieldErrors) {
     let spec = &s.spec;
     let mut names = BTreeSet::new();
     let mut numbers = BTreeSet::new();
@@ -157,6 +157,12 @@ fn ports_and_resolution(s: &ServiceEntry, e: &mut FieldErrors) {
             "several hosts need HTTP or TLS ports (plain TCP cannot tell them apart), or resolution NONE",
         );
     }
+    resolution(s, e);
+}
+
+/// What each resolution needs from the hosts and endpoints.
+fn resolution(s: &ServiceEntry, e: &mut FieldErrors) {
+    let spec = &s.spec;
     match spec.resolution {
         Resolution::None if !spec.endpoints.is_empty() => e.push(
             "spec.endpoints",
