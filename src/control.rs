@@ -323,7 +323,7 @@ pub async fn run(
             }
             _ => {
                 let model = build_model(&state, &opts);
-                files.set_gateways(&model.gateway_sources());
+                files.set_gateways(&model.gateway_sources);
                 files.poll();
                 changed_secrets.clear();
                 wanted = snapshot::wanted_credentials(&model.gateways);
@@ -456,17 +456,23 @@ pub async fn run(
 
 fn build_model<'a>(state: &'a Objects, opts: &RunOptions) -> Model<'a> {
     let mut model = Model::default();
-    for (_, _, c) in state.parsed.values() {
-        match c {
-            Checked::Gateway(g) if snapshot::selects(g, &opts.labels) => model.gateways.push(g),
-            Checked::VirtualService(v) => model.virtual_services.push(v),
-            Checked::ServiceEntry(s) => model.service_entries.push(s),
+    for (_, r, c) in state.parsed.values() {
+        match (r, c) {
+            (Resource::Gateway(raw), Checked::Gateway(g)) if snapshot::selects(g, &opts.labels) => {
+                model.gateways.push(g);
+                model.gateway_sources.push(raw);
+            }
+            (_, Checked::VirtualService(v)) => model.virtual_services.push(v),
+            (_, Checked::ServiceEntry(s)) => model.service_entries.push(s),
             _ => {}
         }
     }
     model
         .gateways
         .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    model.gateway_sources.sort_by(|a, b| {
+        (a.metadata.ns(), &a.metadata.name).cmp(&(b.metadata.ns(), &b.metadata.name))
+    });
     model.virtual_services.sort_by(|a, b| {
         (&a.creation_timestamp, &a.namespace, &a.name).cmp(&(
             &b.creation_timestamp,

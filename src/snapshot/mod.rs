@@ -126,13 +126,9 @@ pub struct Model<'a> {
     /// In creation order.
     pub virtual_services: Vec<&'a CheckedVirtualService>,
     pub service_entries: Vec<&'a CheckedServiceEntry>,
-}
-
-impl Model<'_> {
-    /// The Gateways as written, for what reads their TLS file paths.
-    pub fn gateway_sources(&self) -> Vec<&Gateway> {
-        self.gateways.iter().map(|g| &g.source).collect()
-    }
+    /// The selected Gateways as written, for what reads their TLS file
+    /// paths (`secret::files`).
+    pub gateway_sources: Vec<&'a Gateway>,
 }
 
 /// Whether a Gateway's selector picks this process.

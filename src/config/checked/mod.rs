@@ -14,7 +14,7 @@ pub mod route;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::gateway::{Gateway, ServerTls};
+use super::gateway::ServerTls;
 use super::host::GatewayHost;
 use super::service_entry;
 pub use route::HttpRoute;
@@ -22,8 +22,7 @@ pub use route::HttpRoute;
 /// A checked object of any kind; a Secret's content is checked by SDS.
 #[derive(Debug, Clone)]
 pub enum Checked {
-    /// Boxed: it carries the Gateway as written, much larger than the rest.
-    Gateway(Box<CheckedGateway>),
+    Gateway(CheckedGateway),
     VirtualService(CheckedVirtualService),
     ServiceEntry(CheckedServiceEntry),
     Secret,
@@ -50,15 +49,13 @@ pub struct CheckedServer {
     pub tls: ServerTls,
 }
 
-/// A Gateway. `source` is kept for what reads the TLS file paths
-/// (`secret::files`).
+/// A Gateway.
 #[derive(Debug, Clone)]
 pub struct CheckedGateway {
     pub namespace: String,
     pub name: String,
     pub selector: BTreeMap<String, String>,
     pub servers: Vec<CheckedServer>,
-    pub source: Gateway,
 }
 
 impl CheckedGateway {

@@ -55,7 +55,6 @@ pub(super) fn gateway(g: &Gateway, e: &mut FieldErrors) -> Option<CheckedGateway
         name: g.metadata.name.clone(),
         selector: g.spec.selector.clone(),
         servers,
-        source: g.clone(),
     })
 }
 

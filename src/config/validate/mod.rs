@@ -55,7 +55,7 @@ pub fn check(r: &Resource) -> Result<Checked, FieldErrors> {
         );
     }
     let checked = match r {
-        Resource::Gateway(g) => gateway::gateway(g, &mut e).map(|g| Checked::Gateway(Box::new(g))),
+        Resource::Gateway(g) => gateway::gateway(g, &mut e).map(Checked::Gateway),
         Resource::VirtualService(v) => {
             virtual_service::virtual_service(v, &mut e).map(Checked::VirtualService)
         }
