@@ -34,7 +34,7 @@ pub struct Warning {
 /// (the Gateways its labels select, whose servers may conflict), sorted by
 /// object and path.
 pub fn collect<'a>(
-    objects: impl IntoIterator<Item = &'a (u64, Resource)>,
+    objects: impl IntoIterator<Item = (u64, &'a Resource)>,
     served: &[&Gateway],
 ) -> Arc<Vec<Warning>> {
     let mut out: Vec<Warning> = objects
@@ -117,7 +117,7 @@ mod tests {
                 _ => None,
             })
             .collect();
-        let got = collect([&vs, &b, &a], &served);
+        let got = collect([&vs, &b, &a].map(|(rv, r)| (*rv, r)), &served);
         let rows: Vec<(&str, &str, &str, &str)> = got
             .iter()
             .map(|w| (w.kind, w.name.as_str(), w.path.as_str(), w.reason))

@@ -1,5 +1,62 @@
-//! Host names as Istio writes them: FQDNs, `*.suffix` wildcards, `*`, and
-//! the Gateway's `namespace/host` form.
+//! Host names as Istio writes them: FQDNs, `*.suffix` wildcards, `*`,
+//! short names, and the Gateway's `namespace/host` form.
+//!
+//! The one place that says what a DNS label, a host and a namespace are,
+//! and how a short name becomes a fully qualified one: every validator and
+//! the compiler use these, so a name never means two things. Nothing here
+//! resolves a name or does I/O.
+
+use std::net::IpAddr;
+
+/// Istio's default cluster domain: a short name `x` in namespace `ns` is
+/// `x.ns.svc.cluster.local`.
+pub const DOMAIN_SUFFIX: &str = "svc.cluster.local";
+
+/// Letter case a DNS label may use: Kubernetes object names and namespaces
+/// are lower case (DNS-1123); host names are compared without case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Case {
+    Lower,
+    Any,
+}
+
+/// A DNS label: 1-63 letters, digits and `-`, not starting or ending with `-`.
+pub fn is_label(label: &str, case: Case) -> bool {
+    let letter = |b: u8| match case {
+        Case::Lower => b.is_ascii_lowercase(),
+        Case::Any => b.is_ascii_alphabetic(),
+    };
+    !label.is_empty()
+        && label.len() <= 63
+        && label
+            .bytes()
+            .all(|b| letter(b) || b.is_ascii_digit() || b == b'-')
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+}
+
+/// A DNS-1123 label: what a namespace must be.
+pub fn is_dns1123_label(s: &str) -> bool {
+    is_label(s, Case::Lower)
+}
+
+/// A DNS-1123 subdomain: what an object name must be.
+pub fn is_dns1123_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns1123_label)
+}
+
+/// Istio's rule for a host named in an object of `namespace`
+/// (`ResolveShortnameToFQDN`): `*`, IP addresses and names with a dot are
+/// already qualified; a short name `x` is `x.NAMESPACE.svc.cluster.local`.
+/// Lower-cased, since host names are compared without case.
+pub fn qualify(host: &str, namespace: &str) -> String {
+    let h = host.to_ascii_lowercase();
+    if h == "*" || h.contains('.') || h.parse::<IpAddr>().is_ok() {
+        h
+    } else {
+        format!("{h}.{namespace}.{DOMAIN_SUFFIX}")
+    }
+}
 
 /// A DNS name, or a wildcard in the left-most label only (`*.foocorp.com`,
 /// `*`). Returns the reason when it is not.
@@ -27,50 +84,91 @@ fn check_fqdn(name: &str) -> Result<(), String> {
         if label.is_empty() {
             return Err("empty label (two dots in a row, or a leading dot)".into());
         }
-        let ok = !label.is_empty()
-            && label.len() <= 63
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !label.starts_with('-')
-            && !label.ends_with('-');
-        if !ok {
+        if !is_label(label, Case::Any) {
             return Err(format!("{label:?} is not a valid DNS label"));
         }
     }
     Ok(())
 }
 
-/// A Gateway server host: `host` or `namespace/host` (namespace `*`, `.`
-/// or a namespace name), where host is a fully qualified name, a wildcard,
-/// or an IP address, as Istio accepts them.
-pub fn check_gateway_host(entry: &str) -> Result<(), String> {
-    let host = match entry.split_once('/') {
-        None => entry,
-        Some((ns, host)) => {
-            let ns_ok = matches!(ns, "*" | ".") || super::meta::is_dns1123_label(ns);
-            if !ns_ok {
+/// Which VirtualServices a Gateway server host admits, by their namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamespaceScope {
+    /// `host` or `*/host`: any namespace.
+    Any,
+    /// `./host`: the Gateway's own namespace.
+    Same,
+    /// `ns/host`.
+    Named(String),
+}
+
+/// A Gateway server host entry, parsed once: `[namespace/]host`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayHost {
+    pub scope: NamespaceScope,
+    /// Lower-cased: a fully qualified name, `*.suffix`, `*` or an IP.
+    pub host: String,
+}
+
+impl GatewayHost {
+    /// Istio's rule for a Gateway server host: `host` or `namespace/host`
+    /// (namespace `*`, `.` or a namespace name), where host is a fully
+    /// qualified name, a wildcard, or an IP address. Short names are
+    /// refused: a Gateway has no namespace to qualify them with that a
+    /// client would send.
+    pub fn parse(entry: &str) -> Result<GatewayHost, String> {
+        let (scope, host) = match entry.split_once('/') {
+            None | Some(("*", _)) => (NamespaceScope::Any, gateway_host_name(entry)),
+            Some((".", host)) => (NamespaceScope::Same, host),
+            Some((ns, host)) if is_dns1123_label(ns) => {
+                (NamespaceScope::Named(ns.to_owned()), host)
+            }
+            Some((ns, _)) => {
                 return Err(format!(
                     "{entry:?}: {ns:?} is not a namespace (*, . or a namespace name)"
                 ));
             }
-            host
+        };
+        if host.parse::<IpAddr>().is_err() {
+            if host != "*" && !host.contains('.') {
+                return Err(format!(
+                    "host {host:?}: short names are not allowed in a Gateway; use a fully qualified name"
+                ));
+            }
+            check_host(host)?;
         }
-    };
-    if host.parse::<std::net::IpAddr>().is_ok() {
-        return Ok(());
+        Ok(GatewayHost {
+            scope,
+            host: host.to_ascii_lowercase(),
+        })
     }
-    if host != "*" && !host.contains('.') {
-        return Err(format!(
-            "host {host:?}: short names are not allowed in a Gateway; use a fully qualified name"
-        ));
+
+    /// Whether a VirtualService of `vs_ns` may bind to this host of a
+    /// Gateway in `gw_ns`.
+    pub fn admits(&self, gw_ns: &str, vs_ns: &str) -> bool {
+        match &self.scope {
+            NamespaceScope::Any => true,
+            NamespaceScope::Same => vs_ns == gw_ns,
+            NamespaceScope::Named(ns) => ns == vs_ns,
+        }
     }
-    check_host(host)
 }
 
 /// The host part of a Gateway server host entry.
 pub fn gateway_host_name(entry: &str) -> &str {
     entry.split_once('/').map_or(entry, |(_, h)| h)
+}
+
+/// Whether every name `host` covers is covered by `by` (both valid hosts).
+pub fn covers(by: &str, host: &str) -> bool {
+    let (host, by) = (host.to_ascii_lowercase(), by.to_ascii_lowercase());
+    if by == "*" || host == by {
+        return true;
+    }
+    match by.strip_prefix('*') {
+        Some(suffix) => host != "*" && host.ends_with(suffix),
+        None => false,
+    }
 }
 
 /// Whether `host` (a concrete name or a wildcard pattern) and `pattern`
@@ -130,15 +228,62 @@ mod tests {
         ] {
             assert!(check_host(bad).is_err(), "{bad}");
         }
-        assert!(check_gateway_host("ns1/foo.com").is_ok());
-        assert!(check_gateway_host("*/foo.com").is_ok());
-        assert!(check_gateway_host("Bad_NS/foo.com").is_err());
-        assert!(check_gateway_host("./foo.com").is_ok());
-        assert!(check_gateway_host("10.0.0.1").is_ok());
-        assert!(check_gateway_host("~/foo.com").is_err());
-        assert!(check_gateway_host("localhost").is_err());
-        assert!(check_gateway_host("ns/localhost").is_err());
-        assert!(check_gateway_host("*").is_ok());
+        let gw = |s: &str| GatewayHost::parse(s);
+        assert_eq!(gw("ns1/Foo.com").unwrap().host, "foo.com");
+        assert_eq!(
+            gw("ns1/foo.com").unwrap().scope,
+            NamespaceScope::Named("ns1".into())
+        );
+        assert_eq!(gw("*/foo.com").unwrap().scope, NamespaceScope::Any);
+        assert_eq!(gw("./foo.com").unwrap().scope, NamespaceScope::Same);
+        assert!(gw("Bad_NS/foo.com").is_err());
+        assert!(gw("10.0.0.1").is_ok());
+        assert!(gw("~/foo.com").is_err());
+        assert!(gw("localhost").is_err());
+        assert!(gw("ns/localhost").is_err());
+        assert!(gw("*").is_ok());
+        let same = gw("./foo.com").unwrap();
+        assert!(same.admits("a", "a") && !same.admits("a", "b"));
+    }
+
+    #[test]
+    fn labels_and_names() {
+        for ok in ["a", "foocorp-gateway", "frontend.credential", "x1"] {
+            assert!(is_dns1123_subdomain(ok), "{ok}");
+        }
+        for bad in ["", "Foo", "-a", "a-", "a..b", "a_b", "a/b", ".."] {
+            assert!(!is_dns1123_subdomain(bad), "{bad}");
+        }
+        assert!(is_label("Foo", Case::Any) && !is_label("Foo", Case::Lower));
+    }
+
+    #[test]
+    fn short_names_are_qualified_in_the_namespace() {
+        let cases = [
+            ("httpbin", "default", "httpbin.default.svc.cluster.local"),
+            ("HttpBin", "shop", "httpbin.shop.svc.cluster.local"),
+            ("httpbin.default", "x", "httpbin.default"),
+            ("httpbin.org", "x", "httpbin.org"),
+            ("*.foocorp.com", "x", "*.foocorp.com"),
+            ("*", "x", "*"),
+            ("10.0.0.1", "x", "10.0.0.1"),
+            ("::1", "x", "::1"),
+        ];
+        for (host, ns, want) in cases {
+            assert_eq!(qualify(host, ns), want, "{host} in {ns}");
+        }
+    }
+
+    #[test]
+    fn covering() {
+        assert!(covers("*.foo.com", "a.foo.com"));
+        assert!(covers("*.foo.com", "*.a.foo.com"));
+        assert!(covers("a.FOO.com", "A.foo.com"));
+        assert!(covers("*", "x.y"));
+        assert!(!covers("*.foo.com", "foo.com"));
+        assert!(!covers("*.foo.com", "*"));
+        assert!(!covers("a.foo.com", "*.foo.com"));
+        assert!(!covers("a.com", "b.com"));
     }
 
     #[test]

@@ -12,6 +12,9 @@ use serde_json::Value;
 
 use super::error::{ConfigError, one_line};
 use super::{Kind, Resource, validate};
+use documents::{split_documents, yaml_error};
+
+mod documents;
 
 /// The text of one input file (or stdin), named as the user gave it.
 #[derive(Debug, Clone)]
@@ -101,101 +104,6 @@ pub struct NamespacePolicy {
     pub namespace: String,
     /// Whether `-n` was given: then an object naming another namespace is an error, as in kubectl.
     pub explicit: bool,
-}
-
-/// One YAML document of a source: its number as a user counts them (the
-/// documents a `---` line starts, plus any content before the first one),
-/// the line it starts on, and its text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct DocumentText<'a> {
-    number: usize,
-    first_line: usize,
-    text: &'a str,
-}
-
-/// The marker a line starts with at column 0, if any: `---` starts a
-/// document and `...` ends one. YAML forbids both at column 0 inside any
-/// scalar, so splitting on them never cuts a value in two.
-fn marker(line: &str) -> Option<&'static str> {
-    let line = line.trim_end_matches(['\n', '\r']);
-    for m in ["---", "..."] {
-        if let Some(rest) = line.strip_prefix(m)
-            && (rest.is_empty() || rest.starts_with([' ', '\t']))
-        {
-            return Some(m);
-        }
-    }
-    None
-}
-
-/// Whether a line holds nothing a document is made of (blank, comment, directive).
-fn is_filler(line: &str) -> bool {
-    let t = line.trim();
-    t.is_empty() || t.starts_with('#') || line.starts_with('%')
-}
-
-/// Splits a YAML stream into its documents, so that each is numbered the
-/// way a reader counts `---` separators (empty documents included) and a
-/// syntax error in one names that document.
-fn split_documents(text: &str) -> Vec<DocumentText<'_>> {
-    struct Chunk {
-        start: usize,
-        end: usize,
-        first_line: usize,
-        explicit: bool,
-        content: bool,
-    }
-    let mut chunks: Vec<Chunk> = Vec::new();
-    let mut ended = false;
-    let mut offset = 0;
-    for (i, line) in text.split_inclusive('\n').enumerate() {
-        let start = offset;
-        offset += line.len();
-        let m = marker(line);
-        let new_chunk = match m {
-            Some("---") => true,
-            _ => chunks.is_empty() || (ended && m.is_none() && !is_filler(line)),
-        };
-        if new_chunk {
-            chunks.push(Chunk {
-                start,
-                end: start,
-                first_line: i,
-                explicit: m == Some("---"),
-                content: false,
-            });
-            ended = false;
-        }
-        if let Some(c) = chunks.last_mut() {
-            c.end = offset;
-            if m.is_none() && !ended && !is_filler(line) {
-                c.content = true;
-            }
-        }
-        if m == Some("...") {
-            ended = true;
-        }
-    }
-    chunks
-        .into_iter()
-        .filter(|c| c.explicit || c.content)
-        .enumerate()
-        .map(|(i, c)| DocumentText {
-            number: i + 1,
-            first_line: c.first_line,
-            text: &text[c.start..c.end],
-        })
-        .collect()
-}
-
-/// A YAML parser error as one line, with line numbers counted in the whole file.
-fn yaml_error(e: &serde_saphyr::Error, first_line: usize) -> String {
-    let options = serde_saphyr::render_options! {
-        formatter: &serde_saphyr::UserMessageFormatter,
-        snippets: serde_saphyr::SnippetMode::Off,
-        line_offset: first_line as u64,
-    };
-    one_line(&e.render_with_options(options))
 }
 
 /// Parses and validates every document of one source. Errors for all bad
@@ -302,26 +210,26 @@ pub fn identify_all(
     }
 }
 
-/// Parses one document (already YAML-decoded) into a validated resource.
-pub fn parse_document(
-    file: &str,
-    document: usize,
-    doc: Value,
-    ns: &NamespacePolicy,
-) -> Result<Resource, Vec<ConfigError>> {
-    let err = |object: Option<String>, path: Option<String>, message: String| ConfigError {
-        file: file.into(),
-        document: Some(document),
-        object,
-        path,
-        message: one_line(&message),
-    };
-    let Value::Object(map) = &doc else {
-        return Err(vec![err(
+/// What a document says it is, checked before its body is parsed.
+struct Header {
+    kind: Kind,
+    /// The namespace it goes to (its own, or `-n`, or `default`).
+    namespace: String,
+    /// `Kind namespace/name`, as errors name it.
+    object: Option<String>,
+}
+
+/// An error about a document: (object, field path, message).
+type HeaderError = (Option<String>, Option<String>, String);
+
+/// Reads and checks `apiVersion`, `kind` and the namespace of a document.
+fn header(doc: &Value, ns: &NamespacePolicy) -> Result<Header, HeaderError> {
+    let Value::Object(map) = doc else {
+        return Err((
             None,
             None,
             "expected an object with apiVersion, kind and metadata".into(),
-        )]);
+        ));
     };
     let text = |k: &str| map.get(k).and_then(Value::as_str).map(str::to_owned);
     for field in ["apiVersion", "kind"] {
@@ -331,11 +239,11 @@ pub fn parse_document(
             } else {
                 "required field is missing"
             };
-            return Err(vec![err(
+            return Err((
                 None,
                 Some(field.into()),
                 format!("{what}; supported: {}", Kind::supported_list()),
-            )]);
+            ));
         }
     }
     let (kind_s, api) = (
@@ -343,14 +251,14 @@ pub fn parse_document(
         text("apiVersion").unwrap_or_default(),
     );
     let Some(kind) = Kind::from_kind(&kind_s) else {
-        return Err(vec![err(
+        return Err((
             None,
             Some("kind".into()),
             format!(
                 "unknown kind {kind_s:?} (apiVersion {api}); supported: {}",
                 Kind::supported_list()
             ),
-        )]);
+        ));
     };
     let meta = map.get("metadata");
     let name = meta
@@ -365,28 +273,54 @@ pub fn parse_document(
     let effective_ns = doc_ns.clone().unwrap_or_else(|| ns.namespace.clone());
     let object = Some(format!("{kind} {effective_ns}/{name}"));
     if !kind.api_versions().contains(&api.as_str()) {
-        return Err(vec![err(
+        return Err((
             object,
             Some("apiVersion".into()),
             format!(
                 "{api:?} is not supported for kind {kind}; supported: {}",
                 kind.api_versions().join(", ")
             ),
-        )]);
+        ));
     }
     if let Some(d) = &doc_ns
         && ns.explicit
         && *d != ns.namespace
     {
-        return Err(vec![err(
+        return Err((
             object,
             Some("metadata.namespace".into()),
             format!(
                 "the object's namespace {d:?} does not match the namespace {:?} given with -n",
                 ns.namespace
             ),
-        )]);
+        ));
     }
+    Ok(Header {
+        kind,
+        namespace: effective_ns,
+        object,
+    })
+}
+
+/// Parses one document (already YAML-decoded) into a validated resource.
+pub fn parse_document(
+    file: &str,
+    document: usize,
+    doc: Value,
+    ns: &NamespacePolicy,
+) -> Result<Resource, Vec<ConfigError>> {
+    let err = |object: Option<String>, path: Option<String>, message: String| ConfigError {
+        file: file.into(),
+        document: Some(document),
+        object,
+        path,
+        message: one_line(&message),
+    };
+    let Header {
+        kind,
+        namespace: effective_ns,
+        object,
+    } = header(&doc, ns).map_err(|(object, path, message)| vec![err(object, path, message)])?;
     let typed = |doc: Value| -> Result<Resource, (Option<String>, String)> {
         let r = match kind {
             Kind::Gateway => Resource::Gateway(typed_from(doc)?),
@@ -495,44 +429,6 @@ pub fn load_all(args: &[String], ns: &NamespacePolicy) -> Result<Vec<Loaded>, Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn docs(text: &str) -> Vec<(usize, usize, &str)> {
-        split_documents(text)
-            .into_iter()
-            .map(|d| (d.number, d.first_line, d.text))
-            .collect()
-    }
-
-    #[test]
-    fn documents_are_numbered_as_a_reader_counts_them() {
-        assert_eq!(docs("a: 1\n"), [(1, 0, "a: 1\n")]);
-        assert_eq!(
-            docs("a: 1\n---\nb: 2\n"),
-            [(1, 0, "a: 1\n"), (2, 1, "---\nb: 2\n")]
-        );
-        // A leading comment or `---` starts no document of its own.
-        assert_eq!(docs("# c\n---\na: 1\n"), [(1, 1, "---\na: 1\n")]);
-        assert_eq!(docs("---\na: 1\n"), [(1, 0, "---\na: 1\n")]);
-        // An empty document still counts.
-        assert_eq!(
-            docs("a: 1\n---\n---\nb: 2\n"),
-            [(1, 0, "a: 1\n"), (2, 1, "---\n"), (3, 2, "---\nb: 2\n")]
-        );
-        // `...` ends a document; what follows before `---` is not another.
-        assert_eq!(
-            docs("a: 1\n...\n# c\n---\nb: 2\n"),
-            [(1, 0, "a: 1\n...\n# c\n"), (2, 3, "---\nb: 2\n")]
-        );
-        // `---` inside a value is not a marker; `--- x` is.
-        assert_eq!(docs("a: |\n  ---\n"), [(1, 0, "a: |\n  ---\n")]);
-        assert_eq!(docs("a: 1\n--- b\n"), [(1, 0, "a: 1\n"), (2, 1, "--- b\n")]);
-        assert_eq!(
-            docs("a: 1\r\n---\r\nb: 2"),
-            [(1, 0, "a: 1\r\n"), (2, 1, "---\r\nb: 2")]
-        );
-        assert!(docs("").is_empty());
-        assert!(docs("# only a comment\n").is_empty());
-    }
 
     #[test]
     fn syntax_errors_name_the_document_and_the_file_line() {

@@ -38,32 +38,4 @@ impl ObjectMeta {
     }
 }
 
-/// A DNS-1123 label: what a namespace must be.
-pub fn is_dns1123_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-/// A DNS-1123 subdomain: what an object name must be.
-pub fn is_dns1123_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns1123_label)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names() {
-        for ok in ["a", "foocorp-gateway", "frontend.credential", "x1"] {
-            assert!(is_dns1123_subdomain(ok), "{ok}");
-        }
-        for bad in ["", "Foo", "-a", "a-", "a..b", "a_b", "a/b", ".."] {
-            assert!(!is_dns1123_subdomain(bad), "{bad}");
-        }
-    }
-}
+pub use super::host::{is_dns1123_label, is_dns1123_subdomain};

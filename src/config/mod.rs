@@ -3,9 +3,12 @@
 //!
 //! YAML and JSON are parsed at this edge into typed objects that reject
 //! unknown fields, then validated with Istio's rules; every error names the
-//! file, the document, the object and the field. Code past `load` trusts
-//! what it gets. This module never touches the store or the network.
+//! file, the document, the object and the field. `validate::check` returns
+//! the checked form (`checked`), the only thing the snapshot compiler reads:
+//! code past it never parses a string again. This module never touches the
+//! store or the network.
 
+pub mod checked;
 pub mod conflicts;
 pub mod duration;
 pub mod error;

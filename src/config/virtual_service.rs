@@ -43,6 +43,46 @@ pub enum StringMatch {
     Regex(String),
 }
 
+/// A header's match in `headers` and `withoutHeaders`: a [`StringMatch`],
+/// or `{}`, which Istio reads as "the header is present".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderMatch {
+    Present,
+    Match(StringMatch),
+}
+
+impl Serialize for HeaderMatch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            HeaderMatch::Present => BTreeMap::<String, String>::new().serialize(s),
+            HeaderMatch::Match(m) => m.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for HeaderMatch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let map = BTreeMap::<String, String>::deserialize(d)?;
+        let mut fields = map.into_iter();
+        match (fields.next(), fields.next()) {
+            (None, _) => Ok(HeaderMatch::Present),
+            (Some((k, v)), None) => match k.as_str() {
+                "exact" => Ok(HeaderMatch::Match(StringMatch::Exact(v))),
+                "prefix" => Ok(HeaderMatch::Match(StringMatch::Prefix(v))),
+                "regex" => Ok(HeaderMatch::Match(StringMatch::Regex(v))),
+                other => Err(D::Error::unknown_field(
+                    other,
+                    &["exact", "prefix", "regex"],
+                )),
+            },
+            (Some(_), Some(_)) => Err(D::Error::custom(
+                "exact, prefix and regex exclude each other: use one (or {} for presence)",
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpRoute {
@@ -88,7 +128,7 @@ pub struct HttpMatchRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authority: Option<StringMatch>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, StringMatch>,
+    pub headers: BTreeMap<String, HeaderMatch>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u32>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -96,7 +136,7 @@ pub struct HttpMatchRequest {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ignore_uri_case: bool,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub without_headers: BTreeMap<String, StringMatch>,
+    pub without_headers: BTreeMap<String, HeaderMatch>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gateways: Vec<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

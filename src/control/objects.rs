@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::RunOptions;
+use crate::config::checked::Checked;
 use crate::config::{Kind, Resource, validate};
 use crate::secret::sds::SecretVersion;
 use crate::snapshot::{self, Model};
@@ -18,8 +19,8 @@ use crate::store::{Object, ObjectKey};
 pub(super) struct Objects {
     /// The resource version of every object in the store, valid or not.
     pub(super) versions: BTreeMap<ObjectKey, u64>,
-    /// Last good parse of every object but Secrets.
-    pub(super) parsed: HashMap<ObjectKey, (u64, Resource)>,
+    /// Last good parse of every object but Secrets, as stored and checked.
+    pub(super) parsed: HashMap<ObjectKey, (u64, Resource, Checked)>,
     /// Last good parse of every Secret, shared so SDS gets it without a copy.
     pub(super) secrets: HashMap<ObjectKey, (u64, Arc<crate::config::Secret>)>,
 }
@@ -31,19 +32,23 @@ impl Objects {
             .ok_or_else(|| format!("unknown kind {}", o.key.kind))
             .and_then(|k| {
                 let r = Resource::from_json(k, &o.value).map_err(|e| e.to_string())?;
-                let errs = validate::validate(&r);
-                match errs.0.first() {
-                    Some((p, m)) => Err(format!("{p}: {m}")),
-                    None => Ok(r),
+                match validate::check(&r) {
+                    Err(errs) => Err(errs
+                        .0
+                        .first()
+                        .map(|(p, m)| format!("{p}: {m}"))
+                        .unwrap_or_default()),
+                    Ok(c) => Ok((r, c)),
                 }
             });
         match parsed {
-            Ok(Resource::Secret(secret)) => {
+            Ok((Resource::Secret(secret), _)) => {
                 self.secrets
                     .insert(o.key.clone(), (o.resource_version, Arc::new(secret)));
             }
-            Ok(r) => {
-                self.parsed.insert(o.key.clone(), (o.resource_version, r));
+            Ok((r, c)) => {
+                self.parsed
+                    .insert(o.key.clone(), (o.resource_version, r, c));
             }
             Err(e) => {
                 tracing::error!(object = %o.key, error = %e, "refused an invalid object from the store; the last good version keeps serving");
@@ -69,7 +74,7 @@ impl Objects {
 
     /// The last good objects as the store holds them, for the local cache.
     pub(super) fn good_objects(&self) -> Vec<Object> {
-        let parsed = self.parsed.iter().filter_map(|(k, (rv, r))| {
+        let parsed = self.parsed.iter().filter_map(|(k, (rv, r, _))| {
             r.to_json().ok().map(|value| Object {
                 key: k.clone(),
                 resource_version: *rv,
@@ -95,32 +100,33 @@ impl Objects {
 
 pub(super) fn build_model<'a>(state: &'a Objects, opts: &RunOptions) -> Model<'a> {
     let mut model = Model::default();
-    for (_, r) in state.parsed.values() {
-        match r {
-            Resource::Gateway(g) if snapshot::selects(g, &opts.labels) => model.gateways.push(g),
-            Resource::VirtualService(v) => model.virtual_services.push(v),
-            Resource::ServiceEntry(s) => model.service_entries.push(s),
+    for (_, r, c) in state.parsed.values() {
+        match (r, c) {
+            (Resource::Gateway(raw), Checked::Gateway(g)) if snapshot::selects(g, &opts.labels) => {
+                model.gateways.push(g);
+                model.gateway_sources.push(raw);
+            }
+            (_, Checked::VirtualService(v)) => model.virtual_services.push(v),
+            (_, Checked::ServiceEntry(s)) => model.service_entries.push(s),
             _ => {}
         }
     }
-    model.gateways.sort_by(|a, b| {
+    model
+        .gateways
+        .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    model.gateway_sources.sort_by(|a, b| {
         (a.metadata.ns(), &a.metadata.name).cmp(&(b.metadata.ns(), &b.metadata.name))
     });
     model.virtual_services.sort_by(|a, b| {
-        (
-            &a.metadata.creation_timestamp,
-            a.metadata.ns(),
-            &a.metadata.name,
-        )
-            .cmp(&(
-                &b.metadata.creation_timestamp,
-                b.metadata.ns(),
-                &b.metadata.name,
-            ))
+        (&a.creation_timestamp, &a.namespace, &a.name).cmp(&(
+            &b.creation_timestamp,
+            &b.namespace,
+            &b.name,
+        ))
     });
-    model.service_entries.sort_by(|a, b| {
-        (a.metadata.ns(), &a.metadata.name).cmp(&(b.metadata.ns(), &b.metadata.name))
-    });
+    model
+        .service_entries
+        .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     model
 }
 

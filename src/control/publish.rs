@@ -73,8 +73,11 @@ impl Loop {
     /// every TLS config whose inputs did not change) and bind listeners.
     fn compile(&mut self) -> Arc<Snapshot> {
         let model = build_model(&self.state, &self.opts);
-        self.files.set_gateways(&model.gateways);
-        self.warnings = crate::admin::warnings::collect(self.state.parsed.values(), &model.gateways);
+        self.files.set_gateways(&model.gateway_sources);
+        self.warnings = crate::admin::warnings::collect(
+            self.state.parsed.values().map(|(rv, r, _)| (*rv, r)),
+            &model.gateway_sources,
+        );
         self.files.poll();
         self.changed_secrets.clear();
         self.wanted = snapshot::wanted_credentials(&model.gateways);

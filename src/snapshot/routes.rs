@@ -1,165 +1,21 @@
-//! Compiled HTTP routes and their matching: pure functions over data.
+//! Compiled HTTP routes and their selection: pure functions over data.
 //!
 //! `http[]` is ordered and the first match wins; entries of `match[]` are
 //! ORed, fields inside one are ANDed. Several VirtualServices for one host
-//! are merged in creation order, the most specific host winning.
+//! are merged in creation order, the most specific host winning. The typed
+//! pieces (matchers, header operations, redirects) come checked from
+//! `config::checked::route`; the data plane uses them through this module
+//! and never sees the serde model.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::HeaderName;
-
+pub use crate::config::checked::route::{
+    DirectResponse, HeaderOps, Matcher, Redirect, RequestView, Rewrite, RouteMatch, Scheme,
+    UriMatch,
+};
 use crate::config::host;
-use crate::config::virtual_service::{HeaderOperations, HttpMatchRequest, StringMatch};
 use crate::upstream::Upstream;
-
-/// One string matcher; regexes are anchored (RE2 full match, as Istio).
-#[derive(Debug, Clone)]
-pub enum Matcher {
-    Exact(String),
-    Prefix(String),
-    Regex(regex::Regex),
-}
-
-impl Matcher {
-    pub fn compile(m: &StringMatch, ignore_case: bool) -> Result<Matcher, regex::Error> {
-        Ok(match m {
-            StringMatch::Exact(s) if ignore_case => Matcher::Exact(s.to_ascii_lowercase()),
-            StringMatch::Exact(s) => Matcher::Exact(s.clone()),
-            StringMatch::Prefix(s) if ignore_case => Matcher::Prefix(s.to_ascii_lowercase()),
-            StringMatch::Prefix(s) => Matcher::Prefix(s.clone()),
-            StringMatch::Regex(r) => {
-                let flags = if ignore_case { "(?i)" } else { "" };
-                Matcher::Regex(regex::Regex::new(&format!("{flags}^(?:{r})$"))?)
-            }
-        })
-    }
-
-    pub fn matches(&self, value: &str) -> bool {
-        match self {
-            Matcher::Exact(s) => value == s,
-            Matcher::Prefix(s) => value.starts_with(s.as_str()),
-            Matcher::Regex(r) => r.is_match(value),
-        }
-    }
-}
-
-/// One entry of `match[]`.
-#[derive(Debug, Clone, Default)]
-pub struct RouteMatch {
-    pub uri: Option<Matcher>,
-    pub ignore_uri_case: bool,
-    pub scheme: Option<Matcher>,
-    pub method: Option<Matcher>,
-    pub authority: Option<Matcher>,
-    pub headers: Vec<(HeaderName, Matcher)>,
-    pub without_headers: Vec<(HeaderName, Matcher)>,
-    pub query_params: Vec<(String, Matcher)>,
-    pub port: Option<u16>,
-}
-
-/// What a matcher looks at: the request as seen by the gateway.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestView<'a> {
-    pub path: &'a str,
-    pub query: Option<&'a str>,
-    pub method: &'a str,
-    pub scheme: &'a str,
-    pub authority: &'a str,
-    pub headers: &'a http::HeaderMap,
-    pub port: u16,
-}
-
-impl RouteMatch {
-    pub fn compile(m: &HttpMatchRequest) -> Result<RouteMatch, regex::Error> {
-        let one = |sm: &Option<StringMatch>, ic: bool| {
-            sm.as_ref().map(|s| Matcher::compile(s, ic)).transpose()
-        };
-        let headers = |map: &std::collections::BTreeMap<String, StringMatch>| {
-            map.iter()
-                .filter_map(|(k, v)| {
-                    HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes())
-                        .ok()
-                        .map(|h| Matcher::compile(v, false).map(|m| (h, m)))
-                })
-                .collect::<Result<Vec<_>, _>>()
-        };
-        Ok(RouteMatch {
-            uri: one(&m.uri, m.ignore_uri_case)?,
-            ignore_uri_case: m.ignore_uri_case,
-            scheme: one(&m.scheme, false)?,
-            method: one(&m.method, false)?,
-            authority: one(&m.authority, false)?,
-            headers: headers(&m.headers)?,
-            without_headers: headers(&m.without_headers)?,
-            query_params: m
-                .query_params
-                .iter()
-                .map(|(k, v)| Matcher::compile(v, false).map(|m| (k.clone(), m)))
-                .collect::<Result<_, _>>()?,
-            port: m.port.and_then(|p| u16::try_from(p).ok()),
-        })
-    }
-
-    pub fn matches(&self, r: &RequestView<'_>) -> bool {
-        if let Some(m) = &self.uri {
-            let ok = if self.ignore_uri_case {
-                m.matches(&r.path.to_ascii_lowercase())
-            } else {
-                m.matches(r.path)
-            };
-            if !ok {
-                return false;
-            }
-        }
-        let simple = [
-            (&self.scheme, r.scheme),
-            (&self.method, r.method),
-            (&self.authority, r.authority),
-        ];
-        if simple
-            .iter()
-            .any(|(m, v)| m.as_ref().is_some_and(|m| !m.matches(v)))
-        {
-            return false;
-        }
-        if self.port.is_some_and(|p| p != r.port) {
-            return false;
-        }
-        for (name, m) in &self.headers {
-            let ok = r
-                .headers
-                .get_all(name)
-                .iter()
-                .any(|v| v.to_str().is_ok_and(|v| m.matches(v)));
-            if !ok {
-                return false;
-            }
-        }
-        for (name, m) in &self.without_headers {
-            let present = r
-                .headers
-                .get_all(name)
-                .iter()
-                .any(|v| v.to_str().is_ok_and(|v| m.matches(v)));
-            if present {
-                return false;
-            }
-        }
-        for (name, m) in &self.query_params {
-            let ok = r.query.is_some_and(|q| {
-                q.split('&').any(|pair| {
-                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                    k == name && m.matches(v)
-                })
-            });
-            if !ok {
-                return false;
-            }
-        }
-        true
-    }
-}
 
 /// A destination with its weight.
 #[derive(Debug, Clone)]
@@ -172,17 +28,8 @@ pub struct WeightedUpstream {
 #[derive(Debug, Clone)]
 pub enum Action {
     Forward(Vec<WeightedUpstream>),
-    Redirect {
-        uri: Option<String>,
-        authority: Option<String>,
-        scheme: Option<String>,
-        port: Option<u16>,
-        code: u16,
-    },
-    Direct {
-        status: u16,
-        body: bytes::Bytes,
-    },
+    Redirect(Redirect),
+    Direct(DirectResponse),
 }
 
 /// One compiled `http[]` entry.
@@ -192,16 +39,53 @@ pub struct Route {
     pub matches: Vec<RouteMatch>,
     pub action: Action,
     pub timeout: Option<Duration>,
-    pub rewrite_uri: Option<String>,
-    pub rewrite_authority: Option<String>,
-    pub request_headers: Option<HeaderOperations>,
-    pub response_headers: Option<HeaderOperations>,
+    pub rewrite: Rewrite,
+    pub request_headers: HeaderOps,
+    pub response_headers: HeaderOps,
 }
 
 impl Route {
     pub fn matches(&self, r: &RequestView<'_>) -> bool {
         self.matches.is_empty() || self.matches.iter().any(|m| m.matches(r))
     }
+
+    /// The path sent upstream: with `rewrite.uri`, the part a matching
+    /// prefix covered is replaced (Envoy's `prefix_rewrite`), else the
+    /// whole path is.
+    pub fn upstream_path(&self, path: &str) -> String {
+        let Some(rw) = &self.rewrite.uri else {
+            return path.to_owned();
+        };
+        let rest = self
+            .matches
+            .iter()
+            .find_map(|m| m.uri.as_ref().and_then(|u| u.prefix_rest(path)));
+        match rest {
+            Some(rest) => format!("{rw}{rest}"),
+            None => rw.clone(),
+        }
+    }
+}
+
+/// Picks a destination by weight; `n` is a uniform random number. Weights
+/// were checked to add up to at most `u32::MAX`; the sum is taken in `u64`
+/// all the same, so no input can overflow it.
+pub fn pick_weighted(dests: &[WeightedUpstream], n: u32) -> Option<&WeightedUpstream> {
+    if dests.len() <= 1 {
+        return dests.first();
+    }
+    let total: u64 = dests.iter().map(|d| u64::from(d.weight)).sum();
+    if total == 0 {
+        return dests.first();
+    }
+    let mut n = u64::from(n) % total;
+    for d in dests {
+        if n < u64::from(d.weight) {
+            return Some(d);
+        }
+        n -= u64::from(d.weight);
+    }
+    dests.last()
 }
 
 /// The routes one VirtualService gives one server.
@@ -248,20 +132,20 @@ pub fn select<'a>(routes: &[&'a Route], r: &RequestView<'_>) -> Option<&'a Route
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::upstream::Endpoints;
 
     fn route(name: &str, matches: Vec<RouteMatch>) -> Route {
         Route {
             name: Some(name.into()),
             matches,
-            action: Action::Direct {
-                status: 200,
+            action: Action::Direct(DirectResponse {
+                status: http::StatusCode::OK,
                 body: bytes::Bytes::new(),
-            },
+            }),
             timeout: None,
-            rewrite_uri: None,
-            rewrite_authority: None,
-            request_headers: None,
-            response_headers: None,
+            rewrite: Rewrite::default(),
+            request_headers: HeaderOps::default(),
+            response_headers: HeaderOps::default(),
         }
     }
 
@@ -277,21 +161,26 @@ mod tests {
         }
     }
 
+    fn uri(matcher: Matcher) -> Option<UriMatch> {
+        Some(UriMatch {
+            matcher,
+            ignore_case: false,
+        })
+    }
+
     #[test]
     fn first_match_wins_and_fields_are_anded() {
         let exact_root = RouteMatch {
-            uri: Some(Matcher::Exact("/".into())),
+            uri: uri(Matcher::Exact("/".into())),
             ..Default::default()
         };
         let api_post = RouteMatch {
-            uri: Some(Matcher::Prefix("/api".into())),
+            uri: uri(Matcher::Prefix("/api".into())),
             method: Some(Matcher::Exact("POST".into())),
             ..Default::default()
         };
         let api = RouteMatch {
-            uri: Some(Matcher::Regex(
-                regex::Regex::new("^(?:/api/v[0-9]+)$").unwrap(),
-            )),
+            uri: uri(Matcher::regex("/api/v[0-9]+").unwrap()),
             ..Default::default()
         };
         let routes = [
@@ -315,29 +204,38 @@ mod tests {
     }
 
     #[test]
-    fn headers_query_and_case() {
-        let mut h = http::HeaderMap::new();
-        h.insert("x-team", http::HeaderValue::from_static("ux"));
-        let m = RouteMatch::compile(&HttpMatchRequest {
-            uri: Some(StringMatch::Prefix("/Shop".into())),
-            ignore_uri_case: true,
-            headers: [("x-team".to_owned(), StringMatch::Exact("ux".into()))].into(),
-            query_params: [("b".to_owned(), StringMatch::Exact("two".into()))].into(),
-            ..Default::default()
-        });
-        let m = m.unwrap();
-        assert!(m.matches(&view("/shop/cart", &h)));
-        assert!(m.matches(&view("/SHOP", &h)));
-        assert!(!m.matches(&view("/other", &h)));
-        let empty = http::HeaderMap::new();
-        assert!(!m.matches(&view("/shop", &empty)));
-        let without = RouteMatch::compile(&HttpMatchRequest {
-            without_headers: [("x-team".to_owned(), StringMatch::Prefix("u".into()))].into(),
-            ..Default::default()
-        });
-        let without = without.unwrap();
-        assert!(!without.matches(&view("/", &h)));
-        assert!(without.matches(&view("/", &empty)));
+    fn rewrite_replaces_the_matched_prefix() {
+        let mut r = route(
+            "shop",
+            vec![RouteMatch {
+                uri: Some(UriMatch {
+                    matcher: Matcher::Prefix("/shop".into()),
+                    ignore_case: true,
+                }),
+                ..Default::default()
+            }],
+        );
+        assert_eq!(r.upstream_path("/SHOP/a"), "/SHOP/a");
+        r.rewrite.uri = Some("/store".into());
+        assert_eq!(r.upstream_path("/SHOP/a"), "/store/a");
+        assert_eq!(r.upstream_path("/shop"), "/store");
+    }
+
+    #[test]
+    fn weights_never_overflow() {
+        let up = |w: u32| WeightedUpstream {
+            upstream: Arc::new(Upstream::new("h".into(), 80, Endpoints::Static(vec![]))),
+            weight: w,
+        };
+        let dests = [up(u32::MAX), up(u32::MAX), up(0)];
+        assert!(pick_weighted(&dests, u32::MAX).is_some());
+        let split = [up(1), up(3)];
+        let picks: Vec<u32> = (0..4)
+            .map(|n| pick_weighted(&split, n).map_or(9, |d| d.weight))
+            .collect();
+        assert_eq!(picks, [1, 3, 3, 3]);
+        let zero = [up(0), up(7)];
+        assert_eq!(pick_weighted(&zero, 0).map(|d| d.weight), Some(7));
     }
 
     #[test]

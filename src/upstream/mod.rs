@@ -2,13 +2,14 @@
 //! addresses or DNS names), else DNS of the host itself; round-robin over
 //! the endpoints.
 //!
-//! It never picks an address the configuration did not name.
+//! It reads only checked ServiceEntries (`config::checked`), never the
+//! serde model, and never picks an address the configuration did not name.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::config::service_entry::{Resolution, ServiceEntry};
+use crate::config::checked::{CheckedServiceEntry, Endpoint, EndpointAddress, Resolution};
 
 /// The endpoints of one destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,69 +75,66 @@ impl Upstream {
     }
 }
 
-/// ServiceEntries by host (lower-case); the first (in the given order) wins.
-pub fn index<'a>(entries: &[&'a ServiceEntry]) -> HashMap<String, &'a ServiceEntry> {
+/// ServiceEntries by host (already lower-case); the first (in the given
+/// order) wins.
+pub fn index<'a>(entries: &[&'a CheckedServiceEntry]) -> HashMap<&'a str, &'a CheckedServiceEntry> {
     let mut map = HashMap::new();
     for se in entries {
-        for h in &se.spec.hosts {
-            map.entry(h.to_ascii_lowercase()).or_insert(*se);
+        for h in &se.hosts {
+            map.entry(h.as_str()).or_insert(*se);
         }
     }
     map
 }
 
-/// Resolves a route destination against the ServiceEntries.
+/// Resolves a route destination (a qualified, lower-case host) against the
+/// ServiceEntries.
 pub fn resolve(
     host: &str,
     port: Option<u16>,
-    entries: &HashMap<String, &ServiceEntry>,
+    entries: &HashMap<&str, &CheckedServiceEntry>,
 ) -> Upstream {
-    let host_l = host.to_ascii_lowercase();
-    let entry = entries.get(&host_l);
-    let Some(se) = entry else {
+    let Some(se) = entries.get(host) else {
         let port = port.unwrap_or(80);
-        return Upstream::new(host_l.clone(), port, Endpoints::Dns(vec![(host_l, port)]));
+        return Upstream::new(
+            host.to_owned(),
+            port,
+            Endpoints::Dns(vec![(host.to_owned(), port)]),
+        );
     };
-    let spec = &se.spec;
     let se_port = match port {
-        Some(p) => spec.ports.iter().find(|sp| sp.number == u32::from(p)),
-        None if spec.ports.len() == 1 => spec.ports.first(),
+        Some(p) => se.ports.iter().find(|sp| sp.number == p),
+        None if se.ports.len() == 1 => se.ports.first(),
         None => None,
     };
-    let service_port = port
-        .or_else(|| se_port.and_then(|p| u16::try_from(p.number).ok()))
-        .unwrap_or(80);
-    let default_target = se_port
-        .and_then(|p| p.target_port.or(Some(p.number)))
-        .and_then(|p| u16::try_from(p).ok())
-        .unwrap_or(service_port);
-    let target_for = |ep: &crate::config::service_entry::WorkloadEntry| -> u16 {
+    let service_port = port.or(se_port.map(|p| p.number)).unwrap_or(80);
+    let default_target = se_port.map_or(service_port, |p| p.target_port.unwrap_or(p.number));
+    let target_for = |ep: &Endpoint| -> u16 {
         se_port
-            .and_then(|sp| ep.ports.get(&sp.name))
-            .and_then(|p| u16::try_from(*p).ok())
+            .and_then(|sp| ep.ports.get(&sp.name).copied())
             .unwrap_or(default_target)
     };
-    let endpoints = match spec.resolution {
+    let endpoints = match se.resolution {
         Resolution::Static => Endpoints::Static(
-            spec.endpoints
+            se.endpoints
                 .iter()
-                .filter_map(|ep| {
-                    ep.address
-                        .parse::<std::net::IpAddr>()
-                        .ok()
-                        .map(|ip| SocketAddr::new(ip, target_for(ep)))
+                .filter_map(|ep| match ep.address {
+                    EndpointAddress::Ip(ip) => Some(SocketAddr::new(ip, target_for(ep))),
+                    EndpointAddress::Name(_) | EndpointAddress::Unix(_) => None,
                 })
                 .collect(),
         ),
-        Resolution::Dns | Resolution::DnsRoundRobin if !spec.endpoints.is_empty() => {
-            Endpoints::Dns(
-                spec.endpoints
-                    .iter()
-                    .map(|ep| (ep.address.clone(), target_for(ep)))
-                    .collect(),
-            )
-        }
-        _ => Endpoints::Dns(vec![(host_l.clone(), default_target)]),
+        Resolution::Dns | Resolution::DnsRoundRobin if !se.endpoints.is_empty() => Endpoints::Dns(
+            se.endpoints
+                .iter()
+                .filter_map(|ep| match &ep.address {
+                    EndpointAddress::Ip(ip) => Some((ip.to_string(), target_for(ep))),
+                    EndpointAddress::Name(n) => Some((n.clone(), target_for(ep))),
+                    EndpointAddress::Unix(_) => None,
+                })
+                .collect(),
+        ),
+        _ => Endpoints::Dns(vec![(host.to_owned(), default_target)]),
     };
-    Upstream::new(host_l, service_port, endpoints)
+    Upstream::new(host.to_owned(), service_port, endpoints)
 }

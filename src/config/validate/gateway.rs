@@ -2,18 +2,63 @@
 
 use std::collections::BTreeSet;
 
+use super::super::checked::{CheckedGateway, CheckedServer, ServerProtocol};
 use super::super::error::FieldErrors;
 use super::super::gateway::{
     Gateway, SUPPORTED_CIPHER_SUITES, Server, ServerTls, TlsMode, TlsVersion,
 };
-use super::super::host::check_gateway_host;
-use super::super::meta::{is_dns1123_label, is_dns1123_subdomain};
-use super::port_number;
+use super::super::host::{GatewayHost, is_dns1123_label, is_dns1123_subdomain};
+use super::{port, port_number};
 
 /// Protocols a Gateway server port may carry.
 const GATEWAY_PROTOCOLS: &[&str] = &["HTTP", "HTTPS", "HTTP2", "GRPC", "TCP", "TLS", "MONGO"];
 
-pub(super) fn gateway(g: &Gateway, e: &mut FieldErrors) {
+/// Checks a Gateway; `Some` only when it has no error.
+pub(super) fn gateway(g: &Gateway, e: &mut FieldErrors) -> Option<CheckedGateway> {
+    let before = e.0.len();
+    rules(g, e);
+    if e.0.len() != before {
+        return None;
+    }
+    let ns = g.metadata.ns();
+    let mut servers = Vec::new();
+    for (i, s) in g.spec.servers.iter().enumerate() {
+        let p = format!("spec.servers[{i}]");
+        let Some(port_spec) = &s.port else { continue };
+        let number = port(port_spec.number, format!("{p}.port.number"), e);
+        let hosts: Vec<GatewayHost> = s
+            .hosts
+            .iter()
+            .enumerate()
+            .filter_map(|(j, h)| {
+                GatewayHost::parse(h)
+                    .map_err(|why| e.push(format!("{p}.hosts[{j}]"), why))
+                    .ok()
+            })
+            .collect();
+        let protocol = match port_spec.protocol.to_ascii_uppercase().as_str() {
+            "HTTPS" | "TLS" => ServerProtocol::Tls,
+            _ => ServerProtocol::Plain,
+        };
+        if let Some(number) = number {
+            servers.push(CheckedServer {
+                id: format!("{ns}/{}/{}", g.metadata.name, port_spec.name),
+                port: number,
+                protocol,
+                hosts,
+                tls: s.tls.clone().unwrap_or_default(),
+            });
+        }
+    }
+    (e.0.len() == before).then(|| CheckedGateway {
+        namespace: ns.to_owned(),
+        name: g.metadata.name.clone(),
+        selector: g.spec.selector.clone(),
+        servers,
+    })
+}
+
+fn rules(g: &Gateway, e: &mut FieldErrors) {
     // VirtualServices name a Gateway as `namespace/name`: Istio wants a
     // DNS label here, not the dotted names other kinds may have.
     let name = &g.metadata.name;
@@ -80,7 +125,7 @@ fn server(s: &Server, p: &str, e: &mut FieldErrors) {
         e.push(format!("{p}.hosts"), "a server needs at least one host");
     }
     for (j, h) in s.hosts.iter().enumerate() {
-        if let Err(why) = check_gateway_host(h) {
+        if let Err(why) = GatewayHost::parse(h) {
             e.push(format!("{p}.hosts[{j}]"), why);
         }
     }
@@ -142,6 +187,14 @@ fn server_tls(t: &ServerTls, protocol: &str, p: &str, e: &mut FieldErrors) {
         }
         TlsMode::Simple | TlsMode::Mutual | TlsMode::OptionalMutual => {}
     }
+    cert_source(t, mode, p, e);
+    client_ca(t, mode, p, e);
+    versions_and_ciphers(t, p, e);
+    pinning(t, p, e);
+}
+
+/// Exactly one certificate source: a Secret (or two) or a pair of files.
+fn cert_source(t: &ServerTls, mode: TlsMode, p: &str, e: &mut FieldErrors) {
     let has_cred_name = t.credential_name.is_some();
     let has_cred_names = !t.credential_names.is_empty();
     let has_files = t.server_certificate.is_some() || t.private_key.is_some();
@@ -218,6 +271,12 @@ fn server_tls(t: &ServerTls, protocol: &str, p: &str, e: &mut FieldErrors) {
             }
         }
     }
+}
+
+/// Where the client CA and CRL come from: the Secret, or files.
+fn client_ca(t: &ServerTls, mode: TlsMode, p: &str, e: &mut FieldErrors) {
+    let has_cred_name = t.credential_name.is_some();
+    let has_cred_names = !t.credential_names.is_empty();
     if t.ca_crl.is_some() {
         if has_cred_name || has_cred_names {
             e.push(
@@ -240,6 +299,10 @@ fn server_tls(t: &ServerTls, protocol: &str, p: &str, e: &mut FieldErrors) {
             "caCertificates is not allowed with credentialName: put the CA in the secret (cacert) or in <name>-cacert",
         );
     }
+}
+
+/// TLS 1.2 and 1.3 only, and the cipher suites gatehouse can serve.
+fn versions_and_ciphers(t: &ServerTls, p: &str, e: &mut FieldErrors) {
     if let Some(max) = t.max_protocol_version {
         if max != TlsVersion::Auto && max < TlsVersion::V1_2 {
             e.push(
@@ -269,6 +332,10 @@ fn server_tls(t: &ServerTls, protocol: &str, p: &str, e: &mut FieldErrors) {
             );
         }
     }
+}
+
+/// Client certificate pins: SHA-256 of the certificate or of its key.
+fn pinning(t: &ServerTls, p: &str, e: &mut FieldErrors) {
     for (i, h) in t.verify_certificate_hash.iter().enumerate() {
         let hex: String = h.chars().filter(|c| *c != ':').collect();
         if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {

@@ -1,5 +1,7 @@
 //! Istio's validation rules, applied to typed objects before anything is
-//! stored. Each rule reports the field path it is about.
+//! stored. Each rule reports the field path it is about, and the rules
+//! build the checked form (`config::checked`) as they go: a value is
+//! parsed once, here, and what is built is what the compiler serves.
 //!
 //! The rules follow istio/istio `pkg/config/validation` (what `istioctl
 //! validate` and the admission webhook refuse), plus what gatehouse cannot
@@ -8,20 +10,31 @@
 //! I/O; secret contents (PEM, key match, dates) are checked by
 //! `secret::credential` at apply time.
 
+mod destination;
 mod gateway;
 mod http;
+mod matching;
+mod policies;
 mod service_entry;
 mod virtual_service;
 
 use std::net::IpAddr;
 use std::time::Duration;
 
+use super::checked::Checked;
 use super::error::FieldErrors;
-use super::meta::{is_dns1123_label, is_dns1123_subdomain};
+use super::host::{is_dns1123_label, is_dns1123_subdomain};
 use super::secret::{SECRET_TYPES, Secret};
 use super::{Resource, duration};
 
+/// Every problem with `r`, by field; empty when it is valid.
 pub fn validate(r: &Resource) -> FieldErrors {
+    check(r).err().unwrap_or_default()
+}
+
+/// Applies Istio's rules and returns the checked form the compiler reads,
+/// or every problem found, by field.
+pub fn check(r: &Resource) -> Result<Checked, FieldErrors> {
     let mut e = FieldErrors::default();
     let meta = r.meta();
     if meta.name.is_empty() {
@@ -41,24 +54,48 @@ pub fn validate(r: &Resource) -> FieldErrors {
             format!("{:?} is not a valid namespace", meta.ns()),
         );
     }
-    match r {
-        Resource::Gateway(g) => gateway::gateway(g, &mut e),
-        Resource::VirtualService(v) => virtual_service::virtual_service(v, &mut e),
-        Resource::ServiceEntry(s) => service_entry::service_entry(s, &mut e),
-        Resource::Secret(s) => secret(s, &mut e),
+    let checked = match r {
+        Resource::Gateway(g) => gateway::gateway(g, &mut e).map(Checked::Gateway),
+        Resource::VirtualService(v) => {
+            virtual_service::virtual_service(v, &mut e).map(Checked::VirtualService)
+        }
+        Resource::ServiceEntry(s) => {
+            service_entry::service_entry(s, &mut e).map(Checked::ServiceEntry)
+        }
+        Resource::Secret(s) => {
+            secret(s, &mut e);
+            Some(Checked::Secret)
+        }
+    };
+    match checked {
+        Some(c) if e.is_empty() => Ok(c),
+        // Every rule that refuses says why; this only guards that promise.
+        None if e.is_empty() => {
+            e.push("spec", "the object could not be checked");
+            Err(e)
+        }
+        _ => Err(e),
     }
-    e
 }
 
 /// A port number: 1-65535.
 fn port_number(n: u32, p: impl Into<String>, e: &mut FieldErrors) {
-    if n == 0 || n > 65535 {
-        e.push(p, format!("{n} is not a port number (1-65535)"));
+    port(n, p, e);
+}
+
+/// A port number (1-65535) as the `u16` it is.
+fn port(n: u32, p: impl Into<String>, e: &mut FieldErrors) -> Option<u16> {
+    match u16::try_from(n) {
+        Ok(port) if port != 0 => Some(port),
+        _ => {
+            e.push(p, format!("{n} is not a port number (1-65535)"));
+            None
+        }
     }
 }
 
 /// A duration as Istio accepts one: at least 1ms, in whole milliseconds.
-fn duration_ms(t: &str, p: impl Into<String>, e: &mut FieldErrors) {
+fn duration_ms(t: &str, p: impl Into<String>, e: &mut FieldErrors) -> Option<Duration> {
     match duration::parse(t) {
         None => e.push(p, format!("{t:?} is not a duration (like 5s or 250ms)")),
         Some(d) if d < Duration::from_millis(1) => {
@@ -69,9 +106,14 @@ fn duration_ms(t: &str, p: impl Into<String>, e: &mut FieldErrors) {
             let rem = d.as_nanos() % 1_000_000;
             if rem > 1 && rem < 999_999 {
                 e.push(p, format!("{t:?}: only whole milliseconds are supported"));
+            } else if let Ok(ms) = u64::try_from((d.as_nanos() + 500_000) / 1_000_000) {
+                return Some(Duration::from_millis(ms));
+            } else {
+                e.push(p, format!("{t:?} is too long"));
             }
         }
     }
+    None
 }
 
 /// A percentage: 0 to 100.
@@ -139,11 +181,33 @@ mod tests {
 
     #[test]
     fn durations() {
-        for ok in ["1ms", "5s", "1.5s", "0.1s", "250ms", "1m", "1h"] {
-            assert!(errs(|e| duration_ms(ok, "t", e)).is_empty(), "{ok}");
+        for (ok, ms) in [
+            ("1ms", 1),
+            ("5s", 5000),
+            ("1.5s", 1500),
+            ("0.1s", 100),
+            ("0.3s", 300),
+            ("250ms", 250),
+            ("1m", 60_000),
+            ("1h", 3_600_000),
+        ] {
+            let mut e = FieldErrors::default();
+            assert_eq!(
+                duration_ms(ok, "t", &mut e),
+                Some(Duration::from_millis(ms)),
+                "{ok}"
+            );
+            assert!(e.is_empty(), "{ok}");
         }
         for bad in ["0s", "500us", "1.0005s", "5", "x"] {
-            assert_eq!(errs(|e| duration_ms(bad, "t", e)).len(), 1, "{bad}");
+            assert_eq!(
+                errs(|e| {
+                    duration_ms(bad, "t", e);
+                })
+                .len(),
+                1,
+                "{bad}"
+            );
         }
     }
 

@@ -2,18 +2,73 @@
 
 use std::collections::BTreeSet;
 
+use super::super::checked::{CheckedServiceEntry, Endpoint, EndpointAddress, ServicePort};
 use super::super::error::FieldErrors;
-use super::super::host::check_host;
-use super::super::meta::is_dns1123_label;
+use super::super::host::{check_host, is_dns1123_label};
 use super::super::service_entry::{Resolution, ServiceEntry};
-use super::{ip_or_cidr, port_number};
+use super::{ip_or_cidr, port, port_number};
 
 /// Protocols a ServiceEntry port may carry (empty: detected).
 const SERVICE_PROTOCOLS: &[&str] = &[
     "HTTP", "HTTPS", "HTTP2", "GRPC", "TCP", "TLS", "MONGO", "MYSQL", "REDIS", "UDP",
 ];
 
-pub(super) fn service_entry(s: &ServiceEntry, e: &mut FieldErrors) {
+/// Checks a ServiceEntry; `Some` only when it has no error.
+pub(super) fn service_entry(s: &ServiceEntry, e: &mut FieldErrors) -> Option<CheckedServiceEntry> {
+    let before = e.0.len();
+    rules(s, e);
+    if e.0.len() != before {
+        return None;
+    }
+    let spec = &s.spec;
+    let mut ports = Vec::new();
+    for (i, sp) in spec.ports.iter().enumerate() {
+        let p = format!("spec.ports[{i}]");
+        let number = port(sp.number, format!("{p}.number"), e);
+        // `Some(None)`: no targetPort (the port itself); `None`: a bad one.
+        let target = match sp.target_port {
+            None => Some(None),
+            Some(t) => port(t, format!("{p}.targetPort"), e).map(Some),
+        };
+        if let (Some(number), Some(target_port)) = (number, target) {
+            ports.push(ServicePort {
+                number,
+                name: sp.name.clone(),
+                target_port,
+            });
+        }
+    }
+    let mut endpoints = Vec::new();
+    for (i, ep) in spec.endpoints.iter().enumerate() {
+        let address = if let Some(path) = ep.address.strip_prefix("unix://") {
+            EndpointAddress::Unix(path.to_owned())
+        } else if let Ok(ip) = ep.address.parse() {
+            EndpointAddress::Ip(ip)
+        } else {
+            EndpointAddress::Name(ep.address.to_ascii_lowercase())
+        };
+        let mut targets = std::collections::BTreeMap::new();
+        for (name, n) in &ep.ports {
+            if let Some(n) = port(*n, format!("spec.endpoints[{i}].ports.{name}"), e) {
+                targets.insert(name.clone(), n);
+            }
+        }
+        endpoints.push(Endpoint {
+            address,
+            ports: targets,
+        });
+    }
+    (e.0.len() == before).then(|| CheckedServiceEntry {
+        namespace: s.metadata.ns().to_owned(),
+        name: s.metadata.name.clone(),
+        hosts: spec.hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+        ports,
+        resolution: spec.resolution.into(),
+        endpoints,
+    })
+}
+
+fn rules(s: &ServiceEntry, e: &mut FieldErrors) {
     let spec = &s.spec;
     if spec.hosts.is_empty() {
         e.push("spec.hosts", "a ServiceEntry needs at least one host");
@@ -41,6 +96,17 @@ pub(super) fn service_entry(s: &ServiceEntry, e: &mut FieldErrors) {
             );
         }
     }
+    ports(s, e);
+    endpoints(s, e);
+}
+
+/// The port names, for endpoint port maps.
+fn port_names(s: &ServiceEntry) -> BTreeSet<&str> {
+    s.spec.ports.iter().map(|p| p.name.as_str()).collect()
+}
+
+fn ports(s: &ServiceEntry, e: &mut FieldErrors) {
+    let spec = &s.spec;
     let mut names = BTreeSet::new();
     let mut numbers = BTreeSet::new();
     let mut plain_tcp = false;
@@ -91,6 +157,12 @@ pub(super) fn service_entry(s: &ServiceEntry, e: &mut FieldErrors) {
             "several hosts need HTTP or TLS ports (plain TCP cannot tell them apart), or resolution NONE",
         );
     }
+    resolution(s, e);
+}
+
+/// What each resolution needs from the hosts and endpoints.
+fn resolution(s: &ServiceEntry, e: &mut FieldErrors) {
+    let spec = &s.spec;
     match spec.resolution {
         Resolution::None if !spec.endpoints.is_empty() => e.push(
             "spec.endpoints",
@@ -118,6 +190,11 @@ pub(super) fn service_entry(s: &ServiceEntry, e: &mut FieldErrors) {
             "resolution DNS_ROUND_ROBIN takes at most one endpoint",
         );
     }
+}
+
+fn endpoints(s: &ServiceEntry, e: &mut FieldErrors) {
+    let spec = &s.spec;
+    let names = port_names(s);
     for (i, ep) in spec.endpoints.iter().enumerate() {
         let p = format!("spec.endpoints[{i}]");
         if ep.address.is_empty() {

@@ -1,14 +1,58 @@
 //! Rules for `VirtualService`: hosts, gateways, destinations, and tls and
 //! tcp routes; http routes are in `http.rs`.
 
+use super::super::checked::CheckedVirtualService;
 use super::super::error::FieldErrors;
-use super::super::host::{check_host, intersects};
-use super::super::meta::{is_dns1123_label, is_dns1123_subdomain};
-use super::super::virtual_service::{Destination, RouteDestination, VirtualService};
+use super::super::host::{check_host, covers, intersects, is_dns1123_label, qualify};
+use super::super::virtual_service::{RouteDestination, VirtualService};
+use super::destination::{destination, gateway_ref, weight, weighted};
 use super::http::http_route;
 use super::{ip_or_cidr, port_number};
 
-pub(super) fn virtual_service(v: &VirtualService, e: &mut FieldErrors) {
+/// Checks a VirtualService; `Some` only when it has no error. Its hosts
+/// and destinations are qualified in its namespace (`host::qualify`).
+pub(super) fn virtual_service(
+    v: &VirtualService,
+    e: &mut FieldErrors,
+) -> Option<CheckedVirtualService> {
+    let before = e.0.len();
+    let ns = v.metadata.ns();
+    hosts(v, e);
+    let s = &v.spec;
+    for (i, g) in s.gateways.iter().enumerate() {
+        gateway_ref(g, &format!("spec.gateways[{i}]"), e);
+    }
+    if s.http.is_empty() && s.tls.is_empty() && s.tcp.is_empty() {
+        e.push("spec", "a VirtualService needs http, tls or tcp routes");
+    }
+    let http: Vec<_> = s
+        .http
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| http_route(r, ns, &format!("spec.http[{i}]"), e))
+        .collect();
+    l4(v, e);
+    if e.0.len() != before {
+        return None;
+    }
+    Some(CheckedVirtualService {
+        namespace: ns.to_owned(),
+        name: v.metadata.name.clone(),
+        creation_timestamp: v.metadata.creation_timestamp.clone(),
+        hosts: s.hosts.iter().map(|h| qualify(h, ns)).collect(),
+        gateways: s
+            .gateways
+            .iter()
+            .map(|g| match g.split_once('/') {
+                Some((gns, name)) => (gns.to_owned(), name.to_owned()),
+                None => (ns.to_owned(), g.clone()),
+            })
+            .collect(),
+        http,
+    })
+}
+
+fn hosts(v: &VirtualService, e: &mut FieldErrors) {
     let s = &v.spec;
     if s.hosts.is_empty() {
         e.push("spec.hosts", "a VirtualService needs at least one host");
@@ -35,15 +79,12 @@ pub(super) fn virtual_service(v: &VirtualService, e: &mut FieldErrors) {
             }
         }
     }
-    for (i, g) in s.gateways.iter().enumerate() {
-        gateway_ref(g, &format!("spec.gateways[{i}]"), e);
-    }
-    if s.http.is_empty() && s.tls.is_empty() && s.tcp.is_empty() {
-        e.push("spec", "a VirtualService needs http, tls or tcp routes");
-    }
-    for (i, r) in s.http.iter().enumerate() {
-        http_route(r, &format!("spec.http[{i}]"), e);
-    }
+}
+
+/// tls and tcp routes: checked, not served.
+fn l4(v: &VirtualService, e: &mut FieldErrors) {
+    let s = &v.spec;
+    let ns = v.metadata.ns();
     for (i, r) in s.tls.iter().enumerate() {
         let p = format!("spec.tls[{i}]");
         if r.matches.is_empty() {
@@ -60,7 +101,7 @@ pub(super) fn virtual_service(v: &VirtualService, e: &mut FieldErrors) {
             for (k, h) in m.sni_hosts.iter().enumerate() {
                 if let Err(why) = check_host(h) {
                     e.push(format!("{mp}.sniHosts[{k}]"), why);
-                } else if !s.hosts.iter().any(|vh| subset_of(h, vh)) {
+                } else if !s.hosts.iter().any(|vh| covers(vh, h)) {
                     e.push(
                         format!("{mp}.sniHosts[{k}]"),
                         format!(
@@ -79,7 +120,7 @@ pub(super) fn virtual_service(v: &VirtualService, e: &mut FieldErrors) {
                 e,
             );
         }
-        l4_routes(&r.route, &p, e);
+        l4_routes(&r.route, ns, &p, e);
     }
     for (i, r) in s.tcp.iter().enumerate() {
         let p = format!("spec.tcp[{i}]");
@@ -93,34 +134,7 @@ pub(super) fn virtual_service(v: &VirtualService, e: &mut FieldErrors) {
                 e,
             );
         }
-        l4_routes(&r.route, &p, e);
-    }
-}
-
-/// Whether every name `host` covers is covered by `by` (both valid hosts).
-fn subset_of(host: &str, by: &str) -> bool {
-    let (host, by) = (host.to_ascii_lowercase(), by.to_ascii_lowercase());
-    if by == "*" || host == by {
-        return true;
-    }
-    match by.strip_prefix('*') {
-        Some(suffix) => host != "*" && host.ends_with(suffix),
-        None => false,
-    }
-}
-
-pub(super) fn gateway_ref(g: &str, p: &str, e: &mut FieldErrors) {
-    let name = g.split_once('/').map_or(g, |(ns, n)| {
-        if !is_dns1123_label(ns) {
-            e.push(p, format!("{g:?}: {ns:?} is not a namespace"));
-        }
-        n
-    });
-    if name != "mesh" && !is_dns1123_subdomain(name) {
-        e.push(
-            p,
-            format!("{g:?} is not a Gateway name (name or namespace/name)"),
-        );
+        l4_routes(&r.route, ns, &p, e);
     }
 }
 
@@ -153,73 +167,73 @@ fn l4_match(
     }
 }
 
-fn l4_routes(routes: &[RouteDestination], p: &str, e: &mut FieldErrors) {
+fn l4_routes(routes: &[RouteDestination], ns: &str, p: &str, e: &mut FieldErrors) {
     if routes.is_empty() {
         e.push(format!("{p}.route"), "route needs at least one destination");
     }
+    let before = e.0.len();
+    let mut dests = Vec::new();
     for (j, d) in routes.iter().enumerate() {
-        destination(&d.destination, &format!("{p}.route[{j}].destination"), e);
-        weight(d.weight, &format!("{p}.route[{j}].weight"), e);
-    }
-    all_zero(routes.iter().map(|d| d.weight), &format!("{p}.route"), e);
-}
-
-pub(super) fn weight(w: Option<i64>, p: &str, e: &mut FieldErrors) {
-    if let Some(w) = w
-        && w < 0
-    {
-        e.push(p, format!("weight {w} is negative"));
-    }
-}
-
-/// Several destinations whose weights add up to 0 send traffic nowhere.
-pub(super) fn all_zero(
-    weights: impl ExactSizeIterator<Item = Option<i64>>,
-    p: &str,
-    e: &mut FieldErrors,
-) {
-    if weights.len() > 1 && weights.map(|w| w.unwrap_or(0)).sum::<i64>() == 0 {
-        e.push(p, "the destination weights add up to 0");
-    }
-}
-
-pub(super) fn destination(d: &Destination, p: &str, e: &mut FieldErrors) {
-    if d.host.is_empty() {
-        e.push(format!("{p}.host"), "destination host is required");
-    } else if d.host == "*" {
-        e.push(
-            format!("{p}.host"),
-            "\"*\" is not a destination host: name the service",
+        let dest = destination(
+            &d.destination,
+            ns,
+            &format!("{p}.route[{j}].destination"),
+            e,
         );
-    } else if let Err(why) = check_host(&d.host) {
-        e.push(format!("{p}.host"), why);
+        let w = weight(d.weight, &format!("{p}.route[{j}].weight"), e);
+        if let (Some((host, port)), Some(w)) = (dest, w) {
+            dests.push((host, port, w));
+        }
     }
-    if let Some(subset) = &d.subset
-        && !is_dns1123_label(subset)
-    {
-        e.push(
-            format!("{p}.subset"),
-            format!("{subset:?} is not a subset name (a DNS label)"),
-        );
-    }
-    if let Some(port) = d.port {
-        port_number(port.number, format!("{p}.port.number"), e);
+    if e.0.len() == before {
+        weighted(dests, &format!("{p}.route"), e);
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::config::checked::route::RouteAction;
+
+    fn vs(yaml: &str) -> VirtualService {
+        serde_json::from_value(serde_saphyr::from_str(yaml).unwrap()).unwrap()
+    }
 
     #[test]
-    fn sni_subsets() {
-        assert!(subset_of("a.foo.com", "*.foo.com"));
-        assert!(subset_of("*.a.foo.com", "*.foo.com"));
-        assert!(subset_of("A.foo.com", "a.FOO.com"));
-        assert!(subset_of("x.y", "*"));
-        assert!(!subset_of("foo.com", "*.foo.com"));
-        assert!(!subset_of("*", "*.foo.com"));
-        assert!(!subset_of("*.foo.com", "a.foo.com"));
-        assert!(!subset_of("b.com", "a.com"));
+    fn short_hosts_are_qualified_in_the_namespace() {
+        let v = vs("apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: httpbin, namespace: shop}
+spec:
+  hosts: [httpbin, HttpBin.example.com]
+  gateways: [gw, other/gw2]
+  http:
+  - route:
+    - destination: {host: httpbin, port: {number: 8000}}
+      weight: 90
+    - destination: {host: reviews.other}
+      weight: 10
+");
+        let mut e = FieldErrors::default();
+        let c = virtual_service(&v, &mut e).unwrap();
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(
+            c.hosts,
+            ["httpbin.shop.svc.cluster.local", "httpbin.example.com"]
+        );
+        assert_eq!(
+            c.gateways,
+            [
+                ("shop".to_owned(), "gw".to_owned()),
+                ("other".to_owned(), "gw2".to_owned())
+            ]
+        );
+        let RouteAction::Forward(d) = &c.http[0].action else {
+            panic!("not a forward: {:?}", c.http[0].action);
+        };
+        assert_eq!(d[0].host, "httpbin.shop.svc.cluster.local");
+        assert_eq!((d[0].port, d[0].weight), (Some(8000), 90));
+        assert_eq!(d[1].host, "reviews.other");
     }
 }

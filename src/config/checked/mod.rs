@@ -1,0 +1,139 @@
+//! The checked form of the API objects: what `validate::check` returns and
+//! the only thing the snapshot compiler reads.
+//!
+//! Every value here has been parsed once and holds its type: ports are
+//! `u16`, hosts are qualified and lower-cased, regexes compiled, status
+//! codes `StatusCode`s, bodies bytes, header operations `HeaderName`s and
+//! `HeaderValue`s, durations `Duration`s. Code that reads these never
+//! re-parses a string and has no fallback to substitute: a value that
+//! cannot be built is a validation error with its field path. Nothing here
+//! does I/O.
+
+pub mod route;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use super::gateway::ServerTls;
+use super::host::GatewayHost;
+use super::service_entry;
+pub use route::HttpRoute;
+
+/// A checked object of any kind; a Secret's content is checked by SDS.
+#[derive(Debug, Clone)]
+pub enum Checked {
+    Gateway(CheckedGateway),
+    VirtualService(CheckedVirtualService),
+    ServiceEntry(CheckedServiceEntry),
+    Secret,
+}
+
+/// Protocols a Gateway server carries, as gatehouse serves them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerProtocol {
+    /// `HTTPS` and `TLS`: a TLS listener.
+    Tls,
+    /// Every other protocol is served as plain HTTP.
+    Plain,
+}
+
+/// One Gateway server.
+#[derive(Debug, Clone)]
+pub struct CheckedServer {
+    /// `namespace/gateway/port-name`: stable across snapshots.
+    pub id: String,
+    pub port: u16,
+    pub protocol: ServerProtocol,
+    pub hosts: Vec<GatewayHost>,
+    /// Its `tls` block (defaults when absent).
+    pub tls: ServerTls,
+}
+
+/// A Gateway.
+#[derive(Debug, Clone)]
+pub struct CheckedGateway {
+    pub namespace: String,
+    pub name: String,
+    pub selector: BTreeMap<String, String>,
+    pub servers: Vec<CheckedServer>,
+}
+
+impl CheckedGateway {
+    /// Whether this Gateway's selector picks a process with `labels`.
+    pub fn selects(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+    }
+}
+
+/// A VirtualService.
+#[derive(Debug, Clone)]
+pub struct CheckedVirtualService {
+    pub namespace: String,
+    pub name: String,
+    /// Merge order between VirtualServices of one host.
+    pub creation_timestamp: Option<String>,
+    /// Qualified (`host::qualify`) and lower-cased.
+    pub hosts: Vec<String>,
+    /// (namespace, name) of each bound Gateway; `mesh` is kept as a name.
+    pub gateways: Vec<(String, String)>,
+    pub http: Vec<HttpRoute>,
+}
+
+/// One ServiceEntry port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePort {
+    pub number: u16,
+    pub name: String,
+    pub target_port: Option<u16>,
+}
+
+/// Where an endpoint is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointAddress {
+    Ip(IpAddr),
+    /// A DNS name (resolution DNS).
+    Name(String),
+    /// A `unix://` socket path: not served by gatehouse.
+    Unix(String),
+}
+
+/// One ServiceEntry endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub address: EndpointAddress,
+    /// Target ports by service port name.
+    pub ports: BTreeMap<String, u16>,
+}
+
+/// How a ServiceEntry's endpoints are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// Istio's NONE: addresses as the client asked for them.
+    None,
+    Static,
+    Dns,
+    DnsRoundRobin,
+}
+
+impl From<service_entry::Resolution> for Resolution {
+    fn from(r: service_entry::Resolution) -> Resolution {
+        match r {
+            service_entry::Resolution::None => Resolution::None,
+            service_entry::Resolution::Static => Resolution::Static,
+            service_entry::Resolution::Dns => Resolution::Dns,
+            service_entry::Resolution::DnsRoundRobin => Resolution::DnsRoundRobin,
+        }
+    }
+}
+
+/// A ServiceEntry.
+#[derive(Debug, Clone)]
+pub struct CheckedServiceEntry {
+    pub namespace: String,
+    pub name: String,
+    /// Lower-cased, as written (Istio does not qualify ServiceEntry hosts).
+    pub hosts: Vec<String>,
+    pub ports: Vec<ServicePort>,
+    pub resolution: Resolution,
+    pub endpoints: Vec<Endpoint>,
+}

@@ -1,0 +1,157 @@
+//! Admit: which server a request is for, and whether it may be served on
+//! this connection. A connection belongs to one server: another server's
+//! host gets 421, nobody's 404, and neither reaches a backend. Also the
+//! request's host and its normalized path.
+
+use std::sync::Arc;
+
+use http::header;
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use super::super::{ConnInfo, Shared};
+use super::Body;
+use super::respond::local;
+use crate::snapshot::{HostOwner, Server};
+
+/// Why a request is not admitted: it knows its status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refusal {
+    MissingHost,
+    Underscore,
+    /// Nobody on this port serves the host (or the port has no listener).
+    NoRoute,
+    /// The connection's server is gone from the snapshot.
+    ServerGone,
+    /// Another server owns the host: the client must connect (and pass
+    /// that server's TLS) for it.
+    Misdirected,
+}
+
+impl Refusal {
+    pub(super) fn response(self) -> Response<Body> {
+        let (status, why) = match self {
+            Refusal::MissingHost => (StatusCode::BAD_REQUEST, "missing Host"),
+            Refusal::Underscore => (
+                StatusCode::BAD_REQUEST,
+                "header names with '_' are not accepted",
+            ),
+            Refusal::NoRoute => (StatusCode::NOT_FOUND, "no route"),
+            Refusal::ServerGone => (
+                StatusCode::MISDIRECTED_REQUEST,
+                "this connection's server is gone; reconnect",
+            ),
+            Refusal::Misdirected => (StatusCode::MISDIRECTED_REQUEST, "misdirected request"),
+        };
+        local(status, why)
+    }
+}
+
+/// Checks the host and header names, then finds the connection's server
+/// and makes sure it owns the request's host.
+pub(super) fn admit(
+    req: &Request<Incoming>,
+    info: &ConnInfo,
+    shared: &Shared,
+    host: &str,
+) -> Result<Arc<Server>, Refusal> {
+    if host.is_empty() {
+        return Err(Refusal::MissingHost);
+    }
+    if req.headers().keys().any(|k| k.as_str().contains('_')) {
+        return Err(Refusal::Underscore);
+    }
+    let snapshot = shared.snapshot.load();
+    let listener = snapshot.listeners.get(&info.port).ok_or(Refusal::NoRoute)?;
+    let server = match &info.server_id {
+        Some(id) => listener.server_by_id(id).ok_or(Refusal::ServerGone)?,
+        None => listener.server_for_host(host).ok_or(Refusal::NoRoute)?,
+    };
+    match listener.owner_of(server, host) {
+        HostOwner::This => Ok(server.clone()),
+        HostOwner::Other => Err(Refusal::Misdirected),
+        HostOwner::Nobody => Err(Refusal::NoRoute),
+    }
+}
+
+/// `:authority` (HTTP/2, absolute-form) or the Host header, as sent.
+pub(super) fn request_authority(req: &Request<Incoming>) -> Option<String> {
+    req.uri()
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        })
+}
+
+/// Host or `:authority`, lower-cased, port removed.
+pub(super) fn request_host(req: &Request<Incoming>) -> Option<String> {
+    let raw = request_authority(req)?;
+    let host = if raw.starts_with('[') {
+        raw.split_once(']').map(|(h, _)| format!("{h}]"))?
+    } else {
+        raw.rsplit_once(':')
+            .map_or(raw.clone(), |(h, _)| h.to_owned())
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    (!host.is_empty()).then_some(host)
+}
+
+/// Normalizes `.`, `..` and `//`; refuses encoded `/`, `\` and NUL.
+pub fn normalize_path(path: &str) -> Result<String, &'static str> {
+    let lower = path.to_ascii_lowercase();
+    if lower.contains("%2f") || lower.contains("%5c") || lower.contains("%00") {
+        return Err("encoded '/', '\\' or NUL in the path");
+    }
+    if !path.starts_with('/') {
+        return Err("the path must start with /");
+    }
+    let mut out: Vec<&str> = Vec::new();
+    for seg in path.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    let mut p = String::with_capacity(path.len());
+    for s in &out {
+        p.push('/');
+        p.push_str(s);
+    }
+    if p.is_empty() || (path.ends_with('/') && !out.is_empty()) {
+        p.push('/');
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn paths() {
+        let cases = [
+            ("/", Ok("/")),
+            ("/a/b", Ok("/a/b")),
+            ("/a//b", Ok("/a/b")),
+            ("/a/./b/../c", Ok("/a/c")),
+            ("/../..", Ok("/")),
+            ("/a/", Ok("/a/")),
+            ("/a%2Fb", Err(())),
+            ("/a%5cb", Err(())),
+            ("/a%00", Err(())),
+        ];
+        for (input, want) in cases {
+            assert_eq!(
+                normalize_path(input).map_err(|_| ()),
+                want.map(str::to_owned),
+                "{input}"
+            );
+        }
+    }
+}

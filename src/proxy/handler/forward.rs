@@ -1,0 +1,178 @@
+//! Upstream: the request as it leaves for a backend (rewritten path and
+//! authority, hop-by-hop headers removed, `x-forwarded-*`, `x-request-id`
+//! and the client certificate's XFCC set by us, the route's header
+//! operations), the route's deadline, and the answer as it comes back.
+//! A client's `x-forwarded-client-cert` never reaches a backend.
+
+use std::net::SocketAddr;
+
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Request, Response, StatusCode, Uri};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use super::super::{ConnInfo, Shared};
+use super::Body;
+use super::respond::local;
+use crate::snapshot::routes::Route;
+
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for h in HOP_BY_HOP {
+        headers.remove(h);
+    }
+    headers.remove(header::TRANSFER_ENCODING);
+}
+
+/// A fresh `x-request-id` in UUID form: a random per-process prefix and a
+/// counter, so ids are unique without asking the system for randomness on
+/// every request.
+fn request_id() -> String {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: OnceLock<[u8; 8]> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        let mut b = [0u8; 8];
+        if aws_lc_rs::rand::fill(&mut b).is_err() {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            b = (t as u64).to_le_bytes();
+        }
+        b
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(prefix);
+    b[8..].copy_from_slice(&n.to_be_bytes());
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = crate::crypto::hex(&b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// The gateway's own headers on a request going upstream.
+fn forwarded_headers(headers: &mut HeaderMap, info: &ConnInfo, outward_host: HeaderValue) {
+    strip_hop_by_hop(headers);
+    headers.remove("x-forwarded-client-cert");
+    headers.insert(header::HOST, outward_host);
+    let peer_ip = info.peer.ip().to_string();
+    // Every x-forwarded-for line the client sent, in order, then the peer
+    // (Envoy's form: comma-joined).
+    let mut xff: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    xff.push(&peer_ip);
+    let xff = xff.join(",");
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert("x-forwarded-for", v);
+    }
+    headers.insert(
+        "x-forwarded-proto",
+        HeaderValue::from_static(if info.tls { "https" } else { "http" }),
+    );
+    if !headers.contains_key("x-request-id")
+        && let Ok(v) = HeaderValue::from_str(&request_id())
+    {
+        headers.insert("x-request-id", v);
+    }
+    if let Some(cert) = &info.client_cert
+        && let Ok(v) = HeaderValue::from_str(&cert.xfcc)
+    {
+        headers.insert("x-forwarded-client-cert", v);
+    }
+}
+
+/// Where and how one request goes upstream.
+pub(super) struct Upstream<'a> {
+    pub addr: SocketAddr,
+    pub route: &'a Route,
+    /// The normalized path and the query, as the client sent it.
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    /// The request's authority, sent on unless the route rewrites it.
+    pub authority: &'a str,
+}
+
+/// Sends the request to `up.addr` and returns the backend's answer, or
+/// the status code for why there is none.
+pub(super) async fn forward(
+    mut req: Request<Incoming>,
+    info: &ConnInfo,
+    shared: &Shared,
+    up: Upstream<'_>,
+) -> Response<Body> {
+    let route = up.route;
+    let new_path = route.upstream_path(up.path);
+    let pq = match up.query {
+        Some(q) => format!("{new_path}?{q}"),
+        None => new_path,
+    };
+    let uri: Uri = match format!("http://{}{pq}", up.addr).parse() {
+        Ok(u) => u,
+        Err(_) => return local(StatusCode::BAD_REQUEST, "bad request target"),
+    };
+    *req.uri_mut() = uri;
+    *req.version_mut() = http::Version::HTTP_11;
+    let outward_host = match &route.rewrite.authority {
+        Some(a) => a.clone(),
+        None => match HeaderValue::from_str(up.authority) {
+            Ok(v) => v,
+            Err(_) => return local(StatusCode::BAD_REQUEST, "bad authority"),
+        },
+    };
+    forwarded_headers(req.headers_mut(), info, outward_host);
+    route.request_headers.apply(req.headers_mut());
+    let upstream_timeout = route
+        .timeout
+        .unwrap_or(shared.settings.upstream_response_timeout);
+    let whole_request = shared.settings.request_timeout;
+    let timeout = upstream_timeout.min(whole_request);
+    let mut resp = match tokio::time::timeout(timeout, shared.client.request(req)).await {
+        Err(_) if upstream_timeout <= whole_request => {
+            return local(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout");
+        }
+        Err(_) => return local(StatusCode::REQUEST_TIMEOUT, "request timeout"),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, upstream = %up.addr, "upstream request failed");
+            return local(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream connect error or disconnect/reset before headers",
+            );
+        }
+        Ok(Ok(r)) => r,
+    };
+    strip_hop_by_hop(resp.headers_mut());
+    route.response_headers.apply(resp.headers_mut());
+    resp.map(|b| b.boxed())
+}
