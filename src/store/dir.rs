@@ -38,13 +38,15 @@
 //! under the exclusive lock first, so a reader never sees half a batch. The
 //! revision `list` returns is the head's.
 //!
-//! **Watching**: a thread polls the log's length every [`POLL_INTERVAL`].
-//! The log below the head's offset is immutable, so the thread reads it
+//! **Watching**: a thread per watch looks at the log's length when inotify
+//! says the log, the head or the lock file changed (`wakeup`: one inotify
+//! instance per opened store), and every [`FALLBACK_POLL`] in case the
+//! filesystem reports nothing. The log below the head's offset is immutable, so the thread reads it
 //! without a lock and sends every event past its starting revision, checking
 //! that revisions run without a gap. When the log is longer than the head,
 //! it tries the shared lock without waiting: if a writer holds the lock it is
-//! busy and the watcher comes back later; if not, the writer died and the
-//! watcher repairs. A watcher never waits on the lock, so a busy writer
+//! busy and the watcher comes back when it is done (its release of the lock
+//! is an inotify event); if not, the writer died and the watcher repairs. A watcher never waits on the lock, so a busy writer
 //! cannot starve it.
 //!
 //! **Compaction** (not done yet): the log grows forever. Compacting needs a
@@ -61,19 +63,21 @@
 use std::fmt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use self::paths::{CLUSTER_SCOPE_DIR, entries, subdirs, validate_filter};
+use self::wakeup::Wakeup;
 use super::fsutil::{self, StoreLock};
 use super::{Object, ObjectKey, Outcome, Put, Store, StoreError, WatchReceiver};
 
 mod objects;
 mod paths;
 mod repair;
+mod wakeup;
 mod watch;
 mod write;
 
-pub use watch::POLL_INTERVAL;
+pub use wakeup::FALLBACK_POLL;
 
 /// A store in a local directory. Cheap to clone. Two instances opened
 /// separately share nothing but the directory, exactly like two processes.
@@ -98,6 +102,8 @@ struct Inner {
     lock: PathBuf,
     log: PathBuf,
     head: PathBuf,
+    /// inotify on the root, started by the first watch.
+    wakeup: OnceLock<Wakeup>,
 }
 
 impl DirStore {
@@ -110,6 +116,7 @@ impl DirStore {
             lock: root.join("lock"),
             log: root.join("log.jsonl"),
             head: root.join("head.json"),
+            wakeup: OnceLock::new(),
             root,
         };
         fsutil::ensure_dir(&inner.root)?;
@@ -188,6 +195,10 @@ impl Store for DirStore {
 }
 
 impl Inner {
+    fn wakeup(&self) -> &Wakeup {
+        self.wakeup.get_or_init(|| Wakeup::new(&self.root))
+    }
+
     fn get(&self, key: &ObjectKey) -> Result<Option<Object>, StoreError> {
         let path = self.object_path(key)?;
         let _view = self.read_view()?;

@@ -7,7 +7,7 @@
 //! It is kind-agnostic: parsing and validation belong to `config`. Callers
 //! hold an [`AnyStore`] from [`open`], so etcd and Kubernetes backends can be
 //! added later without touching them; the first backend is the embedded
-//! directory store in [`dir`]; [`url`] says which backend a `--store` value
+//! directory store in [`dir`]; `url` says which backend a `--store` value
 //! names and opens it.
 //!
 //! The store must never half-apply a batch, lose or reorder a change, print an
