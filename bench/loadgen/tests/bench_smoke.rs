@@ -160,7 +160,8 @@ fn loadgen_keepalive_and_handshakes_against_gatehouse() {
             ),
         ],
     );
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/foocorp");
+    // The repository root is two levels above this crate (bench/loadgen).
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/foocorp");
     gatehouse(&store, &["apply", "-f", &path(examples)]);
     let entry = dir.path().join("serviceentry.yaml");
     std::fs::write(
