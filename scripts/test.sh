@@ -33,6 +33,9 @@ fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+# The etcd-rpc generator is outside the workspace (it is the only part that
+# needs protoc, and nothing builds it but scripts/gen-etcd-rpc.sh).
+cargo fmt --manifest-path crates/etcd-rpc/gen/Cargo.toml -- --check
 
 echo "== cargo build (PROTOC=$PROTOC)"
 cargo build --workspace --locked --quiet

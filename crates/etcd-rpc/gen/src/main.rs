@@ -101,13 +101,18 @@ fn trim(fds: &mut FileDescriptorSet) {
 fn trim_file(f: &mut FileDescriptorProto, reached: &BTreeSet<String>) {
     let prefix = format!(".{}", f.package());
     let package = f.package().to_owned();
-    let msgs = keep_indices(&f.message_type, |m| reached.contains(&format!("{prefix}.{}", m.name())));
-    let enums = keep_indices(&f.enum_type, |e| reached.contains(&format!("{prefix}.{}", e.name())));
+    let msgs = keep_indices(&f.message_type, |m| {
+        reached.contains(&format!("{prefix}.{}", m.name()))
+    });
+    let enums = keep_indices(&f.enum_type, |e| {
+        reached.contains(&format!("{prefix}.{}", e.name()))
+    });
     let services = keep_indices(&f.service, |s| {
-        KEEP.iter().any(|(n, _)| *n == format!("{package}.{}", s.name()))
+        KEEP.iter()
+            .any(|(n, _)| *n == format!("{package}.{}", s.name()))
     });
     let mut methods = BTreeMap::new();
-    for (&old, _) in &services {
+    for &old in services.keys() {
         let s = &f.service[old];
         let wanted = KEEP
             .iter()
@@ -116,12 +121,13 @@ fn trim_file(f: &mut FileDescriptorProto, reached: &BTreeSet<String>) {
         methods.insert(old, keep_indices(&s.method, |m| wanted.contains(&m.name())));
     }
     if let Some(info) = f.source_code_info.as_mut() {
-        info.location.retain_mut(|loc| remap(&mut loc.path, &msgs, &enums, &services, &methods));
+        info.location
+            .retain_mut(|loc| remap(&mut loc.path, &msgs, &enums, &services, &methods));
     }
     f.message_type = select(&f.message_type, &msgs);
     f.enum_type = select(&f.enum_type, &enums);
     let mut kept_services = select(&f.service, &services);
-    for (s, (&old, _)) in kept_services.iter_mut().zip(&services) {
+    for (s, &old) in kept_services.iter_mut().zip(services.keys()) {
         s.method = select(&s.method, &methods[&old]);
     }
     f.service = kept_services;
