@@ -93,7 +93,7 @@ FD_LIMIT=$(ulimit -n)
 
 if [ "$BUILD" = 1 ]; then
 	log "building gatehouse (release)"
-	(cd "$ROOT" && cargo build --release --quiet --bin gatehouse --bin gatehouse-loadgen)
+	(cd "$ROOT" && cargo build --release --locked --quiet -p gatehouse -p gatehouse-loadgen)
 fi
 G=$ROOT/target/release/gatehouse
 L=$ROOT/target/release/gatehouse-loadgen

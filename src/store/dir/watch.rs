@@ -1,5 +1,7 @@
 //! Tailing the change log for one `watch` (see the parent module for the
-//! design).
+//! design): a thread that reads what was committed since it last looked,
+//! then sleeps until the store's [`Wakeup`](super::wakeup::Wakeup) says
+//! something changed, or [`FALLBACK_POLL`] passes.
 //!
 //! A watcher must never send an event twice, out of order, or before the
 //! head says its change is applied, and must never wait for a busy writer.
@@ -10,11 +12,14 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::Inner;
+use super::wakeup::FALLBACK_POLL;
 use crate::store::log::{self, Head};
 use crate::store::{Event, Object, StoreError, WatchReceiver};
 
-/// How often a watcher looks for new changes.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(3);
+/// How long a watcher waits before it looks again while a writer holds the
+/// lock: its own look at the lock file wakes it, so without a pause it
+/// would spin until the writer is done.
+const BUSY_PAUSE: Duration = Duration::from_millis(1);
 /// Events a watcher buffers before it waits for the receiver.
 const WATCH_BUFFER: usize = 1024;
 
@@ -37,6 +42,7 @@ pub(super) fn start(
         from_revision,
         offset,
         seen,
+        busy: false,
     };
     std::thread::Builder::new()
         .name("store-watch".to_owned())
@@ -53,10 +59,15 @@ struct Watcher {
     offset: u64,
     /// The revision of the last event read, sent or not.
     seen: u64,
+    /// The last look found a writer at work: look again soon.
+    busy: bool,
 }
 
 impl Watcher {
     fn run(mut self, tx: mpsc::Sender<Result<Event, StoreError>>) {
+        let inner = Arc::clone(&self.inner);
+        let wakeup = inner.wakeup();
+        let mut changes = wakeup.current();
         while !tx.is_closed() {
             let mut events = Vec::new();
             let result = self.poll(|event| {
@@ -79,7 +90,10 @@ impl Watcher {
                 let _ = tx.blocking_send(Err(e));
                 return;
             }
-            std::thread::sleep(POLL_INTERVAL);
+            if self.busy {
+                std::thread::sleep(BUSY_PAUSE);
+            }
+            changes = wakeup.wait(changes, FALLBACK_POLL);
         }
     }
 
@@ -87,6 +101,7 @@ impl Watcher {
     /// past `from_revision` to `emit`, which returns `false` to stop.
     fn poll(&mut self, mut emit: impl FnMut(Event) -> bool) -> Result<(), StoreError> {
         let inner = &*self.inner;
+        self.busy = false;
         let len = log::log_len(&inner.log)?;
         if len == self.offset {
             return Ok(());
@@ -96,10 +111,14 @@ impl Watcher {
             // A writer is busy or died. If it is busy, read what is already
             // applied and come back; never wait on the lock, which a busy
             // writer may take again at once.
-            lockless => match (inner.head_if_idle()?, lockless) {
-                (Some(head), _) | (None, Ok(head)) => head,
-                (None, Err(_)) => return Ok(()),
-            },
+            lockless => {
+                let idle = inner.head_if_idle()?;
+                self.busy = idle.is_none();
+                match (idle, lockless) {
+                    (Some(head), _) | (None, Ok(head)) => head,
+                    (None, Err(_)) => return Ok(()),
+                }
+            }
         };
         if head.log_offset < self.offset {
             return Err(StoreError::corrupt(

@@ -3,6 +3,11 @@
 //! backend, `keepalive` and `handshakes` for two seconds each with `--json`.
 //! Numbers are not checked (timing goals belong to the benchmark), only that
 //! requests succeed, nothing fails, and the reports parse.
+//!
+//! It lives in the loadgen's crate so that Cargo builds the loadgen binary
+//! for it; the gateway binary is its sibling in the same target directory,
+//! built by `cargo test --workspace` (the gateway package has integration
+//! tests of its own, so its binary is built before any test runs).
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
@@ -11,9 +16,20 @@ use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-const GATEHOUSE: &str = env!("CARGO_BIN_EXE_gatehouse");
 const LOADGEN: &str = env!("CARGO_BIN_EXE_gatehouse-loadgen");
 const HOST: &str = "frontend.foocorp.com";
+
+/// The gateway binary beside the loadgen's (same profile, same target dir).
+fn gatehouse_bin() -> PathBuf {
+    let bin =
+        Path::new(LOADGEN).with_file_name(format!("gatehouse{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo test --workspace`, or `cargo build -p gatehouse` first",
+        bin.display()
+    );
+    bin
+}
 
 /// Kills the child it holds when dropped, so a failing test leaves nothing.
 struct Running(Child);
@@ -52,7 +68,7 @@ fn ok(out: Output, what: &str) -> String {
 }
 
 fn gatehouse(store: &Path, args: &[&str]) -> String {
-    let out = Command::new(GATEHOUSE)
+    let out = Command::new(gatehouse_bin())
         .arg("--store")
         .arg(format!("dir:{}", store.display()))
         .args(args)
@@ -144,7 +160,8 @@ fn loadgen_keepalive_and_handshakes_against_gatehouse() {
             ),
         ],
     );
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/foocorp");
+    // The repository root is two levels above this crate (bench/loadgen).
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/foocorp");
     gatehouse(&store, &["apply", "-f", &path(examples)]);
     let entry = dir.path().join("serviceentry.yaml");
     std::fs::write(
@@ -156,7 +173,7 @@ fn loadgen_keepalive_and_handshakes_against_gatehouse() {
     .unwrap();
     gatehouse(&store, &["apply", "-f", &path(entry)]);
 
-    let mut gw = Command::new(GATEHOUSE)
+    let mut gw = Command::new(gatehouse_bin())
         .arg("--store")
         .arg(format!("dir:{}", store.display()))
         .args([
