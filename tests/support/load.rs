@@ -1,18 +1,24 @@
-//! An in-process mTLS load and handshake client for the SDS tests: tokio,
-//! tokio-rustls and hyper's HTTP/1.1 client against a running gateway.
+//! The one in-process mTLS client of the tests: tokio, tokio-rustls and
+//! hyper's HTTP/1.1 client against a running gateway.
 //!
-//! [`Load::start`] runs a mix of keep-alive connections (several requests
-//! each) and fresh connections (one request each) on its own thread until
-//! stopped or until its time bound, counts successes and failures by kind,
-//! and records every new handshake with its time, kind and the serial of
-//! the certificate the server presented. [`probe`] does one connection
-//! (handshake and one request) and [`Conn`] holds one open keep-alive
-//! connection, for tests that need a single client in a known state.
+//! [`get`] (and [`Client`], a [`Target`] without an address yet) makes one
+//! connection and one request and reports the status, the body and the
+//! serial of the certificate the server presented. [`probe`] does the same
+//! and also tells a full handshake from a resumed one, and [`Conn`] holds one
+//! open keep-alive connection, for tests that need a single client in a
+//! known state. [`Load::start`] runs a mix of keep-alive connections (several
+//! requests each) and fresh connections (one request each) on its own thread
+//! until stopped or until its time bound, counts successes and failures by
+//! kind, and records every new handshake with its time, kind and serial.
 //!
 //! With TLS 1.3 the client finishes its handshake before the server has
 //! judged the client certificate, so a refused client only shows when it
 //! reads: every probe sends a request and reads the answer before it calls
 //! the connection good.
+//!
+//! It names the rest of the harness as `crate::support`, so a test file may
+//! also include it on its own with `#[path = "support/load.rs"] mod load;`
+//! next to `mod support;`.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -30,6 +36,8 @@ use rustls::{ClientConfig, HandshakeKind};
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+
+use crate::support::{poll_every, try_poll};
 
 /// Every network step of this client gives up after this long.
 const STEP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -241,36 +249,28 @@ impl Load {
     /// Waits until a full handshake shows `serial`; returns when the first
     /// such handshake completed, or `None` after `within`.
     pub fn wait_full_handshake(&self, serial: &str, within: Duration) -> Option<Instant> {
-        let deadline = Instant::now() + within;
-        loop {
-            let seen = self
-                .report
+        // The answer is the handshake's own end time, so a fine step only
+        // makes the caller's next step start sooner.
+        poll_every(Duration::from_millis(1), within, || {
+            self.report
                 .lock()
                 .unwrap()
                 .handshakes
                 .iter()
                 .filter(|h| h.kind == Kind::Full && h.serial == serial)
                 .map(|h| h.end)
-                .min();
-            if seen.is_some() || Instant::now() >= deadline {
-                return seen;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+                .min()
+        })
     }
 
     /// Waits until at least `n` more requests succeeded, for up to `within`.
     pub fn wait_ok(&self, n: u64, within: Duration) -> bool {
         let ok = || self.report.lock().unwrap().ok;
         let want = ok() + n;
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if ok() >= want {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        false
+        poll_every(Duration::from_millis(2), within, || {
+            (ok() >= want).then_some(())
+        })
+        .is_some()
     }
 
     /// Stops every worker (each finishes its request in flight) and returns
@@ -448,17 +448,52 @@ async fn connect(target: &Target) -> Result<Opened, Fail> {
     })
 }
 
-/// One GET; the status once the whole body has arrived.
+/// One `GET /`; the status once the whole body has arrived.
 async fn request(sender: &mut SendRequest<Empty<Bytes>>, target: &Target) -> Result<u16, Fail> {
+    request_path(sender, target, "/")
+        .await
+        .map(|(status, _)| status)
+}
+
+/// One `GET path` with the target's host as `Host`: the status and the body.
+async fn request_path(
+    sender: &mut SendRequest<Empty<Bytes>>,
+    target: &Target,
+    path: &str,
+) -> Result<(u16, Bytes), Fail> {
     step(Failure::Request, sender.ready()).await?;
-    let req = http::Request::get("/")
+    let req = http::Request::get(path)
         .header(http::header::HOST, target.host.as_str())
         .body(Empty::new())
         .unwrap();
     let resp = step(Failure::Request, sender.send_request(req)).await?;
     let status = resp.status().as_u16();
-    step(Failure::Request, resp.into_body().collect()).await?;
-    Ok(status)
+    let body = step(Failure::Request, resp.into_body().collect()).await?;
+    Ok((status, body.to_bytes()))
+}
+
+/// What one request saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+    /// Serial of the certificate the server presented (lowercase hex).
+    pub serial: String,
+}
+
+/// `GET path` on a new connection to `target` (SNI and `Host` = its host).
+pub fn get(target: &Target, path: &str) -> Result<Answer, String> {
+    runtime().block_on(async {
+        let mut c = connect(target).await.map_err(|(_, m)| m)?;
+        let (status, body) = request_path(&mut c.sender, target, path)
+            .await
+            .map_err(|(_, m)| m)?;
+        Ok(Answer {
+            status,
+            body: String::from_utf8_lossy(&body).into_owned(),
+            serial: c.serial,
+        })
+    })
 }
 
 /// What one connection saw: its handshake and one request.
@@ -503,7 +538,7 @@ pub fn probe(target: &Target) -> Probe {
     })
 }
 
-/// Probes until `pred` holds, for at most `within` (and 10,000 tries);
+/// Probes until `pred` holds, for at most `within`;
 /// returns the last probe and how long it took.
 pub fn probe_until(
     target: &Target,
@@ -511,16 +546,16 @@ pub fn probe_until(
     pred: impl Fn(&Probe) -> bool,
 ) -> (Probe, Duration, bool) {
     let start = Instant::now();
-    let mut last = probe(target);
-    for _ in 0..10_000 {
-        if pred(&last) || start.elapsed() >= within {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-        last = probe(target);
-    }
-    let ok = pred(&last);
-    (last, start.elapsed(), ok)
+    let mut last = None;
+    // A short step: callers assert how long the change took to show.
+    let ok = poll_every(Duration::from_millis(5), within, || {
+        let p = probe(target);
+        let ok = pred(&p);
+        last = Some(p);
+        ok.then_some(())
+    })
+    .is_some();
+    (last.unwrap(), start.elapsed(), ok)
 }
 
 /// One open keep-alive connection, used across test steps.
@@ -555,6 +590,67 @@ impl Conn {
         self.rt
             .block_on(request(&mut self.sender, &target))
             .map_err(|(_, m)| m)
+    }
+}
+
+/// A client of one host (its SNI and `Host`) with one client config, for
+/// any address: one new connection per request. Its config keeps a session
+/// cache, so later connections may resume.
+pub struct Client {
+    host: String,
+    config: Arc<ClientConfig>,
+}
+
+impl Client {
+    /// Trusts `ca_pem` and presents `cert_pem`/`key_pem`, over HTTP/1.1.
+    pub fn new(host: &str, ca_pem: &[u8], cert_pem: &[u8], key_pem: &[u8]) -> Client {
+        let t = Target::new(([127, 0, 0, 1], 0).into(), host, ca_pem, cert_pem, key_pem);
+        Client {
+            host: t.host,
+            config: t.config,
+        }
+    }
+
+    /// This client aimed at `addr`.
+    pub fn target(&self, addr: SocketAddr) -> Target {
+        Target {
+            addr,
+            host: self.host.clone(),
+            config: self.config.clone(),
+        }
+    }
+
+    /// `GET path` on a new connection to `addr`.
+    pub fn get(&self, addr: SocketAddr, path: &str) -> Result<Answer, String> {
+        get(&self.target(addr), path)
+    }
+
+    /// The body of `GET path` if it answered 200, else `None`.
+    pub fn body(&self, addr: SocketAddr, path: &str) -> Option<String> {
+        match self.get(addr, path) {
+            Ok(a) if a.status == 200 => Some(a.body),
+            _ => None,
+        }
+    }
+
+    /// Polls `GET path` until the body is `want`, for at most `timeout`;
+    /// returns how long it took, or the last answer on failure.
+    pub fn wait_body(
+        &self,
+        addr: SocketAddr,
+        path: &str,
+        want: &str,
+        timeout: Duration,
+    ) -> Result<Duration, String> {
+        let start = Instant::now();
+        let mut last = Err(String::from("no request made"));
+        match try_poll(timeout, || {
+            last = self.get(addr, path);
+            matches!(&last, Ok(a) if a.status == 200 && a.body == want).then_some(())
+        }) {
+            Some(()) => Ok(start.elapsed()),
+            None => Err(format!("{last:?}")),
+        }
     }
 }
 
