@@ -13,4 +13,5 @@ mod cli_errors;
 mod cli_flags;
 mod cli_inputs;
 mod cli_walkthrough;
+mod harness;
 mod pki_lib;
