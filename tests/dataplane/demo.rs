@@ -6,7 +6,7 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::support::{self, closed_port as free_port};
+use crate::support::{self, free_port};
 
 const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
 

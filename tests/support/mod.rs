@@ -112,15 +112,17 @@ pub fn poll<T>(what: &str, timeout: Duration, f: impl FnMut() -> Option<T>) -> T
 
 // ---------------------------------------------------------------- ports
 
-/// A loopback port nobody listens on (bound, then released).
+/// A loopback port nobody listens on: [`free_port`], so that no other test
+/// of the binary binding port 0 can be given it.
 pub fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    free_port()
 }
 
-/// A loopback port that is free now, below Linux's ephemeral range, so an
-/// outgoing connection cannot take it while a stopped process is down (an
-/// etcd member restarted on the same port).
+/// A loopback port that is free now, below Linux's ephemeral range
+/// (32768-60999), for a process that is told its port (`gatehouse demo
+/// --port`, an etcd member): neither another test's port-0 listener nor an
+/// outgoing connection can take it before the process binds it, or while a
+/// stopped process is down and will come back on the same port.
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static SEQ: AtomicU32 = AtomicU32::new(0);
