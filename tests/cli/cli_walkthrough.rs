@@ -84,6 +84,13 @@ fn walkthrough_objects_apply_and_show_in_get() {
         ]
     );
 
+    apply_again_then_change_one(&env);
+    get_shows_the_walkthrough_objects(&env);
+}
+
+/// Applying the walkthrough's files again changes nothing (and says so);
+/// changing one object configures that one only.
+fn apply_again_then_change_one(env: &Site) {
     // Applying the same files again changes nothing, and says so.
     let before = env.snapshot();
     let out = env.cli(&["apply", "-f", "foocorp"]);
@@ -123,7 +130,11 @@ fn walkthrough_objects_apply_and_show_in_get() {
             "virtualservice.networking.istio.io/inventory unchanged",
         ]
     );
+}
 
+/// `get` of the applied walkthrough (frontend's port changed to 8080) in
+/// kubectl's forms, and `-o yaml` that applies back unchanged.
+fn get_shows_the_walkthrough_objects(env: &Site) {
     let out = env.cli(&["get", "gw,vs", "-A"]);
     out.ok();
     assert_eq!(
@@ -276,6 +287,12 @@ fn walkthrough_secrets_from_pki_init_and_create_secret() {
         ]
     );
 
+    get_yaml_gives_back_the_files(&env, host);
+}
+
+/// `get -o yaml` of `host`'s walkthrough secret gives back what its files
+/// hold, and that output applies back as is.
+fn get_yaml_gives_back_the_files(env: &Site, host: &str) {
     // `get -o yaml` gives back what the files hold.
     let out = env.cli(&[
         "get",
