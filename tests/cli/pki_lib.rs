@@ -103,6 +103,12 @@ fn key_matches_cert(cert: &Path, key: &Path) {
 
 /// Checks a whole `init` tree with openssl.
 fn check_tree(layout: &HostLayout, key_type: KeyType) {
+    check_files_and_keys(layout);
+    check_certificates(layout, key_type);
+}
+
+/// Every file of the tree is there; keys are PKCS#8, 0600 in 0700 folders.
+fn check_files_and_keys(layout: &HostLayout) {
     let all = [
         &layout.root_cert,
         &layout.root_key,
@@ -130,7 +136,10 @@ fn check_tree(layout: &HostLayout, key_type: KeyType) {
         let pem = fs::read_to_string(key).unwrap();
         assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "not PKCS#8");
     }
+}
 
+/// The tree's certificates, chain and CRL as openssl sees them.
+fn check_certificates(layout: &HostLayout, key_type: KeyType) {
     // ca-chain is the intermediate then the root.
     let chain = fs::read_to_string(&layout.ca_chain).unwrap();
     let inter = fs::read_to_string(&layout.intermediate_cert).unwrap();

@@ -95,26 +95,7 @@ async fn apply_get_list_delete_round_trip() {
         ]
     );
 
-    let (all, revision) = store.list(None, None).await.unwrap();
-    assert_eq!(revision, 4);
-    let keys: Vec<_> = all.iter().map(|o| o.key.clone()).collect();
-    assert_eq!(
-        keys,
-        vec![node.clone(), gw.clone(), vs.clone()],
-        "sorted by key"
-    );
-    assert_eq!(all[2].resource_version, 3);
-    assert_eq!(all[2].value, br#"{"v":2}"#);
-
-    let (gateways, _) = store.list(Some("Gateway"), None).await.unwrap();
-    assert_eq!(gateways.len(), 1);
-    let (default_ns, _) = store.list(None, Some("default")).await.unwrap();
-    assert_eq!(default_ns[0].key, vs);
-    let (cluster, _) = store.list(None, Some("")).await.unwrap();
-    assert_eq!(cluster[0].key, node);
-    let (none, revision) = store.list(Some("Secret"), Some("default")).await.unwrap();
-    assert!(none.is_empty());
-    assert_eq!(revision, 4);
+    lists_are_sorted_and_filtered(&store, &node, &gw, &vs).await;
 
     // A write that expects the current version succeeds.
     let third = store
@@ -144,6 +125,36 @@ async fn apply_get_list_delete_round_trip() {
     let (mine, rev_mine) = store.list(None, None).await.unwrap();
     let (theirs, rev_theirs) = other.list(None, None).await.unwrap();
     assert_eq!((mine, rev_mine), (theirs, rev_theirs));
+}
+
+/// After the round trip's second apply (revision 4): lists are sorted by
+/// key and filter by kind and namespace (`""` is cluster scope).
+async fn lists_are_sorted_and_filtered(
+    store: &AnyStore,
+    node: &ObjectKey,
+    gw: &ObjectKey,
+    vs: &ObjectKey,
+) {
+    let (all, revision) = store.list(None, None).await.unwrap();
+    assert_eq!(revision, 4);
+    let keys: Vec<_> = all.iter().map(|o| o.key.clone()).collect();
+    assert_eq!(
+        keys,
+        vec![node.clone(), gw.clone(), vs.clone()],
+        "sorted by key"
+    );
+    assert_eq!(all[2].resource_version, 3);
+    assert_eq!(all[2].value, br#"{"v":2}"#);
+
+    let (gateways, _) = store.list(Some("Gateway"), None).await.unwrap();
+    assert_eq!(gateways.len(), 1);
+    let (default_ns, _) = store.list(None, Some("default")).await.unwrap();
+    assert_eq!(&default_ns[0].key, vs);
+    let (cluster, _) = store.list(None, Some("")).await.unwrap();
+    assert_eq!(&cluster[0].key, node);
+    let (none, revision) = store.list(Some("Secret"), Some("default")).await.unwrap();
+    assert!(none.is_empty());
+    assert_eq!(revision, 4);
 }
 
 #[tokio::test]
