@@ -13,7 +13,7 @@ use crate::support::etcd;
 use crate::support::etcd::{Cluster, EtcdSite, Replica};
 use crate::support::load;
 use crate::support::load::{Load, LoadOptions, Target};
-use crate::support::{Backend, FRONTEND, FRONTEND_BODY, INVENTORY, INVENTORY_BODY};
+use crate::support::{Backend, FRONTEND, FRONTEND_BODY, INVENTORY, INVENTORY_BODY, Site};
 use gatehouse::pki::{HostLayout, LeafSpec};
 
 /// The bound for "served by both replicas".
@@ -59,7 +59,7 @@ fn prepare_rotation(site: &EtcdSite, i: usize) -> (String, String) {
     let dir = format!("rotation/{i}");
     site.write(&format!("{dir}/cert.pem"), &leaf.cert_pem);
     site.write(&format!("{dir}/key.pem"), &leaf.key_pem);
-    let args = EtcdSite::create_secret_args(
+    let args = Site::create_secret_args(
         FRONTEND,
         &format!("{dir}/key.pem"),
         &format!("{dir}/cert.pem"),

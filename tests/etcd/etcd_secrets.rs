@@ -11,7 +11,7 @@
 use std::os::unix::fs::PermissionsExt;
 
 use crate::support::etcd::{Cluster, EtcdSite};
-use crate::support::{FRONTEND, INVENTORY};
+use crate::support::{FRONTEND, INVENTORY, Site};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
@@ -64,7 +64,7 @@ fn secrets_are_sealed_in_etcd_and_never_shown_in_plain_text() {
 
     // Without a key file, a Secret is refused with the way to make one, and
     // nothing reaches etcd.
-    let args = EtcdSite::create_secret_args(
+    let args = Site::create_secret_args(
         FRONTEND,
         &format!("{FRONTEND}/3_application/private/{FRONTEND}.key.pem"),
         &format!("{FRONTEND}/3_application/certs/{FRONTEND}.cert.pem"),
@@ -95,7 +95,7 @@ fn secrets_are_sealed_in_etcd_and_never_shown_in_plain_text() {
     // With the key: the walkthrough's secrets, sealed.
     site.create_walkthrough_secret(FRONTEND);
     site.apply("secret-inventory.yaml", &{
-        let args = EtcdSite::create_secret_args(
+        let args = Site::create_secret_args(
             INVENTORY,
             &format!("{INVENTORY}/3_application/private/{INVENTORY}.key.pem"),
             &format!("{INVENTORY}/3_application/certs/{INVENTORY}.cert.pem"),

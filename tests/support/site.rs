@@ -183,20 +183,47 @@ impl Site {
         path
     }
 
-    pub fn create_walkthrough_secret(&self, host: &str) -> Out {
+    /// The walkthrough's `create -n istio-system secret generic
+    /// SERVICE-credential --from-file=key=KEY --from-file=cert=CERT
+    /// --from-file=cacert=…` for `host` (its CA chain from `pki init`), plus
+    /// `extra` (e.g. `--dry-run=client -o yaml`).
+    pub fn create_secret_args(host: &str, key: &str, cert: &str, extra: &[&str]) -> Vec<String> {
         let service = host.split('.').next().unwrap();
-        self.cli(&[
+        let mut args: Vec<String> = [
             "create",
             "-n",
             "istio-system",
             "secret",
             "generic",
             &format!("{service}-credential"),
-            &format!("--from-file=key={host}/3_application/private/{host}.key.pem"),
-            &format!("--from-file=cert={host}/3_application/certs/{host}.cert.pem"),
+            &format!("--from-file=key={key}"),
+            &format!("--from-file=cert={cert}"),
             &format!("--from-file=cacert={host}/2_intermediate/certs/ca-chain.cert.pem"),
-        ])
-        .ok()
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        args
+    }
+
+    /// [`Site::create_secret_args`] for `host`'s `pki init` server
+    /// certificate and key.
+    pub fn walkthrough_secret_args(host: &str) -> Vec<String> {
+        Site::create_secret_args(
+            host,
+            &format!("{host}/3_application/private/{host}.key.pem"),
+            &format!("{host}/3_application/certs/{host}.cert.pem"),
+            &[],
+        )
+    }
+
+    /// The walkthrough's secret for `host` from its `pki init` tree; asserts success.
+    #[track_caller]
+    pub fn create_walkthrough_secret(&self, host: &str) -> Out {
+        let args = Site::walkthrough_secret_args(host);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.cli(&args).ok()
     }
 
     /// The two backends' ServiceEntries (STATIC, 127.0.0.1).

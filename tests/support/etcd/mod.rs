@@ -127,38 +127,10 @@ impl EtcdSite {
         self.apply_via(&self.store.clone(), rel, yaml)
     }
 
-    /// The walkthrough's `create -n istio-system secret generic
-    /// SERVICE-credential --from-file=key=… --from-file=cert=…
-    /// --from-file=cacert=…`, plus `extra` (e.g. `--dry-run=client -o yaml`).
-    pub fn create_secret_args(host: &str, key: &str, cert: &str, extra: &[&str]) -> Vec<String> {
-        let service = host.split('.').next().unwrap();
-        let mut args: Vec<String> = [
-            "-n",
-            "istio-system",
-            "create",
-            "secret",
-            "generic",
-            &format!("{service}-credential"),
-            &format!("--from-file=key={key}"),
-            &format!("--from-file=cert={cert}"),
-            &format!("--from-file=cacert={host}/2_intermediate/certs/ca-chain.cert.pem"),
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
-        args.extend(extra.iter().map(|s| (*s).to_owned()));
-        args
-    }
-
     /// The walkthrough's secret for `host` from its `pki init` tree.
     #[track_caller]
     pub fn create_walkthrough_secret(&self, host: &str) -> Out {
-        let args = Self::create_secret_args(
-            host,
-            &format!("{host}/3_application/private/{host}.key.pem"),
-            &format!("{host}/3_application/certs/{host}.cert.pem"),
-            &[],
-        );
+        let args = Site::walkthrough_secret_args(host);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.cli(&args).ok()
     }
