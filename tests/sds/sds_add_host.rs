@@ -70,6 +70,27 @@ fn api_row(w: &Walkthrough, gw: &Gateway) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Before its secret exists, the new host refuses every handshake and its
+/// backend sees nothing; the walkthrough's hosts never notice.
+fn only_the_new_host_is_refused(w: &Walkthrough, port: u16, target: &Target, api: &Backend) {
+    let before = probe(target);
+    assert!(
+        before.result.is_err() && before.serial.is_none(),
+        "{before:?}"
+    );
+    w.site.walkthrough_curl(API, port).run().assert_refused();
+    assert_eq!(api.hits(), 0);
+    // The other hosts never noticed.
+    w.site
+        .walkthrough_curl(FRONTEND, port)
+        .run()
+        .assert_body(FRONTEND_BODY);
+    w.site
+        .walkthrough_curl(INVENTORY, port)
+        .run()
+        .assert_body(INVENTORY_BODY);
+}
+
 #[test]
 fn a_host_added_while_running_serves_once_its_secret_is_created() {
     let w = Walkthrough::new();
@@ -105,22 +126,7 @@ fn a_host_added_while_running_serves_once_its_secret_is_created() {
         &read(&pki.client_key),
     )
     .without_resumption();
-    let before = probe(&target);
-    assert!(
-        before.result.is_err() && before.serial.is_none(),
-        "{before:?}"
-    );
-    w.site.walkthrough_curl(API, port).run().assert_refused();
-    assert_eq!(api.hits(), 0);
-    // The other hosts never noticed.
-    w.site
-        .walkthrough_curl(FRONTEND, port)
-        .run()
-        .assert_body(FRONTEND_BODY);
-    w.site
-        .walkthrough_curl(INVENTORY, port)
-        .run()
-        .assert_body(INVENTORY_BODY);
+    only_the_new_host_is_refused(&w, port, &target, &api);
 
     // The walkthrough's command, for the third host.
     let created = w.site.cli(&[

@@ -144,6 +144,73 @@ fn frontend_entry(w: &Walkthrough, gw: &Gateway) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no frontend-credential in {v}"))
 }
 
+/// Waits until `bad` is REJECTED with its reason while the admin view
+/// still shows `serving`; then checks what a user reads: the
+/// `proxy-config secret` row and the log line.
+fn rejected_and_reported(w: &Walkthrough, gw: &Gateway, bad: &Bad, serving: &str) {
+    let entry = poll(
+        &format!("{} to be REJECTED", bad.name),
+        Duration::from_secs(2),
+        || {
+            let e = frontend_entry(w, gw);
+            let reason = e["reason"].as_str().unwrap_or("");
+            (e["state"] == "REJECTED" && bad.reason.iter().all(|r| reason.contains(r))).then_some(e)
+        },
+    );
+    let reason = entry["reason"].as_str().unwrap().to_owned();
+    assert_eq!(
+        entry["certs"][0]["serial"], serving,
+        "{}: the admin view should still show the serving certificate: {entry}",
+        bad.name
+    );
+
+    // What a user reads: the table row and the log line.
+    let table = w
+        .site
+        .cli(&["proxy-config", "secret", "--admin", &gw.admin().to_string()])
+        .ok()
+        .stdout;
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("frontend-credential "))
+        .unwrap_or_else(|| panic!("{table}"));
+    for part in ["REJECTED", serving, reason.as_str()] {
+        assert!(
+            row.contains(part),
+            "{}: {part:?} missing from the row:\n{table}",
+            bad.name
+        );
+    }
+    let line = format!(
+        "RESOURCE NAME:frontend-credential, EVENT: rejected secret frontend-credential: {reason}; the last good credential keeps serving"
+    );
+    assert!(
+        gw.log().contains(&line),
+        "{}: no line {line:?} in\n{}",
+        bad.name,
+        gw.log()
+    );
+}
+
+/// A good version after the bad ones is taken at once.
+fn a_good_version_is_taken_at_once(w: &Walkthrough, gw: &Gateway, ca: &Ca, fresh: &Target) {
+    let good = ca.issue(&LeafSpec::server(FRONTEND)).unwrap();
+    let path = manifest(w, "good", &good.cert_pem, &good.key_pem);
+    w.site.cli(&["apply", "-f", &path]).ok();
+    poll(
+        "the good version to be ACTIVE",
+        Duration::from_secs(2),
+        || {
+            let e = frontend_entry(w, gw);
+            (e["state"] == "ACTIVE" && e["certs"][0]["serial"] == good.serial_hex.as_str())
+                .then_some(())
+        },
+    );
+    let p = probe(fresh);
+    assert!(p.ok(), "{p:?}");
+    assert_eq!(p.serial.as_deref(), Some(good.serial_hex.as_str()));
+}
+
 #[test]
 fn bad_pushes_are_rejected_with_a_reason_and_the_old_certificate_keeps_serving() {
     let w = Walkthrough::new();
@@ -189,49 +256,7 @@ fn bad_pushes_are_rejected_with_a_reason_and_the_old_certificate_keeps_serving()
         }
         w.site.cli(&["apply", "--validate=false", "-f", path]).ok();
 
-        let entry = poll(
-            &format!("{} to be REJECTED", bad.name),
-            Duration::from_secs(2),
-            || {
-                let e = frontend_entry(&w, &gw);
-                let reason = e["reason"].as_str().unwrap_or("");
-                (e["state"] == "REJECTED" && bad.reason.iter().all(|r| reason.contains(r)))
-                    .then_some(e)
-            },
-        );
-        let reason = entry["reason"].as_str().unwrap().to_owned();
-        assert_eq!(
-            entry["certs"][0]["serial"], serving,
-            "{}: the admin view should still show the serving certificate: {entry}",
-            bad.name
-        );
-
-        // What a user reads: the table row and the log line.
-        let table = w
-            .site
-            .cli(&["proxy-config", "secret", "--admin", &gw.admin().to_string()])
-            .ok()
-            .stdout;
-        let row = table
-            .lines()
-            .find(|l| l.starts_with("frontend-credential "))
-            .unwrap_or_else(|| panic!("{table}"));
-        for part in ["REJECTED", serving.as_str(), reason.as_str()] {
-            assert!(
-                row.contains(part),
-                "{}: {part:?} missing from the row:\n{table}",
-                bad.name
-            );
-        }
-        let line = format!(
-            "RESOURCE NAME:frontend-credential, EVENT: rejected secret frontend-credential: {reason}; the last good credential keeps serving"
-        );
-        assert!(
-            gw.log().contains(&line),
-            "{}: no line {line:?} in\n{}",
-            bad.name,
-            gw.log()
-        );
+        rejected_and_reported(&w, &gw, bad, &serving);
 
         // The old certificate still serves new handshakes.
         for _ in 0..3 {
@@ -259,22 +284,7 @@ fn bad_pushes_are_rejected_with_a_reason_and_the_old_certificate_keeps_serving()
         .run()
         .assert_body(INVENTORY_BODY);
 
-    // A good version after all that is taken at once.
-    let good = ca.issue(&LeafSpec::server(FRONTEND)).unwrap();
-    let path = manifest(&w, "good", &good.cert_pem, &good.key_pem);
-    w.site.cli(&["apply", "-f", &path]).ok();
-    poll(
-        "the good version to be ACTIVE",
-        Duration::from_secs(2),
-        || {
-            let e = frontend_entry(&w, &gw);
-            (e["state"] == "ACTIVE" && e["certs"][0]["serial"] == good.serial_hex.as_str())
-                .then_some(())
-        },
-    );
-    let p = probe(&fresh);
-    assert!(p.ok(), "{p:?}");
-    assert_eq!(p.serial.as_deref(), Some(good.serial_hex.as_str()));
+    a_good_version_is_taken_at_once(&w, &gw, &ca, &fresh);
     w.site
         .walkthrough_curl(FRONTEND, port)
         .run()

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::load;
 use crate::support::load::{Conn, Kind, Target, probe, probe_until};
-use crate::support::{FRONTEND, FRONTEND_BODY, INVENTORY, INVENTORY_BODY, Walkthrough};
+use crate::support::{FRONTEND, FRONTEND_BODY, Gateway, INVENTORY, INVENTORY_BODY, Walkthrough};
 use rustls::client::{
     ClientSessionMemoryCache, ClientSessionStore, Resumption, Tls12ClientSessionValue,
     Tls13ClientSessionValue,
@@ -194,6 +194,47 @@ fn replace_frontend_ca(w: &Walkthrough, via: Via) {
     }
 }
 
+/// A working, resumable session on `resuming`.
+fn a_resumable_session(resuming: &Target) {
+    let first = probe(resuming);
+    assert!(first.ok(), "first connection: {first:?}");
+    assert_eq!(first.kind, Some(Kind::Full), "{first:?}");
+    let again = probe(resuming);
+    assert!(again.ok(), "second connection: {again:?}");
+    assert_eq!(
+        again.kind,
+        Some(Kind::Resumed),
+        "the session did not resume: {again:?}"
+    );
+    // Another resumption, so a TLS 1.3 client holds spare tickets.
+    assert!(probe(resuming).ok());
+}
+
+/// After the replacement, the new CA is the one in force: its client
+/// certificate is accepted, and the push was logged. Returns that client.
+fn the_new_ca_is_in_force(w: &Walkthrough, gw: &Gateway, port: u16) -> Target {
+    // The new CA is the one in force: its client certificate is accepted.
+    let other = w.site.pki(OTHER);
+    let newcomer = Target::new(
+        ([127, 0, 0, 1], port).into(),
+        FRONTEND,
+        &read(w, w.site.pki(FRONTEND).ca_chain),
+        &read(w, &other.client_cert),
+        &read(w, &other.client_key),
+    );
+    let p = probe(&newcomer);
+    assert!(p.ok(), "a client of the new CA: {p:?}");
+    assert!(
+        gw.log()
+            .matches("RESOURCE NAME:frontend-credential-cacert, EVENT: pushed root cert to proxy")
+            .count()
+            >= 2,
+        "{}",
+        gw.log()
+    );
+    newcomer
+}
+
 fn client_loses_new_and_resumed_handshakes_when_its_ca_is_replaced(tls12: bool, via: Via) {
     let w = Walkthrough::new();
     w.site.pki_init(OTHER);
@@ -202,19 +243,7 @@ fn client_loses_new_and_resumed_handshakes_when_its_ca_is_replaced(tls12: bool, 
     let full = target(&w, port, FRONTEND, tls12).without_resumption();
     let (resuming, store) = with_counted_resumption(&target(&w, port, FRONTEND, tls12));
 
-    // A working, resumable session.
-    let first = probe(&resuming);
-    assert!(first.ok(), "first connection: {first:?}");
-    assert_eq!(first.kind, Some(Kind::Full), "{first:?}");
-    let again = probe(&resuming);
-    assert!(again.ok(), "second connection: {again:?}");
-    assert_eq!(
-        again.kind,
-        Some(Kind::Resumed),
-        "the session did not resume: {again:?}"
-    );
-    // Another resumption, so a TLS 1.3 client holds spare tickets.
-    assert!(probe(&resuming).ok());
+    a_resumable_session(&resuming);
 
     replace_frontend_ca(&w, via);
     let applied = Instant::now();
@@ -265,25 +294,7 @@ fn client_loses_new_and_resumed_handshakes_when_its_ca_is_replaced(tls12: bool, 
             .assert_body(INVENTORY_BODY);
         return;
     }
-    // The new CA is the one in force: its client certificate is accepted.
-    let other = w.site.pki(OTHER);
-    let newcomer = Target::new(
-        ([127, 0, 0, 1], port).into(),
-        FRONTEND,
-        &read(&w, w.site.pki(FRONTEND).ca_chain),
-        &read(&w, &other.client_cert),
-        &read(&w, &other.client_key),
-    );
-    let p = probe(&newcomer);
-    assert!(p.ok(), "a client of the new CA: {p:?}");
-    assert!(
-        gw.log()
-            .matches("RESOURCE NAME:frontend-credential-cacert, EVENT: pushed root cert to proxy")
-            .count()
-            >= 2,
-        "{}",
-        gw.log()
-    );
+    let newcomer = the_new_ca_is_in_force(&w, &gw, port);
     // Inventory never noticed.
     w.site
         .walkthrough_curl(INVENTORY, port)
