@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::support::load;
-use crate::support::load::{Conn, Kind, Load, LoadOptions, Target, probe};
+use crate::support::load::{Conn, Kind, Load, LoadOptions, Report, Target, probe};
 use crate::support::{
     FRONTEND, FRONTEND_BODY, Gateway, INVENTORY, INVENTORY_BODY, Walkthrough, poll,
 };
@@ -160,6 +160,61 @@ impl Mount {
     }
 }
 
+/// No full handshake that began after a swap was seen showed an older
+/// certificate, and every new serial showed within [`SEEN_WITHIN`] of its
+/// swap (`seen`: swapped, first full handshake with the new serial).
+fn no_stale_handshake_and_each_swap_seen_in_time(
+    report: &Report,
+    leaves: &[Issued],
+    seen: &[(Instant, Instant)],
+) {
+    let serials: Vec<String> = leaves.iter().map(|l| l.serial_hex.clone()).collect();
+    let firsts: Vec<Instant> = seen.iter().map(|(_, f)| *f).collect();
+    if let Some(h) = load::stale_handshake(report, &serials, &firsts) {
+        panic!("a full handshake begun after its swap was seen showed an older certificate: {h:?}");
+    }
+    let latencies: Vec<Duration> = seen
+        .iter()
+        .map(|(s, f)| f.saturating_duration_since(*s))
+        .collect();
+    let (median, worst) = load::median_worst(&latencies);
+    let kinds = |k: Kind| report.handshakes.iter().filter(|h| h.kind == k).count();
+    eprintln!(
+        "file-mounted rotation: {ROTATIONS} symlink swaps, new serial seen after the swap: median {:.1} ms, worst {:.1} ms; {} requests ok, 0 failed, {} full and {} resumed handshakes",
+        millis(median),
+        millis(worst),
+        report.ok,
+        kinds(Kind::Full),
+        kinds(Kind::Resumed),
+    );
+    assert!(worst <= SEEN_WITHIN, "worst swap latency {worst:?}");
+}
+
+/// Each version was pushed once, whole (never read half old, half new),
+/// and `proxy-config secret` shows the `last` serial ACTIVE.
+fn each_version_pushed_once_whole(w: &Walkthrough, gw: &Gateway, mount: &Mount, last: &str) {
+    let log = gw.log();
+    let resource = mount.resource();
+    let pushes = log
+        .matches(&format!(
+            "RESOURCE NAME:{resource}, EVENT: pushed key/cert pair to proxy"
+        ))
+        .count();
+    assert_eq!(pushes, ROTATIONS + 1, "{log}");
+    assert!(!log.contains("rejected"), "a swap was seen torn:\n{log}");
+    let secret = w
+        .site
+        .cli(&["proxy-config", "secret", "--admin", &gw.admin().to_string()])
+        .ok()
+        .stdout;
+    assert!(
+        secret
+            .lines()
+            .any(|l| l.starts_with(&resource) && l.contains("ACTIVE") && l.contains(last)),
+        "proxy-config secret should show {last} ACTIVE for {resource}:\n{secret}"
+    );
+}
+
 #[test]
 fn twenty_symlink_swaps_under_load_fail_no_request_and_show_each_new_serial() {
     let Setup {
@@ -225,49 +280,9 @@ fn twenty_symlink_swaps_under_load_fail_no_request_and_show_each_new_serial() {
         "the connection opened before the swaps"
     );
 
-    let serials: Vec<String> = leaves.iter().map(|l| l.serial_hex.clone()).collect();
-    let firsts: Vec<Instant> = seen.iter().map(|(_, f)| *f).collect();
-    if let Some(h) = load::stale_handshake(&report, &serials, &firsts) {
-        panic!("a full handshake begun after its swap was seen showed an older certificate: {h:?}");
-    }
-    let latencies: Vec<Duration> = seen
-        .iter()
-        .map(|(s, f)| f.saturating_duration_since(*s))
-        .collect();
-    let (median, worst) = load::median_worst(&latencies);
-    let kinds = |k: Kind| report.handshakes.iter().filter(|h| h.kind == k).count();
-    eprintln!(
-        "file-mounted rotation: {ROTATIONS} symlink swaps, new serial seen after the swap: median {:.1} ms, worst {:.1} ms; {} requests ok, 0 failed, {} full and {} resumed handshakes",
-        millis(median),
-        millis(worst),
-        report.ok,
-        kinds(Kind::Full),
-        kinds(Kind::Resumed),
-    );
-    assert!(worst <= SEEN_WITHIN, "worst swap latency {worst:?}");
+    no_stale_handshake_and_each_swap_seen_in_time(&report, &leaves, &seen);
 
-    // Each version was pushed once, whole: never read half old, half new.
-    let log = gw.log();
-    let resource = mount.resource();
-    let pushes = log
-        .matches(&format!(
-            "RESOURCE NAME:{resource}, EVENT: pushed key/cert pair to proxy"
-        ))
-        .count();
-    assert_eq!(pushes, ROTATIONS + 1, "{log}");
-    assert!(!log.contains("rejected"), "a swap was seen torn:\n{log}");
-    let secret = w
-        .site
-        .cli(&["proxy-config", "secret", "--admin", &gw.admin().to_string()])
-        .ok()
-        .stdout;
-    let last = &leaves[ROTATIONS].serial_hex;
-    assert!(
-        secret
-            .lines()
-            .any(|l| l.starts_with(&resource) && l.contains("ACTIVE") && l.contains(last.as_str())),
-        "proxy-config secret should show {last} ACTIVE for {resource}:\n{secret}"
-    );
+    each_version_pushed_once_whole(&w, &gw, &mount, &leaves[ROTATIONS].serial_hex);
     w.site
         .walkthrough_curl(INVENTORY, port)
         .run()

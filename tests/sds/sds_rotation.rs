@@ -9,8 +9,8 @@
 use std::time::{Duration, Instant};
 
 use crate::support::load;
-use crate::support::load::{Conn, Kind, Load, LoadOptions, Target};
-use crate::support::{FRONTEND, FRONTEND_BODY, Walkthrough};
+use crate::support::load::{Conn, Kind, Load, LoadOptions, Report, Target};
+use crate::support::{FRONTEND, FRONTEND_BODY, Gateway, Walkthrough};
 use gatehouse::pki::{HostLayout, LeafSpec};
 
 const ROTATIONS: usize = 20;
@@ -56,6 +56,80 @@ fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// After a rotation was seen, no full handshake that began later showed an
+/// older certificate; some sessions resumed; and every new serial showed
+/// within [`SEEN_WITHIN`] of its apply (`seen`: apply returned, first full
+/// handshake with the new serial).
+fn no_stale_handshake_and_each_rotation_seen_in_time(
+    report: &Report,
+    first_serial: String,
+    rotations: &[(String, String)],
+    seen: &[(Instant, Instant)],
+) {
+    let serials: Vec<String> = std::iter::once(first_serial)
+        .chain(rotations.iter().map(|(_, s)| s.clone()))
+        .collect();
+    let firsts: Vec<Instant> = seen.iter().map(|(_, first)| *first).collect();
+    if let Some(h) = load::stale_handshake(report, &serials, &firsts) {
+        panic!(
+            "a full handshake begun after its rotation was seen showed an older certificate: {h:?}"
+        );
+    }
+
+    let kinds = |k: Kind| report.handshakes.iter().filter(|h| h.kind == k).count();
+    assert!(
+        kinds(Kind::Resumed) > 0,
+        "no session was resumed: {}",
+        report.summary()
+    );
+    let latencies: Vec<Duration> = seen
+        .iter()
+        .map(|(applied, first)| first.saturating_duration_since(*applied))
+        .collect();
+    let (median, worst) = load::median_worst(&latencies);
+    eprintln!(
+        "secret rotation: {ROTATIONS} rotations, new serial seen after apply returned: median {:.1} ms, worst {:.1} ms; {} requests ok, 0 failed, {} full and {} resumed handshakes",
+        millis(median),
+        millis(worst),
+        report.ok,
+        kinds(Kind::Full),
+        kinds(Kind::Resumed),
+    );
+    assert!(worst <= SEEN_WITHIN, "worst rotation latency {worst:?}");
+}
+
+/// Applies each rotation's manifest and waits for its serial to show in a
+/// full handshake under `load`; returns (apply returned, first full
+/// handshake with the new serial completed) for each.
+fn rotate_under_load(
+    w: &Walkthrough,
+    gw: &Gateway,
+    load: &Load,
+    rotations: &[(String, String)],
+) -> Vec<(Instant, Instant)> {
+    let mut seen: Vec<(Instant, Instant)> = Vec::new();
+    for (i, (manifest, serial)) in rotations.iter().enumerate() {
+        w.site.cli(&["apply", "-f", manifest]).ok();
+        let applied = Instant::now();
+        let first = load.wait_full_handshake(serial, SEEN_WITHIN);
+        let Some(first) = first else {
+            panic!(
+                "rotation {i}: no new handshake showed serial {serial} within {SEEN_WITHIN:?} of the apply; {}\ngateway log:\n{}",
+                load.report().summary(),
+                gw.log()
+            );
+        };
+        seen.push((applied, first));
+        // Let the load run on this certificate for a moment.
+        assert!(
+            load.wait_ok(30, Duration::from_secs(10)),
+            "rotation {i}: requests stopped succeeding: {}",
+            load.report().summary()
+        );
+    }
+    seen
+}
+
 #[test]
 fn twenty_rotations_under_load_fail_no_request_and_show_each_new_serial() {
     let w = Walkthrough::new();
@@ -92,27 +166,7 @@ fn twenty_rotations_under_load_fail_no_request_and_show_each_new_serial() {
         load.report().summary()
     );
 
-    // (apply returned, first full handshake with the new serial completed)
-    let mut seen: Vec<(Instant, Instant)> = Vec::new();
-    for (i, (manifest, serial)) in rotations.iter().enumerate() {
-        w.site.cli(&["apply", "-f", manifest]).ok();
-        let applied = Instant::now();
-        let first = load.wait_full_handshake(serial, SEEN_WITHIN);
-        let Some(first) = first else {
-            panic!(
-                "rotation {i}: no new handshake showed serial {serial} within {SEEN_WITHIN:?} of the apply; {}\ngateway log:\n{}",
-                load.report().summary(),
-                gw.log()
-            );
-        };
-        seen.push((applied, first));
-        // Let the load run on this certificate for a moment.
-        assert!(
-            load.wait_ok(30, Duration::from_secs(10)),
-            "rotation {i}: requests stopped succeeding: {}",
-            load.report().summary()
-        );
-    }
+    let seen = rotate_under_load(&w, &gw, &load, &rotations);
     let report = load.stop();
     assert_eq!(
         early.get(),
@@ -128,38 +182,7 @@ fn twenty_rotations_under_load_fail_no_request_and_show_each_new_serial() {
         report.summary()
     );
 
-    // After a rotation was seen, no full handshake that began later showed
-    // an older certificate.
-    let serials: Vec<String> = std::iter::once(first_serial)
-        .chain(rotations.iter().map(|(_, s)| s.clone()))
-        .collect();
-    let firsts: Vec<Instant> = seen.iter().map(|(_, first)| *first).collect();
-    if let Some(h) = load::stale_handshake(&report, &serials, &firsts) {
-        panic!(
-            "a full handshake begun after its rotation was seen showed an older certificate: {h:?}"
-        );
-    }
-
-    let kinds = |k: Kind| report.handshakes.iter().filter(|h| h.kind == k).count();
-    assert!(
-        kinds(Kind::Resumed) > 0,
-        "no session was resumed: {}",
-        report.summary()
-    );
-    let latencies: Vec<Duration> = seen
-        .iter()
-        .map(|(applied, first)| first.saturating_duration_since(*applied))
-        .collect();
-    let (median, worst) = load::median_worst(&latencies);
-    eprintln!(
-        "secret rotation: {ROTATIONS} rotations, new serial seen after apply returned: median {:.1} ms, worst {:.1} ms; {} requests ok, 0 failed, {} full and {} resumed handshakes",
-        millis(median),
-        millis(worst),
-        report.ok,
-        kinds(Kind::Full),
-        kinds(Kind::Resumed),
-    );
-    assert!(worst <= SEEN_WITHIN, "worst rotation latency {worst:?}");
+    no_stale_handshake_and_each_rotation_seen_in_time(&report, first_serial, &rotations, &seen);
 
     let pushes = gw
         .log()
