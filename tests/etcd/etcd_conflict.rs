@@ -17,7 +17,7 @@ use std::time::Duration;
 use crate::support::etcd;
 use crate::support::etcd::{Cluster, frontend_vs};
 use gatehouse::store::{
-    AnyStore, EtcdOptions, EventType, ObjectKey, Outcome, Put, Store, StoreError,
+    AnyStore, EtcdOptions, EventType, ObjectKey, Outcome, Put, Store, StoreError, WatchReceiver,
 };
 
 const ROUNDS: u32 = 10;
@@ -30,6 +30,58 @@ fn vs_json(version: u32) -> Vec<u8> {
 
 fn open(url: &str) -> AnyStore {
     gatehouse::store::open_with(url, EtcdOptions::default()).unwrap()
+}
+
+/// The loser's error says what happened, naming both versions.
+fn conflict_names_both_versions(
+    err: &StoreError,
+    key: &ObjectKey,
+    rv: u64,
+    winner_rv: u64,
+    round: u32,
+) {
+    match err {
+        StoreError::Conflict {
+            key: k,
+            expected,
+            actual,
+        } => assert_eq!((k, *expected, *actual), (key, rv, winner_rv)),
+        other => panic!("round {round}: want a conflict, got {other:?}"),
+    }
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "conflict on VirtualService/default/frontend: expected resource version {rv}, found {winner_rv}"
+        )
+    );
+}
+
+/// A watcher saw every accepted change once, in order, and no other.
+async fn watch_saw_exactly(
+    events: &mut WatchReceiver,
+    key: &ObjectKey,
+    first_rv: u64,
+    expected_values: &[Vec<u8>],
+) {
+    let mut seen = Vec::new();
+    let mut last_rev = first_rv;
+    while seen.len() < expected_values.len() {
+        let e = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .expect("the watch stalled")
+            .expect("the watch ended")
+            .unwrap();
+        assert_eq!((&e.object.key, e.event_type), (key, EventType::Modified));
+        assert!(
+            e.revision > last_rev,
+            "out of order: {e:?} after {last_rev}"
+        );
+        last_rev = e.revision;
+        seen.push(e.object.value);
+    }
+    assert!(seen == expected_values, "the watch saw other changes");
+    let extra = tokio::time::timeout(Duration::from_millis(300), events.recv()).await;
+    assert!(extra.is_err(), "an extra event: {extra:?}");
 }
 
 #[test]
@@ -87,21 +139,7 @@ fn racing_writers_one_wins_one_gets_a_conflict_nothing_is_lost() {
             assert_eq!(winner[0].1, Outcome::Configured, "round {round}");
             let winner_rv = winner[0].2;
             assert!(winner_rv > rv, "round {round}");
-            // The loser's error says what happened, naming both versions.
-            match &err {
-                StoreError::Conflict {
-                    key: k,
-                    expected,
-                    actual,
-                } => assert_eq!((k, *expected, *actual), (&key, rv, winner_rv)),
-                other => panic!("round {round}: want a conflict, got {other:?}"),
-            }
-            assert_eq!(
-                err.to_string(),
-                format!(
-                    "conflict on VirtualService/default/frontend: expected resource version {rv}, found {winner_rv}"
-                )
-            );
+            conflict_names_both_versions(&err, &key, rv, winner_rv, round);
             // The store holds the winner's value, at the winner's version.
             let now = reader.get(&key).await.unwrap().unwrap();
             assert_eq!(
@@ -122,23 +160,7 @@ fn racing_writers_one_wins_one_gets_a_conflict_nothing_is_lost() {
             expected_values.push(loser_value);
         }
 
-        // A watcher saw every accepted change once, in order, and no other.
-        let mut seen = Vec::new();
-        let mut last_rev = first_rv;
-        while seen.len() < expected_values.len() {
-            let e = tokio::time::timeout(Duration::from_secs(10), events.recv())
-                .await
-                .expect("the watch stalled")
-                .expect("the watch ended")
-                .unwrap();
-            assert_eq!((&e.object.key, e.event_type), (&key, EventType::Modified));
-            assert!(e.revision > last_rev, "out of order: {e:?} after {last_rev}");
-            last_rev = e.revision;
-            seen.push(e.object.value);
-        }
-        assert!(seen == expected_values, "the watch saw other changes");
-        let extra = tokio::time::timeout(Duration::from_millis(300), events.recv()).await;
-        assert!(extra.is_err(), "an extra event: {extra:?}");
+        watch_saw_exactly(&mut events, &key, first_rv, &expected_values).await;
     });
 }
 

@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::support::etcd::{Client, Cluster, EtcdSite, Replica};
@@ -51,6 +52,72 @@ fn wait_version(r: &Replica, fe: &Client, version: u32, within: Duration) -> Dur
                 r.log()
             )
         })
+}
+
+/// With every member down: `r` says it is behind (in `/ready`, `/status`
+/// and its log) and keeps serving version 2.
+fn behind_but_serving(r: &Replica, fe: &Client, inv: &Client) {
+    r.wait_ready("ready: behind", Duration::from_secs(10));
+    assert!(
+        r.log()
+            .contains("lost the store's watch: serving the last good config"),
+        "replica {} logged nothing about being behind:\n{}",
+        r.name,
+        r.log()
+    );
+    assert_serves(r, fe, inv, 2);
+    let ready = r.ready();
+    assert_eq!(
+        r.status()["source"].as_str(),
+        ready.strip_prefix("ready: "),
+        "/status and /ready of replica {} disagree",
+        r.name
+    );
+}
+
+/// The replica's cache holds secrets: it is 0600 and sealed with the
+/// store's key, not readable even to root.
+fn the_cache_is_private_and_sealed(cache: &Path) {
+    let mode = std::fs::metadata(cache).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the cache {} holds secrets", cache.display());
+    let bytes = std::fs::read(cache).unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    for needle in [
+        "BEGIN",
+        "LS0tLS1CRUdJTi",
+        "frontend-credential",
+        "\"objects\"",
+    ] {
+        assert!(
+            !text.contains(needle),
+            "the cache shows {needle:?} in clear"
+        );
+    }
+}
+
+/// Once etcd is back: `r` serves version 3, is live and says it is in sync
+/// again. Returns how long after `back` version 3 was served.
+fn in_sync_again(r: &Replica, fe: &Client, inv: &Client, back: Instant) -> Duration {
+    wait_version(r, fe, 3, RECONNECT_WITHIN);
+    let caught_up = back.elapsed();
+    r.wait_ready("ready: live", RECONNECT_WITHIN);
+    assert!(
+        r.log().contains("in sync with the store again"),
+        "{}",
+        r.log()
+    );
+    assert_serves(r, fe, inv, 3);
+    caught_up
+}
+
+/// With every member down, the CLI says plainly that it cannot reach etcd.
+fn cli_cannot_reach_etcd(site: &EtcdSite) {
+    let out = site.cli(&["get", "virtualservice"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.starts_with("error: etcd") && out.stderr.trim_end().lines().count() == 1,
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -105,50 +172,14 @@ fn replicas_ride_out_member_and_cluster_outages() {
         cluster.stop(i);
     }
     for r in [&a, &b] {
-        r.wait_ready("ready: behind", Duration::from_secs(10));
-        assert!(
-            r.log()
-                .contains("lost the store's watch: serving the last good config"),
-            "replica {} logged nothing about being behind:\n{}",
-            r.name,
-            r.log()
-        );
-        assert_serves(r, &fe, &inv, 2);
-        let ready = r.ready();
-        assert_eq!(
-            r.status()["source"].as_str(),
-            ready.strip_prefix("ready: "),
-            "/status and /ready of replica {} disagree",
-            r.name
-        );
+        behind_but_serving(r, &fe, &inv);
     }
-    // The CLI says plainly that it cannot reach etcd.
-    let out = site.cli(&["get", "virtualservice"]);
-    assert_eq!(out.code, Some(1), "{out:?}");
-    assert!(
-        out.stderr.starts_with("error: etcd") && out.stderr.trim_end().lines().count() == 1,
-        "{out:?}"
-    );
+    cli_cannot_reach_etcd(&site);
 
     // 3. A replica restarted while etcd is down serves from its cache.
     let cache = a.cache.clone();
     drop(a);
-    let mode = std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600, "the cache {} holds secrets", cache.display());
-    // ... and they are sealed with the store's key, not readable even to root.
-    let bytes = std::fs::read(&cache).unwrap();
-    let text = String::from_utf8_lossy(&bytes);
-    for needle in [
-        "BEGIN",
-        "LS0tLS1CRUdJTi",
-        "frontend-credential",
-        "\"objects\"",
-    ] {
-        assert!(
-            !text.contains(needle),
-            "the cache shows {needle:?} in clear"
-        );
-    }
+    the_cache_is_private_and_sealed(&cache);
     let a = site.start_replica("a", &url);
     a.wait_ready(
         "ready: serving from cache (store unreachable)",
@@ -169,15 +200,7 @@ fn replicas_ride_out_member_and_cluster_outages() {
     site.apply_version_via(&url, 3);
     let mut caught_up = Vec::new();
     for r in [&a, &b] {
-        wait_version(r, &fe, 3, RECONNECT_WITHIN);
-        caught_up.push(back.elapsed());
-        r.wait_ready("ready: live", RECONNECT_WITHIN);
-        assert!(
-            r.log().contains("in sync with the store again"),
-            "{}",
-            r.log()
-        );
-        assert_serves(r, &fe, &inv, 3);
+        caught_up.push(in_sync_again(r, &fe, &inv, back));
     }
     eprintln!(
         "one member down: change served after {:?}; after etcd returned: a at {:?}, b at {:?}; total {:?}",
