@@ -47,23 +47,9 @@ fn assert_clean(what: &str, text: &[u8], needles: &[String]) {
     }
 }
 
-#[test]
-fn secrets_are_sealed_in_etcd_and_never_shown_in_plain_text() {
-    let cluster = Cluster::start(1);
-    let site = EtcdSite::new(&cluster.url());
-    let mode = std::fs::metadata(&site.key_file)
-        .unwrap()
-        .permissions()
-        .mode()
-        & 0o777;
-    assert_eq!(mode, 0o600, "gatehouse keygen must write the key file 0600");
-    for host in [FRONTEND, INVENTORY] {
-        site.site.pki_init(host);
-    }
-    let needles = needles(&site);
-
-    // Without a key file, a Secret is refused with the way to make one, and
-    // nothing reaches etcd.
+/// Without a key file, a Secret is refused with the way to make one, and
+/// nothing reaches etcd.
+fn refused_without_a_key(site: &EtcdSite, cluster: &Cluster) {
     let args = Site::create_secret_args(
         FRONTEND,
         &format!("{FRONTEND}/3_application/private/{FRONTEND}.key.pem"),
@@ -91,20 +77,11 @@ fn secrets_are_sealed_in_etcd_and_never_shown_in_plain_text() {
         .etcdctl(&["get", "--prefix", "/gatehouse/", "--keys-only"])
         .ok();
     assert_eq!(stored.stdout.trim(), "", "a refused Secret reached etcd");
+}
 
-    // With the key: the walkthrough's secrets, sealed.
-    site.create_walkthrough_secret(FRONTEND);
-    site.apply("secret-inventory.yaml", &{
-        let args = Site::create_secret_args(
-            INVENTORY,
-            &format!("{INVENTORY}/3_application/private/{INVENTORY}.key.pem"),
-            &format!("{INVENTORY}/3_application/certs/{INVENTORY}.cert.pem"),
-            &["--dry-run=client", "-o", "yaml"],
-        );
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        site.cli(&args).ok().stdout
-    });
-
+/// What etcd holds for the two secrets is sealed with the site's key and
+/// shows none of the `needles`, through etcdctl's text and its JSON.
+fn sealed_in_etcd(site: &EtcdSite, cluster: &Cluster, needles: &[String]) {
     let plain = cluster.etcdctl(&["get", "--prefix", "/gatehouse/"]).ok();
     assert!(
         plain
@@ -115,7 +92,7 @@ fn secrets_are_sealed_in_etcd_and_never_shown_in_plain_text() {
     assert_clean(
         "etcdctl get --prefix /gatehouse/",
         plain.stdout.as_bytes(),
-        &needles,
+        needles,
     );
     // The exact bytes, through etcdctl's JSON (values in base64).
     let json = cluster
@@ -134,10 +111,12 @@ fn secrets_are_sealed_in_etcd_and_never_shown_in_plain_text() {
             "{key} is not sealed with key {}",
             site.key_id()
         );
-        assert_clean(&key, &value, &needles);
+        assert_clean(&key, &value, needles);
     }
+}
 
-    // Tables never show key material.
+/// Tables never show key material.
+fn tables_never_show_key_material(site: &EtcdSite, needles: &[String]) {
     for args in [
         &["-n", "istio-system", "get", "secret"][..],
         &["-n", "istio-system", "get", "secret", "-o", "wide"],
@@ -149,14 +128,49 @@ fn secrets_are_sealed_in_etcd_and_never_shown_in_plain_text() {
         assert_clean(
             &format!("gatehouse {args:?}"),
             out.stdout.as_bytes(),
-            &needles,
+            needles,
         );
         assert_clean(
             &format!("gatehouse {args:?}"),
             out.stderr.as_bytes(),
-            &needles,
+            needles,
         );
     }
+}
+
+#[test]
+fn secrets_are_sealed_in_etcd_and_never_shown_in_plain_text() {
+    let cluster = Cluster::start(1);
+    let site = EtcdSite::new(&cluster.url());
+    let mode = std::fs::metadata(&site.key_file)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "gatehouse keygen must write the key file 0600");
+    for host in [FRONTEND, INVENTORY] {
+        site.site.pki_init(host);
+    }
+    let needles = needles(&site);
+
+    refused_without_a_key(&site, &cluster);
+
+    // With the key: the walkthrough's secrets, sealed.
+    site.create_walkthrough_secret(FRONTEND);
+    site.apply("secret-inventory.yaml", &{
+        let args = Site::create_secret_args(
+            INVENTORY,
+            &format!("{INVENTORY}/3_application/private/{INVENTORY}.key.pem"),
+            &format!("{INVENTORY}/3_application/certs/{INVENTORY}.cert.pem"),
+            &["--dry-run=client", "-o", "yaml"],
+        );
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        site.cli(&args).ok().stdout
+    });
+
+    sealed_in_etcd(&site, &cluster, &needles);
+
+    tables_never_show_key_material(&site, &needles);
 
     // With the key file, -o yaml gives the original bytes back.
     let out = site
