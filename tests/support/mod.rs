@@ -8,9 +8,10 @@
 //! that count and record what reaches them. A [`Gateway`] is `gatehouse run`
 //! as a child process on port 0, killed when dropped. [`Curl`] and
 //! [`Site::s_client`] drive it with the real `curl` and `openssl s_client`,
-//! with the walkthrough's own flags; [`load`] is the one in-process mTLS
-//! client (one request, one kept connection, or a load run). [`etcd`] adds
-//! a real etcd cluster and gateway replicas that share it.
+//! with the walkthrough's own flags; [`client`] is the one in-process mTLS
+//! client (one request, or one kept connection) and [`load`] keeps many of
+//! its connections busy. [`etcd`] adds a real etcd cluster and gateway
+//! replicas that share it.
 //!
 //! Every command a test starts goes through [`command`], which strips the
 //! environment of everything that changes where gatehouse, curl, openssl or
@@ -26,6 +27,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 mod backend;
+pub mod client;
 mod curl;
 pub mod etcd;
 mod gateway;
@@ -43,11 +45,11 @@ use std::time::{Duration, Instant};
 #[allow(unused_imports)]
 pub use backend::{Backend, Seen};
 #[allow(unused_imports)]
+pub use client::{Answer, Client};
+#[allow(unused_imports)]
 pub use curl::{Curl, CurlOut};
 #[allow(unused_imports)]
 pub use gateway::Gateway;
-#[allow(unused_imports)]
-pub use load::{Answer, Client};
 #[allow(unused_imports)]
 pub use manifests::{Cred, b64, issue, kubectl_secret_yaml};
 #[allow(unused_imports)]
