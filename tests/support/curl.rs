@@ -1,7 +1,6 @@
 //! The real `curl`, with the walkthrough's flags, and what it printed.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use super::{COMMAND_TIMEOUT, Site, run_bounded};
 
@@ -126,12 +125,10 @@ impl Curl<'_> {
     }
 
     pub fn run(self) -> CurlOut {
-        let mut c = Command::new("curl");
-        c.current_dir(self.site.dir.path())
-            .env("HOME", self.site.dir.path())
-            .env_remove("SSL_CERT_FILE")
-            .env_remove("CURL_CA_BUNDLE")
-            .args(["-sS", "--max-time", "10", "-w", "\\n%{json}"]);
+        // In the site, with a scrubbed environment: no `~/.curlrc`, CA
+        // bundle or proxy of the developer's.
+        let mut c = self.site.program("curl");
+        c.args(["-sS", "--max-time", "10", "-w", "\\n%{json}"]);
         if let Some(h) = &self.host_header {
             c.arg(format!("-HHost:{h}"));
         }

@@ -1,106 +1,33 @@
-//! An in-process mTLS load and handshake client for the SDS tests: tokio,
-//! tokio-rustls and hyper's HTTP/1.1 client against a running gateway.
+//! Load runs for the SDS and etcd tests, over the harness's one mTLS
+//! client ([`super::client`], whose names are re-exported here).
 //!
 //! [`Load::start`] runs a mix of keep-alive connections (several requests
 //! each) and fresh connections (one request each) on its own thread until
 //! stopped or until its time bound, counts successes and failures by kind,
 //! and records every new handshake with its time, kind and the serial of
-//! the certificate the server presented. [`probe`] does one connection
-//! (handshake and one request) and [`Conn`] holds one open keep-alive
-//! connection, for tests that need a single client in a known state.
+//! the certificate the server presented.
 //!
-//! With TLS 1.3 the client finishes its handshake before the server has
-//! judged the client certificate, so a refused client only shows when it
-//! reads: every probe sends a request and reads the answer before it calls
-//! the connection good.
+//! It names the rest of the harness as `crate::support`, so a test file may
+//! also include it on its own with `#[path = "support/load.rs"] mod load;`
+//! next to `mod support;`.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
-use rustls::client::Resumption;
-use rustls::{ClientConfig, HandshakeKind};
-use rustls_pki_types::ServerName;
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
+use crate::support::client::{connect, request};
+use crate::support::poll_every;
 
-/// Every network step of this client gives up after this long.
-const STEP_TIMEOUT: Duration = Duration::from_secs(5);
+// The client's names, where the tests have always found them.
+#[allow(unused_imports)]
+pub use crate::support::client::{
+    Answer, Client, Conn, Failure, Kind, Probe, Target, get, probe, probe_until, serial_of_pem,
+};
+
 /// Failure messages kept for the report (the counts keep counting).
 const MAX_SAMPLES: usize = 20;
-
-/// Where and as whom to connect.
-#[derive(Clone)]
-pub struct Target {
-    pub addr: SocketAddr,
-    /// The SNI and the `Host` header.
-    pub host: String,
-    pub config: Arc<ClientConfig>,
-}
-
-impl Target {
-    /// An mTLS target: trust `ca_pem`, present `cert_pem`/`key_pem`, HTTP/1.1.
-    pub fn new(
-        addr: SocketAddr,
-        host: &str,
-        ca_pem: &[u8],
-        cert_pem: &[u8],
-        key_pem: &[u8],
-    ) -> Target {
-        let config =
-            gatehouse::tls::client::mtls_config(ca_pem, Some((cert_pem, key_pem)), &[b"http/1.1"])
-                .unwrap();
-        Target {
-            addr,
-            host: host.to_owned(),
-            config,
-        }
-    }
-
-    /// The same target with its client config changed by `f`.
-    pub fn with_config(&self, f: impl FnOnce(&mut ClientConfig)) -> Target {
-        let mut c = (*self.config).clone();
-        f(&mut c);
-        Target {
-            config: Arc::new(c),
-            ..self.clone()
-        }
-    }
-
-    /// The same target with a client config that never resumes a session.
-    pub fn without_resumption(&self) -> Target {
-        self.with_config(|c| c.resumption = Resumption::disabled())
-    }
-}
-
-/// The lowercase hex serial of the first certificate in `pem`, as
-/// `proxy-config secret` and `gatehouse::pki::Issued::serial_hex` print it.
-pub fn serial_of_pem(pem: &[u8]) -> String {
-    let certs = gatehouse::secret::credential::parse_certs("cert", pem).unwrap();
-    serial_of_der(certs[0].as_ref())
-}
-
-fn serial_of_der(der: &[u8]) -> String {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
-    cert.raw_serial()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// Whether a handshake was full or resumed, as the client saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Full,
-    Resumed,
-}
 
 /// Which load worker made a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,18 +47,6 @@ pub struct Handshake {
     /// session was made with).
     pub serial: String,
     pub worker: Worker,
-}
-
-/// How a request failed.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Failure {
-    Connect,
-    Handshake,
-    /// Sending the request or reading the answer failed.
-    Request,
-    /// An answer other than 200.
-    Status(u16),
-    Timeout,
 }
 
 /// What a load run saw.
@@ -241,36 +156,28 @@ impl Load {
     /// Waits until a full handshake shows `serial`; returns when the first
     /// such handshake completed, or `None` after `within`.
     pub fn wait_full_handshake(&self, serial: &str, within: Duration) -> Option<Instant> {
-        let deadline = Instant::now() + within;
-        loop {
-            let seen = self
-                .report
+        // The answer is the handshake's own end time, so a fine step only
+        // makes the caller's next step start sooner.
+        poll_every(Duration::from_millis(1), within, || {
+            self.report
                 .lock()
                 .unwrap()
                 .handshakes
                 .iter()
                 .filter(|h| h.kind == Kind::Full && h.serial == serial)
                 .map(|h| h.end)
-                .min();
-            if seen.is_some() || Instant::now() >= deadline {
-                return seen;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+                .min()
+        })
     }
 
     /// Waits until at least `n` more requests succeeded, for up to `within`.
     pub fn wait_ok(&self, n: u64, within: Duration) -> bool {
         let ok = || self.report.lock().unwrap().ok;
         let want = ok() + n;
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if ok() >= want {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        false
+        poll_every(Duration::from_millis(2), within, || {
+            (ok() >= want).then_some(())
+        })
+        .is_some()
     }
 
     /// Stops every worker (each finishes its request in flight) and returns
@@ -391,170 +298,6 @@ async fn worker_loop(target: Target, worker: Worker, run: Arc<Run>) {
         if worker != Worker::KeepAlive {
             tokio::time::sleep(pause).await;
         }
-    }
-}
-
-/// An open connection ready for requests, and what its handshake showed.
-struct Opened {
-    sender: SendRequest<Empty<Bytes>>,
-    end: Instant,
-    kind: Kind,
-    serial: String,
-}
-
-type Fail = (Failure, String);
-
-async fn step<T, E: std::fmt::Display>(
-    what: Failure,
-    fut: impl Future<Output = Result<T, E>>,
-) -> Result<T, Fail> {
-    match tokio::time::timeout(STEP_TIMEOUT, fut).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err((what.clone(), format!("{what:?}: {e}"))),
-        Err(_) => Err((Failure::Timeout, format!("{what:?}: timed out"))),
-    }
-}
-
-async fn connect(target: &Target) -> Result<Opened, Fail> {
-    let tcp = step(Failure::Connect, TcpStream::connect(target.addr)).await?;
-    let _ = tcp.set_nodelay(true);
-    let name = ServerName::try_from(target.host.clone()).unwrap();
-    let connector = TlsConnector::from(target.config.clone());
-    let tls = step(Failure::Handshake, connector.connect(name, tcp)).await?;
-    let end = Instant::now();
-    let (_, conn) = tls.get_ref();
-    let kind = match conn.handshake_kind() {
-        Some(HandshakeKind::Resumed) => Kind::Resumed,
-        _ => Kind::Full,
-    };
-    let serial = conn
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .map(|c| serial_of_der(c.as_ref()))
-        .unwrap_or_default();
-    let (sender, driver) = step(
-        Failure::Request,
-        hyper::client::conn::http1::handshake(TokioIo::new(tls)),
-    )
-    .await?;
-    tokio::spawn(async move {
-        let _ = driver.await;
-    });
-    Ok(Opened {
-        sender,
-        end,
-        kind,
-        serial,
-    })
-}
-
-/// One GET; the status once the whole body has arrived.
-async fn request(sender: &mut SendRequest<Empty<Bytes>>, target: &Target) -> Result<u16, Fail> {
-    step(Failure::Request, sender.ready()).await?;
-    let req = http::Request::get("/")
-        .header(http::header::HOST, target.host.as_str())
-        .body(Empty::new())
-        .unwrap();
-    let resp = step(Failure::Request, sender.send_request(req)).await?;
-    let status = resp.status().as_u16();
-    step(Failure::Request, resp.into_body().collect()).await?;
-    Ok(status)
-}
-
-/// What one connection saw: its handshake and one request.
-#[derive(Debug, Clone)]
-pub struct Probe {
-    pub kind: Option<Kind>,
-    pub serial: Option<String>,
-    /// The status of the request, or why the connection failed.
-    pub result: Result<u16, String>,
-}
-
-impl Probe {
-    pub fn ok(&self) -> bool {
-        self.result == Ok(200)
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// One new connection to `target` with its config (and so its session
-/// cache: a second probe with the same `Target` offers to resume), one
-/// request, then a clean close.
-pub fn probe(target: &Target) -> Probe {
-    runtime().block_on(async {
-        match connect(target).await {
-            Err((_, msg)) => Probe {
-                kind: None,
-                serial: None,
-                result: Err(msg),
-            },
-            Ok(mut c) => Probe {
-                kind: Some(c.kind),
-                serial: Some(c.serial.clone()),
-                result: request(&mut c.sender, target).await.map_err(|(_, m)| m),
-            },
-        }
-    })
-}
-
-/// Probes until `pred` holds, for at most `within` (and 10,000 tries);
-/// returns the last probe and how long it took.
-pub fn probe_until(
-    target: &Target,
-    within: Duration,
-    pred: impl Fn(&Probe) -> bool,
-) -> (Probe, Duration, bool) {
-    let start = Instant::now();
-    let mut last = probe(target);
-    for _ in 0..10_000 {
-        if pred(&last) || start.elapsed() >= within {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-        last = probe(target);
-    }
-    let ok = pred(&last);
-    (last, start.elapsed(), ok)
-}
-
-/// One open keep-alive connection, used across test steps.
-pub struct Conn {
-    rt: tokio::runtime::Runtime,
-    sender: SendRequest<Empty<Bytes>>,
-    target: Target,
-    pub serial: String,
-    pub kind: Kind,
-}
-
-impl Conn {
-    pub fn open(target: &Target) -> Result<Conn, String> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let c = rt.block_on(connect(target)).map_err(|(_, m)| m)?;
-        Ok(Conn {
-            rt,
-            sender: c.sender,
-            target: target.clone(),
-            serial: c.serial,
-            kind: c.kind,
-        })
-    }
-
-    /// One GET on this connection.
-    pub fn get(&mut self) -> Result<u16, String> {
-        let target = self.target.clone();
-        self.rt
-            .block_on(request(&mut self.sender, &target))
-            .map_err(|(_, m)| m)
     }
 }
 
