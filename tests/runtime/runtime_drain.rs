@@ -8,7 +8,7 @@
 //! cuts them and exits 0 in time, saying how many it cut.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};

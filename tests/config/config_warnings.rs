@@ -6,7 +6,7 @@
 //! is the one whose certificate a client gets.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use support::{FRONTEND, GATEWAY_YAML, Site, VIRTUAL_SERVICES_YAML, poll};
@@ -511,7 +511,7 @@ fn get_yaml_lists_ignored_fields_and_applies_again() {
     let site = Site::new();
     site.write(
         "m.yaml",
-        &vs_route("    retries: {attempts: 2}\n    corsPolicy: {allowMethods: [GET]}\n"),
+        vs_route("    retries: {attempts: 2}\n    corsPolicy: {allowMethods: [GET]}\n"),
     );
     site.cli(&["apply", "-f", "m.yaml"]).ok();
     let out = site.cli(&["get", "vs", "shop", "-o", "yaml"]).ok();
@@ -601,13 +601,10 @@ fn conflicting_gateways_warn_and_the_named_one_serves() {
     ])
     .ok();
 
-    site.write(
-        "zulu.yaml",
-        &frontend_gateway("zulu", "frontend-credential"),
-    );
+    site.write("zulu.yaml", frontend_gateway("zulu", "frontend-credential"));
     let out = site.cli(&["apply", "-f", "zulu.yaml"]).ok();
     assert_eq!(out.stderr, "");
-    site.write("alpha.yaml", &frontend_gateway("alpha", "other-credential"));
+    site.write("alpha.yaml", frontend_gateway("alpha", "other-credential"));
     let out = site.cli(&["apply", "-f", "alpha.yaml"]).ok();
     assert_eq!(out.stdout, "gateway.networking.istio.io/alpha created\n");
     assert_eq!(out.stderr, format!("{CONFLICT_LINE}\n"));
@@ -728,7 +725,7 @@ fn plain_server_beside_tls_on_one_port_warns_and_is_not_served() {
     site.create_walkthrough_secret(FRONTEND);
     site.write(
         "tls.yaml",
-        &frontend_gateway("secure", "frontend-credential"),
+        frontend_gateway("secure", "frontend-credential"),
     );
     site.cli(&["apply", "-f", "tls.yaml"]).ok();
     let plain = gateway(443, "HTTP", "").replace("name: shop-gateway", "name: web");

@@ -5,7 +5,7 @@
 //! string, `ignoreUriCase` prefixes, and short destination hosts.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use support::{
     Backend, FRONTEND, FRONTEND_BODY, INVENTORY_BODY, VIRTUAL_SERVICES_YAML, Walkthrough,
@@ -133,7 +133,7 @@ fn weights_past_istios_range_are_refused_with_the_field() {
         ),
     ] {
         w.site
-            .write("weights.yaml", &frontend_vs(&weighted_route(weights)));
+            .write("weights.yaml", frontend_vs(&weighted_route(weights)));
         let out = w.site.cli(&["apply", "-f", "weights.yaml"]);
         assert_eq!(out.code, Some(1), "{weights:?}: {out:?}");
         assert!(

@@ -6,7 +6,7 @@
 //! bound, then turns ready once the port is free.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use std::net::TcpListener;
 use std::time::Duration;
