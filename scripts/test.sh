@@ -40,6 +40,14 @@ cargo fmt --manifest-path crates/etcd-rpc/gen/Cargo.toml -- --check
 echo "== cargo build (PROTOC=$PROTOC)"
 cargo build --workspace --locked --quiet
 
+echo "== no source file over 500 lines (STYLE.md; generated code aside)"
+long=$(find src bench/loadgen/src -name '*.rs' -print0 | xargs -0 wc -l | awk '$2 != "total" && $1 > 500')
+if [ -n "$long" ]; then
+  echo "split these files by job:" >&2
+  echo "$long" >&2
+  exit 1
+fi
+
 echo "== cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
 

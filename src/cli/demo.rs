@@ -153,6 +153,46 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let dir = &args.dir;
     std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
     let dir = dir.canonicalize()?;
+    let layouts = certificates(&dir)?;
+
+    let store_dir = dir.join("store");
+    if store_dir.exists() {
+        std::fs::remove_dir_all(&store_dir)?;
+    }
+    let store = crate::store::open(&format!("dir:{}", store_dir.display()))?;
+    let mut resources = secrets(&layouts)?;
+    resources.extend(objects().await?);
+    let mut puts = Vec::new();
+    for r in &resources {
+        puts.push(Put {
+            key: super::apply::key_of(r),
+            value: r.to_json()?,
+            expected_version: None,
+        });
+    }
+    store.apply(puts).await?;
+
+    let gateway = start_gateway(store, addr).await?;
+
+    println!("== 5. the walkthrough's requests (mutual TLS, host by SNI)");
+    for ((host, _, _), layout) in SERVICES.iter().zip(&layouts) {
+        let answer = request(layout, host, addr).await?;
+        println!("$ curl ... https://{host}:{port}/");
+        print!("{answer}");
+    }
+    print_try_it(&dir, port);
+    if args.once {
+        return Ok(());
+    }
+    println!("Serving on https://127.0.0.1:{port} until Ctrl-C.");
+    tokio::select! {
+        r = gateway => r?,
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
+
+/// Step 1: `gatehouse pki init` for both hosts.
+fn certificates(dir: &Path) -> anyhow::Result<Vec<pki::HostLayout>> {
     println!(
         "== 1. certificates (gatehouse pki init) in {}",
         dir.display()
@@ -161,7 +201,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     for (host, _, _) in SERVICES {
         let layout = pki::init(&pki::InitOptions {
             host: host.into(),
-            out: dir.clone(),
+            out: dir.to_path_buf(),
             key_type: pki::KeyType::EcdsaP256,
             days: 30,
             force: true,
@@ -169,21 +209,24 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         println!("   {host}: root CA, intermediate CA, server and client certificates");
         layouts.push(layout);
     }
+    Ok(layouts)
+}
 
-    let store_dir = dir.join("store");
-    if store_dir.exists() {
-        std::fs::remove_dir_all(&store_dir)?;
-    }
-    let store = crate::store::open(&format!("dir:{}", store_dir.display()))?;
-
+/// Step 2: the two secrets, as `gatehouse create secret generic` makes them.
+fn secrets(layouts: &[pki::HostLayout]) -> anyhow::Result<Vec<Resource>> {
     println!("== 2. secrets (gatehouse create -n istio-system secret generic ...)");
     let mut resources = Vec::new();
-    for ((host, _, _), layout) in SERVICES.iter().zip(&layouts) {
+    for ((host, _, _), layout) in SERVICES.iter().zip(layouts) {
         let name = format!("{}-credential", host.split('.').next().unwrap_or(host));
         resources.push(credential_secret(layout, &name)?);
         println!("   secret/{name} created");
     }
+    Ok(resources)
+}
 
+/// Step 3: the walkthrough's YAML, verbatim, and a ServiceEntry for each
+/// built-in backend (started here).
+async fn objects() -> anyhow::Result<Vec<Resource>> {
     println!(
         "== 3. Gateway and VirtualServices (examples/foocorp), ServiceEntries for the backends"
     );
@@ -205,6 +248,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         namespace: "default".into(),
         explicit: false,
     };
+    let mut resources = Vec::new();
     for (name, text) in yaml {
         let loaded = parse_source(&Source { name, text }, &ns).map_err(|errs| {
             anyhow::anyhow!(
@@ -224,16 +268,14 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             resources.push(l.resource);
         }
     }
-    let mut puts = Vec::new();
-    for r in &resources {
-        puts.push(Put {
-            key: super::apply::key_of(r),
-            value: r.to_json()?,
-            expected_version: None,
-        });
-    }
-    store.apply(puts).await?;
+    Ok(resources)
+}
 
+/// Step 4: the gateway on `addr`, serving once its listener is bound.
+async fn start_gateway(
+    store: crate::store::AnyStore,
+    addr: SocketAddr,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
     println!("== 4. the gateway (gatehouse run), SDS pushes the credentials");
     super::run::init_logging_stdout("sds=info,warn");
     let status = Arc::new(ArcSwap::from_pointee(Status::default()));
@@ -258,14 +300,11 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    Ok(gateway)
+}
 
-    println!("== 5. the walkthrough's requests (mutual TLS, host by SNI)");
-    for ((host, _, _), layout) in SERVICES.iter().zip(&layouts) {
-        let answer = request(layout, host, addr).await?;
-        println!("$ curl ... https://{host}:{port}/");
-        print!("{answer}");
-    }
-
+/// The curl commands to paste into another terminal.
+fn print_try_it(dir: &Path, port: u16) {
     println!();
     println!("Try it yourself from another terminal:");
     println!();
@@ -273,13 +312,5 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     for (host, _, _) in SERVICES {
         println!("{}", curl_command(host, port));
         println!();
-    }
-    if args.once {
-        return Ok(());
-    }
-    println!("Serving on https://127.0.0.1:{port} until Ctrl-C.");
-    tokio::select! {
-        r = gateway => r?,
-        _ = tokio::signal::ctrl_c() => Ok(()),
     }
 }

@@ -334,6 +334,20 @@ fn sigterm_answers_every_request_in_flight_then_exits_0() {
         .into_iter()
         .map(|c| rt.block_on(c).unwrap())
         .collect();
+    assert_every_answer_complete(&seen, &gw);
+    let status = gw
+        .wait(Duration::from_secs(15))
+        .expect("exits within --drain-timeout");
+    let took = signalled.elapsed();
+    assert_eq!(status.code(), Some(0), "{}", gw.log());
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    assert_drain_logged(&gw.log(), n);
+    println!("drain: {n} in-flight requests answered, exit 0 after {took:?}");
+}
+
+/// Every in-flight request got the backend's answer, and the server closed
+/// its connection (HTTP/1.1 with `connection: close`).
+fn assert_every_answer_complete(seen: &[Result<Seen, String>], gw: &Run) {
     let failed: Vec<&String> = seen.iter().filter_map(|s| s.as_ref().err()).collect();
     assert!(
         failed.is_empty(),
@@ -354,14 +368,11 @@ fn sigterm_answers_every_request_in_flight_then_exits_0() {
             assert_eq!(s.connection_header.as_deref(), Some("close"), "{s:?}");
         }
     }
+}
 
-    let status = gw
-        .wait(Duration::from_secs(15))
-        .expect("exits within --drain-timeout");
-    let took = signalled.elapsed();
-    assert_eq!(status.code(), Some(0), "{}", gw.log());
-    assert!(took < Duration::from_secs(15), "took {took:?}");
-    let log = gw.log();
+/// The drain's start line names the signal and the connections; its end
+/// line says every connection closed.
+fn assert_drain_logged(log: &str, n: usize) {
     let start = log
         .lines()
         .find(|l| l.contains("drain started"))
@@ -375,7 +386,6 @@ fn sigterm_answers_every_request_in_flight_then_exits_0() {
         .find(|l| l.contains("drain finished"))
         .unwrap_or_else(|| panic!("{log}"));
     assert!(end.contains("every connection closed"), "{end}");
-    println!("drain: {n} in-flight requests answered, exit 0 after {took:?}");
 }
 
 #[test]

@@ -236,6 +236,25 @@ pub fn hosts(args: HostsArgs) -> anyhow::Result<()> {
     let root = Ca::new_root("gatehouse bench root", KeyType::EcdsaP256)?;
     let inter = root.intermediate("gatehouse bench intermediate")?;
     let layout = HostLayout::new(args.out.join("pki"), "bench.test");
+    write_client_tree(&layout, &root, &inter)?;
+    let manifests = args.out.join("manifests");
+    std::fs::create_dir_all(&manifests)?;
+    let mut files = host_manifests(&args, &inter, &manifests)?;
+    files.extend(shared_manifests(&args, &manifests)?);
+    for (path, text) in files {
+        write_private(&path, &text)?;
+    }
+    println!(
+        "{} hosts: manifests in {}, client credentials in {}",
+        args.count,
+        manifests.display(),
+        layout.dir.display()
+    );
+    Ok(())
+}
+
+/// The shared CA tree and the one client certificate every host trusts.
+fn write_client_tree(layout: &HostLayout, root: &Ca, inter: &Ca) -> anyhow::Result<()> {
     let chain = inter.chain_pem();
     let client = inter.issue(&LeafSpec::client("bench-client"))?;
     for (path, text, private) in [
@@ -246,7 +265,7 @@ pub fn hosts(args: HostsArgs) -> anyhow::Result<()> {
             false,
         ),
         (&layout.intermediate_key, inter.key_pem(), true),
-        (&layout.ca_chain, chain.clone(), false),
+        (&layout.ca_chain, chain, false),
         (&layout.client_cert, client.cert_pem.clone(), false),
         (&layout.client_key, client.key_pem.clone(), true),
     ] {
@@ -259,12 +278,20 @@ pub fn hosts(args: HostsArgs) -> anyhow::Result<()> {
             std::fs::write(path, text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         }
     }
-    let manifests = args.out.join("manifests");
-    std::fs::create_dir_all(&manifests)?;
-    // `gatehouse apply` reads files of at most 8 MiB: a file per 1,000 hosts.
+    Ok(())
+}
+
+/// A Secret and a VirtualService per host, in files of 1,000 hosts
+/// (`gatehouse apply` reads files of at most 8 MiB); the Gateway's servers
+/// are written by [`shared_manifests`].
+fn host_manifests(
+    args: &HostsArgs,
+    inter: &Ca,
+    manifests: &Path,
+) -> anyhow::Result<Vec<(PathBuf, String)>> {
+    let chain = inter.chain_pem();
     let mut files: Vec<(PathBuf, String)> = Vec::new();
     let (mut secrets, mut services) = (String::new(), String::new());
-    let mut servers = Vec::with_capacity(args.count);
     for i in 0..args.count {
         let host = format!("h{i}.bench.test");
         let leaf = inter.issue(&LeafSpec::server(host.clone()))?;
@@ -273,11 +300,6 @@ pub fn hosts(args: HostsArgs) -> anyhow::Result<()> {
         secrets.push_str("---\n");
         secrets.push_str(&serde_json::to_string(&doc)?);
         secrets.push('\n');
-        servers.push(json!({
-            "port": {"number": 443, "name": format!("https-h{i}"), "protocol": "HTTPS"},
-            "tls": {"mode": "MUTUAL", "credentialName": cred},
-            "hosts": [host],
-        }));
         let vs = json!({
             "apiVersion": "networking.istio.io/v1",
             "kind": "VirtualService",
@@ -306,6 +328,20 @@ pub fn hosts(args: HostsArgs) -> anyhow::Result<()> {
             ));
         }
     }
+    Ok(files)
+}
+
+/// The one Gateway (a MUTUAL server per host) and the backend's ServiceEntry.
+fn shared_manifests(args: &HostsArgs, manifests: &Path) -> anyhow::Result<Vec<(PathBuf, String)>> {
+    let servers: Vec<serde_json::Value> = (0..args.count)
+        .map(|i| {
+            json!({
+                "port": {"number": 443, "name": format!("https-h{i}"), "protocol": "HTTPS"},
+                "tls": {"mode": "MUTUAL", "credentialName": format!("h{i}-credential")},
+                "hosts": [format!("h{i}.bench.test")],
+            })
+        })
+        .collect();
     let gateway = json!({
         "apiVersion": "networking.istio.io/v1",
         "kind": "Gateway",
@@ -324,24 +360,16 @@ pub fn hosts(args: HostsArgs) -> anyhow::Result<()> {
                            "ports": {"http": args.backend.port()}}],
         },
     });
-    files.push((
-        manifests.join("gateway.yaml"),
-        serde_json::to_string(&gateway)?,
-    ));
-    files.push((
-        manifests.join("serviceentry.yaml"),
-        serde_json::to_string(&entry)?,
-    ));
-    for (path, text) in files {
-        write_private(&path, &text)?;
-    }
-    println!(
-        "{} hosts: manifests in {}, client credentials in {}",
-        args.count,
-        manifests.display(),
-        layout.dir.display()
-    );
-    Ok(())
+    Ok(vec![
+        (
+            manifests.join("gateway.yaml"),
+            serde_json::to_string(&gateway)?,
+        ),
+        (
+            manifests.join("serviceentry.yaml"),
+            serde_json::to_string(&entry)?,
+        ),
+    ])
 }
 
 #[cfg(test)]

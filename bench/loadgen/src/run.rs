@@ -63,56 +63,14 @@ pub async fn keepalive(args: KeepaliveArgs) -> anyhow::Result<Report> {
         let client = client.clone();
         // Spread the connections' schedules over one interval.
         let phase = interval.map(|iv| iv.mul_f64(i as f64 / args.connections as f64));
-        tasks.push(tokio::spawn(async move {
-            let mut rec = Recorder::default();
-            let mut conn: Option<Conn> = None;
-            let mut next = phase.map(|p| start + p);
-            while Instant::now() < end {
-                if conn.is_none() {
-                    match client.connect().await {
-                        Ok(c) => {
-                            rec.handshake(c.resumed);
-                            conn = Some(c);
-                        }
-                        Err(f) => {
-                            if Instant::now() >= counted_from {
-                                rec.fail(f);
-                            }
-                            tokio::time::sleep(BACKOFF).await;
-                            continue;
-                        }
-                    }
-                }
-                let Some(c) = conn.as_mut() else { continue };
-                let sent = match (next, interval) {
-                    (Some(at), Some(iv)) => {
-                        if at >= end {
-                            break;
-                        }
-                        tokio::time::sleep_until(at).await;
-                        next = Some(at + iv);
-                        at
-                    }
-                    _ => Instant::now(),
-                };
-                let result = client.get(c, false).await;
-                // A status error leaves the connection usable; anything else
-                // means a new one.
-                if let Err(f) = &result
-                    && !matches!(f.kind, ErrorKind::Status(_))
-                {
-                    conn = None;
-                }
-                if sent < counted_from {
-                    continue;
-                }
-                match result {
-                    Ok(()) => rec.ok(sent.elapsed()),
-                    Err(f) => rec.fail(f),
-                }
-            }
-            rec
-        }));
+        let window = Window {
+            start,
+            counted_from,
+            end,
+        };
+        tasks.push(tokio::spawn(keepalive_conn(
+            client, window, phase, interval,
+        )));
     }
     let rec = join(tasks).await;
     let elapsed = Instant::now().saturating_duration_since(counted_from);
@@ -125,6 +83,78 @@ pub async fn keepalive(args: KeepaliveArgs) -> anyhow::Result<Report> {
         report.extra.insert("target_rate".into(), rate.into());
     }
     Ok(report)
+}
+
+/// When a run starts, when its counting starts (after the warm-up) and when
+/// it ends.
+#[derive(Clone, Copy)]
+struct Window {
+    start: Instant,
+    counted_from: Instant,
+    end: Instant,
+}
+
+/// One keep-alive connection of [`keepalive`]: reconnects after a transport
+/// error, sends on its schedule when there is one.
+async fn keepalive_conn(
+    client: Arc<Client>,
+    window: Window,
+    phase: Option<Duration>,
+    interval: Option<Duration>,
+) -> Recorder {
+    let Window {
+        start,
+        counted_from,
+        end,
+    } = window;
+    let mut rec = Recorder::default();
+    let mut conn: Option<Conn> = None;
+    let mut next = phase.map(|p| start + p);
+    while Instant::now() < end {
+        if conn.is_none() {
+            match client.connect().await {
+                Ok(c) => {
+                    rec.handshake(c.resumed);
+                    conn = Some(c);
+                }
+                Err(f) => {
+                    if Instant::now() >= counted_from {
+                        rec.fail(f);
+                    }
+                    tokio::time::sleep(BACKOFF).await;
+                    continue;
+                }
+            }
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        let sent = match (next, interval) {
+            (Some(at), Some(iv)) => {
+                if at >= end {
+                    break;
+                }
+                tokio::time::sleep_until(at).await;
+                next = Some(at + iv);
+                at
+            }
+            _ => Instant::now(),
+        };
+        let result = client.get(c, false).await;
+        // A status error leaves the connection usable; anything else
+        // means a new one.
+        if let Err(f) = &result
+            && !matches!(f.kind, ErrorKind::Status(_))
+        {
+            conn = None;
+        }
+        if sent < counted_from {
+            continue;
+        }
+        match result {
+            Ok(()) => rec.ok(sent.elapsed()),
+            Err(f) => rec.fail(f),
+        }
+    }
+    rec
 }
 
 async fn join(tasks: Vec<tokio::task::JoinHandle<Recorder>>) -> Recorder {

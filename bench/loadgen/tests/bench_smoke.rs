@@ -115,30 +115,16 @@ fn assert_clean(report: &serde_json::Value, mode: &str) {
     }
 }
 
-#[test]
-fn loadgen_keepalive_and_handshakes_against_gatehouse() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let pki = dir.path().join("pki");
-
-    // The shared backend, on a port the OS picks.
-    let mut backend = Command::new(LOADGEN)
-        .args(["--threads", "1", "backend", "--listen", "127.0.0.1:0"])
-        .args(["--body", "smoke\n", "--max-seconds", "120"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let backend_out = backend.stdout.take().unwrap();
-    let _backend = Running(backend);
-    let line = wait_for_line(backend_out, "listening on");
-    let backend_addr = line.rsplit(' ').next().unwrap().to_owned();
-    let (ip, port) = backend_addr.rsplit_once(':').unwrap();
-
-    // The walkthrough: certificates, the secret, the Gateway and routes.
-    gatehouse(&store, &["pki", "init", HOST, "--out", &path(pki.clone())]);
+/// The walkthrough's frontend half: certificates, the secret, the Gateway
+/// and routes, and a ServiceEntry that sends the frontend to the backend.
+fn configure_walkthrough(store: &Path, pki: &Path, dir: &Path, ip: &str, port: &str) {
+    gatehouse(
+        store,
+        &["pki", "init", HOST, "--out", &path(pki.to_path_buf())],
+    );
     let h = pki.join(HOST);
     gatehouse(
-        &store,
+        store,
         &[
             "create",
             "-n",
@@ -162,8 +148,8 @@ fn loadgen_keepalive_and_handshakes_against_gatehouse() {
     );
     // The repository root is two levels above this crate (bench/loadgen).
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/foocorp");
-    gatehouse(&store, &["apply", "-f", &path(examples)]);
-    let entry = dir.path().join("serviceentry.yaml");
+    gatehouse(store, &["apply", "-f", &path(examples)]);
+    let entry = dir.join("serviceentry.yaml");
     std::fs::write(
         &entry,
         format!(
@@ -171,7 +157,29 @@ fn loadgen_keepalive_and_handshakes_against_gatehouse() {
         ),
     )
     .unwrap();
-    gatehouse(&store, &["apply", "-f", &path(entry)]);
+    gatehouse(store, &["apply", "-f", &path(entry)]);
+}
+
+#[test]
+fn loadgen_keepalive_and_handshakes_against_gatehouse() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let pki = dir.path().join("pki");
+
+    // The shared backend, on a port the OS picks.
+    let mut backend = Command::new(LOADGEN)
+        .args(["--threads", "1", "backend", "--listen", "127.0.0.1:0"])
+        .args(["--body", "smoke\n", "--max-seconds", "120"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let backend_out = backend.stdout.take().unwrap();
+    let _backend = Running(backend);
+    let line = wait_for_line(backend_out, "listening on");
+    let backend_addr = line.rsplit(' ').next().unwrap().to_owned();
+    let (ip, port) = backend_addr.rsplit_once(':').unwrap();
+
+    configure_walkthrough(&store, &pki, dir.path(), ip, port);
 
     let mut gw = Command::new(gatehouse_bin())
         .arg("--store")
