@@ -5,7 +5,9 @@
 //! It never offers TLS below 1.2, never serves a default certificate, and
 //! never lets a session resume across servers or across a change of trust.
 
+mod chain;
 pub mod client;
+pub(crate) mod signed;
 pub mod sni;
 mod verifier;
 
@@ -125,8 +127,9 @@ fn provider_for(tls: &ServerTls) -> Arc<CryptoProvider> {
 }
 
 /// The client-certificate verifier of a MUTUAL or OPTIONAL_MUTUAL server:
-/// webpki against the trust bundle (and its CRLs), then [`ExtraChecks`].
-/// Servers with the same trust, mode and checks can share one.
+/// webpki against the trust bundle (and its CRLs) for ordinary
+/// certificates, gatehouse's own chain check for X.509 v1 leaves, then
+/// [`ExtraChecks`]. Servers with the same trust, mode and checks can share one.
 pub fn client_verifier(
     tls: &ServerTls,
     trust: &TrustBundle,
@@ -137,11 +140,19 @@ pub fn client_verifier(
             .add(r.clone())
             .map_err(|e| TlsError::ClientCa(e.to_string()))?;
     }
-    let mut vb = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider_for(tls),
-    );
-    if !trust.crls.is_empty() {
+    let roots = Arc::new(roots);
+    let provider = provider_for(tls);
+    // webpki refuses v1 CRLs and CRLs without the CRL number or AKI
+    // extensions, which much tooling emits; with one of those in the
+    // bundle, webpki gets no CRLs and gatehouse's own check (which fails
+    // closed the same way) does revocation for every certificate.
+    let own_revocation = trust
+        .crls
+        .iter()
+        .any(|c| !webpki_reads_crl(&roots, &provider, c));
+    let mut vb =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(roots.clone(), provider);
+    if !trust.crls.is_empty() && !own_revocation {
         // A CRL is checked for the client's own certificate, and its
         // issuer's CRL must be present: unknown status fails closed.
         vb = vb
@@ -152,10 +163,26 @@ pub fn client_verifier(
         vb = vb.allow_unauthenticated();
     }
     let inner = vb.build().map_err(|e| TlsError::ClientCa(e.to_string()))?;
+    let own = chain::Chain::new(trust.roots.clone(), trust.crls.clone());
     Ok(Arc::new(verifier::Checked::new(
         inner,
+        own,
+        own_revocation,
         ExtraChecks::from_tls(tls),
     )))
+}
+
+/// Whether webpki can parse this CRL (it is strict about version and
+/// extensions, and says so only when a verifier is built with it).
+fn webpki_reads_crl(
+    roots: &Arc<RootCertStore>,
+    provider: &Arc<CryptoProvider>,
+    crl: &rustls::pki_types::CertificateRevocationListDer<'static>,
+) -> bool {
+    rustls::server::WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+        .with_crls([crl.clone()])
+        .build()
+        .is_ok()
 }
 
 /// Builds the `ServerConfig` for one Gateway server. `verifier` is required
