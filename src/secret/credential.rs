@@ -277,7 +277,9 @@ fn check_crl(der: &[u8], roots: &[CertificateDer<'static>]) -> Result<(), String
     };
     let issuer = crl.issuer().to_string();
     let Some(signed) = crate::tls::signed::split_signed(der) else {
-        return Err(format!("the CRL issued by {issuer} is not a valid signed CRL"));
+        return Err(format!(
+            "the CRL issued by {issuer} is not a valid signed CRL"
+        ));
     };
     let cas: Vec<_> = roots
         .iter()
@@ -287,9 +289,9 @@ fn check_crl(der: &[u8], roots: &[CertificateDer<'static>]) -> Result<(), String
     if cas.is_empty() {
         return Ok(());
     }
-    let verified = cas.iter().find(|(_, ca)| {
-        crate::tls::signed::verify_by(&signed, ca.public_key().raw)
-    });
+    let verified = cas
+        .iter()
+        .find(|(_, ca)| crate::tls::signed::verify_by(&signed, ca.public_key().raw));
     let Some((_, ca)) = verified else {
         return Err(format!(
             "the CRL issued by {issuer}: its signature does not verify with that CA's key"

@@ -175,16 +175,21 @@ mod tests {
         assert!(tlv(&[0x30, 0x05, 1, 2]).is_none());
         assert!(tlv(&[0x30, 0x85, 0, 0, 0, 0, 1]).is_none());
         let (tag, whole, contents, rest) = tlv(&[0x30, 0x81, 0x01, 7, 9]).unwrap_or_default();
-        assert_eq!((tag, whole, contents, rest), (0x30, &[0x30, 0x81, 1, 7][..], &[7][..], &[9][..]));
+        assert_eq!(
+            (tag, whole, contents, rest),
+            (0x30, &[0x30, 0x81, 1, 7][..], &[7][..], &[9][..])
+        );
     }
 
     #[test]
     fn a_signature_verifies_only_with_its_issuer_and_intact() {
         let ca_key = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
         let other = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
-        let params = rcgen::CertificateParams::new(vec!["a.test".into()])
+        let params =
+            rcgen::CertificateParams::new(vec!["a.test".into()]).unwrap_or_else(|e| panic!("{e}"));
+        let cert = params
+            .self_signed(&ca_key)
             .unwrap_or_else(|e| panic!("{e}"));
-        let cert = params.self_signed(&ca_key).unwrap_or_else(|e| panic!("{e}"));
         let der = cert.der().to_vec();
         let signed = split_signed(&der).unwrap_or_else(|| panic!("split"));
         assert!(verify_by(&signed, &ca_key.public_key_der()));

@@ -166,7 +166,13 @@ impl Checked {
     ) -> Result<HandshakeSignatureValid, Error> {
         let (_, c) = x509_parser::parse_x509_certificate(cert.as_ref())
             .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
-        if verify_handshake(c.public_key().raw, dss.scheme, message, dss.signature(), tls13) {
+        if verify_handshake(
+            c.public_key().raw,
+            dss.scheme,
+            message,
+            dss.signature(),
+            tls13,
+        ) {
             Ok(HandshakeSignatureValid::assertion())
         } else {
             Err(Error::InvalidCertificate(CertificateError::BadSignature))
