@@ -187,11 +187,12 @@ impl Chain {
             {
                 continue;
             }
-            let Some(signed) = split_signed(der.as_ref()) else {
-                continue;
-            };
+            // A CRL in the issuer's name that the issuer did not sign is
+            // refused, not skipped: webpki refuses it too, and a bundle
+            // holding one is broken, whatever else it holds.
+            let signed = split_signed(der.as_ref()).ok_or(CertificateError::BadEncoding)?;
             if !verify_by(&signed, issuer.public_key().raw) {
-                continue;
+                return Err(CertificateError::UnknownRevocationStatus);
             }
             known = true;
             if crl
@@ -208,3 +209,7 @@ impl Chain {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "chain_tests.rs"]
+mod tests;

@@ -167,6 +167,7 @@ pub(crate) fn verify_handshake(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rcgen::PublicKeyData;
 
     #[test]
     fn tlv_refuses_truncated_and_overlong_input() {
@@ -192,12 +193,12 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         let der = cert.der().to_vec();
         let signed = split_signed(&der).unwrap_or_else(|| panic!("split"));
-        assert!(verify_by(&signed, &ca_key.public_key_der()));
-        assert!(!verify_by(&signed, &other.public_key_der()));
+        assert!(verify_by(&signed, &ca_key.subject_public_key_info()));
+        assert!(!verify_by(&signed, &other.subject_public_key_info()));
         let mut bad = der.clone();
         let last = bad.len() - 1;
         bad[last] ^= 1;
         let signed = split_signed(&bad).unwrap_or_else(|| panic!("split"));
-        assert!(!verify_by(&signed, &ca_key.public_key_der()));
+        assert!(!verify_by(&signed, &ca_key.subject_public_key_info()));
     }
 }
