@@ -266,6 +266,23 @@ impl Task {
 fn simple_rotation_and_two_hosts_with_the_tasks_v1_certificates() {
     let t = Task::new();
     let site = &t.site;
+    // A v1 certificate with another certificate's key is still refused.
+    let out = site.cli(&[
+        "create",
+        "-n",
+        "istio-system",
+        "secret",
+        "tls",
+        "httpbin-credential",
+        "--key=example_certs1/helloworld.example.com.key",
+        "--cert=example_certs1/httpbin.example.com.crt",
+    ]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("does not match the certificate"),
+        "{}",
+        out.stderr
+    );
     create_tls_secret(site, "httpbin-credential", "example_certs1", HTTPBIN).ok();
     site.apply("gateway.yaml", &gateway_yaml("SIMPLE", false));
     site.apply("virtualservices.yaml", VIRTUAL_SERVICES);
@@ -377,9 +394,23 @@ fn mutual_refuses_no_client_cert_and_accepts_the_tasks_v1_client_cert() {
     create_mutual_secret(site, None).ok();
     site.apply("gateway.yaml", &gateway_yaml("MUTUAL", false));
     site.apply("virtualservices.yaml", VIRTUAL_SERVICES);
-    let (_gw, port) = t.start();
+    let (gw, port) = t.start();
     let ca = "example_certs1/example.com.crt";
     served(site, HTTPBIN, port, ca, true, HTTPBIN_BODY);
+    // Over TLS 1.2 too (the v1 certificate's CertificateVerify).
+    let out = site
+        .curl(&format!("https://{HTTPBIN}:{port}/status/418"))
+        .host_header(HTTPBIN)
+        .resolve(HTTPBIN, port)
+        .cacert(site.path(ca))
+        .client_cert(
+            site.path(format!("{CLIENT}.crt")),
+            site.path(format!("{CLIENT}.key")),
+        )
+        .arg("--tls-max")
+        .arg("1.2")
+        .run();
+    out.assert_body(HTTPBIN_BODY);
     let hits = t.httpbin.hits();
     curl(site, HTTPBIN, port, "/status/418", ca, false).assert_refused();
     assert_eq!(
@@ -387,6 +418,50 @@ fn mutual_refuses_no_client_cert_and_accepts_the_tasks_v1_client_cert() {
         hits,
         "a refused client reached the backend"
     );
+
+    // The chain is not loosened: a v1 certificate is no CA even when it is
+    // in ca.crt. A client signed with the httpbin certificate's key is
+    // refused (as `openssl verify` refuses it: invalid CA certificate).
+    sh(
+        site,
+        "openssl x509 -req -sha256 -days 365 -CA example_certs1/httpbin.example.com.crt -CAkey example_certs1/httpbin.example.com.key -set_serial 5 -in example_certs1/client.example.com.csr -out example_certs1/by-leaf.crt && cp example_certs1/client.example.com.key example_certs1/by-leaf.key",
+    );
+    sh(
+        site,
+        "cat example_certs1/example.com.crt example_certs1/httpbin.example.com.crt > both.crt",
+    );
+    let out = site
+        .cli(&[
+            "create",
+            "-n",
+            "istio-system",
+            "secret",
+            "generic",
+            "httpbin-credential",
+            "--from-file=tls.key=example_certs1/httpbin.example.com.key",
+            "--from-file=tls.crt=example_certs1/httpbin.example.com.crt",
+            "--from-file=ca.crt=both.crt",
+            "--dry-run=client",
+            "-o",
+            "yaml",
+        ])
+        .ok();
+    let pushes = |gw: &Gateway| gw.log().matches("pushed root cert to proxy").count();
+    let before = pushes(&gw);
+    site.apply("secret.yaml", &out.stdout);
+    poll("the new ca.crt to be pushed", SEEN_WITHIN, || {
+        (pushes(&gw) > before).then_some(())
+    });
+    assert!(!gw.log().contains("rejected"), "{}", gw.log());
+    let by_leaf = Some("example_certs1/by-leaf");
+    let hits = t.httpbin.hits();
+    curl_as(site, HTTPBIN, port, "/status/418", ca, by_leaf).assert_refused();
+    assert_eq!(
+        t.httpbin.hits(),
+        hits,
+        "a leaf-signed client reached the backend"
+    );
+    curl(site, HTTPBIN, port, "/status/418", ca, true).assert_body(HTTPBIN_BODY);
 }
 
 /// A minimal `openssl ca` configuration: no `crl_extensions` and no
