@@ -271,7 +271,7 @@ pub fn server_credential(
 /// client sends) is verified at the handshake against that issuer.
 fn check_crl(der: &[u8], roots: &[CertificateDer<'static>]) -> Result<(), String> {
     let crl = match x509_parser::parse_x509_crl(der) {
-        Ok((rest, crl)) if rest.is_empty() => crl,
+        Ok(([], crl)) => crl,
         Ok(_) => return Err("not a valid CRL: data after the CRL".into()),
         Err(e) => return Err(format!("not a valid CRL: {e}")),
     };

@@ -36,7 +36,7 @@ pub(crate) fn is_legacy_version(der: &[u8]) -> bool {
 
 fn parse(der: &[u8]) -> Result<X509Certificate<'_>, CertificateError> {
     match x509_parser::parse_x509_certificate(der) {
-        Ok((rest, c)) if rest.is_empty() => Ok(c),
+        Ok(([], c)) => Ok(c),
         _ => Err(CertificateError::BadEncoding),
     }
 }

@@ -11,8 +11,10 @@ use rustls::crypto::WebPkiSupportedAlgorithms;
 
 use crate::crypto::provider;
 
-/// One DER TLV off the front of `input`: (tag, whole TLV, contents, rest).
-fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
+/// One DER TLV off the front of an input: (tag, whole TLV, contents, rest).
+type Tlv<'a> = (u8, &'a [u8], &'a [u8], &'a [u8]);
+
+fn tlv(input: &[u8]) -> Option<Tlv<'_>> {
     let (&tag, after_tag) = input.split_first()?;
     let (&first, mut after_len) = after_tag.split_first()?;
     let len = if first < 0x80 {
