@@ -318,6 +318,16 @@ pub fn trust_bundle(
         .iter()
         .map(|c| CertInfo::parse(c.as_ref()).map_err(|e| bad(ca_field, e)))
         .collect::<Result<Vec<_>, _>>()?;
+    // The handshake's verifier takes each CA as a webpki trust anchor: one
+    // it cannot take would refuse every client of the host at run.
+    for (r, i) in roots.iter().zip(&info) {
+        rustls::RootCertStore::empty().add(r.clone()).map_err(|e| {
+            bad(
+                ca_field,
+                format!("CA {} is not a usable trust anchor: {e}", i.subject),
+            )
+        })?;
+    }
     let crls = match crl {
         None => Vec::new(),
         Some((field, pem)) => {
@@ -391,4 +401,36 @@ pub fn check_secret(s: &Secret) -> Result<(), CredentialError> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(sans: &[&str], cn: &str) -> CertInfo {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+                .unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        let cert = params.self_signed(&key).unwrap();
+        CertInfo::parse(cert.der()).unwrap()
+    }
+
+    #[test]
+    fn the_cn_names_a_certificate_only_without_dns_sans() {
+        let cn_only = info(&[], "httpbin.example.com");
+        assert!(cn_only.covers("httpbin.example.com"));
+        assert!(cn_only.covers("HTTPBIN.example.com"));
+        assert!(!cn_only.covers("other.example.com"));
+        assert_eq!(cn_only.names(), ["httpbin.example.com".to_owned()]);
+        // With a DNS SAN, the CN is not a name (as OpenSSL and BoringSSL).
+        let with_san = info(&["a.example.com"], "httpbin.example.com");
+        assert!(with_san.covers("a.example.com"));
+        assert!(!with_san.covers("httpbin.example.com"));
+        let wildcard = info(&[], "*.example.com");
+        assert!(wildcard.covers("x.example.com"));
+    }
 }
