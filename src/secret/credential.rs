@@ -307,6 +307,27 @@ fn check_crl(der: &[u8], roots: &[CertificateDer<'static>]) -> Result<(), String
     Ok(())
 }
 
+/// With a CRL webpki cannot parse in the bundle, gatehouse checks
+/// revocation itself, and it cannot honour a CRL's critical extension (an
+/// issuing distribution point, say): such a CRL would leave its issuer's
+/// clients with an unknown status, refused at every handshake. Say so now.
+fn refuse_critical_extensions(
+    crls: &[CertificateRevocationListDer<'static>],
+) -> Result<(), String> {
+    for c in crls {
+        if let Ok((_, crl)) = x509_parser::parse_x509_crl(c.as_ref())
+            && let Some(ext) = crl.extensions().iter().find(|e| e.critical)
+        {
+            return Err(format!(
+                "the CRL issued by {}: its critical extension {} cannot be honoured next to a CRL without extensions; issue both CRLs the same way",
+                crl.issuer(),
+                ext.oid
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Builds a client trust bundle from PEM CAs and optional PEM CRLs.
 pub fn trust_bundle(
     ca_field: &str,
@@ -339,6 +360,9 @@ pub fn trust_bundle(
             }
             for c in &crls {
                 check_crl(c.as_ref(), &roots).map_err(|e| bad(field, e))?;
+            }
+            if crate::tls::own_revocation(&roots, &crls) {
+                refuse_critical_extensions(&crls).map_err(|e| bad(field, e))?;
             }
             crls
         }

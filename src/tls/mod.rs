@@ -14,6 +14,7 @@ mod verifier;
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::CertificateDer;
 use rustls::server::{ProducesTickets, ResolvesServerCert, StoresServerSessions};
 use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig, SupportedCipherSuite};
@@ -146,10 +147,7 @@ pub fn client_verifier(
     // extensions, which much tooling emits; with one of those in the
     // bundle, webpki gets no CRLs and gatehouse's own check (which fails
     // closed the same way) does revocation for every certificate.
-    let own_revocation = trust
-        .crls
-        .iter()
-        .any(|c| !webpki_reads_crl(&roots, &provider, c));
+    let own_revocation = !webpki_reads_crls(&roots, &provider, &trust.crls);
     let mut vb =
         rustls::server::WebPkiClientVerifier::builder_with_provider(roots.clone(), provider);
     if !trust.crls.is_empty() && !own_revocation {
@@ -172,18 +170,35 @@ pub fn client_verifier(
     )))
 }
 
-/// Whether webpki can parse this CRL (it is strict about version and
-/// extensions, and says so only when a verifier is built with it).
-fn webpki_reads_crl(
+/// Whether webpki can parse every one of these CRLs (it is strict about
+/// version and extensions, and says so only when a verifier is built).
+fn webpki_reads_crls(
     roots: &Arc<RootCertStore>,
     provider: &Arc<CryptoProvider>,
-    crl: &rustls::pki_types::CertificateRevocationListDer<'static>,
+    crls: &[rustls::pki_types::CertificateRevocationListDer<'static>],
 ) -> bool {
-    rustls::server::WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
-        .with_crls([crl.clone()])
-        .build()
-        .is_ok()
+    crls.iter().all(|crl| {
+        rustls::server::WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+            .with_crls([crl.clone()])
+            .build()
+            .is_ok()
+    })
 }
+
+/// Whether the handshake will check these CRLs with gatehouse's own check
+/// (some CRL is one webpki cannot parse) rather than webpki's. `create`
+/// uses it to refuse what that check cannot honour.
+pub(crate) fn own_revocation(trust_roots: &[CertificateDer<'static>], crls: &[CrlDer]) -> bool {
+    let mut roots = RootCertStore::empty();
+    for r in trust_roots {
+        if roots.add(r.clone()).is_err() {
+            return false;
+        }
+    }
+    !webpki_reads_crls(&Arc::new(roots), &provider(), crls)
+}
+
+type CrlDer = rustls::pki_types::CertificateRevocationListDer<'static>;
 
 /// Builds the `ServerConfig` for one Gateway server. `verifier` is required
 /// for the mutual modes (see [`client_verifier`]).
