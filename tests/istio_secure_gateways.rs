@@ -331,8 +331,42 @@ fn simple_rotation_and_two_hosts_with_the_tasks_v1_certificates() {
 
     // Two hosts: helloworld gets its own secret and server, each host is
     // served its own certificate (checked by curl against its own name).
-    create_tls_secret(site, "helloworld-credential", "example_certs1", HELLOWORLD).ok();
+    // First with httpbin's certificate: its CN does not name helloworld,
+    // so the gateway refuses it for that host and says why.
+    site.cli(&[
+        "create",
+        "-n",
+        "istio-system",
+        "secret",
+        "tls",
+        "helloworld-credential",
+        "--key=example_certs2/httpbin.example.com.key",
+        "--cert=example_certs2/httpbin.example.com.crt",
+    ])
+    .ok();
     site.apply("gateway.yaml", &gateway_yaml("SIMPLE", true));
+    let why = "does not cover host helloworld.example.com (its names: httpbin.example.com)";
+    poll("the wrong certificate to be rejected", SEEN_WITHIN, || {
+        gw.log().contains(why).then_some(())
+    });
+    let out = curl(
+        site,
+        HELLOWORLD,
+        port,
+        "/hello",
+        "example_certs1/example.com.crt",
+        false,
+    );
+    out.assert_refused();
+    site.cli(&[
+        "-n",
+        "istio-system",
+        "delete",
+        "secret",
+        "helloworld-credential",
+    ])
+    .ok();
+    create_tls_secret(site, "helloworld-credential", "example_certs1", HELLOWORLD).ok();
     served(
         site,
         HELLOWORLD,
