@@ -447,6 +447,21 @@ fn mutual_refuses_no_client_cert_and_accepts_the_tasks_v1_client_cert() {
     out.assert_body(HTTPBIN_BODY);
     let hits = t.httpbin.hits();
     curl(site, HTTPBIN, port, "/status/418", ca, false).assert_refused();
+    // v1 client certificates that are expired, or signed by example_certs2's
+    // CA (the same name as example_certs1's, another key), are refused.
+    for (name, ca_dir, days) in [
+        ("expired", "example_certs1", "-1"),
+        ("other-ca", "example_certs2", "365"),
+    ] {
+        sh(
+            site,
+            &format!(
+                "openssl x509 -req -sha256 -days {days} -CA {ca_dir}/example.com.crt -CAkey {ca_dir}/example.com.key -set_serial 7 -in example_certs1/client.example.com.csr -out example_certs1/{name}.crt && cp example_certs1/client.example.com.key example_certs1/{name}.key"
+            ),
+        );
+        let client = format!("example_certs1/{name}");
+        curl_as(site, HTTPBIN, port, "/status/418", ca, Some(&client)).assert_refused();
+    }
     assert_eq!(
         t.httpbin.hits(),
         hits,

@@ -29,9 +29,11 @@ pub(crate) struct Chain {
 }
 
 /// Whether webpki refuses this certificate for its version alone (v1/v2):
-/// those are the leaves that take gatehouse's own path.
+/// those are the leaves that take gatehouse's own path. It reads only the
+/// version field (this runs on every mutual-TLS handshake); anything it
+/// cannot read goes to webpki, which refuses it.
 pub(crate) fn is_legacy_version(der: &[u8]) -> bool {
-    x509_parser::parse_x509_certificate(der).is_ok_and(|(_, c)| c.version() != X509Version::V3)
+    super::signed::x509_version(der).is_some_and(|v| v < 2)
 }
 
 fn parse(der: &[u8]) -> Result<X509Certificate<'_>, CertificateError> {

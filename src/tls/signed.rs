@@ -82,6 +82,21 @@ pub(crate) fn split_signed(der: &[u8]) -> Option<Signed<'_>> {
     })
 }
 
+/// The version field of a DER certificate (0 = v1, 1 = v2, 2 = v3): the
+/// explicit `[0]` at the start of the TBSCertificate, absent for v1.
+pub(crate) fn x509_version(der: &[u8]) -> Option<u8> {
+    let signed = split_signed(der)?;
+    let (_, _, tbs, _) = tlv(signed.tbs)?;
+    let (tag, _, version, _) = tlv(tbs)?;
+    if tag != 0xa0 {
+        return Some(0);
+    }
+    match tlv(version)? {
+        (0x02, _, [v], []) => Some(*v),
+        _ => None,
+    }
+}
+
 /// A SubjectPublicKeyInfo's algorithm (contents) and key bits.
 pub(crate) fn split_spki(spki: &[u8]) -> Option<(&[u8], &[u8])> {
     let (tag, _, body, rest) = tlv(spki)?;
@@ -182,6 +197,18 @@ mod tests {
             (tag, whole, contents, rest),
             (0x30, &[0x30, 0x81, 1, 7][..], &[7][..], &[9][..])
         );
+    }
+
+    #[test]
+    fn the_version_field_is_read_as_x509_parser_reads_it() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["a.test".into()]).unwrap();
+        let der = params.self_signed(&key).unwrap().der().to_vec();
+        let (_, parsed) = x509_parser::parse_x509_certificate(&der).unwrap();
+        assert_eq!(x509_version(&der).map(u32::from), Some(parsed.version().0));
+        assert_eq!(x509_version(&der), Some(2));
+        assert!(x509_version(&der[..der.len() - 1]).is_none());
+        assert!(x509_version(b"not a certificate").is_none());
     }
 
     #[test]
