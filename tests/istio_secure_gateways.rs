@@ -216,6 +216,16 @@ fn served(site: &Site, host: &str, port: u16, ca: &str, client: bool, body: &str
 }
 
 fn create_tls_secret(site: &Site, name: &str, dir: &str, host: &str) -> Out {
+    create_tls_pair(
+        site,
+        name,
+        &format!("{dir}/{host}.key"),
+        &format!("{dir}/{host}.crt"),
+    )
+}
+
+/// `kubectl create -n istio-system secret tls NAME --key=KEY --cert=CERT`.
+fn create_tls_pair(site: &Site, name: &str, key: &str, cert: &str) -> Out {
     site.cli(&[
         "create",
         "-n",
@@ -223,10 +233,18 @@ fn create_tls_secret(site: &Site, name: &str, dir: &str, host: &str) -> Out {
         "secret",
         "tls",
         name,
-        &format!("--key={dir}/{host}.key"),
-        &format!("--cert={dir}/{host}.crt"),
+        &format!("--key={key}"),
+        &format!("--cert={cert}"),
     ])
 }
+
+fn delete_secret(site: &Site, name: &str) {
+    site.cli(&["-n", "istio-system", "delete", "secret", name])
+        .ok();
+}
+
+const CA1: &str = "example_certs1/example.com.crt";
+const CA2: &str = "example_certs2/example.com.crt";
 
 struct Task {
     site: Site,
@@ -267,16 +285,12 @@ fn simple_rotation_and_two_hosts_with_the_tasks_v1_certificates() {
     let t = Task::new();
     let site = &t.site;
     // A v1 certificate with another certificate's key is still refused.
-    let out = site.cli(&[
-        "create",
-        "-n",
-        "istio-system",
-        "secret",
-        "tls",
+    let out = create_tls_pair(
+        site,
         "httpbin-credential",
-        "--key=example_certs1/helloworld.example.com.key",
-        "--cert=example_certs1/httpbin.example.com.crt",
-    ]);
+        "example_certs1/helloworld.example.com.key",
+        "example_certs1/httpbin.example.com.crt",
+    );
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
         out.stderr.contains("does not match the certificate"),
@@ -290,101 +304,43 @@ fn simple_rotation_and_two_hosts_with_the_tasks_v1_certificates() {
 
     // SIMPLE: the v1 certificate named only by its CN is served and
     // verified by curl against the task's CA.
-    served(
-        site,
-        HTTPBIN,
-        port,
-        "example_certs1/example.com.crt",
-        false,
-        HTTPBIN_BODY,
-    );
+    served(site, HTTPBIN, port, CA1, false, HTTPBIN_BODY);
     assert_eq!(t.httpbin.last().path, "/status/418");
 
     // Rotation: delete the secret, create it from example_certs2; curl with
     // the new CA is answered, curl with the old CA no longer trusts it.
-    site.cli(&[
-        "-n",
-        "istio-system",
-        "delete",
-        "secret",
-        "httpbin-credential",
-    ])
-    .ok();
+    delete_secret(site, "httpbin-credential");
     create_tls_secret(site, "httpbin-credential", "example_certs2", HTTPBIN).ok();
-    served(
-        site,
-        HTTPBIN,
-        port,
-        "example_certs2/example.com.crt",
-        false,
-        HTTPBIN_BODY,
-    );
-    let old = curl(
-        site,
-        HTTPBIN,
-        port,
-        "/status/418",
-        "example_certs1/example.com.crt",
-        false,
-    );
-    old.assert_refused();
+    served(site, HTTPBIN, port, CA2, false, HTTPBIN_BODY);
+    curl(site, HTTPBIN, port, "/status/418", CA1, false).assert_refused();
 
-    // Two hosts: helloworld gets its own secret and server, each host is
-    // served its own certificate (checked by curl against its own name).
+    second_host(&t, &gw, port);
+}
+
+/// Two hosts: helloworld gets its own secret and server, each host is
+/// served its own certificate (checked by curl against its own name).
+fn second_host(t: &Task, gw: &Gateway, port: u16) {
+    let site = &t.site;
     // First with httpbin's certificate: its CN does not name helloworld,
     // so the gateway refuses it for that host and says why.
-    site.cli(&[
-        "create",
-        "-n",
-        "istio-system",
-        "secret",
-        "tls",
+    create_tls_pair(
+        site,
         "helloworld-credential",
-        "--key=example_certs2/httpbin.example.com.key",
-        "--cert=example_certs2/httpbin.example.com.crt",
-    ])
+        "example_certs2/httpbin.example.com.key",
+        "example_certs2/httpbin.example.com.crt",
+    )
     .ok();
     site.apply("gateway.yaml", &gateway_yaml("SIMPLE", true));
     let why = "does not cover host helloworld.example.com (its names: httpbin.example.com)";
     poll("the wrong certificate to be rejected", SEEN_WITHIN, || {
         gw.log().contains(why).then_some(())
     });
-    let out = curl(
-        site,
-        HELLOWORLD,
-        port,
-        "/hello",
-        "example_certs1/example.com.crt",
-        false,
-    );
-    out.assert_refused();
-    site.cli(&[
-        "-n",
-        "istio-system",
-        "delete",
-        "secret",
-        "helloworld-credential",
-    ])
-    .ok();
+    curl(site, HELLOWORLD, port, "/hello", CA1, false).assert_refused();
+    delete_secret(site, "helloworld-credential");
     create_tls_secret(site, "helloworld-credential", "example_certs1", HELLOWORLD).ok();
-    served(
-        site,
-        HELLOWORLD,
-        port,
-        "example_certs1/example.com.crt",
-        false,
-        HELLOWORLD_BODY,
-    );
-    served(
-        site,
-        HTTPBIN,
-        port,
-        "example_certs2/example.com.crt",
-        false,
-        HTTPBIN_BODY,
-    );
+    served(site, HELLOWORLD, port, CA1, false, HELLOWORLD_BODY);
+    served(site, HTTPBIN, port, CA2, false, HTTPBIN_BODY);
     assert_eq!(t.helloworld.last().path, "/hello");
-    drop(gw);
 }
 
 /// The MUTUAL step's secret: `kubectl create -n istio-system secret generic
@@ -429,14 +385,13 @@ fn mutual_refuses_no_client_cert_and_accepts_the_tasks_v1_client_cert() {
     site.apply("gateway.yaml", &gateway_yaml("MUTUAL", false));
     site.apply("virtualservices.yaml", VIRTUAL_SERVICES);
     let (gw, port) = t.start();
-    let ca = "example_certs1/example.com.crt";
-    served(site, HTTPBIN, port, ca, true, HTTPBIN_BODY);
+    served(site, HTTPBIN, port, CA1, true, HTTPBIN_BODY);
     // Over TLS 1.2 too (the v1 certificate's CertificateVerify).
     let out = site
         .curl(&format!("https://{HTTPBIN}:{port}/status/418"))
         .host_header(HTTPBIN)
         .resolve(HTTPBIN, port)
-        .cacert(site.path(ca))
+        .cacert(site.path(CA1))
         .client_cert(
             site.path(format!("{CLIENT}.crt")),
             site.path(format!("{CLIENT}.key")),
@@ -446,7 +401,7 @@ fn mutual_refuses_no_client_cert_and_accepts_the_tasks_v1_client_cert() {
         .run();
     out.assert_body(HTTPBIN_BODY);
     let hits = t.httpbin.hits();
-    curl(site, HTTPBIN, port, "/status/418", ca, false).assert_refused();
+    curl(site, HTTPBIN, port, "/status/418", CA1, false).assert_refused();
     // v1 client certificates that are expired, or signed by example_certs2's
     // CA (the same name as example_certs1's, another key), are refused.
     for (name, ca_dir, days) in [
@@ -460,17 +415,21 @@ fn mutual_refuses_no_client_cert_and_accepts_the_tasks_v1_client_cert() {
             ),
         );
         let client = format!("example_certs1/{name}");
-        curl_as(site, HTTPBIN, port, "/status/418", ca, Some(&client)).assert_refused();
+        curl_as(site, HTTPBIN, port, "/status/418", CA1, Some(&client)).assert_refused();
     }
     assert_eq!(
         t.httpbin.hits(),
         hits,
         "a refused client reached the backend"
     );
+    a_v1_certificate_is_no_ca(&t, &gw, port);
+}
 
-    // The chain is not loosened: a v1 certificate is no CA even when it is
-    // in ca.crt. A client signed with the httpbin certificate's key is
-    // refused (as `openssl verify` refuses it: invalid CA certificate).
+/// The chain is not loosened: a v1 certificate is no CA even when it is in
+/// ca.crt. A client signed with the httpbin certificate's key is refused
+/// (as `openssl verify` refuses it: invalid CA certificate).
+fn a_v1_certificate_is_no_ca(t: &Task, gw: &Gateway, port: u16) {
+    let site = &t.site;
     sh(
         site,
         "openssl x509 -req -sha256 -days 365 -CA example_certs1/httpbin.example.com.crt -CAkey example_certs1/httpbin.example.com.key -set_serial 5 -in example_certs1/client.example.com.csr -out example_certs1/by-leaf.crt && cp example_certs1/client.example.com.key example_certs1/by-leaf.key",
@@ -496,21 +455,28 @@ fn mutual_refuses_no_client_cert_and_accepts_the_tasks_v1_client_cert() {
         ])
         .ok();
     let pushes = |gw: &Gateway| gw.log().matches("pushed root cert to proxy").count();
-    let before = pushes(&gw);
+    let before = pushes(gw);
     site.apply("secret.yaml", &out.stdout);
     poll("the new ca.crt to be pushed", SEEN_WITHIN, || {
-        (pushes(&gw) > before).then_some(())
+        (pushes(gw) > before).then_some(())
     });
     assert!(!gw.log().contains("rejected"), "{}", gw.log());
-    let by_leaf = Some("example_certs1/by-leaf");
     let hits = t.httpbin.hits();
-    curl_as(site, HTTPBIN, port, "/status/418", ca, by_leaf).assert_refused();
+    curl_as(
+        site,
+        HTTPBIN,
+        port,
+        "/status/418",
+        CA1,
+        Some("example_certs1/by-leaf"),
+    )
+    .assert_refused();
     assert_eq!(
         t.httpbin.hits(),
         hits,
         "a leaf-signed client reached the backend"
     );
-    curl(site, HTTPBIN, port, "/status/418", ca, true).assert_body(HTTPBIN_BODY);
+    curl(site, HTTPBIN, port, "/status/418", CA1, true).assert_body(HTTPBIN_BODY);
 }
 
 /// A minimal `openssl ca` configuration: no `crl_extensions` and no
@@ -572,7 +538,7 @@ fn a_crl_without_extensions_is_accepted_and_revokes_a_bad_one_is_refused_at_crea
     site.apply("gateway.yaml", &gateway_yaml("MUTUAL", false));
     site.apply("virtualservices.yaml", VIRTUAL_SERVICES);
     let (_gw, port) = t.start();
-    let ca = "example_certs1/example.com.crt";
+    let ca = CA1;
     served(site, HTTPBIN, port, ca, true, HTTPBIN_BODY);
 
     // A second client of the same CA, not revoked.
