@@ -40,6 +40,9 @@ pub struct CertInfo {
     pub not_after: i64,
     pub sha256_hex: String,
     pub dns_names: Vec<String>,
+    /// The subject's common name: the certificate's name when it has no
+    /// DNS SAN (an X.509 v1 certificate, say), as OpenSSL and BoringSSL use it.
+    pub common_name: Option<String>,
 }
 
 impl CertInfo {
@@ -56,6 +59,12 @@ impl CertInfo {
                 }
             }
         }
+        let common_name = cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .map(str::to_owned);
         Ok(CertInfo {
             subject: cert.subject().to_string(),
             serial_hex: hex(cert.raw_serial()),
@@ -63,13 +72,26 @@ impl CertInfo {
             not_after: cert.validity().not_after.timestamp(),
             sha256_hex: sha256_hex(der),
             dns_names,
+            common_name,
         })
     }
 
-    /// Whether this certificate is valid for `name` (SAN DNS, wildcards honoured).
+    /// The names clients check this certificate against: its DNS SANs, or,
+    /// when it has none, its common name. That is what OpenSSL (nginx,
+    /// HAProxy, curl) and BoringSSL (Envoy) do, and what `openssl x509 -req`
+    /// without `-extfile` gives: a v1 certificate named only by its CN.
+    pub fn names(&self) -> &[String] {
+        match &self.common_name {
+            Some(cn) if self.dns_names.is_empty() => std::slice::from_ref(cn),
+            _ => &self.dns_names,
+        }
+    }
+
+    /// Whether this certificate is valid for `name` (SAN DNS, wildcards
+    /// honoured; the CN when there is no DNS SAN).
     pub fn covers(&self, name: &str) -> bool {
         let name = host::gateway_host_name(name);
-        self.dns_names.iter().any(|d| {
+        self.names().iter().any(|d| {
             if name == "*" || name.starts_with("*.") {
                 d.eq_ignore_ascii_case(name)
             } else {
@@ -183,6 +205,21 @@ fn check_dates(field: &str, info: &CertInfo, now: i64) -> Result<(), CredentialE
     Ok(())
 }
 
+fn chain_leaf(certified: &CertifiedKey) -> &[u8] {
+    certified.cert.first().map_or(&[], |c| c.as_ref())
+}
+
+/// For a leaf webpki refuses for its version alone: whether the key's
+/// public half is the leaf's (None when that cannot be told).
+fn legacy_key_matches(certified: &CertifiedKey, leaf: &[u8]) -> Option<bool> {
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf).ok()?;
+    if cert.version() == x509_parser::x509::X509Version::V3 {
+        return None;
+    }
+    let key = certified.key.public_key()?;
+    Some(key.as_ref() == cert.public_key().raw)
+}
+
 /// Builds a server credential from PEM chain and key: parses both, checks
 /// that the key matches the leaf and that the leaf is within its dates.
 pub fn server_credential(
@@ -201,21 +238,94 @@ pub fn server_credential(
         .load_private_key(key)
         .map_err(|e| bad(key_field, format!("unsupported private key: {e}")))?;
     let certified = CertifiedKey::new(chain, signing);
+    let mismatch = || {
+        bad(
+            key_field,
+            format!("the private key does not match the certificate in {cert_field}"),
+        )
+    };
     match certified.keys_match() {
         Ok(()) => {}
         Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
-            return Err(bad(
-                key_field,
-                format!("the private key does not match the certificate in {cert_field}"),
-            ));
+            return Err(mismatch());
         }
-        Err(e) => return Err(bad(key_field, format!("cannot check the key: {e}"))),
+        // rustls reads the leaf with webpki, which refuses X.509 v1; compare
+        // the key with the leaf's SubjectPublicKeyInfo read by x509-parser.
+        Err(e) => match legacy_key_matches(&certified, chain_leaf(&certified)) {
+            Some(true) => {}
+            Some(false) => return Err(mismatch()),
+            None => return Err(bad(key_field, format!("cannot check the key: {e}"))),
+        },
     }
     check_dates(cert_field, &leaf, now)?;
     Ok(ServerCredential {
         certified: Arc::new(certified),
         leaf,
     })
+}
+
+/// Checks one CRL as the handshake will use it: it parses (v1 and v2, with
+/// or without the CRL number and AKI extensions), and when its issuer is a
+/// CA of this bundle, that CA may sign CRLs and its key verifies the CRL's
+/// signature. A CRL of an issuer outside the bundle (an intermediate the
+/// client sends) is verified at the handshake against that issuer.
+fn check_crl(der: &[u8], roots: &[CertificateDer<'static>]) -> Result<(), String> {
+    let crl = match x509_parser::parse_x509_crl(der) {
+        Ok(([], crl)) => crl,
+        Ok(_) => return Err("not a valid CRL: data after the CRL".into()),
+        Err(e) => return Err(format!("not a valid CRL: {e}")),
+    };
+    let issuer = crl.issuer().to_string();
+    let Some(signed) = crate::tls::signed::split_signed(der) else {
+        return Err(format!(
+            "the CRL issued by {issuer} is not a valid signed CRL"
+        ));
+    };
+    let cas: Vec<_> = roots
+        .iter()
+        .filter_map(|r| x509_parser::parse_x509_certificate(r.as_ref()).ok())
+        .filter(|(_, c)| c.subject().as_raw() == crl.issuer().as_raw())
+        .collect();
+    if cas.is_empty() {
+        return Ok(());
+    }
+    let verified = cas
+        .iter()
+        .find(|(_, ca)| crate::tls::signed::verify_by(&signed, ca.public_key().raw));
+    let Some((_, ca)) = verified else {
+        return Err(format!(
+            "the CRL issued by {issuer}: its signature does not verify with that CA's key"
+        ));
+    };
+    if let Ok(Some(ku)) = ca.key_usage()
+        && !ku.value.crl_sign()
+    {
+        return Err(format!(
+            "the CRL issued by {issuer}: that CA's key usage does not allow CRL signing"
+        ));
+    }
+    Ok(())
+}
+
+/// With a CRL webpki cannot parse in the bundle, gatehouse checks
+/// revocation itself, and it cannot honour a CRL's critical extension (an
+/// issuing distribution point, say): such a CRL would leave its issuer's
+/// clients with an unknown status, refused at every handshake. Say so now.
+fn refuse_critical_extensions(
+    crls: &[CertificateRevocationListDer<'static>],
+) -> Result<(), String> {
+    for c in crls {
+        if let Ok((_, crl)) = x509_parser::parse_x509_crl(c.as_ref())
+            && let Some(ext) = crl.extensions().iter().find(|e| e.critical)
+        {
+            return Err(format!(
+                "the CRL issued by {}: its critical extension {} cannot be honoured next to a CRL without extensions; issue both CRLs the same way",
+                crl.issuer(),
+                ext.oid
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Builds a client trust bundle from PEM CAs and optional PEM CRLs.
@@ -229,6 +339,16 @@ pub fn trust_bundle(
         .iter()
         .map(|c| CertInfo::parse(c.as_ref()).map_err(|e| bad(ca_field, e)))
         .collect::<Result<Vec<_>, _>>()?;
+    // The handshake's verifier takes each CA as a webpki trust anchor: one
+    // it cannot take would refuse every client of the host at run.
+    for (r, i) in roots.iter().zip(&info) {
+        rustls::RootCertStore::empty().add(r.clone()).map_err(|e| {
+            bad(
+                ca_field,
+                format!("CA {} is not a usable trust anchor: {e}", i.subject),
+            )
+        })?;
+    }
     let crls = match crl {
         None => Vec::new(),
         Some((field, pem)) => {
@@ -239,8 +359,10 @@ pub fn trust_bundle(
                 return Err(bad(field, "no PEM X509 CRL found"));
             }
             for c in &crls {
-                x509_parser::parse_x509_crl(c.as_ref())
-                    .map_err(|e| bad(field, format!("not a valid CRL: {e}")))?;
+                check_crl(c.as_ref(), &roots).map_err(|e| bad(field, e))?;
+            }
+            if crate::tls::own_revocation(&roots, &crls) {
+                refuse_critical_extensions(&crls).map_err(|e| bad(field, e))?;
             }
             crls
         }
@@ -303,4 +425,36 @@ pub fn check_secret(s: &Secret) -> Result<(), CredentialError> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(sans: &[&str], cn: &str) -> CertInfo {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+                .unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        let cert = params.self_signed(&key).unwrap();
+        CertInfo::parse(cert.der()).unwrap()
+    }
+
+    #[test]
+    fn the_cn_names_a_certificate_only_without_dns_sans() {
+        let cn_only = info(&[], "httpbin.example.com");
+        assert!(cn_only.covers("httpbin.example.com"));
+        assert!(cn_only.covers("HTTPBIN.example.com"));
+        assert!(!cn_only.covers("other.example.com"));
+        assert_eq!(cn_only.names(), ["httpbin.example.com".to_owned()]);
+        // With a DNS SAN, the CN is not a name (as OpenSSL and BoringSSL).
+        let with_san = info(&["a.example.com"], "httpbin.example.com");
+        assert!(with_san.covers("a.example.com"));
+        assert!(!with_san.covers("httpbin.example.com"));
+        let wildcard = info(&[], "*.example.com");
+        assert!(wildcard.covers("x.example.com"));
+    }
 }

@@ -199,8 +199,8 @@ impl Sds {
                         Some(h) => Err(CredentialError {
                             field: "cert".into(),
                             reason: format!(
-                                "the certificate does not cover host {h} (its DNS names: {})",
-                                c.leaf.dns_names.join(", ")
+                                "the certificate does not cover host {h} (its names: {})",
+                                c.leaf.names().join(", ")
                             ),
                         }),
                         None => Ok(c),

@@ -5,13 +5,16 @@
 //! It never offers TLS below 1.2, never serves a default certificate, and
 //! never lets a session resume across servers or across a change of trust.
 
+mod chain;
 pub mod client;
+pub(crate) mod signed;
 pub mod sni;
 mod verifier;
 
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::CertificateDer;
 use rustls::server::{ProducesTickets, ResolvesServerCert, StoresServerSessions};
 use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig, SupportedCipherSuite};
@@ -125,8 +128,9 @@ fn provider_for(tls: &ServerTls) -> Arc<CryptoProvider> {
 }
 
 /// The client-certificate verifier of a MUTUAL or OPTIONAL_MUTUAL server:
-/// webpki against the trust bundle (and its CRLs), then [`ExtraChecks`].
-/// Servers with the same trust, mode and checks can share one.
+/// webpki against the trust bundle (and its CRLs) for ordinary
+/// certificates, gatehouse's own chain check for X.509 v1 leaves, then
+/// [`ExtraChecks`]. Servers with the same trust, mode and checks can share one.
 pub fn client_verifier(
     tls: &ServerTls,
     trust: &TrustBundle,
@@ -137,11 +141,16 @@ pub fn client_verifier(
             .add(r.clone())
             .map_err(|e| TlsError::ClientCa(e.to_string()))?;
     }
-    let mut vb = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider_for(tls),
-    );
-    if !trust.crls.is_empty() {
+    let roots = Arc::new(roots);
+    let provider = provider_for(tls);
+    // webpki refuses v1 CRLs and CRLs without the CRL number or AKI
+    // extensions, which much tooling emits; with one of those in the
+    // bundle, webpki gets no CRLs and gatehouse's own check (which fails
+    // closed the same way) does revocation for every certificate.
+    let own_revocation = !webpki_reads_crls(&roots, &provider, &trust.crls);
+    let mut vb =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(roots.clone(), provider);
+    if !trust.crls.is_empty() && !own_revocation {
         // A CRL is checked for the client's own certificate, and its
         // issuer's CRL must be present: unknown status fails closed.
         vb = vb
@@ -152,11 +161,44 @@ pub fn client_verifier(
         vb = vb.allow_unauthenticated();
     }
     let inner = vb.build().map_err(|e| TlsError::ClientCa(e.to_string()))?;
+    let own = chain::Chain::new(trust.roots.clone(), trust.crls.clone());
     Ok(Arc::new(verifier::Checked::new(
         inner,
+        own,
+        own_revocation,
         ExtraChecks::from_tls(tls),
     )))
 }
+
+/// Whether webpki can parse every one of these CRLs (it is strict about
+/// version and extensions, and says so only when a verifier is built).
+fn webpki_reads_crls(
+    roots: &Arc<RootCertStore>,
+    provider: &Arc<CryptoProvider>,
+    crls: &[rustls::pki_types::CertificateRevocationListDer<'static>],
+) -> bool {
+    crls.iter().all(|crl| {
+        rustls::server::WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+            .with_crls([crl.clone()])
+            .build()
+            .is_ok()
+    })
+}
+
+/// Whether the handshake will check these CRLs with gatehouse's own check
+/// (some CRL is one webpki cannot parse) rather than webpki's. `create`
+/// uses it to refuse what that check cannot honour.
+pub(crate) fn own_revocation(trust_roots: &[CertificateDer<'static>], crls: &[CrlDer]) -> bool {
+    let mut roots = RootCertStore::empty();
+    for r in trust_roots {
+        if roots.add(r.clone()).is_err() {
+            return false;
+        }
+    }
+    !webpki_reads_crls(&Arc::new(roots), &provider(), crls)
+}
+
+type CrlDer = rustls::pki_types::CertificateRevocationListDer<'static>;
 
 /// Builds the `ServerConfig` for one Gateway server. `verifier` is required
 /// for the mutual modes (see [`client_verifier`]).

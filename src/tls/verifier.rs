@@ -1,14 +1,22 @@
-//! Client-certificate checks beyond the chain: Istio's `subjectAltNames`,
-//! `verifyCertificateSpki` and `verifyCertificateHash`, run after webpki has
-//! verified the chain, dates, usage and revocation.
+//! The client-certificate verifier of a mutual-TLS server: the chain, dates
+//! and revocation (webpki for ordinary certificates, [`super::chain`] for the
+//! X.509 v1 leaves and extension-less CRLs webpki refuses), then Istio's
+//! `subjectAltNames`, `verifyCertificateSpki` and `verifyCertificateHash`
+//! and the clientAuth rule of [`ExtraChecks::check`].
+//!
+//! It never accepts a certificate that neither path verified, and never
+//! lets the second path loosen what the first checks.
 
 use std::sync::Arc;
 
 use base64::Engine;
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
 
+use super::chain::{Chain, is_legacy_version};
+use super::signed::verify_handshake;
 use crate::config::gateway::ServerTls;
 use crate::crypto::sha256_hex;
 
@@ -47,20 +55,18 @@ impl ExtraChecks {
     }
 
     /// Checks one end-entity certificate (DER) against the lists, and that it
-    /// says it is for client authentication: an extended key usage with
-    /// clientAuth (or anyExtendedKeyUsage). webpki alone accepts a
-    /// certificate with no EKU at all; gatehouse does not.
+    /// may be used by a client: an extended key usage, when there is one,
+    /// must include clientAuth (or anyExtendedKeyUsage). A certificate with
+    /// no EKU is for any purpose (RFC 5280 §4.2.1.12), as OpenSSL and
+    /// BoringSSL (Envoy) treat it: `openssl x509 -req` without `-extfile`
+    /// makes such client certificates, and Istio's own tasks use them.
     pub fn check(&self, der: &[u8]) -> Result<(), String> {
         let (_, cert) = x509_parser::parse_x509_certificate(der)
             .map_err(|_| "client certificate does not parse".to_owned())?;
         match cert.extended_key_usage() {
             Ok(Some(eku)) if eku.value.client_auth || eku.value.any => {}
             Ok(Some(_)) => return Err("client certificate is not for clientAuth".into()),
-            Ok(None) => {
-                return Err(
-                    "client certificate has no extended key usage (clientAuth needed)".into(),
-                );
-            }
+            Ok(None) => {}
             Err(_) => return Err("client certificate's extended key usage does not parse".into()),
         }
         if !self.subject_alt_names.is_empty() {
@@ -102,16 +108,75 @@ impl ExtraChecks {
     }
 }
 
-/// webpki's verifier, then [`ExtraChecks`].
+/// webpki's verifier or gatehouse's own [`Chain`], then [`ExtraChecks`].
 #[derive(Debug)]
 pub struct Checked {
     inner: Arc<dyn ClientCertVerifier>,
+    own: Chain,
+    /// Set when the bundle holds a CRL webpki cannot parse: `inner` then
+    /// has no CRLs, and `own` checks every certificate's revocation.
+    own_revocation: bool,
     checks: ExtraChecks,
 }
 
 impl Checked {
-    pub fn new(inner: Arc<dyn ClientCertVerifier>, checks: ExtraChecks) -> Checked {
-        Checked { inner, checks }
+    pub fn new(
+        inner: Arc<dyn ClientCertVerifier>,
+        own: Chain,
+        own_revocation: bool,
+        checks: ExtraChecks,
+    ) -> Checked {
+        Checked {
+            inner,
+            own,
+            own_revocation,
+            checks,
+        }
+    }
+
+    /// The chain, dates and revocation, by whichever path fits the leaf.
+    fn verify_chain(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<(), Error> {
+        if is_legacy_version(end_entity.as_ref()) {
+            return self
+                .own
+                .verify(end_entity.as_ref(), intermediates, now)
+                .map_err(Error::InvalidCertificate);
+        }
+        self.inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        if self.own_revocation {
+            self.own
+                .verify(end_entity.as_ref(), intermediates, now)
+                .map_err(Error::InvalidCertificate)?;
+        }
+        Ok(())
+    }
+
+    /// A handshake signature by a v1 leaf, which webpki will not parse.
+    fn verify_legacy_signature(
+        cert: &CertificateDer<'_>,
+        message: &[u8],
+        dss: &DigitallySignedStruct,
+        tls13: bool,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        let (_, c) = x509_parser::parse_x509_certificate(cert.as_ref())
+            .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        if verify_handshake(
+            c.public_key().raw,
+            dss.scheme,
+            message,
+            dss.signature(),
+            tls13,
+        ) {
+            Ok(HandshakeSignatureValid::assertion())
+        } else {
+            Err(Error::InvalidCertificate(CertificateError::BadSignature))
+        }
     }
 }
 
@@ -134,14 +199,12 @@ impl ClientCertVerifier for Checked {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, Error> {
-        let ok = self
-            .inner
-            .verify_client_cert(end_entity, intermediates, now)?;
+        self.verify_chain(end_entity, intermediates, now)?;
         self.checks.check(end_entity.as_ref()).map_err(|why| {
             tracing::debug!(reason = %why, "client certificate refused");
             Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)
         })?;
-        Ok(ok)
+        Ok(ClientCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -149,7 +212,10 @@ impl ClientCertVerifier for Checked {
         message: &[u8],
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, Error> {
+    ) -> Result<HandshakeSignatureValid, Error> {
+        if is_legacy_version(cert.as_ref()) {
+            return Self::verify_legacy_signature(cert, message, dss, false);
+        }
         self.inner.verify_tls12_signature(message, cert, dss)
     }
 
@@ -158,7 +224,10 @@ impl ClientCertVerifier for Checked {
         message: &[u8],
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, Error> {
+    ) -> Result<HandshakeSignatureValid, Error> {
+        if is_legacy_version(cert.as_ref()) {
+            return Self::verify_legacy_signature(cert, message, dss, true);
+        }
         self.inner.verify_tls13_signature(message, cert, dss)
     }
 
