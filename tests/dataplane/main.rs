@@ -17,3 +17,4 @@ mod dataplane_sni;
 mod dataplane_tls;
 mod dataplane_walkthrough;
 mod demo;
+mod istio_secure_gateways;

@@ -10,7 +10,7 @@
 //! revokes; a corrupt or wrongly signed CRL is refused at `create`.
 #![allow(clippy::unwrap_used)]
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 use std::time::Duration;
