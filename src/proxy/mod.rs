@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -30,7 +29,7 @@ pub use settings::Settings;
 /// What every connection of the process shares.
 pub struct Shared {
     pub snapshot: Arc<ArcSwap<Snapshot>>,
-    pub client: Client<HttpConnector, Incoming>,
+    pub client: Client<HttpConnector, handler::body::ClientBody>,
     pub settings: Settings,
     pub json_log: bool,
     pub connections: Arc<Semaphore>,
