@@ -199,6 +199,10 @@ async fn route(
     upstream_used: &mut Option<std::net::SocketAddr>,
 ) -> Response<Body> {
     let http1 = req.version() < http::Version::HTTP_2;
+    if http1 && info.h1.as_ref().is_some_and(|v| v.next_is_bad()) {
+        let refusal = admit::Refusal::Framing("Content-Length with Transfer-Encoding or repeated");
+        return respond::close(refusal.response());
+    }
     let scan = match framing::scan(&req) {
         Ok(s) => s,
         // A request whose framing is in doubt ends its HTTP/1 connection:
