@@ -125,8 +125,14 @@ fn forwarded_headers(
     if let Ok(v) = HeaderValue::from_str(&xff) {
         headers.insert("x-forwarded-for", v);
     }
-    // As Envoy at the edge: the address `--trusted-hops` chose.
-    if let Ok(v) = HeaderValue::from_str(&client.to_string()) {
+    // As Envoy at the edge: the address `--trusted-hops` chose (the peer,
+    // whose text is at hand, unless a trusted hop named another).
+    let external = if client == peer {
+        HeaderValue::from_str(&peer_ip)
+    } else {
+        HeaderValue::from_str(&client.to_string())
+    };
+    if let Ok(v) = external {
         headers.insert("x-envoy-external-address", v);
     }
     headers.insert(

@@ -86,16 +86,31 @@ pub(super) fn scan<B>(req: &Request<B>) -> Result<Scan, Refusal> {
         return Err(Refusal::MissingHost);
     }
     // An absolute-form target (HTTP/1) or `:authority` (HTTP/2) names the
-    // host the router sees: a `Host` that says otherwise is ambiguous.
+    // host the router sees: a `Host` that names another is ambiguous. The
+    // port is ignored, as everywhere hosts are compared (`a.com:443` and
+    // `a.com` are one host to a client that adds the default port).
     if let Some(authority) = req.uri().authority() {
         let host = req.headers().get(header::HOST).map(|h| h.as_bytes());
-        if host.is_some_and(|h| !h.eq_ignore_ascii_case(authority.as_str().as_bytes())) {
+        let target = without_port(authority.as_str().as_bytes());
+        if host.is_some_and(|h| !without_port(h).eq_ignore_ascii_case(target)) {
             return Err(Refusal::Framing(
                 "the request target's authority is not Host",
             ));
         }
     }
     Ok(out)
+}
+
+/// `host[:port]` or `[v6][:port]` without the port.
+fn without_port(authority: &[u8]) -> &[u8] {
+    if authority.first() == Some(&b'[') {
+        let end = authority.iter().position(|b| *b == b']');
+        return end.map_or(authority, |e| &authority[..=e]);
+    }
+    match authority.iter().rposition(|b| *b == b':') {
+        Some(colon) => &authority[..colon],
+        None => authority,
+    }
 }
 
 /// Removes every header [`is_untrusted`] names. Called only when [`scan`]
@@ -132,6 +147,9 @@ mod tests {
             req(V::HTTP_11, "/", &[h, ("content-length", "5")]),
             req(V::HTTP_11, "/", &[h, ("transfer-encoding", "Chunked")]),
             req(V::HTTP_11, "http://A.com/", &[h]),
+            req(V::HTTP_11, "http://a.com:443/", &[h]),
+            req(V::HTTP_2, "https://a.com/", &[("host", "a.com:443")]),
+            req(V::HTTP_11, "http://[::1]:80/", &[("host", "[::1]")]),
             req(V::HTTP_2, "https://a.com/", &[]),
             req(V::HTTP_10, "/", &[]),
         ];
@@ -168,6 +186,8 @@ mod tests {
                 ],
             ),
             req(V::HTTP_11, "http://b.com/", &[h]),
+            req(V::HTTP_2, "https://b.com/", &[h]),
+            req(V::HTTP_11, "http://[::2]/", &[("host", "[::1]")]),
             req(V::HTTP_11, "/", &[h, ("x_forwarded_for", "1.2.3.4")]),
         ];
         for r in &bad {
