@@ -247,3 +247,30 @@ fn bad_chunk_framing_mid_body_is_400_and_closed_not_503() {
     assert_eq!(got.statuses(), [400], "{}", got.text);
     assert!(got.closed, "{}", got.text);
 }
+
+#[test]
+fn curl_sending_content_length_and_chunked_gets_400_and_reaches_no_backend() {
+    let w = Walkthrough::new();
+    let gw = w.start();
+    // curl sends both headers as given, and a chunked body.
+    let out = w
+        .site
+        .walkthrough_curl(FRONTEND, gw.port(443))
+        .http1_1()
+        .header("Content-Length: 5")
+        .header("Transfer-Encoding: chunked")
+        .arg("--data")
+        .arg("hello")
+        .run();
+    out.assert_status(400);
+    assert_eq!(w.backend_hits(), 0);
+    // Without the stray length the same upload is served.
+    w.site
+        .walkthrough_curl(FRONTEND, gw.port(443))
+        .http1_1()
+        .header("Transfer-Encoding: chunked")
+        .arg("--data")
+        .arg("hello")
+        .run()
+        .assert_body(crate::support::FRONTEND_BODY);
+}
