@@ -155,6 +155,24 @@ fn trusted_hops_pick_the_client_from_x_forwarded_for() {
 }
 
 #[test]
+fn trusted_hops_out_of_range_is_a_usage_error_naming_the_flag() {
+    let w = Walkthrough::new();
+    for value in ["17", "4294967296", "many"] {
+        // A value that got through would start the gateway, which never
+        // exits by itself: the bounded run fails the test.
+        let out = w
+            .site
+            .cli(&["run", "--admin", "127.0.0.1:0", "--trusted-hops", value]);
+        assert_eq!(out.code, Some(1), "{value}: {out:?}");
+        assert!(
+            out.stderr.starts_with("error: ") && out.stderr.contains("'--trusted-hops <"),
+            "{value}: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
 fn x_request_id_is_the_edges_own() {
     let w = Walkthrough::new();
     let gw = w.start();
