@@ -1,9 +1,11 @@
 //! One connection and its requests. A request goes through named steps,
-//! each in its own file: `framing` (RFC 9112 framing, header names, and the
-//! headers a client may not set, stripped before anything looks at them),
-//! `admit` (the connection's server, the host check, the path), route selection (`snapshot::routes`, pure), `respond`
-//! (redirects, direct responses, errors as status codes), `forward` (the
-//! upstream request with the gateway's headers) and `log` (the access log).
+//! each in its own file: `framing` (RFC 9112 framing, header names, and
+//! the headers a client may not set, stripped before anything looks at
+//! them), `admit` (the connection's server, the host check, the path),
+//! route selection (`snapshot::routes`, pure), `respond` (redirects,
+//! direct responses, errors as status codes), `forward` (the upstream
+//! request with the gateway's headers; `body` carries the client's body)
+//! and `log` (the access log).
 //! The data plane reads only the snapshot: never the serde config model.
 
 mod admit;
@@ -199,17 +201,25 @@ async fn route(
     upstream_used: &mut Option<std::net::SocketAddr>,
 ) -> Response<Body> {
     let http1 = req.version() < http::Version::HTTP_2;
-    if http1 && info.h1.as_ref().is_some_and(|v| v.next_is_bad()) {
-        let refusal = admit::Refusal::Framing("Content-Length with Transfer-Encoding or repeated");
-        return respond::close(refusal.response());
-    }
-    let scan = match framing::scan(&req) {
+    // What hyper hid from the parsed request, seen in the raw bytes.
+    let hidden_fault = http1 && info.h1.as_ref().is_some_and(|v| v.next_is_bad());
+    let scan = if hidden_fault {
+        Err(admit::Refusal::Framing(
+            "Content-Length with Transfer-Encoding, or repeated",
+        ))
+    } else {
+        framing::scan(&req)
+    };
+    let scan = match scan {
         Ok(s) => s,
         // A request whose framing is in doubt ends its HTTP/1 connection:
         // where its body ends, and so where the next request starts, is
         // in doubt too.
-        Err(refusal) if http1 => return respond::close(refusal.response()),
-        Err(refusal) => return refusal.response(),
+        Err(refusal) => {
+            tracing::debug!(client = %info.peer, ?refusal, "request refused before routing");
+            let r = refusal.response();
+            return if http1 { respond::close(r) } else { r };
+        }
     };
     // Before routing: matching must see only what the client may say.
     if scan.untrusted {
