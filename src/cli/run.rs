@@ -80,6 +80,12 @@ pub struct EdgeArgs {
         value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_CONNECTIONS)
     )]
     pub max_connections: usize,
+    /// Proxies in front of gatehouse whose `x-forwarded-for` entries are
+    /// trusted (Envoy's `xff_num_trusted_hops`): the client is the Nth
+    /// address from the right of the client's `x-forwarded-for`, sent on
+    /// as `x-envoy-external-address`. 0: the socket's peer.
+    #[arg(long = "trusted-hops", default_value_t = 0, value_parser = RangedU64ValueParser::<u32>::new().range(0..=16))]
+    pub trusted_hops: u32,
 }
 
 /// A duration flag's value within `1ms..=max` (`max_name` says it).
@@ -110,6 +116,7 @@ impl EdgeArgs {
             upstream_connect_timeout: self.upstream_connect_timeout,
             upstream_response_timeout: self.upstream_timeout,
             max_connections_per_listener: self.max_connections,
+            trusted_hops: self.trusted_hops,
             ..Settings::default()
         }
     }

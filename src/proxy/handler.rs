@@ -1,12 +1,17 @@
 //! One connection and its requests. A request goes through named steps,
-//! each in its own file: `admit` (the connection's server, the host check,
-//! the path), route selection (`snapshot::routes`, pure), `respond`
-//! (redirects, direct responses, errors as status codes), `forward` (the
-//! upstream request with the gateway's headers) and `log` (the access log).
+//! each in its own file: `framing` (RFC 9112 framing, header names, and
+//! the headers a client may not set, stripped before anything looks at
+//! them), `admit` (the connection's server, the host check, the path),
+//! route selection (`snapshot::routes`, pure), `respond` (redirects,
+//! direct responses, errors as status codes), `forward` (the upstream
+//! request with the gateway's headers; `body` carries the client's body)
+//! and `log` (the access log).
 //! The data plane reads only the snapshot: never the serde config model.
 
 mod admit;
+pub(super) mod body;
 mod forward;
+mod framing;
 mod log;
 mod respond;
 
@@ -189,13 +194,38 @@ async fn handle(req: Request<Incoming>, info: &ConnInfo, shared: &Shared) -> Res
 /// respond without a backend (redirect, direct response) or pick an
 /// upstream and forward.
 async fn route(
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     info: &ConnInfo,
     shared: &Shared,
     host: &str,
     upstream_used: &mut Option<std::net::SocketAddr>,
 ) -> Response<Body> {
-    let server = match admit::admit(&req, info, shared, host) {
+    let http1 = req.version() < http::Version::HTTP_2;
+    // What hyper hid from the parsed request, seen in the raw bytes.
+    let hidden_fault = http1 && info.h1.as_ref().is_some_and(|v| v.next_is_bad());
+    let scan = if hidden_fault {
+        Err(admit::Refusal::Framing(
+            "Content-Length with Transfer-Encoding, or repeated",
+        ))
+    } else {
+        framing::scan(&req)
+    };
+    let scan = match scan {
+        Ok(s) => s,
+        // A request whose framing is in doubt ends its HTTP/1 connection:
+        // where its body ends, and so where the next request starts, is
+        // in doubt too.
+        Err(refusal) => {
+            tracing::debug!(client = %info.peer, ?refusal, "request refused before routing");
+            let r = refusal.response();
+            return if http1 { respond::close(r) } else { r };
+        }
+    };
+    // Before routing: matching must see only what the client may say.
+    if scan.untrusted {
+        framing::strip_untrusted(req.headers_mut());
+    }
+    let server = match admit::admit(info, shared, host) {
         Ok(s) => s,
         Err(refusal) => return refusal.response(),
     };
@@ -244,6 +274,7 @@ async fn route(
         path: &path,
         query: query.as_deref(),
         authority: &authority,
+        peek_body: scan.chunked && http1,
     };
     forward::forward(req, info, shared, up).await
 }

@@ -6,6 +6,7 @@
 //! another server's host get 421, never that server's routes.
 
 pub mod drain;
+mod h1scan;
 mod handler;
 pub mod settings;
 mod xfcc;
@@ -15,7 +16,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -30,7 +30,7 @@ pub use settings::Settings;
 /// What every connection of the process shares.
 pub struct Shared {
     pub snapshot: Arc<ArcSwap<Snapshot>>,
-    pub client: Client<HttpConnector, Incoming>,
+    pub client: Client<HttpConnector, handler::body::ClientBody>,
     pub settings: Settings,
     pub json_log: bool,
     pub connections: Arc<Semaphore>,
@@ -108,6 +108,8 @@ pub struct ConnInfo {
     pub server_id: Option<String>,
     pub tls: bool,
     pub client_cert: Option<ClientCert>,
+    /// HTTP/1 connections: what the byte watch found (see `h1scan`).
+    pub h1: Option<Arc<h1scan::Verdicts>>,
 }
 
 /// The verified client certificate, as forwarded and logged.
@@ -186,8 +188,9 @@ async fn handle_connection(stream: TcpStream, peer: SocketAddr, port: u16, share
             server_id: None,
             tls: false,
             client_cert: None,
+            h1: None,
         };
-        handler::serve(TokioIo::new(stream), info, shared).await;
+        serve_watched(stream, info, shared).await;
         return;
     }
     let deadline = Instant::now() + shared.settings.handshake_timeout;
@@ -242,6 +245,22 @@ async fn handle_connection(stream: TcpStream, peer: SocketAddr, port: u16, share
         server_id: Some(server.id.clone()),
         tls: true,
         client_cert,
+        h1: None,
     };
-    handler::serve(TokioIo::new(tls), info, shared).await;
+    if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+        handler::serve(TokioIo::new(tls), info, shared).await;
+    } else {
+        serve_watched(tls, info, shared).await;
+    }
+}
+
+/// Serves an HTTP/1 (or plain-text) connection with its bytes watched for
+/// the framing faults hyper hides (`h1scan`).
+async fn serve_watched<I>(io: I, mut info: ConnInfo, shared: Arc<Shared>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let verdicts = info.h1.get_or_insert_with(Arc::default).clone();
+    let io = h1scan::Scanned::new(io, verdicts);
+    handler::serve(TokioIo::new(io), info, shared).await;
 }

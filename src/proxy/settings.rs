@@ -19,6 +19,10 @@ pub struct Settings {
     pub h2_connection_window: u32,
     pub max_connections_per_listener: usize,
     pub max_connections_total: usize,
+    /// Envoy's `xff_num_trusted_hops`: how many proxies in front of
+    /// gatehouse append to `x-forwarded-for` and are trusted to (0: none,
+    /// the socket's peer is the client).
+    pub trusted_hops: u32,
 }
 
 impl Default for Settings {
@@ -38,6 +42,7 @@ impl Default for Settings {
             h2_connection_window: 1024 * 1024,
             max_connections_per_listener: 10_000,
             max_connections_total: 50_000,
+            trusted_hops: 0,
         }
     }
 }

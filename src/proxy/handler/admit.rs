@@ -19,6 +19,10 @@ use crate::snapshot::{HostOwner, Server};
 pub(super) enum Refusal {
     MissingHost,
     Underscore,
+    /// Malformed framing (RFC 9112): the reason, answered with 400.
+    Framing(&'static str),
+    /// A transfer coding other than `chunked`.
+    UnknownCoding,
     /// Nobody on this port serves the host (or the port has no listener).
     NoRoute,
     /// The connection's server is gone from the snapshot.
@@ -36,6 +40,11 @@ impl Refusal {
                 StatusCode::BAD_REQUEST,
                 "header names with '_' are not accepted",
             ),
+            Refusal::Framing(why) => (StatusCode::BAD_REQUEST, why),
+            Refusal::UnknownCoding => (
+                StatusCode::NOT_IMPLEMENTED,
+                "only the chunked transfer coding is accepted",
+            ),
             Refusal::NoRoute => (StatusCode::NOT_FOUND, "no route"),
             Refusal::ServerGone => (
                 StatusCode::MISDIRECTED_REQUEST,
@@ -47,19 +56,11 @@ impl Refusal {
     }
 }
 
-/// Checks the host and header names, then finds the connection's server
-/// and makes sure it owns the request's host.
-pub(super) fn admit(
-    req: &Request<Incoming>,
-    info: &ConnInfo,
-    shared: &Shared,
-    host: &str,
-) -> Result<Arc<Server>, Refusal> {
+/// Finds the connection's server and makes sure it owns the request's
+/// host (header names and framing were checked by `framing::scan`).
+pub(super) fn admit(info: &ConnInfo, shared: &Shared, host: &str) -> Result<Arc<Server>, Refusal> {
     if host.is_empty() {
         return Err(Refusal::MissingHost);
-    }
-    if req.headers().keys().any(|k| k.as_str().contains('_')) {
-        return Err(Refusal::Underscore);
     }
     let snapshot = shared.snapshot.load();
     let listener = snapshot.listeners.get(&info.port).ok_or(Refusal::NoRoute)?;

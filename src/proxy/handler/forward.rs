@@ -2,9 +2,10 @@
 //! authority, hop-by-hop headers removed, `x-forwarded-*`, `x-request-id`
 //! and the client certificate's XFCC set by us, the route's header
 //! operations), the route's deadline, and the answer as it comes back.
-//! A client's `x-forwarded-client-cert` never reaches a backend.
+//! A client's `x-forwarded-client-cert` never reaches a backend (`framing`
+//! strips it before routing); its `x-request-id` is always replaced.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode, Uri};
@@ -13,7 +14,8 @@ use hyper::body::Incoming;
 
 use super::super::{ConnInfo, Shared};
 use super::Body;
-use super::respond::local;
+use super::body::{ClientBody, ClientBodyError};
+use super::respond::{close, local};
 use crate::snapshot::routes::Route;
 
 const HOP_BY_HOP: [&str; 8] = [
@@ -79,14 +81,40 @@ fn request_id() -> String {
     )
 }
 
+/// The client's address as Envoy's `xff_num_trusted_hops` decides it:
+/// with `trusted_hops` N > 0 the Nth address from the right of the
+/// client's `x-forwarded-for` (the one the last trusted proxy saw), else,
+/// or when there are fewer or it is no address, the socket's peer.
+fn client_address(headers: &HeaderMap, peer: IpAddr, trusted_hops: u32) -> IpAddr {
+    let Some(skip) = trusted_hops.checked_sub(1) else {
+        return peer;
+    };
+    let mut entries = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .rev()
+        .flat_map(|v| v.as_bytes().rsplit(|b| *b == b','));
+    entries
+        .nth(skip as usize)
+        .and_then(|e| std::str::from_utf8(e).ok())
+        .and_then(|e| e.trim().parse().ok())
+        .unwrap_or(peer)
+}
+
 /// The gateway's own headers on a request going upstream.
-fn forwarded_headers(headers: &mut HeaderMap, info: &ConnInfo, outward_host: HeaderValue) {
+fn forwarded_headers(
+    headers: &mut HeaderMap,
+    info: &ConnInfo,
+    outward_host: HeaderValue,
+    trusted_hops: u32,
+) {
     strip_hop_by_hop(headers);
-    headers.remove("x-forwarded-client-cert");
     headers.insert(header::HOST, outward_host);
-    let peer_ip = info.peer.ip().to_string();
+    let peer = info.peer.ip();
+    let client = client_address(headers, peer, trusted_hops);
     // Every x-forwarded-for line the client sent, in order, then the peer
     // (Envoy's form: comma-joined).
+    let peer_ip = peer.to_string();
     let mut xff: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
@@ -97,13 +125,23 @@ fn forwarded_headers(headers: &mut HeaderMap, info: &ConnInfo, outward_host: Hea
     if let Ok(v) = HeaderValue::from_str(&xff) {
         headers.insert("x-forwarded-for", v);
     }
+    // As Envoy at the edge: the address `--trusted-hops` chose (the peer,
+    // whose text is at hand, unless a trusted hop named another).
+    let external = if client == peer {
+        HeaderValue::from_str(&peer_ip)
+    } else {
+        HeaderValue::from_str(&client.to_string())
+    };
+    if let Ok(v) = external {
+        headers.insert("x-envoy-external-address", v);
+    }
     headers.insert(
         "x-forwarded-proto",
         HeaderValue::from_static(if info.tls { "https" } else { "http" }),
     );
-    if !headers.contains_key("x-request-id")
-        && let Ok(v) = HeaderValue::from_str(&request_id())
-    {
+    // Generated at the edge: a client-chosen id could collide with or
+    // impersonate another request's trace.
+    if let Ok(v) = HeaderValue::from_str(&request_id()) {
         headers.insert("x-request-id", v);
     }
     if let Some(cert) = &info.client_cert
@@ -122,12 +160,14 @@ pub(super) struct Upstream<'a> {
     pub query: Option<&'a str>,
     /// The request's authority, sent on unless the route rewrites it.
     pub authority: &'a str,
+    /// Read the body's first frame before forwarding (chunked HTTP/1.1).
+    pub peek_body: bool,
 }
 
 /// Sends the request to `up.addr` and returns the backend's answer, or
 /// the status code for why there is none.
 pub(super) async fn forward(
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
     info: &ConnInfo,
     shared: &Shared,
     up: Upstream<'_>,
@@ -142,6 +182,19 @@ pub(super) async fn forward(
         Ok(u) => u,
         Err(_) => return local(StatusCode::BAD_REQUEST, "bad request target"),
     };
+    let http1 = req.version() < http::Version::HTTP_2;
+    let (parts, body) = req.into_parts();
+    let body = if up.peek_body {
+        match tokio::time::timeout(shared.settings.request_timeout, ClientBody::peeked(body)).await
+        {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => return bad_body(&e, http1),
+            Err(_) => return local(StatusCode::REQUEST_TIMEOUT, "request timeout"),
+        }
+    } else {
+        ClientBody::streamed(body)
+    };
+    let mut req = Request::from_parts(parts, body);
     *req.uri_mut() = uri;
     *req.version_mut() = http::Version::HTTP_11;
     let outward_host = match &route.rewrite.authority {
@@ -151,7 +204,12 @@ pub(super) async fn forward(
             Err(_) => return local(StatusCode::BAD_REQUEST, "bad authority"),
         },
     };
-    forwarded_headers(req.headers_mut(), info, outward_host);
+    forwarded_headers(
+        req.headers_mut(),
+        info,
+        outward_host,
+        shared.settings.trusted_hops,
+    );
     route.request_headers.apply(req.headers_mut());
     let upstream_timeout = route
         .timeout
@@ -163,6 +221,7 @@ pub(super) async fn forward(
             return local(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout");
         }
         Err(_) => return local(StatusCode::REQUEST_TIMEOUT, "request timeout"),
+        Ok(Err(e)) if ClientBodyError::in_chain(&e) => return bad_body(&e, http1),
         Ok(Err(e)) => {
             tracing::debug!(error = %e, upstream = %up.addr, "upstream request failed");
             return local(
@@ -175,4 +234,37 @@ pub(super) async fn forward(
     strip_hop_by_hop(resp.headers_mut());
     route.response_headers.apply(resp.headers_mut());
     resp.map(|b| b.boxed())
+}
+
+/// The client's body broke off or was badly framed: its fault, so 400,
+/// and the HTTP/1 connection is closed (its framing can no longer be
+/// trusted).
+fn bad_body(e: &dyn std::error::Error, http1: bool) -> Response<Body> {
+    tracing::debug!(error = %e, "client request body failed");
+    let r = local(StatusCode::BAD_REQUEST, "bad request body framing");
+    if http1 { close(r) } else { r }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trusted_hops_choose_the_client() {
+        let peer: IpAddr = [192, 0, 2, 5].into();
+        let mut h = HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.128, 203.0.113.10"),
+        );
+        h.append("x-forwarded-for", HeaderValue::from_static("192.0.2.1"));
+        let at = |n| client_address(&h, peer, n).to_string();
+        assert_eq!(at(0), "192.0.2.5");
+        assert_eq!(at(1), "192.0.2.1");
+        assert_eq!(at(2), "203.0.113.10");
+        assert_eq!(at(3), "203.0.113.128");
+        assert_eq!(at(4), "192.0.2.5");
+        h.insert("x-forwarded-for", HeaderValue::from_static("not-an-ip"));
+        assert_eq!(client_address(&h, peer, 1), peer);
+    }
 }

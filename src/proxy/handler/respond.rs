@@ -26,6 +26,14 @@ pub(super) fn local(status: StatusCode, body: &str) -> Response<Body> {
     r
 }
 
+/// `r` with `Connection: close`: hyper closes an HTTP/1 connection after
+/// writing it. Only for HTTP/1 (HTTP/2 forbids the header).
+pub(super) fn close(mut r: Response<Body>) -> Response<Body> {
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
 /// A route's `directResponse`.
 pub(super) fn direct(d: &DirectResponse) -> Response<Body> {
     let mut r = Response::new(

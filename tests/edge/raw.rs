@@ -1,0 +1,74 @@
+//! A TLS client that writes exact bytes: the walkthrough's mTLS client
+//! certificate over rustls, then whatever a test wants to send, then
+//! everything the gateway answers until it closes or a deadline passes.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::{ClientConnection, StreamOwned};
+use rustls_pki_types::ServerName;
+
+use crate::support::Walkthrough;
+
+/// What came back for raw bytes.
+#[derive(Debug)]
+pub struct Raw {
+    /// Everything the gateway wrote, lossily as text.
+    pub text: String,
+    /// The gateway closed the connection within the deadline.
+    pub closed: bool,
+}
+
+impl Raw {
+    /// The status code of every response, in order.
+    pub fn statuses(&self) -> Vec<u16> {
+        self.text
+            .split("HTTP/1.")
+            .skip(1)
+            .filter_map(|r| r.get(2..5))
+            .filter_map(|s| s.parse().ok())
+            .collect()
+    }
+}
+
+/// Sends `bytes` to `port` as the walkthrough's client of `host` (SNI
+/// `host`, HTTP/1.1 by ALPN) and reads until the gateway closes, for at
+/// most 5 s.
+pub fn send(w: &Walkthrough, port: u16, host: &str, bytes: &[u8]) -> Raw {
+    let pki = w.site.pki(host);
+    let read = |p: &std::path::Path| std::fs::read(w.site.path(p)).unwrap();
+    let config = gatehouse::tls::client::mtls_config(
+        &read(&pki.ca_chain),
+        Some((&read(&pki.client_cert), &read(&pki.client_key))),
+        &[b"http/1.1"],
+    )
+    .unwrap();
+    let name = ServerName::try_from(host.to_owned()).unwrap();
+    let conn = ClientConnection::new(Arc::clone(&config), name).unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut tls = StreamOwned::new(conn, tcp);
+    tls.write_all(bytes).unwrap();
+    tls.flush().unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let start = Instant::now();
+    let closed = loop {
+        if start.elapsed() > Duration::from_secs(5) {
+            break false;
+        }
+        match tls.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break true,
+        }
+    };
+    Raw {
+        text: String::from_utf8_lossy(&got).into_owned(),
+        closed,
+    }
+}
