@@ -13,22 +13,6 @@ use std::time::Duration;
 
 use support::{FRONTEND, FRONTEND_BODY, Site, Walkthrough, poll};
 
-/// The pid of the `gatehouse run` whose store is `site`'s (found by its
-/// command line: the harness keeps its child to itself).
-fn run_pid(site: &Site) -> u32 {
-    let store = format!("dir:{}", site.path("store").display());
-    poll("the gatehouse run process", Duration::from_secs(5), || {
-        std::fs::read_dir("/proc").unwrap().find_map(|e| {
-            let e = e.ok()?;
-            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-            let ours = args.contains(&store.as_bytes()) && args.contains(&b"run".as_slice());
-            ours.then_some(pid)
-        })
-    })
-}
-
 /// How many threads of `pid` have the name `name` (as `ps -L` shows).
 fn threads_named(pid: u32, name: &str) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task"))
@@ -95,8 +79,11 @@ fn the_largest_values_in_range_are_taken() {
             "1h",
         ],
     );
-    let ready = site.curl(&format!("http://{}/ready", gw.admin())).run();
-    ready.assert_status(200);
+    // Ready once the first sync is served (a moment after the admin port).
+    poll("/ready to say 200", Duration::from_secs(10), || {
+        let ready = site.curl(&format!("http://{}/ready", gw.admin())).run();
+        (ready.status == 200).then_some(())
+    });
     assert!(gw.running(), "{}", gw.log());
 }
 
@@ -116,12 +103,13 @@ fn workers_sets_the_data_plane_threads_and_the_control_plane_has_its_own() {
             Duration::from_secs(5),
             || gw.log().contains(&line).then_some(()),
         );
-        let pid = run_pid(&site);
+        let pid = gw.pid();
         // No traffic yet, so no blocking-pool thread of the data plane.
         assert_eq!(
             threads_named(pid, "gatehouse-proxy"),
             want,
-            "{args:?}: data-plane threads"
+            "{args:?}: data-plane threads\n{}",
+            gw.log()
         );
         // The control thread is named as it starts; on a loaded machine the
         // kernel may show it a moment after the start line.

@@ -150,6 +150,11 @@ impl Gateway {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// The process id of `gatehouse run`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the process is still running.
     pub fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
