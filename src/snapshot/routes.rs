@@ -129,7 +129,6 @@ pub fn select<'a>(routes: &[&'a Route], r: &RequestView<'_>) -> Option<&'a Route
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::upstream::Endpoints;

@@ -245,7 +245,6 @@ pub struct HttpRoute {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

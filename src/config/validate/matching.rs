@@ -143,7 +143,6 @@ pub(super) fn http_match(m: &HttpMatchRequest, p: &str, e: &mut FieldErrors) -> 
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

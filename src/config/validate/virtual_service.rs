@@ -191,7 +191,6 @@ fn l4_routes(routes: &[RouteDestination], ns: &str, p: &str, e: &mut FieldErrors
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::config::checked::route::RouteAction;
