@@ -7,7 +7,10 @@
 #   bench/compare.sh            full run (three rounds)
 #   bench/compare.sh --quick    one short round, for development
 #   options: --out FILE (default bench/RESULTS.md), --keep (keep the work
-#   folder under /tmp), --no-build (use the release binaries as they are)
+#   folder under /tmp), --no-build (use the release binaries as they are),
+#   --baseline BIN (also measure another gatehouse build, e.g. an older
+#   commit's release binary, as the proxy "gatehouse-base": the regression
+#   check), --keepalive-only (only (a), the keep-alive requests/s)
 #
 # Loopback only. Every load is bounded in time. It stops only the processes
 # it started (their PIDs are recorded; trap on EXIT).
@@ -18,13 +21,17 @@ QUICK=0
 OUT=$ROOT/bench/RESULTS.md
 KEEP=0
 BUILD=1
+BASE=""
+KA_ONLY=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) QUICK=1 ;;
 	--out) OUT=$2; shift ;;
 	--keep) KEEP=1 ;;
 	--no-build) BUILD=0 ;;
-	-h | --help) sed -n '2,14p' "$0"; exit 0 ;;
+	--baseline) BASE=$(realpath "$2"); shift ;;
+	--keepalive-only) KA_ONLY=1 ;;
+	-h | --help) sed -n '2,17p' "$0"; exit 0 ;;
 	*) echo "unknown option $1 (try --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -37,6 +44,10 @@ else
 	ROUNDS=3 DUR=10 WARM=2 HS_DUR=10 IDLE_NS="1000 10000" HOLD=3 ROTATIONS=50 NHOSTS=10000 UPDATES=3
 fi
 CONNS=50 HS_CONC=32
+if [ -n "$BASE" ]; then
+	[ -x "$BASE" ] || { echo "--baseline $BASE: not an executable" >&2; exit 2; }
+	PROXIES=(gatehouse gatehouse-base nginx haproxy caddy)
+fi
 
 log() { printf '%s  %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -108,6 +119,7 @@ CLK_TCK=$(getconf CLK_TCK)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 B1=127.0.0.1:$(free_port) B2=127.0.0.1:$(free_port)
 GH_PORT=$(free_port) GH_ADMIN=$(free_port) NGX_PORT=$(free_port)
+GHB_PORT=$(free_port) GHB_ADMIN=$(free_port)
 HAP_PORT=$(free_port) CAD_PORT=$(free_port) CAD_HTTP_PORT=$(free_port)
 # shellcheck source=bench/proxies.sh
 . "$ROOT/bench/proxies.sh"
@@ -310,6 +322,7 @@ for r in $(seq 1 "$ROUNDS"); do
 	# Anything else running on the machine skews every number: say so.
 	rec "$r" machine loadavg_1m "$(cut -d' ' -f1 /proc/loadavg)"
 	for p in "${PROXIES[@]}"; do keepalive_run "$r" "$p"; done
+	[ "$KA_ONLY" = 0 ] || continue
 	for p in "${PROXIES[@]}"; do handshake_run "$r" "$p"; done
 	rate=$(calc "int($(jget "$T/runs/a-$r-nginx.json" requests_per_s)/2)")
 	for p in "${PROXIES[@]}"; do rate_run "$r" "$p" "$rate"; done
@@ -319,7 +332,8 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 
 # --- (e) gatehouse alone: credential push, and N hosts -------------------
-for r in $(seq 1 "$ROUNDS"); do
+[ "$KA_ONLY" = 0 ] || ROUNDS_E=0
+for r in $(seq 1 "${ROUNDS_E:-$ROUNDS}"); do
 	PROXY_PID=""
 	start_proxy gatehouse
 	out=$T/runs/e-push-$r.json
@@ -334,6 +348,7 @@ for r in $(seq 1 "$ROUNDS"); do
 	log "(e) round $r push: p50 $(jget "$out" store_to_handshake.p50_ms) ms, p99 $(jget "$out" store_to_handshake.p99_ms) ms"
 done
 
+if [ "$KA_ONLY" = 0 ]; then
 log "(e) generating $NHOSTS hosts, each with its own credential"
 H=$T/hosts
 "$L" hosts --count "$NHOSTS" --out "$H" --backend "$B1" >/dev/null
@@ -388,14 +403,21 @@ d=json.load(open(sys.argv[1])); print(sum(1 for c in d["credentials"] if c["stat
 	log "(e) round $r, $NHOSTS hosts: ready in $(calc "round(($ready-$t0)/1e9,3)") s, $active active, update p50 $(jget "$out" store_to_handshake.p50_ms) ms"
 done
 
+fi
+
 # --- the report ----------------------------------------------------------
-if [ "$QUICK" = 1 ]; then CMD="bench/compare.sh --quick"; else CMD="bench/compare.sh"; fi
+CMD="bench/compare.sh"
+[ "$QUICK" = 0 ] || CMD="$CMD --quick"
+[ -z "$BASE" ] || CMD="$CMD --baseline $BASE"
+[ "$KA_ONLY" = 0 ] || CMD="$CMD --keepalive-only"
+versions=()
+[ -z "$BASE" ] || versions+=(--version "gatehouse-base=$(version_of gatehouse-base)")
 python3 "$ROOT/bench/summarize.py" --results "$RES" --checks "$T/checks.md" --out "$OUT" \
 	--command "$CMD" --rounds "$ROUNDS" --duration "$DUR" --hs-duration "$HS_DUR" \
 	--connections "$CONNS" --hs-concurrency "$HS_CONC" --idle "$IDLE_NS" --hold "$HOLD" \
 	--rotations "$ROTATIONS" --hosts "$NHOSTS" --updates "$UPDATES" --fd-limit "$FD_LIMIT" \
 	--version "gatehouse=$(version_of gatehouse)" --version "nginx=$(version_of nginx)" \
-	--version "haproxy=$(version_of haproxy)" --version "caddy=$(version_of caddy)"
+	--version "haproxy=$(version_of haproxy)" --version "caddy=$(version_of caddy)" "${versions[@]}"
 cp "$RES" "${OUT%.md}.jsonl"
 log "wrote $OUT"
 FAILED=0

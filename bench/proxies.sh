@@ -166,6 +166,11 @@ launch_proxy() {
 			--listen "443=127.0.0.1:$GH_PORT" --admin "127.0.0.1:$GH_ADMIN" \
 			>"$T/logs/gatehouse.log" 2>&1 &
 		;;
+	gatehouse-base)
+		RUST_LOG=warn "$BASE" --store "dir:$T/store" run \
+			--listen "443=127.0.0.1:$GHB_PORT" --admin "127.0.0.1:$GHB_ADMIN" \
+			>"$T/logs/gatehouse-base.log" 2>&1 &
+		;;
 	nginx)
 		nginx -c "$T/nginx/nginx.conf" -p "$T/nginx" >"$T/logs/nginx.log" 2>&1 &
 		;;
@@ -185,6 +190,7 @@ launch_proxy() {
 port_of() {
 	case $1 in
 	gatehouse) echo "$GH_PORT" ;;
+	gatehouse-base) echo "$GHB_PORT" ;;
 	nginx) echo "$NGX_PORT" ;;
 	haproxy) echo "$HAP_PORT" ;;
 	caddy) echo "$CAD_PORT" ;;
@@ -194,6 +200,7 @@ port_of() {
 version_of() {
 	case $1 in
 	gatehouse) echo "gatehouse $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') ($(rustc --version | cut -d' ' -f2), rustls 0.23 + aws-lc-rs)" ;;
+	gatehouse-base) echo "gatehouse $("$BASE" --version 2>/dev/null | cut -d' ' -f2) (the baseline: $BASE)" ;;
 	nginx) nginx -V 2>&1 | awk '/nginx version/{print $3} /running with/{print "(" $0 ")"}' | tr '\n' ' ' ;;
 	haproxy) haproxy -vv 2>/dev/null | awk 'NR==1{print $1, $3} /Running on: OpenSSL/{sub(/^ */, ""); print "(" $0 ")"}' | tr '\n' ' ' ;;
 	caddy) echo "caddy $(caddy version | cut -d' ' -f1) ($(caddy build-info 2>/dev/null | awk '$1 == "go" {print $2}'), Go crypto/tls)" ;;

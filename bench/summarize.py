@@ -47,6 +47,11 @@ def main():
             r = json.loads(line)
             data[r["metric"]][r["proxy"]].append(float(r["value"]))
 
+    # A baseline gatehouse build (compare.sh --baseline) is measured like a peer.
+    proxies = list(PROXIES)
+    if any("gatehouse-base" in by_proxy for by_proxy in data.values()):
+        proxies.insert(1, "gatehouse-base")
+
     def med(metric, proxy):
         v = data.get(metric, {}).get(proxy)
         return statistics.median(v) if v else None
@@ -60,7 +65,7 @@ def main():
             return m
         return f"{m} ({fmt.format(min(v))}–{fmt.format(max(v))})"
 
-    def table(title, cols, proxies=PROXIES):
+    def table(title, cols, proxies=proxies):
         out = [f"### {title}", "", "| proxy | " + " | ".join(c[0] for c in cols) + " |",
                "|---|" + "---:|" * len(cols)]
         for p in proxies:
@@ -156,6 +161,18 @@ def main():
         ("update p50 ms", "hosts_update_p50_ms", "{:.1f}"),
         ("update p99 ms", "hosts_update_p99_ms", "{:.1f}"),
         ("handshakes/s to the last host", "hosts_last_host_hs", "{:.0f}")], ["gatehouse"]))
+
+    if "gatehouse-base" in proxies:
+        w("## Against the baseline build\n")
+        w("| metric | gatehouse | gatehouse-base | change |\n|---|---:|---:|---:|")
+        for name, metric in [("keep-alive requests/s", "ka_rps"),
+                             ("CPU per request µs", "ka_cpu_us"),
+                             ("full handshakes/s", "hs_rate")]:
+            g, b = med(metric, "gatehouse"), med(metric, "gatehouse-base")
+            if g is None or b is None or b == 0:
+                continue
+            w(f"| {name} | {g:.1f} | {b:.1f} | {100 * (g / b - 1):+.1f} % |")
+        w("")
 
     w("## The issue's goals\n")
     w("| goal | gatehouse | best peer | ratio | met |\n|---|---:|---:|---:|:---:|")
