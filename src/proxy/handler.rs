@@ -229,17 +229,20 @@ async fn route(
         Ok(s) => s,
         Err(refusal) => return refusal.response(),
     };
-    let path = match admit::normalize_path(req.uri().path()) {
+    // The one path both matched and forwarded; the query as sent. (A
+    // `Uri` clone shares its bytes: no allocation.)
+    let uri = req.uri().clone();
+    let path = match super::path::normalize(uri.path(), shared.settings.path_with_escaped_slashes) {
         Ok(p) => p,
-        Err(why) => return local(StatusCode::BAD_REQUEST, why),
+        Err(why) => return local(StatusCode::BAD_REQUEST, &why.to_string()),
     };
-    let query = req.uri().query().map(str::to_owned);
+    let query = uri.query();
     let scheme = if info.tls { "https" } else { "http" };
     let origin = respond::Origin {
         scheme,
         host,
         path: &path,
-        query: query.as_deref(),
+        query,
     };
     if server.https_redirect {
         let location = respond::https_location(&origin);
@@ -249,7 +252,7 @@ async fn route(
     let candidates = routes::routes_for(&server.vhosts, host);
     let view = RequestView {
         path: &path,
-        query: query.as_deref(),
+        query,
         method: req.method().as_str(),
         scheme,
         authority: &authority,
@@ -272,7 +275,7 @@ async fn route(
         addr,
         route,
         path: &path,
-        query: query.as_deref(),
+        query,
         authority: &authority,
         peek_body: scan.chunked && http1,
     };

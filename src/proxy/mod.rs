@@ -8,6 +8,7 @@
 pub mod drain;
 mod h1scan;
 mod handler;
+pub mod path;
 pub mod settings;
 mod xfcc;
 

@@ -1,7 +1,7 @@
 //! Admit: which server a request is for, and whether it may be served on
 //! this connection. A connection belongs to one server: another server's
 //! host gets 421, nobody's 404, and neither reaches a backend. Also the
-//! request's host and its normalized path.
+//! request's host.
 
 use std::sync::Arc;
 
@@ -99,60 +99,4 @@ pub(super) fn request_host(req: &Request<Incoming>) -> Option<String> {
     };
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     (!host.is_empty()).then_some(host)
-}
-
-/// Normalizes `.`, `..` and `//`; refuses encoded `/`, `\` and NUL.
-pub fn normalize_path(path: &str) -> Result<String, &'static str> {
-    let lower = path.to_ascii_lowercase();
-    if lower.contains("%2f") || lower.contains("%5c") || lower.contains("%00") {
-        return Err("encoded '/', '\\' or NUL in the path");
-    }
-    if !path.starts_with('/') {
-        return Err("the path must start with /");
-    }
-    let mut out: Vec<&str> = Vec::new();
-    for seg in path.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            s => out.push(s),
-        }
-    }
-    let mut p = String::with_capacity(path.len());
-    for s in &out {
-        p.push('/');
-        p.push_str(s);
-    }
-    if p.is_empty() || (path.ends_with('/') && !out.is_empty()) {
-        p.push('/');
-    }
-    Ok(p)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    #[test]
-    fn paths() {
-        let cases = [
-            ("/", Ok("/")),
-            ("/a/b", Ok("/a/b")),
-            ("/a//b", Ok("/a/b")),
-            ("/a/./b/../c", Ok("/a/c")),
-            ("/../..", Ok("/")),
-            ("/a/", Ok("/a/")),
-            ("/a%2Fb", Err(())),
-            ("/a%5cb", Err(())),
-            ("/a%00", Err(())),
-        ];
-        for (input, want) in cases {
-            assert_eq!(
-                normalize_path(input).map_err(|_| ()),
-                want.map(str::to_owned),
-                "{input}"
-            );
-        }
-    }
 }
