@@ -225,6 +225,9 @@ async fn route(
     if scan.untrusted {
         framing::strip_untrusted(req.headers_mut());
     }
+    if let Some(refused) = admit::unforwardable_identity(info, http1) {
+        return refused;
+    }
     let server = match admit::admit(info, shared, host) {
         Ok(s) => s,
         Err(refusal) => return refusal.response(),

@@ -1,7 +1,8 @@
 //! Admit: which server a request is for, and whether it may be served on
 //! this connection. A connection belongs to one server: another server's
-//! host gets 421, nobody's 404, and neither reaches a backend. Also the
-//! request's host.
+//! host gets 421, nobody's 404, and neither reaches a backend. A verified
+//! client whose identity a header cannot carry gets 400: it is never
+//! forwarded without it. Also the request's host.
 
 use std::sync::Arc;
 
@@ -9,9 +10,9 @@ use http::header;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use super::super::{ConnInfo, Shared};
+use super::super::{ClientCert, ConnInfo, Shared};
 use super::Body;
-use super::respond::local;
+use super::respond::{close, local};
 use crate::snapshot::{HostOwner, Server};
 
 /// Why a request is not admitted: it knows its status code.
@@ -99,4 +100,19 @@ pub(super) fn request_host(req: &Request<Incoming>) -> Option<String> {
     };
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     (!host.is_empty()).then_some(host)
+}
+
+/// The refusal (400, logged; HTTP/1.1: connection closed) for a request
+/// whose verified client certificate cannot be put in
+/// `x-forwarded-client-cert` (`xfcc::Unrepresentable`); `None` otherwise.
+pub(super) fn unforwardable_identity(info: &ConnInfo, http1: bool) -> Option<Response<Body>> {
+    let Some(ClientCert::Unrepresentable(u)) = &info.client_cert else {
+        return None;
+    };
+    tracing::warn!(client = %info.peer, sni = info.sni.as_deref().unwrap_or("-"), cert_sha256 = %u.sha256, subject = %u.subject, reason = %u.why, "request refused: the client certificate cannot be forwarded in x-forwarded-client-cert");
+    let r = local(
+        StatusCode::BAD_REQUEST,
+        "the client certificate cannot be forwarded",
+    );
+    Some(if http1 { close(r) } else { r })
 }
