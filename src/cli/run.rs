@@ -11,6 +11,7 @@ use clap::{Args, Subcommand};
 use super::Context;
 use crate::control::RunOptions;
 use crate::proxy::Settings;
+use crate::proxy::path::EscapedSlashes;
 use crate::runtime::{self, Process};
 
 #[derive(Debug, Args)]
@@ -86,6 +87,12 @@ pub struct EdgeArgs {
     /// as `x-envoy-external-address`. 0: the socket's peer.
     #[arg(long = "trusted-hops", default_value_t = 0, value_parser = RangedU64ValueParser::<u32>::new().range(0..=16))]
     pub trusted_hops: u32,
+    /// What a path holding `%2F` or `%5C` (or a raw `\`) gets (Envoy's
+    /// `path_with_escaped_slashes_action`): `reject` answers 400; `keep`
+    /// forwards it with the escape kept, never as a separator (a backend
+    /// that decodes it may then see another path).
+    #[arg(long = "path-with-escaped-slashes", value_enum, default_value_t = EscapedSlashes::Reject)]
+    pub path_with_escaped_slashes: EscapedSlashes,
 }
 
 /// A duration flag's value within `1ms..=max` (`max_name` says it).
@@ -117,6 +124,7 @@ impl EdgeArgs {
             upstream_response_timeout: self.upstream_timeout,
             max_connections_per_listener: self.max_connections,
             trusted_hops: self.trusted_hops,
+            path_with_escaped_slashes: self.path_with_escaped_slashes,
             ..Settings::default()
         }
     }

@@ -37,6 +37,8 @@ pub const DEFAULT_LEAF_DAYS: u32 = 365;
 pub struct LeafSpec {
     /// Subject common name; empty means an empty subject.
     pub cn: String,
+    /// Subject organization (O), before the CN; none by default.
+    pub organization: Option<String>,
     pub dns: Vec<String>,
     pub ips: Vec<IpAddr>,
     pub uris: Vec<String>,
@@ -56,6 +58,7 @@ impl LeafSpec {
         LeafSpec {
             dns: vec![host.clone()],
             cn: host,
+            organization: None,
             ips: Vec::new(),
             uris: Vec::new(),
             server_auth: true,
@@ -85,6 +88,12 @@ impl LeafSpec {
 
     pub fn key_type(mut self, key_type: KeyType) -> Self {
         self.key_type = key_type;
+        self
+    }
+
+    /// Sets the subject's organization (O); any text, unchecked.
+    pub fn organization(mut self, o: impl Into<String>) -> Self {
+        self.organization = Some(o.into());
         self
     }
 
@@ -135,7 +144,7 @@ impl LeafSpec {
 
     pub(crate) fn params(&self, serial: &[u8]) -> Result<CertificateParams, PkiError> {
         let mut params = CertificateParams::default();
-        params.distinguished_name = subject(&self.cn, None);
+        params.distinguished_name = subject(&self.cn, self.organization.as_deref());
         params.serial_number = Some(SerialNumber::from_slice(serial));
         params.not_before = self.not_before;
         params.not_after = self.not_after;

@@ -225,21 +225,27 @@ async fn route(
     if scan.untrusted {
         framing::strip_untrusted(req.headers_mut());
     }
+    if let Some(refused) = admit::unforwardable_identity(info, http1) {
+        return refused;
+    }
     let server = match admit::admit(info, shared, host) {
         Ok(s) => s,
         Err(refusal) => return refusal.response(),
     };
-    let path = match admit::normalize_path(req.uri().path()) {
+    // The one path both matched and forwarded; the query as sent. (A
+    // `Uri` clone shares its bytes: no allocation.)
+    let uri = req.uri().clone();
+    let path = match super::path::normalize(uri.path(), shared.settings.path_with_escaped_slashes) {
         Ok(p) => p,
-        Err(why) => return local(StatusCode::BAD_REQUEST, why),
+        Err(why) => return local(StatusCode::BAD_REQUEST, &why.to_string()),
     };
-    let query = req.uri().query().map(str::to_owned);
+    let query = uri.query();
     let scheme = if info.tls { "https" } else { "http" };
     let origin = respond::Origin {
         scheme,
         host,
         path: &path,
-        query: query.as_deref(),
+        query,
     };
     if server.https_redirect {
         let location = respond::https_location(&origin);
@@ -249,7 +255,7 @@ async fn route(
     let candidates = routes::routes_for(&server.vhosts, host);
     let view = RequestView {
         path: &path,
-        query: query.as_deref(),
+        query,
         method: req.method().as_str(),
         scheme,
         authority: &authority,
@@ -272,7 +278,7 @@ async fn route(
         addr,
         route,
         path: &path,
-        query: query.as_deref(),
+        query,
         authority: &authority,
         peek_body: scan.chunked && http1,
     };

@@ -8,6 +8,7 @@
 pub mod drain;
 mod h1scan;
 mod handler;
+pub mod path;
 pub mod settings;
 mod xfcc;
 
@@ -114,19 +115,28 @@ pub struct ConnInfo {
 
 /// The verified client certificate, as forwarded and logged.
 #[derive(Debug, Clone)]
-pub struct ClientCert {
-    pub subject: String,
-    /// The `x-forwarded-client-cert` value (Envoy's format).
-    pub xfcc: String,
+pub enum ClientCert {
+    /// Forwarded as `x-forwarded-client-cert` (Envoy's format).
+    Forwarded(xfcc::PeerCert),
+    /// A field a header cannot carry: every request on the connection is
+    /// refused (400), never forwarded without the identity.
+    Unrepresentable(xfcc::Unrepresentable),
 }
 
 impl ClientCert {
-    fn from_der(der: &[u8]) -> Option<ClientCert> {
-        let p = xfcc::peer_cert(der)?;
-        Some(ClientCert {
-            subject: p.subject,
-            xfcc: p.xfcc,
-        })
+    fn from_der(der: &[u8]) -> ClientCert {
+        match xfcc::peer_cert(der) {
+            Ok(p) => ClientCert::Forwarded(p),
+            Err(u) => ClientCert::Unrepresentable(u),
+        }
+    }
+
+    /// RFC 2253, control characters escaped: safe to log.
+    pub fn subject(&self) -> &str {
+        match self {
+            ClientCert::Forwarded(p) => &p.subject,
+            ClientCert::Unrepresentable(u) => &u.subject,
+        }
     }
 }
 
@@ -237,7 +247,7 @@ async fn handle_connection(stream: TcpStream, peer: SocketAddr, port: u16, share
         .1
         .peer_certificates()
         .and_then(|c| c.first())
-        .and_then(|c| ClientCert::from_der(c.as_ref()));
+        .map(|c| ClientCert::from_der(c.as_ref()));
     let info = ConnInfo {
         port,
         peer,

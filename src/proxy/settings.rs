@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use super::path::EscapedSlashes;
+
 /// Limits and timeouts of the data plane.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -23,6 +25,9 @@ pub struct Settings {
     /// gatehouse append to `x-forwarded-for` and are trusted to (0: none,
     /// the socket's peer is the client).
     pub trusted_hops: u32,
+    /// Envoy's `path_with_escaped_slashes_action`: what `%2F`, `%5C` (and
+    /// a raw `\`) in a path get.
+    pub path_with_escaped_slashes: EscapedSlashes,
 }
 
 impl Default for Settings {
@@ -43,6 +48,7 @@ impl Default for Settings {
             max_connections_per_listener: 10_000,
             max_connections_total: 50_000,
             trusted_hops: 0,
+            path_with_escaped_slashes: EscapedSlashes::Reject,
         }
     }
 }

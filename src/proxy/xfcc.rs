@@ -5,14 +5,25 @@
 //! The subject is rendered the way OpenSSL and BoringSSL's
 //! `X509_NAME_print_ex(…, XN_FLAG_RFC2253)` render it, because that is what
 //! Envoy puts there: last RDN first, `,` between RDNs and `+` inside one,
-//! short attribute names, RFC 2253 backslash escapes, control characters and
-//! every byte above 0x7f as `\XX`, and attributes of unknown type (or of a
-//! non-string value) as `OID=#<DER in hex>`. `URI=` is always present (empty
-//! when the certificate has none), one entry per URI and per DNS name.
+//! short attribute names, RFC 2253 backslash escapes, every byte above 0x7f
+//! as `\XX`, and attributes of unknown type (or of a non-string value) as
+//! `OID=#<DER in hex>`. `URI=` is always present (empty when the
+//! certificate has none), one entry per URI and per DNS name.
+//!
+//! Every value is written so that no certificate can split the header or
+//! add a field (the CVE-2023-27493 class): a value holding `,` `;` `=` `"`
+//! `\` or a space is double-quoted with `"` and `\` backslash-escaped (the
+//! Subject always is), which Envoy's own XFCC reader and any RFC 9110
+//! quoted-string reader undo exactly. A field that a header cannot carry
+//! faithfully (a control character in the subject or a SAN, a SAN that is
+//! not printable ASCII or does not parse) makes the certificate
+//! [`Unrepresentable`]: its requests are refused, never forwarded without
+//! the identity.
 //!
 //! It must never take anything from the request: only the certificate.
 
 use x509_parser::asn1_rs::{Any, Class, Tag};
+use x509_parser::extensions::GeneralName;
 use x509_parser::x509::X509Name;
 
 /// The certificate's facts as forwarded and logged.
@@ -24,48 +35,104 @@ pub struct PeerCert {
     pub xfcc: String,
 }
 
-/// Parses a DER certificate into its forwarded form; `None` if it does not parse.
-pub fn peer_cert(der: &[u8]) -> Option<PeerCert> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    let subject = rfc2253(cert.subject());
-    let mut uris = Vec::new();
-    let mut dns = Vec::new();
-    if let Ok(Some(san)) = cert.subject_alternative_name() {
-        use x509_parser::extensions::GeneralName;
-        for n in &san.value.general_names {
-            match n {
-                GeneralName::URI(u) => uris.push(*u),
-                GeneralName::DNSName(d) => dns.push(*d),
-                _ => {}
-            }
-        }
+/// A verified certificate whose identity cannot be carried in a header:
+/// what to log about it (safe to log: the subject's control characters
+/// are escaped) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unrepresentable {
+    pub sha256: String,
+    /// RFC 2253, every control character as `\XX`; `-` when none.
+    pub subject: String,
+    pub why: String,
+}
+
+/// The certificate's forwarded form, or why it has none.
+pub fn peer_cert(der: &[u8]) -> Result<PeerCert, Unrepresentable> {
+    let sha256 = crate::crypto::sha256_hex(der);
+    let refuse = |subject: &str, why: String| Unrepresentable {
+        sha256: sha256.clone(),
+        subject: subject.to_owned(),
+        why,
+    };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return Err(refuse("-", "the certificate does not parse".into()));
+    };
+    let subject = render_name(cert.subject());
+    if let Some(attr) = subject.unrepresentable {
+        return Err(refuse(
+            &subject.text,
+            format!("a control or invalid character in the subject's {attr}"),
+        ));
     }
-    let mut xfcc = format!(
-        "Hash={};Subject=\"{subject}\"",
-        crate::crypto::sha256_hex(der)
-    );
+    let subject = subject.text;
+    let (uris, dns) = sans(&cert).map_err(|why| refuse(&subject, why))?;
+    let mut xfcc = format!("Hash={sha256};Subject=");
+    push_quoted(&subject, &mut xfcc);
     if uris.is_empty() {
         xfcc.push_str(";URI=");
     }
     for u in uris {
         xfcc.push_str(";URI=");
-        xfcc.push_str(&plain_or_quoted(u));
+        push_value(u, &mut xfcc);
     }
     for d in dns {
         xfcc.push_str(";DNS=");
-        xfcc.push_str(&plain_or_quoted(d));
+        push_value(d, &mut xfcc);
     }
-    Some(PeerCert { subject, xfcc })
+    Ok(PeerCert { subject, xfcc })
 }
 
-/// A value as is, or double-quoted with `"` and `\` escaped when it holds a
-/// character that would end it (the XFCC grammar: `,` `;` `=` or a quote).
-fn plain_or_quoted(v: &str) -> String {
-    if v.contains([',', ';', '=', '"', '\\']) || v.chars().any(char::is_whitespace) {
-        format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
-    } else {
-        v.to_owned()
+/// The URI and DNS names, each printable ASCII; an error names the first
+/// that is not (or a subjectAltName extension that does not parse).
+fn sans<'a>(
+    cert: &'a x509_parser::certificate::X509Certificate<'_>,
+) -> Result<(Vec<&'a str>, Vec<&'a str>), String> {
+    let mut uris = Vec::new();
+    let mut dns = Vec::new();
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|_| "the subjectAltName extension does not parse".to_owned())?;
+    let Some(san) = san else {
+        return Ok((uris, dns));
+    };
+    let printable = |v: &str| v.bytes().all(|b| (0x20..=0x7e).contains(&b));
+    for n in &san.value.general_names {
+        match n {
+            GeneralName::URI(u) if printable(u) => uris.push(*u),
+            GeneralName::DNSName(d) if printable(d) => dns.push(*d),
+            GeneralName::URI(_) | GeneralName::Invalid(Tag(6), _) => {
+                return Err("a URI SAN that is not printable ASCII".into());
+            }
+            GeneralName::DNSName(_) | GeneralName::Invalid(Tag(2), _) => {
+                return Err("a DNS SAN that is not printable ASCII".into());
+            }
+            _ => {}
+        }
     }
+    Ok((uris, dns))
+}
+
+/// A value as is, or double-quoted when it holds a character that would
+/// end it or that a reader trims (the XFCC grammar: `,` `;` `=` `"` `\`,
+/// a space). Empty stays empty (`URI=`, as Envoy writes it).
+fn push_value(v: &str, out: &mut String) {
+    if v.contains([',', ';', '=', '"', '\\', ' ']) {
+        push_quoted(v, out);
+    } else {
+        out.push_str(v);
+    }
+}
+
+/// `"v"` with `"` and `\` backslash-escaped.
+fn push_quoted(v: &str, out: &mut String) {
+    out.push('"');
+    for c in v.chars() {
+        if matches!(c, '"' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
 }
 
 /// OpenSSL's short names for the attribute types it knows.
@@ -107,10 +174,18 @@ fn short_name(oid: &str) -> Option<&'static str> {
     })
 }
 
+/// A subject as rendered, and the first attribute (its short name or
+/// OID) that holds a character a header cannot carry faithfully.
+struct Rendered {
+    text: String,
+    unrepresentable: Option<String>,
+}
+
 /// A distinguished name as `X509_NAME_print_ex(…, XN_FLAG_RFC2253)` prints it.
-pub fn rfc2253(name: &X509Name<'_>) -> String {
+fn render_name(name: &X509Name<'_>) -> Rendered {
     let rdns: Vec<_> = name.iter_rdn().collect();
     let mut out = String::new();
+    let mut unrepresentable = None;
     for (i, rdn) in rdns.iter().rev().enumerate() {
         if i > 0 {
             out.push(',');
@@ -121,21 +196,25 @@ pub fn rfc2253(name: &X509Name<'_>) -> String {
                 out.push('+');
             }
             let oid = attr.attr_type().to_id_string();
-            match short_name(&oid) {
-                Some(sn) => {
-                    out.push_str(sn);
-                    out.push('=');
-                    value(attr.attr_value(), &mut out);
-                }
+            let name = short_name(&oid);
+            out.push_str(name.unwrap_or(&oid));
+            out.push('=');
+            let faithful = match name {
+                Some(_) => value(attr.attr_value(), &mut out),
                 None => {
-                    out.push_str(&oid);
-                    out.push('=');
                     dump(attr.attr_value(), &mut out);
+                    true
                 }
+            };
+            if !faithful && unrepresentable.is_none() {
+                unrepresentable = Some(name.map_or(oid.clone(), str::to_owned));
             }
         }
     }
-    out
+    Rendered {
+        text: out,
+        unrepresentable,
+    }
 }
 
 /// The characters of a string value, or `None` for a type OpenSSL dumps.
@@ -169,22 +248,33 @@ fn chars(v: &Any<'_>) -> Option<Vec<u32>> {
     }
 }
 
-fn value(v: &Any<'_>, out: &mut String) {
+/// Renders a string value (or dumps another type); `false` when it holds
+/// a control character or a code point that is no character: rendered
+/// escaped (safe to log), but not a name anyone should be forwarded as.
+fn value(v: &Any<'_>, out: &mut String) -> bool {
     let Some(chars) = chars(v) else {
         dump(v, out);
-        return;
+        return true;
     };
+    let mut faithful = true;
     let last = chars.len().saturating_sub(1);
     for (i, c) in chars.iter().enumerate() {
         let mut utf8 = [0u8; 4];
         let bytes: &[u8] = match char::from_u32(*c) {
-            Some(ch) => ch.encode_utf8(&mut utf8).as_bytes(),
-            None => &[],
+            Some(ch) => {
+                faithful &= !ch.is_control();
+                ch.encode_utf8(&mut utf8).as_bytes()
+            }
+            None => {
+                faithful = false;
+                &[]
+            }
         };
         for b in bytes {
             escape(*b, i == 0, i == last, out);
         }
     }
+    faithful
 }
 
 /// RFC 2253 escaping of one byte of the UTF-8 form, as OpenSSL does it.
@@ -251,39 +341,9 @@ fn dump(v: &Any<'_>, out: &mut String) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
+#[path = "../../tests/support/xfcc.rs"]
+mod reader;
 
-    #[test]
-    fn escapes() {
-        let cases: [(&str, &str); 6] = [
-            ("plain", "plain"),
-            ("a,b+c", "a\\,b\\+c"),
-            (" #lead", "\\ #lead"),
-            ("#x", "\\#x"),
-            ("trail ", "trail\\ "),
-            ("é\t\"q\"", "\\C3\\A9\\09\\\"q\\\""),
-        ];
-        for (input, want) in cases {
-            let mut out = String::new();
-            let chars: Vec<char> = input.chars().collect();
-            let last = chars.len() - 1;
-            for (i, c) in chars.iter().enumerate() {
-                let mut b = [0u8; 4];
-                for byte in c.encode_utf8(&mut b).as_bytes() {
-                    escape(*byte, i == 0, i == last, &mut out);
-                }
-            }
-            assert_eq!(out, want, "{input:?}");
-        }
-    }
-
-    #[test]
-    fn quoting() {
-        assert_eq!(
-            plain_or_quoted("spiffe://foocorp.com/ns/ux"),
-            "spiffe://foocorp.com/ns/ux"
-        );
-        assert_eq!(plain_or_quoted("urn:a;b=\"c\""), "\"urn:a;b=\\\"c\\\"\"");
-    }
-}
+#[cfg(test)]
+#[path = "xfcc_tests.rs"]
+mod tests;

@@ -22,8 +22,8 @@ fn openssl_x509(site: &Site, cert: &Path, args: &[&str]) -> String {
 }
 
 /// The value Envoy would set for `cert`, from OpenSSL's view of it: the
-/// SHA-256 of the DER, the RFC 2253 subject, the URI SANs (`URI=` when
-/// none), the DNS SANs.
+/// SHA-256 of the DER, the RFC 2253 subject (quoted, its `"` and `\`
+/// escaped), the URI SANs (`URI=` when none), the DNS SANs.
 fn expected_xfcc(site: &Site, cert: &Path, uris: &[&str], dns: &[&str]) -> String {
     let fp = openssl_x509(site, cert, &["-noout", "-fingerprint", "-sha256"]);
     let hash = fp
@@ -34,6 +34,9 @@ fn expected_xfcc(site: &Site, cert: &Path, uris: &[&str], dns: &[&str]) -> Strin
         .to_lowercase();
     let subject = openssl_x509(site, cert, &["-noout", "-subject", "-nameopt", "RFC2253"]);
     let subject = subject.strip_prefix("subject=").unwrap().trim();
+    // Between quotes with `"` and `\` escaped, so that an XFCC reader gets
+    // OpenSSL's RFC 2253 text back exactly.
+    let subject = subject.replace('\\', "\\\\").replace('"', "\\\"");
     let mut want = format!("Hash={hash};Subject=\"{subject}\"");
     if uris.is_empty() {
         want.push_str(";URI=");

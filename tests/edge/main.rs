@@ -1,5 +1,7 @@
 //! The edge as an attacker meets it: HTTP/1.1 framing that a smuggler
-//! would try (raw bytes over TLS), and the headers a client may not set.
+//! would try (raw bytes over TLS), the headers a client may not set, paths
+//! that try to reach another route, and client certificates whose fields
+//! try to forge or drop `x-forwarded-client-cert`.
 //! Each case asserts the status, that the connection closed, and what the
 //! backend received (nothing, for a refused request).
 #![allow(clippy::unwrap_used)]
@@ -9,4 +11,6 @@ mod support;
 
 mod edge_framing;
 mod edge_hygiene;
+mod edge_paths;
+mod edge_xfcc;
 mod raw;

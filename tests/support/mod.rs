@@ -36,6 +36,7 @@ mod manifests;
 mod process;
 mod site;
 mod walkthrough;
+pub mod xfcc;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -1,7 +1,8 @@
 //! Admit: which server a request is for, and whether it may be served on
 //! this connection. A connection belongs to one server: another server's
-//! host gets 421, nobody's 404, and neither reaches a backend. Also the
-//! request's host and its normalized path.
+//! host gets 421, nobody's 404, and neither reaches a backend. A verified
+//! client whose identity a header cannot carry gets 400: it is never
+//! forwarded without it. Also the request's host.
 
 use std::sync::Arc;
 
@@ -9,9 +10,9 @@ use http::header;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use super::super::{ConnInfo, Shared};
+use super::super::{ClientCert, ConnInfo, Shared};
 use super::Body;
-use super::respond::local;
+use super::respond::{close, local};
 use crate::snapshot::{HostOwner, Server};
 
 /// Why a request is not admitted: it knows its status code.
@@ -101,58 +102,17 @@ pub(super) fn request_host(req: &Request<Incoming>) -> Option<String> {
     (!host.is_empty()).then_some(host)
 }
 
-/// Normalizes `.`, `..` and `//`; refuses encoded `/`, `\` and NUL.
-pub fn normalize_path(path: &str) -> Result<String, &'static str> {
-    let lower = path.to_ascii_lowercase();
-    if lower.contains("%2f") || lower.contains("%5c") || lower.contains("%00") {
-        return Err("encoded '/', '\\' or NUL in the path");
-    }
-    if !path.starts_with('/') {
-        return Err("the path must start with /");
-    }
-    let mut out: Vec<&str> = Vec::new();
-    for seg in path.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            s => out.push(s),
-        }
-    }
-    let mut p = String::with_capacity(path.len());
-    for s in &out {
-        p.push('/');
-        p.push_str(s);
-    }
-    if p.is_empty() || (path.ends_with('/') && !out.is_empty()) {
-        p.push('/');
-    }
-    Ok(p)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    #[test]
-    fn paths() {
-        let cases = [
-            ("/", Ok("/")),
-            ("/a/b", Ok("/a/b")),
-            ("/a//b", Ok("/a/b")),
-            ("/a/./b/../c", Ok("/a/c")),
-            ("/../..", Ok("/")),
-            ("/a/", Ok("/a/")),
-            ("/a%2Fb", Err(())),
-            ("/a%5cb", Err(())),
-            ("/a%00", Err(())),
-        ];
-        for (input, want) in cases {
-            assert_eq!(
-                normalize_path(input).map_err(|_| ()),
-                want.map(str::to_owned),
-                "{input}"
-            );
-        }
-    }
+/// The refusal (400, logged; HTTP/1.1: connection closed) for a request
+/// whose verified client certificate cannot be put in
+/// `x-forwarded-client-cert` (`xfcc::Unrepresentable`); `None` otherwise.
+pub(super) fn unforwardable_identity(info: &ConnInfo, http1: bool) -> Option<Response<Body>> {
+    let Some(ClientCert::Unrepresentable(u)) = &info.client_cert else {
+        return None;
+    };
+    tracing::warn!(client = %info.peer, sni = info.sni.as_deref().unwrap_or("-"), cert_sha256 = %u.sha256, subject = %u.subject, reason = %u.why, "request refused: the client certificate cannot be forwarded in x-forwarded-client-cert");
+    let r = local(
+        StatusCode::BAD_REQUEST,
+        "the client certificate cannot be forwarded",
+    );
+    Some(if http1 { close(r) } else { r })
 }

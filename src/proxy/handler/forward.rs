@@ -12,7 +12,7 @@ use http::{HeaderMap, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use super::super::{ConnInfo, Shared};
+use super::super::{ClientCert, ConnInfo, Shared};
 use super::Body;
 use super::body::{ClientBody, ClientBodyError};
 use super::respond::{close, local};
@@ -144,7 +144,10 @@ fn forwarded_headers(
     if let Ok(v) = HeaderValue::from_str(&request_id()) {
         headers.insert("x-request-id", v);
     }
-    if let Some(cert) = &info.client_cert
+    // An unrepresentable certificate never gets here (`handler::route`
+    // refuses its requests); a value the encoder made is always a valid
+    // header value, so nothing is dropped silently.
+    if let Some(ClientCert::Forwarded(cert)) = &info.client_cert
         && let Ok(v) = HeaderValue::from_str(&cert.xfcc)
     {
         headers.insert("x-forwarded-client-cert", v);

@@ -21,7 +21,7 @@ impl LogLine<'_> {
             .info
             .client_cert
             .as_ref()
-            .map_or("-", |c| c.subject.as_str());
+            .map_or("-", super::super::ClientCert::subject);
         let sni = self.info.sni.as_deref().unwrap_or("-");
         let upstream = self
             .upstream
