@@ -11,6 +11,7 @@ use clap::{Args, Subcommand};
 use super::Context;
 use crate::control::RunOptions;
 use crate::proxy::Settings;
+use crate::proxy::settings::UnderscoreAction;
 use crate::runtime::{self, Process};
 
 #[derive(Debug, Args)]
@@ -86,6 +87,66 @@ pub struct EdgeArgs {
     /// as `x-envoy-external-address`. 0: the socket's peer.
     #[arg(long = "trusted-hops", default_value_t = 0, value_parser = RangedU64ValueParser::<u32>::new().range(0..=16))]
     pub trusted_hops: u32,
+    /// The most body bytes a request may send (413 over it): a number of
+    /// bytes, or with a K, M or G suffix (KiB, MiB, GiB), up to 1T.
+    /// 0: no limit, as Envoy and Istio.
+    #[arg(long = "max-request-body", default_value = "0", value_parser = body_bytes)]
+    pub max_request_body: u64,
+    /// Request headers whose name holds `_` (Envoy's
+    /// `headers_with_underscores_action`): reject (400), drop (removed
+    /// before routing) or allow.
+    #[arg(long = "headers-with-underscores", value_enum, default_value_t = Underscores::Reject)]
+    pub headers_with_underscores: Underscores,
+    /// How long a request body may stall (408) or a response write to the
+    /// client stay pending (connection closed): slow POST and slow read.
+    #[arg(long = "stream-idle-timeout", default_value = "300s", value_parser = duration_up_to_24h)]
+    pub stream_idle_timeout: Duration,
+}
+
+/// `--headers-with-underscores`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Underscores {
+    Reject,
+    Drop,
+    Allow,
+}
+
+impl From<Underscores> for UnderscoreAction {
+    fn from(u: Underscores) -> UnderscoreAction {
+        match u {
+            Underscores::Reject => UnderscoreAction::Reject,
+            Underscores::Drop => UnderscoreAction::Drop,
+            Underscores::Allow => UnderscoreAction::Allow,
+        }
+    }
+}
+
+/// The most `--max-request-body` takes: 1 TiB.
+const MAX_BODY: u64 = 1 << 40;
+
+/// `--max-request-body`: bytes, or a number with a K, M or G suffix
+/// (powers of 1024), `0..=1T`.
+fn body_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (digits, unit) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], c.to_ascii_uppercase()),
+        _ => (t, 'B'),
+    };
+    let shift = match unit {
+        'B' => 0,
+        'K' => 10,
+        'M' => 20,
+        'G' => 30,
+        'T' => 40,
+        _ => return Err(format!("{s:?}: the suffix must be K, M, G or T")),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 1048576, 512K or 10M"))?;
+    match n.checked_mul(1u64 << shift) {
+        Some(v) if v <= MAX_BODY => Ok(v),
+        _ => Err(format!("{s} is out of range: give 0 (no limit) to 1T")),
+    }
 }
 
 /// A duration flag's value within `1ms..=max` (`max_name` says it).
@@ -117,6 +178,9 @@ impl EdgeArgs {
             upstream_response_timeout: self.upstream_timeout,
             max_connections_per_listener: self.max_connections,
             trusted_hops: self.trusted_hops,
+            max_request_body_bytes: self.max_request_body,
+            headers_with_underscores: self.headers_with_underscores.into(),
+            stream_idle_timeout: self.stream_idle_timeout,
             ..Settings::default()
         }
     }

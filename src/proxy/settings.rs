@@ -23,6 +23,30 @@ pub struct Settings {
     /// gatehouse append to `x-forwarded-for` and are trusted to (0: none,
     /// the socket's peer is the client).
     pub trusted_hops: u32,
+    /// The most request body bytes one request may send (Content-Length
+    /// or what actually arrives); 0: no limit, as Envoy (see
+    /// docs/edge-defaults.md for why).
+    pub max_request_body_bytes: u64,
+    /// What to do with a request header whose name holds `_` (Envoy's
+    /// `headers_with_underscores_action`).
+    pub headers_with_underscores: UnderscoreAction,
+    /// Envoy's `stream_idle_timeout`: how long a request body may stall
+    /// (slow POST) or a write to the client stay pending (slow read).
+    pub stream_idle_timeout: Duration,
+}
+
+/// Envoy's `headers_with_underscores_action`: backends (CGI, many
+/// frameworks) fold `_` into `-`, so `X_Forwarded_For` could pass for
+/// `X-Forwarded-For` behind the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnderscoreAction {
+    /// 400 (HTTP/2: the stream's answer is 400 too).
+    #[default]
+    Reject,
+    /// The header is removed before routing: no route and no backend sees it.
+    Drop,
+    /// Forwarded as sent.
+    Allow,
 }
 
 impl Default for Settings {
@@ -43,6 +67,9 @@ impl Default for Settings {
             max_connections_per_listener: 10_000,
             max_connections_total: 50_000,
             trusted_hops: 0,
+            max_request_body_bytes: 0,
+            headers_with_underscores: UnderscoreAction::Reject,
+            stream_idle_timeout: Duration::from_secs(300),
         }
     }
 }
