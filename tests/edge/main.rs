@@ -9,4 +9,6 @@ mod support;
 
 mod edge_framing;
 mod edge_hygiene;
+mod edge_limits;
+mod h2py;
 mod raw;
