@@ -88,7 +88,7 @@ pub struct EdgeArgs {
     #[arg(long = "trusted-hops", default_value_t = 0, value_parser = RangedU64ValueParser::<u32>::new().range(0..=16))]
     pub trusted_hops: u32,
     /// The most body bytes a request may send (413 over it): a number of
-    /// bytes, or with a K, M or G suffix (KiB, MiB, GiB), up to 1T.
+    /// bytes, or with a K, M, G or T suffix (powers of 1024), up to 1T.
     /// 0: no limit, as Envoy and Istio.
     #[arg(long = "max-request-body", default_value = "0", value_parser = body_bytes)]
     pub max_request_body: u64,
@@ -124,7 +124,7 @@ impl From<Underscores> for UnderscoreAction {
 /// The most `--max-request-body` takes: 1 TiB.
 const MAX_BODY: u64 = 1 << 40;
 
-/// `--max-request-body`: bytes, or a number with a K, M or G suffix
+/// `--max-request-body`: bytes, or a number with a K, M, G or T suffix
 /// (powers of 1024), `0..=1T`.
 fn body_bytes(s: &str) -> Result<u64, String> {
     let t = s.trim();
@@ -342,4 +342,37 @@ pub async fn proxy_config(args: ProxyConfigArgs) -> anyhow::Result<()> {
     }
     print!("{}", super::get::render(&rows));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_sizes() {
+        let ok = [
+            ("0", 0),
+            ("1024", 1024),
+            ("1K", 1024),
+            ("1k", 1024),
+            ("10M", 10 << 20),
+            ("1T", 1 << 40),
+        ];
+        for (s, v) in ok {
+            assert_eq!(body_bytes(s), Ok(v), "{s}");
+        }
+        for s in [
+            "",
+            "K",
+            "-1",
+            "1.5M",
+            "1KB",
+            "2T",
+            "1099511627777",
+            "99999999999999999999",
+            "1X",
+        ] {
+            assert!(body_bytes(s).is_err(), "{s}");
+        }
+    }
 }

@@ -437,3 +437,26 @@ fn upgrade_h2c_is_never_honoured_nor_passed_to_a_backend() {
     }
     assert_eq!(w.frontend.hits(), 2);
 }
+
+#[test]
+fn limit_flags_out_of_range_are_usage_errors_naming_the_flag() {
+    let site = crate::support::Site::new();
+    for (flag, value) in [
+        ("--max-request-body", "2T"),
+        ("--max-request-body", "1.5M"),
+        ("--max-request-body", "lots"),
+        ("--headers-with-underscores", "maybe"),
+        ("--stream-idle-timeout", "0s"),
+        ("--stream-idle-timeout", "25h"),
+    ] {
+        // A value that got through would start the gateway, which never
+        // exits by itself: the bounded run fails the test.
+        let out = site.cli(&["run", "--admin", "127.0.0.1:0", flag, value]);
+        assert_eq!(out.code, Some(1), "{flag} {value}: {out:?}");
+        assert!(
+            out.stderr.starts_with("error: ") && out.stderr.contains(&format!("'{flag} <")),
+            "{flag} {value}: {}",
+            out.stderr
+        );
+    }
+}
