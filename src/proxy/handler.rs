@@ -153,9 +153,9 @@ pub fn http_builder(s: &super::Settings) -> auto::Builder<TokioExecutor> {
         .header_read_timeout(s.request_headers_timeout)
         .max_headers(s.max_request_headers)
         // hyper-util's auto builder has no `max_header_size`: the read
-        // buffer's cap is the head limit instead. A head that does not fit
-        // gets hyper's 431 (and `handler::conn_io` lingers so the client
-        // reads it); bodies stream through it in pieces, so it bounds
+        // buffer's cap is the head limit too (h1scan measures heads
+        // exactly). A head hyper cannot finish reading gets hyper's 431;
+        // bodies stream through the buffer in pieces, so it bounds
         // nothing else.
         .max_buf_size(s.max_request_header_bytes.max(8192));
     builder

@@ -45,8 +45,8 @@ fn oversized_or_overfull_http1_heads_are_431_closed_and_never_forwarded() {
         .collect();
     let huge = "a".repeat(200 * 1024);
     let cases: [(&str, String, &[u16]); 5] = [
-        // Far past the read buffer: hyper's own 431 while the client is
-        // still sending; the close lingers so the client reads it.
+        // Far past the read buffer: hyper's own 431, before the head
+        // ends.
         (
             "a 200 KB header line",
             format!("GET / HTTP/1.1\r\n{HOST}X-Huge: {huge}\r\n\r\n"),

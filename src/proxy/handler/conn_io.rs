@@ -9,10 +9,10 @@
 //! - **Lingering close.** When the connection ends, its write side is
 //!   shut down (TLS close_notify, then FIN) and what the client is still
 //!   sending is read and discarded for a short while, as nginx's
-//!   `lingering_close` does. Closing with unread bytes would make the
-//!   kernel answer with a reset, and a client that is still sending (a
-//!   431 for its oversized head, a 413 for its body) would lose the answer
-//!   that explains why.
+//!   `lingering_close` does. Closing with unread bytes makes the kernel
+//!   answer with a reset, and a client that is still sending (a 431 for
+//!   its oversized head, a 413 for its body) may then fail its write and
+//!   never read the answer that explains why.
 //!
 //! It never changes, holds or delays a byte.
 
