@@ -13,6 +13,8 @@ pub struct Settings {
     pub upstream_response_timeout: Duration,
     pub max_request_header_bytes: usize,
     pub max_request_headers: usize,
+    /// Not applied at present: hyper's HTTP/1 buffer cap (read and write)
+    /// is `max_request_header_bytes` (see `handler::http_builder`).
     pub connection_buffer_bytes: usize,
     pub h2_max_concurrent_streams: u32,
     pub h2_stream_window: u32,
