@@ -12,6 +12,7 @@ use super::Context;
 use crate::control::RunOptions;
 use crate::proxy::Settings;
 use crate::proxy::path::EscapedSlashes;
+use crate::proxy::settings::UnderscoreAction;
 use crate::runtime::{self, Process};
 
 #[derive(Debug, Args)]
@@ -93,6 +94,66 @@ pub struct EdgeArgs {
     /// that decodes it may then see another path).
     #[arg(long = "path-with-escaped-slashes", value_enum, default_value_t = EscapedSlashes::Reject)]
     pub path_with_escaped_slashes: EscapedSlashes,
+    /// The most body bytes a request may send (413 over it): a number of
+    /// bytes, or with a K, M, G or T suffix (powers of 1024), up to 1T.
+    /// 0: no limit, as Envoy and Istio.
+    #[arg(long = "max-request-body", default_value = "0", value_parser = body_bytes)]
+    pub max_request_body: u64,
+    /// Request headers whose name holds `_` (Envoy's
+    /// `headers_with_underscores_action`): reject (400), drop (removed
+    /// before routing) or allow.
+    #[arg(long = "headers-with-underscores", value_enum, default_value_t = Underscores::Reject)]
+    pub headers_with_underscores: Underscores,
+    /// How long a request body may stall (408) or a response write to the
+    /// client stay pending (connection closed): slow POST and slow read.
+    #[arg(long = "stream-idle-timeout", default_value = "300s", value_parser = duration_up_to_24h)]
+    pub stream_idle_timeout: Duration,
+}
+
+/// `--headers-with-underscores`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Underscores {
+    Reject,
+    Drop,
+    Allow,
+}
+
+impl From<Underscores> for UnderscoreAction {
+    fn from(u: Underscores) -> UnderscoreAction {
+        match u {
+            Underscores::Reject => UnderscoreAction::Reject,
+            Underscores::Drop => UnderscoreAction::Drop,
+            Underscores::Allow => UnderscoreAction::Allow,
+        }
+    }
+}
+
+/// The most `--max-request-body` takes: 1 TiB.
+const MAX_BODY: u64 = 1 << 40;
+
+/// `--max-request-body`: bytes, or a number with a K, M, G or T suffix
+/// (powers of 1024), `0..=1T`.
+fn body_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (digits, unit) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], c.to_ascii_uppercase()),
+        _ => (t, 'B'),
+    };
+    let shift = match unit {
+        'B' => 0,
+        'K' => 10,
+        'M' => 20,
+        'G' => 30,
+        'T' => 40,
+        _ => return Err(format!("{s:?}: the suffix must be K, M, G or T")),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 1048576, 512K or 10M"))?;
+    match n.checked_mul(1u64 << shift) {
+        Some(v) if v <= MAX_BODY => Ok(v),
+        _ => Err(format!("{s} is out of range: give 0 (no limit) to 1T")),
+    }
 }
 
 /// A duration flag's value within `1ms..=max` (`max_name` says it).
@@ -125,6 +186,9 @@ impl EdgeArgs {
             max_connections_per_listener: self.max_connections,
             trusted_hops: self.trusted_hops,
             path_with_escaped_slashes: self.path_with_escaped_slashes,
+            max_request_body_bytes: self.max_request_body,
+            headers_with_underscores: self.headers_with_underscores.into(),
+            stream_idle_timeout: self.stream_idle_timeout,
             ..Settings::default()
         }
     }
@@ -286,4 +350,37 @@ pub async fn proxy_config(args: ProxyConfigArgs) -> anyhow::Result<()> {
     }
     print!("{}", super::get::render(&rows));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_sizes() {
+        let ok = [
+            ("0", 0),
+            ("1024", 1024),
+            ("1K", 1024),
+            ("1k", 1024),
+            ("10M", 10 << 20),
+            ("1T", 1 << 40),
+        ];
+        for (s, v) in ok {
+            assert_eq!(body_bytes(s), Ok(v), "{s}");
+        }
+        for s in [
+            "",
+            "K",
+            "-1",
+            "1.5M",
+            "1KB",
+            "2T",
+            "1099511627777",
+            "99999999999999999999",
+            "1X",
+        ] {
+            assert!(body_bytes(s).is_err(), "{s}");
+        }
+    }
 }

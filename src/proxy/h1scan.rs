@@ -3,7 +3,10 @@
 //! with both `Content-Length` and `Transfer-Encoding` (hyper drops the
 //! length) and a repeated `Content-Length` (hyper keeps one). RFC 9112
 //! §6.3 lets a server refuse both, and behind a proxy they are the classic
-//! request-smuggling pair, so gatehouse refuses them with 400.
+//! request-smuggling pair, so gatehouse refuses them with 400. It also
+//! measures each head against the header-size limit, which hyper applies
+//! only loosely through hyper-util (its read buffer may hold, and parse, a
+//! head well past the buffer cap), so the request step answers 431.
 //!
 //! [`Scanned`] follows the connection's requests as hyper reads them: each
 //! head's `Content-Length` and `Transfer-Encoding` lines, then its body by
@@ -14,7 +17,7 @@
 //! watching. It never changes, holds or delays a byte.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -24,17 +27,46 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 pub struct Verdicts {
     /// 1 + the index of the first faulty head; 0: none so far.
     first_bad: AtomicU64,
+    /// What was wrong with it: 1 for [`Fault::TooLarge`], else 0.
+    fault: AtomicU8,
     /// Requests the request step has taken so far.
     taken: AtomicU64,
 }
 
+/// What is wrong with a head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// `Content-Length` with `Transfer-Encoding`, or repeated (400).
+    Framing,
+    /// Longer than the header-size limit (431).
+    TooLarge,
+}
+
 impl Verdicts {
-    /// Takes the next request: whether its head (or an earlier one) was
-    /// faulty. Requests on an HTTP/1 connection come in order.
-    pub fn next_is_bad(&self) -> bool {
+    /// Takes the next request: what was wrong with its head (or an earlier
+    /// one; the connection ends there). Requests on an HTTP/1 connection
+    /// come in order.
+    pub fn next_fault(&self) -> Option<Fault> {
         let index = self.taken.fetch_add(1, Ordering::Relaxed);
         let bad = self.first_bad.load(Ordering::Relaxed);
-        bad != 0 && index + 1 >= bad
+        if bad == 0 || index + 1 < bad {
+            return None;
+        }
+        Some(match self.fault.load(Ordering::Relaxed) {
+            1 => Fault::TooLarge,
+            _ => Fault::Framing,
+        })
+    }
+
+    fn record(&self, head: u64, fault: Fault) {
+        if self
+            .first_bad
+            .compare_exchange(0, head + 1, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.fault
+                .store(u8::from(fault == Fault::TooLarge), Ordering::Relaxed);
+        }
     }
 }
 
@@ -59,6 +91,8 @@ enum State {
 /// The facts of the head being read.
 #[derive(Debug, Default, Clone, Copy)]
 struct Head {
+    /// Bytes of the head so far, line ends included.
+    bytes: usize,
     /// Bytes of the current line so far (0: at a line start).
     line: usize,
     /// Lines so far, the request line included.
@@ -82,16 +116,19 @@ pub struct Scanned<I> {
     state: State,
     head: Head,
     heads: u64,
+    /// The longest head allowed (`max_request_header_bytes`).
+    max_head: usize,
     verdicts: std::sync::Arc<Verdicts>,
 }
 
 impl<I> Scanned<I> {
-    pub fn new(io: I, verdicts: std::sync::Arc<Verdicts>) -> Scanned<I> {
+    pub fn new(io: I, verdicts: std::sync::Arc<Verdicts>, max_head: usize) -> Scanned<I> {
         Scanned {
             io,
             state: State::Head,
             head: Head::default(),
             heads: 0,
+            max_head,
             verdicts,
         }
     }
@@ -161,6 +198,7 @@ impl<I> Scanned<I> {
 
     fn head_byte(&mut self, b: u8) {
         let h = &mut self.head;
+        h.bytes += 1;
         match b {
             b'\n' => self.end_line(),
             b'\r' => {}
@@ -202,6 +240,7 @@ impl<I> Scanned<I> {
         let h = &mut self.head;
         if h.lines == 0 {
             if h.line == 0 {
+                h.bytes = 0;
                 return; // empty lines before a request line are skipped
             }
             if h.name.starts_with(b"PRI ") {
@@ -232,12 +271,9 @@ impl<I> Scanned<I> {
     fn end_head(&mut self) {
         let h = self.head;
         if h.lengths > 1 || (h.lengths > 0 && h.codings > 0) {
-            let _ = self.verdicts.first_bad.compare_exchange(
-                0,
-                self.heads + 1,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
+            self.verdicts.record(self.heads, Fault::Framing);
+        } else if h.bytes > self.max_head {
+            self.verdicts.record(self.heads, Fault::TooLarge);
         }
         self.heads += 1;
         self.head = Head::default();
@@ -307,7 +343,7 @@ mod tests {
     /// faulty head (0: none) and the final state.
     fn run(stream: &[u8], step: usize) -> (u64, State) {
         let v = Arc::new(Verdicts::default());
-        let mut s = Scanned::new((), v.clone());
+        let mut s = Scanned::new((), v.clone(), 200);
         for piece in stream.chunks(step) {
             s.feed(piece);
         }
@@ -335,6 +371,26 @@ mod tests {
             );
             assert_eq!(run(hidden.as_bytes(), step), (0, State::Head));
             assert_eq!(run(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", step).1, State::Off);
+        }
+    }
+
+    #[test]
+    fn heads_over_the_limit_are_found_whatever_the_reads() {
+        // `run` allows 200 bytes: this head is exactly that, line ends included.
+        let line = "GET / HTTP/1.1\r\nHost: a\r\n";
+        let fill = "x".repeat(200 - line.len() - "X: \r\n\r\n".len());
+        let at = format!("{line}X: {fill}\r\n\r\n");
+        assert_eq!(at.len(), 200);
+        let over = format!("{line}X: {fill}y\r\n\r\n");
+        for step in [1, 7, 1000] {
+            assert_eq!(run(format!("\r\n{at}{at}").as_bytes(), step).0, 0);
+            assert_eq!(run(format!("{at}{over}").as_bytes(), step).0, 2);
+            let v = Arc::new(Verdicts::default());
+            let mut s = Scanned::new((), v.clone(), 200);
+            for piece in over.as_bytes().chunks(step) {
+                s.feed(piece);
+            }
+            assert_eq!(v.next_fault(), Some(Fault::TooLarge));
         }
     }
 }

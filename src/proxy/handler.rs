@@ -10,6 +10,7 @@
 
 mod admit;
 pub(super) mod body;
+mod conn_io;
 mod forward;
 mod framing;
 mod log;
@@ -28,6 +29,7 @@ use hyper::rt::{Read, Write};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 
+use super::h1scan::Fault;
 use super::{ConnInfo, Shared};
 use crate::snapshot::routes::{self, Action, RequestView};
 use log::LogLine;
@@ -53,6 +55,8 @@ where
             Ok::<_, Infallible>(handle(req, &info, &shared).await)
         }
     });
+    // Slow readers are cut off, and the close lingers (`conn_io`).
+    let io = conn_io::Guarded::new(io, shared.settings.stream_idle_timeout);
     let idle = shared.settings.idle_timeout;
     let drain = shared.drain.clone();
     let mut conn = std::pin::pin!(shared.http.serve_connection(io, service));
@@ -148,7 +152,12 @@ pub fn http_builder(s: &super::Settings) -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .header_read_timeout(s.request_headers_timeout)
         .max_headers(s.max_request_headers)
-        .max_buf_size(s.max_request_header_bytes.max(8192) + s.connection_buffer_bytes);
+        // hyper-util's auto builder has no `max_header_size`: the read
+        // buffer's cap is the head limit too (h1scan measures heads
+        // exactly). A head hyper cannot finish reading gets hyper's 431;
+        // bodies stream through the buffer in pieces, so it bounds
+        // nothing else.
+        .max_buf_size(s.max_request_header_bytes.max(8192));
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -201,30 +210,18 @@ async fn route(
     upstream_used: &mut Option<std::net::SocketAddr>,
 ) -> Response<Body> {
     let http1 = req.version() < http::Version::HTTP_2;
-    // What hyper hid from the parsed request, seen in the raw bytes.
-    let hidden_fault = http1 && info.h1.as_ref().is_some_and(|v| v.next_is_bad());
-    let scan = if hidden_fault {
-        Err(admit::Refusal::Framing(
-            "Content-Length with Transfer-Encoding, or repeated",
-        ))
-    } else {
-        framing::scan(&req)
-    };
-    let scan = match scan {
+    let scan = match framing_step(&mut req, info, shared, http1) {
         Ok(s) => s,
         // A request whose framing is in doubt ends its HTTP/1 connection:
         // where its body ends, and so where the next request starts, is
-        // in doubt too.
+        // in doubt too. So does one refused for its size: its body was
+        // never read.
         Err(refusal) => {
             tracing::debug!(client = %info.peer, ?refusal, "request refused before routing");
             let r = refusal.response();
             return if http1 { respond::close(r) } else { r };
         }
     };
-    // Before routing: matching must see only what the client may say.
-    if scan.untrusted {
-        framing::strip_untrusted(req.headers_mut());
-    }
     if let Some(refused) = admit::unforwardable_identity(info, http1) {
         return refused;
     }
@@ -283,6 +280,47 @@ async fn route(
         peek_body: scan.chunked && http1,
     };
     forward::forward(req, info, shared, up).await
+}
+
+/// Framing and limits, then the headers no route may see are removed:
+/// the request as routing may look at it, or why it is refused.
+fn framing_step(
+    req: &mut Request<Incoming>,
+    info: &ConnInfo,
+    shared: &Shared,
+    http1: bool,
+) -> Result<framing::Scan, admit::Refusal> {
+    // What hyper hid from the parsed request, seen in the raw bytes.
+    let hidden_fault = info
+        .h1
+        .as_ref()
+        .filter(|_| http1)
+        .and_then(|v| v.next_fault());
+    let scan = match hidden_fault {
+        Some(Fault::Framing) => Err(admit::Refusal::Framing(
+            "Content-Length with Transfer-Encoding, or repeated",
+        )),
+        Some(Fault::TooLarge) => Err(admit::Refusal::HeadTooLarge),
+        None => framing::scan(req, limits(&shared.settings)),
+    };
+    let scan = scan?;
+    // Before routing: matching must see only what the client may say.
+    if scan.untrusted {
+        framing::strip_untrusted(req.headers_mut());
+    }
+    if scan.underscored {
+        framing::strip_underscored(req.headers_mut());
+    }
+    Ok(scan)
+}
+
+/// The limits `framing::scan` applies.
+fn limits(s: &super::Settings) -> framing::Limits {
+    framing::Limits {
+        max_headers: s.max_request_headers,
+        max_body: s.max_request_body_bytes,
+        underscores: s.headers_with_underscores,
+    }
 }
 
 /// A destination by weight, then one of its endpoints.

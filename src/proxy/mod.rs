@@ -271,6 +271,6 @@ where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let verdicts = info.h1.get_or_insert_with(Arc::default).clone();
-    let io = h1scan::Scanned::new(io, verdicts);
+    let io = h1scan::Scanned::new(io, verdicts, shared.settings.max_request_header_bytes);
     handler::serve(TokioIo::new(io), info, shared).await;
 }

@@ -15,6 +15,8 @@ pub struct Settings {
     pub upstream_response_timeout: Duration,
     pub max_request_header_bytes: usize,
     pub max_request_headers: usize,
+    /// Not applied at present: hyper's HTTP/1 buffer cap (read and write)
+    /// is `max_request_header_bytes` (see `handler::http_builder`).
     pub connection_buffer_bytes: usize,
     pub h2_max_concurrent_streams: u32,
     pub h2_stream_window: u32,
@@ -28,6 +30,30 @@ pub struct Settings {
     /// Envoy's `path_with_escaped_slashes_action`: what `%2F`, `%5C` (and
     /// a raw `\`) in a path get.
     pub path_with_escaped_slashes: EscapedSlashes,
+    /// The most request body bytes one request may send (Content-Length
+    /// or what actually arrives); 0: no limit, as Envoy (see
+    /// docs/edge-defaults.md for why).
+    pub max_request_body_bytes: u64,
+    /// What to do with a request header whose name holds `_` (Envoy's
+    /// `headers_with_underscores_action`).
+    pub headers_with_underscores: UnderscoreAction,
+    /// Envoy's `stream_idle_timeout`: how long a request body may stall
+    /// (slow POST) or a write to the client stay pending (slow read).
+    pub stream_idle_timeout: Duration,
+}
+
+/// Envoy's `headers_with_underscores_action`: backends (CGI, many
+/// frameworks) fold `_` into `-`, so `X_Forwarded_For` could pass for
+/// `X-Forwarded-For` behind the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnderscoreAction {
+    /// 400 (HTTP/2: the stream's answer is 400 too).
+    #[default]
+    Reject,
+    /// The header is removed before routing: no route and no backend sees it.
+    Drop,
+    /// Forwarded as sent.
+    Allow,
 }
 
 impl Default for Settings {
@@ -49,6 +75,9 @@ impl Default for Settings {
             max_connections_total: 50_000,
             trusted_hops: 0,
             path_with_escaped_slashes: EscapedSlashes::Reject,
+            max_request_body_bytes: 0,
+            headers_with_underscores: UnderscoreAction::Reject,
+            stream_idle_timeout: Duration::from_secs(300),
         }
     }
 }

@@ -13,4 +13,6 @@ mod edge_framing;
 mod edge_hygiene;
 mod edge_paths;
 mod edge_xfcc;
+mod edge_limits;
+mod h2py;
 mod raw;

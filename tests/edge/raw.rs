@@ -72,3 +72,46 @@ pub fn send(w: &Walkthrough, port: u16, host: &str, bytes: &[u8]) -> Raw {
         closed,
     }
 }
+
+/// A TLS connection as the walkthrough's client of `host` (HTTP/1.1 by
+/// ALPN), for a test that paces its own writes and reads; reads time out
+/// after 200 ms.
+pub fn connect(w: &Walkthrough, port: u16, host: &str) -> StreamOwned<ClientConnection, TcpStream> {
+    let pki = w.site.pki(host);
+    let read = |p: &std::path::Path| std::fs::read(w.site.path(p)).unwrap();
+    let config = gatehouse::tls::client::mtls_config(
+        &read(&pki.ca_chain),
+        Some((&read(&pki.client_cert), &read(&pki.client_key))),
+        &[b"http/1.1"],
+    )
+    .unwrap();
+    let name = ServerName::try_from(host.to_owned()).unwrap();
+    let conn = ClientConnection::new(Arc::clone(&config), name).unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    StreamOwned::new(conn, tcp)
+}
+
+/// Reads from `tls` until the gateway closes or `within` passes: what
+/// arrived, and whether it closed.
+pub fn read_to_close(
+    tls: &mut StreamOwned<ClientConnection, TcpStream>,
+    within: Duration,
+) -> (Vec<u8>, bool) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    let start = Instant::now();
+    let closed = loop {
+        if start.elapsed() > within {
+            break false;
+        }
+        match tls.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break true,
+        }
+    };
+    (got, closed)
+}

@@ -24,6 +24,13 @@ pub(super) enum Refusal {
     Framing(&'static str),
     /// A transfer coding other than `chunked`.
     UnknownCoding,
+    /// More header fields than `max_request_headers` (HTTP/2; hyper
+    /// answers HTTP/1 itself).
+    TooManyHeaders,
+    /// An HTTP/1 head longer than `max_request_header_bytes`.
+    HeadTooLarge,
+    /// A `Content-Length` over `--max-request-body`.
+    BodyTooLarge,
     /// Nobody on this port serves the host (or the port has no listener).
     NoRoute,
     /// The connection's server is gone from the snapshot.
@@ -46,6 +53,15 @@ impl Refusal {
                 StatusCode::NOT_IMPLEMENTED,
                 "only the chunked transfer coding is accepted",
             ),
+            Refusal::TooManyHeaders => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "too many request header fields",
+            ),
+            Refusal::HeadTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "request header section too large",
+            ),
+            Refusal::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
             Refusal::NoRoute => (StatusCode::NOT_FOUND, "no route"),
             Refusal::ServerGone => (
                 StatusCode::MISDIRECTED_REQUEST,

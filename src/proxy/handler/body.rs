@@ -1,70 +1,154 @@
-//! The client's request body on its way upstream. Its errors are the
-//! client's fault (a bad chunk size or chunk framing), so they carry a type
-//! of their own ([`ClientBodyError`]) that `forward` finds in the upstream
-//! client's error and answers with 400, not the 503 of a backend failure.
+//! The client's request body on its way upstream, with its two limits:
+//! `--max-request-body` (what arrives, whatever `Content-Length` said or
+//! did not say) and `--stream-idle-timeout` (how long the body may stall:
+//! slow POST). Its errors are the client's fault (a bad chunk size or chunk
+//! framing, a body over the limit, a stalled body), so they carry a type of
+//! their own ([`ClientBodyError`]) that `forward` finds in the upstream
+//! client's error and answers with 400, 413 or 408, not the 503 of a
+//! backend failure.
 //!
 //! A chunked HTTP/1.1 body's first frame is read before the request leaves
 //! ([`ClientBody::peeked`]), so a request whose chunk framing is bad from
-//! the start never reaches a backend. A later framing error aborts the
-//! upstream request mid-body; the backend never sees a complete request.
-//! It must never buffer more than that one frame.
+//! the start, or whose first chunk is already over the limit, never
+//! reaches a backend. A later error aborts the upstream request mid-body;
+//! the backend never sees a complete request. It must never buffer more
+//! than that one frame, and it costs one timer per stall, not per frame.
 
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
+use http::StatusCode;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use tokio::time::{Instant, Sleep};
 
-/// The client's body failed: bad framing, or the client went away.
+/// Why the client's body failed.
 #[derive(Debug)]
-pub struct ClientBodyError(hyper::Error);
+enum Fault {
+    /// Bad framing, or the client went away.
+    Client(hyper::Error),
+    /// More bytes than `--max-request-body`.
+    TooLarge,
+    /// Nothing arrived for `--stream-idle-timeout`.
+    Stalled,
+}
+
+/// The client's body failed: its fault, never the backend's.
+#[derive(Debug)]
+pub struct ClientBodyError(Fault);
 
 impl std::fmt::Display for ClientBodyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "client request body: {}", self.0)
+        match &self.0 {
+            Fault::Client(e) => write!(f, "client request body: {e}"),
+            Fault::TooLarge => f.write_str("client request body over --max-request-body"),
+            Fault::Stalled => f.write_str("client request body stalled (--stream-idle-timeout)"),
+        }
     }
 }
 
 impl std::error::Error for ClientBodyError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
+        match &self.0 {
+            Fault::Client(e) => Some(e),
+            Fault::TooLarge | Fault::Stalled => None,
+        }
     }
 }
 
 impl ClientBodyError {
-    /// Whether `e`, or an error it wraps, is the client's body failing.
-    pub fn in_chain(e: &(dyn std::error::Error + 'static)) -> bool {
+    /// The client body error in `e`'s chain, if there is one.
+    pub fn in_chain<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a ClientBodyError> {
         let mut cur = Some(e);
         while let Some(err) = cur {
-            if err.is::<ClientBodyError>() {
-                return true;
+            if let Some(found) = err.downcast_ref::<ClientBodyError>() {
+                return Some(found);
             }
             cur = err.source();
         }
-        false
+        None
+    }
+
+    /// The answer to the client, and why, for the log and the body.
+    pub fn status(&self) -> (StatusCode, &'static str) {
+        match self.0 {
+            Fault::Client(_) => (StatusCode::BAD_REQUEST, "bad request body framing"),
+            Fault::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+            Fault::Stalled => (StatusCode::REQUEST_TIMEOUT, "request body timeout"),
+        }
     }
 }
 
+/// The limits a body is read under.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// The most bytes (0: no limit).
+    pub max_bytes: u64,
+    /// The longest a read may stay pending.
+    pub idle: Duration,
+}
+
 /// A request body as it is forwarded: maybe one frame read ahead, then the
-/// rest as the client sends it.
+/// rest as the client sends it, counted and timed.
 #[derive(Debug)]
 pub struct ClientBody {
     first: Option<Frame<Bytes>>,
     rest: Incoming,
+    /// Bytes the body may still send.
+    left: u64,
+    idle: Duration,
+    /// Armed while a read is pending; made at the first stall only.
+    timer: Option<Pin<Box<Sleep>>>,
+    waiting: bool,
 }
 
 impl ClientBody {
     /// The body as is, nothing read ahead.
-    pub fn streamed(rest: Incoming) -> ClientBody {
-        ClientBody { first: None, rest }
+    pub fn streamed(rest: Incoming, limits: BodyLimits) -> ClientBody {
+        ClientBody {
+            first: None,
+            rest,
+            left: match limits.max_bytes {
+                0 => u64::MAX,
+                n => n,
+            },
+            idle: limits.idle,
+            timer: None,
+            waiting: false,
+        }
     }
 
-    /// Reads the first frame now: a framing error shows before anything
-    /// is sent upstream.
-    pub async fn peeked(mut rest: Incoming) -> Result<ClientBody, ClientBodyError> {
-        let first = rest.frame().await.transpose().map_err(ClientBodyError)?;
-        Ok(ClientBody { first, rest })
+    /// Reads the first frame now: a framing error, or a first chunk over
+    /// the limit, shows before anything is sent upstream.
+    pub async fn peeked(rest: Incoming, limits: BodyLimits) -> Result<ClientBody, ClientBodyError> {
+        let mut body = ClientBody::streamed(rest, limits);
+        let first = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+        body.first = first.transpose()?;
+        Ok(body)
+    }
+
+    /// The read is pending: arms the idle timer (once per stall) and
+    /// fails when it has run out.
+    fn stalled(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ClientBodyError>>> {
+        let deadline = Instant::now() + self.idle;
+        let timer = match &mut self.timer {
+            Some(t) => {
+                if !self.waiting {
+                    t.as_mut().reset(deadline);
+                }
+                t
+            }
+            None => self
+                .timer
+                .insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        self.waiting = true;
+        ready!(timer.as_mut().poll(cx));
+        Poll::Ready(Some(Err(ClientBodyError(Fault::Stalled))))
     }
 }
 
@@ -79,9 +163,23 @@ impl Body for ClientBody {
         if let Some(f) = self.first.take() {
             return Poll::Ready(Some(Ok(f)));
         }
-        Pin::new(&mut self.rest)
-            .poll_frame(cx)
-            .map_err(ClientBodyError)
+        let frame = match Pin::new(&mut self.rest).poll_frame(cx) {
+            Poll::Pending => return self.stalled(cx),
+            Poll::Ready(Some(Ok(f))) => f,
+            Poll::Ready(Some(Err(e))) => {
+                return Poll::Ready(Some(Err(ClientBodyError(Fault::Client(e)))));
+            }
+            Poll::Ready(None) => return Poll::Ready(None),
+        };
+        self.waiting = false;
+        if let Some(d) = frame.data_ref() {
+            let n = d.len() as u64;
+            if n > self.left {
+                return Poll::Ready(Some(Err(ClientBodyError(Fault::TooLarge))));
+            }
+            self.left -= n;
+        }
+        Poll::Ready(Some(Ok(frame)))
     }
 
     fn is_end_stream(&self) -> bool {

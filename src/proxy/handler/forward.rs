@@ -14,12 +14,16 @@ use hyper::body::Incoming;
 
 use super::super::{ClientCert, ConnInfo, Shared};
 use super::Body;
-use super::body::{ClientBody, ClientBodyError};
+use super::body::{BodyLimits, ClientBody, ClientBodyError};
 use super::respond::{close, local};
 use crate::snapshot::routes::Route;
 
-const HOP_BY_HOP: [&str; 8] = [
+/// Hop-by-hop headers (RFC 9110 §7.6.1), and `http2-settings`, which only
+/// means something with `Upgrade: h2c` (RFC 7540 §3.2): an upgrade is
+/// never passed on, so no backend is asked to switch to h2c.
+const HOP_BY_HOP: [&str; 9] = [
     "connection",
+    "http2-settings",
     "keep-alive",
     "proxy-connection",
     "proxy-authenticate",
@@ -187,15 +191,19 @@ pub(super) async fn forward(
     };
     let http1 = req.version() < http::Version::HTTP_2;
     let (parts, body) = req.into_parts();
+    let limits = BodyLimits {
+        max_bytes: shared.settings.max_request_body_bytes,
+        idle: shared.settings.stream_idle_timeout,
+    };
     let body = if up.peek_body {
-        match tokio::time::timeout(shared.settings.request_timeout, ClientBody::peeked(body)).await
-        {
+        let peek = ClientBody::peeked(body, limits);
+        match tokio::time::timeout(shared.settings.request_timeout, peek).await {
             Ok(Ok(b)) => b,
             Ok(Err(e)) => return bad_body(&e, http1),
             Err(_) => return local(StatusCode::REQUEST_TIMEOUT, "request timeout"),
         }
     } else {
-        ClientBody::streamed(body)
+        ClientBody::streamed(body, limits)
     };
     let mut req = Request::from_parts(parts, body);
     *req.uri_mut() = uri;
@@ -224,8 +232,10 @@ pub(super) async fn forward(
             return local(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout");
         }
         Err(_) => return local(StatusCode::REQUEST_TIMEOUT, "request timeout"),
-        Ok(Err(e)) if ClientBodyError::in_chain(&e) => return bad_body(&e, http1),
         Ok(Err(e)) => {
+            if let Some(body) = ClientBodyError::in_chain(&e) {
+                return bad_body(body, http1);
+            }
             tracing::debug!(error = %e, upstream = %up.addr, "upstream request failed");
             return local(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -239,12 +249,13 @@ pub(super) async fn forward(
     resp.map(|b| b.boxed())
 }
 
-/// The client's body broke off or was badly framed: its fault, so 400,
-/// and the HTTP/1 connection is closed (its framing can no longer be
-/// trusted).
-fn bad_body(e: &dyn std::error::Error, http1: bool) -> Response<Body> {
+/// The client's body broke off, was badly framed, grew over the limit or
+/// stalled: its fault, so 400, 413 or 408, and the HTTP/1 connection is
+/// closed (where the body ends, and so its framing, is no longer known).
+fn bad_body(e: &ClientBodyError, http1: bool) -> Response<Body> {
     tracing::debug!(error = %e, "client request body failed");
-    let r = local(StatusCode::BAD_REQUEST, "bad request body framing");
+    let (status, why) = e.status();
+    let r = local(status, why);
     if http1 { close(r) } else { r }
 }
 

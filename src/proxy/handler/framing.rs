@@ -2,8 +2,11 @@
 //! over the request's header lines that refuses what RFC 9112 and RFC 9110
 //! call malformed (a second `Host`, a second `Content-Length`, both
 //! `Content-Length` and `Transfer-Encoding`, a coding other than `chunked`,
-//! an absolute-form target whose authority is not `Host`, `_` in a name)
-//! and notes whether the request carries headers only gatehouse or a
+//! an absolute-form target whose authority is not `Host`, `_` in a name
+//! unless `--headers-with-underscores` says otherwise), applies the limits
+//! that need the parsed request (the header count, which hyper checks only
+//! on HTTP/1, and a `Content-Length` over `--max-request-body`), and notes
+//! whether the request carries headers only gatehouse or a
 //! trusted proxy may set, which [`strip_untrusted`] then removes before the
 //! request is routed.
 //!
@@ -19,6 +22,7 @@ use http::header::{self, HeaderMap, HeaderName};
 use http::{Request, Version};
 
 use super::admit::Refusal;
+use crate::proxy::settings::UnderscoreAction;
 
 /// What one pass over the headers found that later steps need.
 #[derive(Debug, Clone, Copy, Default)]
@@ -27,6 +31,17 @@ pub(super) struct Scan {
     pub untrusted: bool,
     /// The body is chunked (`Transfer-Encoding: chunked`).
     pub chunked: bool,
+    /// Some header name holds `_` and the action is to drop such headers.
+    pub underscored: bool,
+}
+
+/// The request limits [`scan`] applies (from `Settings`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
+    pub max_headers: usize,
+    /// 0: none.
+    pub max_body: u64,
+    pub underscores: UnderscoreAction,
 }
 
 /// Whether `name` is a header the client may never set: gatehouse sets it
@@ -44,8 +59,14 @@ fn is_untrusted(name: &HeaderName) -> bool {
         )
 }
 
-/// Checks the request's framing headers in one pass over its header lines.
-pub(super) fn scan<B>(req: &Request<B>) -> Result<Scan, Refusal> {
+/// Checks the request's framing headers and limits in one pass over its
+/// header lines.
+pub(super) fn scan<B>(req: &Request<B>, limits: Limits) -> Result<Scan, Refusal> {
+    // hyper counts HTTP/1 header lines itself (431); h2 has no count limit,
+    // only a size one. A `HeaderMap`'s length counts every value.
+    if req.headers().len() > limits.max_headers {
+        return Err(Refusal::TooManyHeaders);
+    }
     let mut out = Scan::default();
     let (mut hosts, mut lengths, mut codings) = (0u32, 0u32, 0u32);
     for (name, value) in req.headers() {
@@ -57,6 +78,14 @@ pub(super) fn scan<B>(req: &Request<B>) -> Result<Scan, Refusal> {
             if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
                 return Err(Refusal::Framing("bad Content-Length"));
             }
+            // Digits only, so this fails only on overflow: far over any limit.
+            let n = std::str::from_utf8(v)
+                .ok()
+                .and_then(|t| t.parse::<u64>().ok())
+                .unwrap_or(u64::MAX);
+            if limits.max_body > 0 && n > limits.max_body {
+                return Err(Refusal::BodyTooLarge);
+            }
         } else if *name == header::TRANSFER_ENCODING {
             codings += 1;
             if !value.as_bytes().eq_ignore_ascii_case(b"chunked") {
@@ -65,8 +94,13 @@ pub(super) fn scan<B>(req: &Request<B>) -> Result<Scan, Refusal> {
                 return Err(Refusal::UnknownCoding);
             }
             out.chunked = true;
-        } else if name.as_str().as_bytes().contains(&b'_') {
-            return Err(Refusal::Underscore);
+        } else if limits.underscores != UnderscoreAction::Allow
+            && name.as_str().as_bytes().contains(&b'_')
+        {
+            if limits.underscores == UnderscoreAction::Reject {
+                return Err(Refusal::Underscore);
+            }
+            out.underscored = true;
         } else if is_untrusted(name) {
             out.untrusted = true;
         }
@@ -113,6 +147,19 @@ fn without_port(authority: &[u8]) -> &[u8] {
     }
 }
 
+/// Removes every header whose name holds `_` (`--headers-with-underscores
+/// drop`). Called only when [`scan`] found one.
+pub(super) fn strip_underscored(headers: &mut HeaderMap) {
+    let names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| n.as_str().as_bytes().contains(&b'_'))
+        .cloned()
+        .collect();
+    for n in names {
+        headers.remove(n);
+    }
+}
+
 /// Removes every header [`is_untrusted`] names. Called only when [`scan`]
 /// found one, so a clean request pays nothing more.
 pub(super) fn strip_untrusted(headers: &mut HeaderMap) {
@@ -129,6 +176,12 @@ pub(super) fn strip_untrusted(headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_headers: 100,
+        max_body: 0,
+        underscores: UnderscoreAction::Reject,
+    };
 
     fn req(version: Version, uri: &str, headers: &[(&str, &str)]) -> Request<()> {
         let mut b = Request::builder().version(version).uri(uri);
@@ -154,7 +207,7 @@ mod tests {
             req(V::HTTP_10, "/", &[]),
         ];
         for r in &ok {
-            assert!(scan(r).is_ok(), "{r:?}");
+            assert!(scan(r, LIMITS).is_ok(), "{r:?}");
         }
         let bad = [
             req(V::HTTP_11, "/", &[]),
@@ -191,7 +244,7 @@ mod tests {
             req(V::HTTP_11, "/", &[h, ("x_forwarded_for", "1.2.3.4")]),
         ];
         for r in &bad {
-            assert!(scan(r).is_err(), "{r:?}");
+            assert!(scan(r, LIMITS).is_err(), "{r:?}");
         }
     }
 
@@ -211,10 +264,50 @@ mod tests {
                 ("x-envoyish", "kept"),
             ],
         );
-        assert!(scan(&r).map(|s| s.untrusted).unwrap_or(false));
+        assert!(scan(&r, LIMITS).map(|s| s.untrusted).unwrap_or(false));
         strip_untrusted(r.headers_mut());
         let left: Vec<&str> = r.headers().keys().map(HeaderName::as_str).collect();
         assert_eq!(left, ["host", "x-envoyish"]);
-        assert!(!scan(&r).map(|s| s.untrusted).unwrap_or(true));
+        assert!(!scan(&r, LIMITS).map(|s| s.untrusted).unwrap_or(true));
+    }
+
+    #[test]
+    fn limits_table() {
+        let h = ("host", "a.com");
+        let many: Vec<(String, String)> =
+            (0..100).map(|i| (format!("x-{i}"), "v".into())).collect();
+        let mut fields: Vec<(&str, &str)> =
+            many.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let at_limit = req(Version::HTTP_2, "https://a.com/", &fields);
+        assert!(scan(&at_limit, LIMITS).is_ok());
+        fields.push(h);
+        let over = req(Version::HTTP_2, "https://a.com/", &fields);
+        assert_eq!(scan(&over, LIMITS).err(), Some(Refusal::TooManyHeaders));
+
+        let body = Limits {
+            max_body: 10,
+            ..LIMITS
+        };
+        let len = |n: &str| req(Version::HTTP_11, "/", &[h, ("content-length", n)]);
+        assert!(scan(&len("10"), body).is_ok());
+        assert_eq!(scan(&len("11"), body).err(), Some(Refusal::BodyTooLarge));
+        let huge = "99999999999999999999999";
+        assert_eq!(scan(&len(huge), body).err(), Some(Refusal::BodyTooLarge));
+        assert!(scan(&len(huge), LIMITS).is_ok(), "0 is no limit");
+
+        let under = req(Version::HTTP_11, "/", &[h, ("x_team", "ux")]);
+        let with = |underscores| Limits {
+            underscores,
+            ..LIMITS
+        };
+        assert_eq!(scan(&under, LIMITS).err(), Some(Refusal::Underscore));
+        let dropped = scan(&under, with(UnderscoreAction::Drop));
+        assert!(dropped.is_ok_and(|s| s.underscored));
+        let allowed = scan(&under, with(UnderscoreAction::Allow));
+        assert!(allowed.is_ok_and(|s| !s.underscored));
+        let mut r = under;
+        strip_underscored(r.headers_mut());
+        let left: Vec<&str> = r.headers().keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, ["host"]);
     }
 }
