@@ -86,6 +86,10 @@ pub struct EdgeArgs {
     /// as `x-envoy-external-address`. 0: the socket's peer.
     #[arg(long = "trusted-hops", default_value_t = 0, value_parser = RangedU64ValueParser::<u32>::new().range(0..=16))]
     pub trusted_hops: u32,
+    /// Report a serving certificate as EXPIRING (and log a warning) this
+    /// long before its notAfter; 0s: only when it has EXPIRED (0s to 365d).
+    #[arg(long = "expiry-warning", default_value = "7d", value_parser = expiry_warning)]
+    pub expiry_warning: Duration,
 }
 
 /// A duration flag's value within `1ms..=max` (`max_name` says it).
@@ -106,6 +110,24 @@ fn duration_up_to_1h(s: &str) -> Result<Duration, String> {
     duration_in(s, Duration::from_secs(3600), "1h")
 }
 
+/// `--expiry-warning`: a duration (days as `7d`), 0s to 365d.
+fn expiry_warning(s: &str) -> Result<Duration, String> {
+    const MAX_DAYS: u64 = 365;
+    let d = match s.trim().strip_suffix('d') {
+        Some(days) => days
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(24 * 3600))
+            .map(Duration::from_secs),
+        None => crate::config::duration::parse(s),
+    }
+    .ok_or_else(|| format!("{s:?} is not a duration like 7d, 12h or 30m"))?;
+    if d > Duration::from_secs(MAX_DAYS * 24 * 3600) {
+        return Err(format!("{s} is out of range: give 0s to {MAX_DAYS}d"));
+    }
+    Ok(d)
+}
+
 impl EdgeArgs {
     fn settings(&self) -> Settings {
         Settings {
@@ -117,6 +139,7 @@ impl EdgeArgs {
             upstream_response_timeout: self.upstream_timeout,
             max_connections_per_listener: self.max_connections,
             trusted_hops: self.trusted_hops,
+            expiry_warning: self.expiry_warning,
             ..Settings::default()
         }
     }

@@ -23,6 +23,9 @@ pub struct Settings {
     /// gatehouse append to `x-forwarded-for` and are trusted to (0: none,
     /// the socket's peer is the client).
     pub trusted_hops: u32,
+    /// How long before a serving certificate's `notAfter` it is reported
+    /// EXPIRING, with a warning log (0: only EXPIRED is reported).
+    pub expiry_warning: Duration,
 }
 
 impl Default for Settings {
@@ -43,6 +46,7 @@ impl Default for Settings {
             max_connections_per_listener: 10_000,
             max_connections_total: 50_000,
             trusted_hops: 0,
+            expiry_warning: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
