@@ -1,5 +1,7 @@
 //! The edge as an attacker meets it: HTTP/1.1 framing that a smuggler
-//! would try (raw bytes over TLS), and the headers a client may not set.
+//! would try (raw bytes over TLS), the headers a client may not set, the
+//! TLS alerts of a refused handshake, and sessions that must not resume
+//! once the server's client policy would refuse them.
 //! Each case asserts the status, that the connection closed, and what the
 //! backend received (nothing, for a refused request).
 #![allow(clippy::unwrap_used)]
@@ -7,6 +9,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod edge_alerts;
 mod edge_framing;
 mod edge_hygiene;
+mod edge_resumption;
 mod raw;
