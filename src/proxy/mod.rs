@@ -223,10 +223,7 @@ async fn handle_connection(stream: TcpStream, peer: SocketAddr, port: u16, share
             alert::refuse(start.io, alert::HANDSHAKE_FAILURE, deadline).await;
             return;
         }
-        None => {
-            alert::refuse(start.io, alert::HANDSHAKE_FAILURE, deadline).await;
-            return;
-        }
+        None => return alert::refuse(start.io, alert::HANDSHAKE_FAILURE, deadline).await,
     };
     let tls = match tokio::time::timeout_at(deadline.into(), start.into_stream(config)).await {
         Ok(Ok(t)) => t,

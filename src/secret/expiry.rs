@@ -85,7 +85,8 @@ impl ExpiryWatch {
         let warning = self.warning_secs();
         let mut changed = Vec::new();
         let mut next: Option<i64> = None;
-        self.reported.retain(|name, _| sds.server_credential(name).is_some());
+        self.reported
+            .retain(|name, _| sds.server_credential(name).is_some());
         for (name, entry) in &sds.certs {
             let Some(cred) = &entry.good else {
                 continue;
@@ -148,14 +149,34 @@ mod tests {
             (100, 100, 0, Expiry::Valid, Some(101)),
             (100, 101, 0, Expiry::Expired, None),
             (10 * day, 0, 7 * day, Expiry::Valid, Some(3 * day)),
-            (10 * day, 3 * day, 7 * day, Expiry::Expiring, Some(10 * day + 1)),
-            (10 * day, 10 * day, 7 * day, Expiry::Expiring, Some(10 * day + 1)),
+            (
+                10 * day,
+                3 * day,
+                7 * day,
+                Expiry::Expiring,
+                Some(10 * day + 1),
+            ),
+            (
+                10 * day,
+                10 * day,
+                7 * day,
+                Expiry::Expiring,
+                Some(10 * day + 1),
+            ),
             (10 * day, 10 * day + 1, 7 * day, Expiry::Expired, None),
             (i64::MAX, 0, i64::MAX, Expiry::Expiring, Some(i64::MAX)),
         ];
         for (not_after, now, warning, state, next) in cases {
-            assert_eq!(classify(not_after, now, warning), state, "{not_after} {now}");
-            assert_eq!(next_change(not_after, now, warning), next, "{not_after} {now}");
+            assert_eq!(
+                classify(not_after, now, warning),
+                state,
+                "{not_after} {now}"
+            );
+            assert_eq!(
+                next_change(not_after, now, warning),
+                next,
+                "{not_after} {now}"
+            );
         }
     }
 }

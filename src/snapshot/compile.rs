@@ -192,7 +192,13 @@ pub fn compile(model: &Model<'_>, sds: &Sds, compiler: &mut Compiler, version: u
             let credential = crate::secret::files::resource_name(&s.tls);
             let hosts: Vec<String> = s.hosts.iter().map(|h| h.host.clone()).collect();
             let tls = is_tls.then(|| {
-                tls_state((s.id.as_str(), hosts.as_slice()), &s.tls, credential.as_deref(), sds, compiler)
+                tls_state(
+                    (s.id.as_str(), hosts.as_slice()),
+                    &s.tls,
+                    credential.as_deref(),
+                    sds,
+                    compiler,
+                )
             });
             let vhosts = cx.vhosts(gw, s, index);
             ports.entry(s.port).or_default().push(Arc::new(Server {

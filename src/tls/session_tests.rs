@@ -19,7 +19,12 @@ struct Recorder {
 
 impl Recorder {
     fn last(&self) -> Vec<u8> {
-        self.seen.lock().unwrap().last().cloned().expect("nothing stored")
+        self.seen
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("nothing stored")
     }
 }
 
@@ -143,7 +148,11 @@ fn reads_the_client_chain_rustls_stores() {
         let chain = session_client_chain(&session).unwrap().unwrap();
         assert_eq!(chain.first(), Some(&want), "tls12={tls12}");
         let session = stored_session(&p, tls12, false);
-        assert_eq!(session_client_chain(&session).unwrap(), None, "tls12={tls12}");
+        assert_eq!(
+            session_client_chain(&session).unwrap(),
+            None,
+            "tls12={tls12}"
+        );
     }
 }
 

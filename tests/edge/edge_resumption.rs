@@ -97,7 +97,10 @@ fn resumes_while_unchanged(c: &Arc<ClientConfig>, port: u16, via: Via) {
 #[track_caller]
 fn not_resumed_and_refused(seen: &Seen, via: Via, alert: &str) {
     assert_ne!(seen.resumed, Some(true), "{via:?}: resumed: {seen:?}");
-    assert!(!seen.ok() && seen.response.is_empty(), "{via:?}: served: {seen:?}");
+    assert!(
+        !seen.ok() && seen.response.is_empty(),
+        "{via:?}: served: {seen:?}"
+    );
     let why = seen.error.as_deref().unwrap_or_default();
     assert!(
         why.contains("received fatal alert") && why.contains(alert),
@@ -147,7 +150,11 @@ fn optional_mutual_to_mutual_does_not_resume_a_session_without_a_certificate() {
     for (via, c) in &clients {
         not_resumed_and_refused(&connect(c, port), *via, "CertificateRequired");
     }
-    assert_eq!(w.frontend.hits(), hits, "a refused client reached the backend");
+    assert_eq!(
+        w.frontend.hits(),
+        hits,
+        "a refused client reached the backend"
+    );
 }
 
 #[test]
@@ -173,7 +180,11 @@ fn a_tightened_subject_alt_names_list_does_not_resume_an_excluded_client() {
     for (via, c) in &clients {
         not_resumed_and_refused(&connect(c, port), *via, "AccessDenied");
     }
-    assert_eq!(w.frontend.hits(), hits, "a refused client reached the backend");
+    assert_eq!(
+        w.frontend.hits(),
+        hits,
+        "a refused client reached the backend"
+    );
 }
 
 #[test]
@@ -205,7 +216,11 @@ fn a_newly_revoked_client_certificate_does_not_resume() {
     for (via, c) in &clients {
         not_resumed_and_refused(&connect(c, port), *via, "CertificateRevoked");
     }
-    assert_eq!(w.frontend.hits(), hits, "a refused client reached the backend");
+    assert_eq!(
+        w.frontend.hits(),
+        hits,
+        "a refused client reached the backend"
+    );
 }
 
 #[test]
@@ -235,10 +250,15 @@ fn an_expired_client_certificate_does_not_resume() {
     for (via, c) in &clients {
         not_resumed_and_refused(&connect(c, port), *via, "CertificateExpired");
     }
-    assert_eq!(w.frontend.hits(), hits, "a refused client reached the backend");
+    assert_eq!(
+        w.frontend.hits(),
+        hits,
+        "a refused client reached the backend"
+    );
     let log = gw.log();
     assert!(
-        log.contains("resumption refused") && log.contains("default/foocorp-gateway/https-frontend"),
+        log.contains("resumption refused")
+            && log.contains("default/foocorp-gateway/https-frontend"),
         "no log line names the server and the refused resumption:\n{log}"
     );
 }
@@ -272,10 +292,18 @@ fn one_host_on_two_ports_never_shares_sessions() {
         resumes_while_unchanged(&c, gw.port(443), via);
         let hits = w.frontend.hits();
         not_resumed_and_refused(&connect(&c, gw.port(8443)), via, "CertificateRequired");
-        assert_eq!(w.frontend.hits(), hits, "{via:?}: 8443 served a client without a certificate");
+        assert_eq!(
+            w.frontend.hits(),
+            hits,
+            "{via:?}: 8443 served a client without a certificate"
+        );
         // The same policy on another port: a full handshake, served.
         let seen = connect(&c, gw.port(9443));
         assert!(seen.ok(), "{via:?}: {seen:?}");
-        assert_eq!(seen.resumed, Some(false), "{via:?}: 443's session resumed on 9443");
+        assert_eq!(
+            seen.resumed,
+            Some(false),
+            "{via:?}: 443's session resumed on 9443"
+        );
     }
 }

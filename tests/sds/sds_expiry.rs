@@ -69,7 +69,10 @@ fn a_certificate_that_expires_while_serving_is_reported_and_still_served() {
                 && l.contains("not_after")
         })
     };
-    assert!(warned(&log, "EXPIRING"), "no EXPIRING warning at start:\n{log}");
+    assert!(
+        warned(&log, "EXPIRING"),
+        "no EXPIRING warning at start:\n{log}"
+    );
 
     // Past notAfter: EXPIRED, with its own warning, without any change to
     // the store (the gateway's own timer).
@@ -110,7 +113,9 @@ fn a_certificate_that_expires_while_serving_is_reported_and_still_served() {
 fn expiry_warning_longer_than_the_remaining_life_warns_at_start() {
     let w = Walkthrough::new();
     // The walkthrough's certificates have a little under a year left.
-    let gw = w.site.start_gateway_with(&[443], &["--expiry-warning", "365d"]);
+    let gw = w
+        .site
+        .start_gateway_with(&[443], &["--expiry-warning", "365d"]);
     for resource in ["frontend-credential", "inventory-credential"] {
         assert!(
             shows(&w.site, &gw, resource, "EXPIRING", Duration::from_secs(5)),
@@ -126,7 +131,13 @@ fn expiry_warning_longer_than_the_remaining_life_warns_at_start() {
     }
     // With the default (7d), the same certificates are simply ACTIVE.
     let quiet = w.site.start_gateway(&[443]);
-    assert!(shows(&w.site, &quiet, "frontend-credential", "ACTIVE", Duration::from_secs(5)));
+    assert!(shows(
+        &w.site,
+        &quiet,
+        "frontend-credential",
+        "ACTIVE",
+        Duration::from_secs(5)
+    ));
     assert!(!quiet.log().contains("EXPIRING"), "{}", quiet.log());
     // Out of range: a usage error naming the flag.
     let out = w.site.cli(&["run", "--expiry-warning", "400d"]);
