@@ -3,6 +3,8 @@
 //! fires. It only logs and refreshes admin rows; it never changes what is
 //! served.
 
+use std::cell::OnceCell;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,13 +22,27 @@ impl Loop {
     pub(super) fn check_expiry(&mut self) {
         let now = now_unix();
         let snap = self.published.clone();
+        // Which servers use which credential: worked out once, and only
+        // when some credential's state changed (a log line names them).
+        let index: OnceCell<HashMap<&str, Vec<String>>> = OnceCell::new();
         let servers_of = |name: &str| -> Vec<String> {
-            snap.iter()
-                .flat_map(|s| s.listeners.values())
-                .flat_map(|l| l.servers.iter())
-                .filter(|s| s.credential.as_deref() == Some(name))
-                .map(|s| s.id.clone())
-                .collect()
+            index
+                .get_or_init(|| {
+                    let mut by_credential: HashMap<&str, Vec<String>> = HashMap::new();
+                    for s in snap
+                        .iter()
+                        .flat_map(|s| s.listeners.values())
+                        .flat_map(|l| l.servers.iter())
+                    {
+                        if let Some(c) = s.credential.as_deref() {
+                            by_credential.entry(c).or_default().push(s.id.clone());
+                        }
+                    }
+                    by_credential
+                })
+                .get(name)
+                .cloned()
+                .unwrap_or_default()
         };
         let (changed, next) = self.expiry.check(&self.sds, now, &servers_of);
         for name in &changed {
