@@ -113,7 +113,19 @@ impl ExpiryWatch {
     }
 }
 
+/// A warning window as the flag takes it: `7d`, `12h`, `90s`.
+fn human(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        0 => "0s".to_owned(),
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s => format!("{s}s"),
+    }
+}
+
 fn log(name: &str, state: Expiry, not_after: i64, servers: &[String], warning: Duration) {
+    let warning = human(warning);
     let servers = if servers.is_empty() {
         "-".to_owned()
     } else {
@@ -127,7 +139,7 @@ fn log(name: &str, state: Expiry, not_after: i64, servers: &[String], warning: D
             secret = %name,
             %servers,
             %not_after,
-            "RESOURCE NAME:{name}, EVENT: certificate EXPIRING: its notAfter {not_after} is within --expiry-warning {warning:?}; renew it"
+            "RESOURCE NAME:{name}, EVENT: certificate EXPIRING: its notAfter {not_after} is within --expiry-warning {warning}; renew it"
         ),
         Expiry::Expired => tracing::warn!(
             target: "sds",
