@@ -14,6 +14,7 @@ use arc_swap::ArcSwap;
 
 mod apply;
 mod cache;
+mod expiry;
 mod listeners;
 mod objects;
 mod publish;
@@ -21,6 +22,7 @@ mod start;
 mod wait;
 
 use crate::proxy::Shared;
+use crate::secret::expiry::ExpiryWatch;
 use crate::secret::files::FileCredentials;
 use crate::secret::sds::{ResourceKind, Row, Sds, Wanted};
 use crate::snapshot::{Compiler, Snapshot};
@@ -136,6 +138,10 @@ struct Loop {
     /// The credentials the selected Gateways ask for.
     wanted: Wanted,
     published: Option<Arc<Snapshot>>,
+    /// What was said about serving certificates' dates, and when to look
+    /// at them again.
+    expiry: ExpiryWatch,
+    expiry_at: Option<tokio::time::Instant>,
 }
 
 /// Runs the gateway until the process is stopped: each turn publishes what

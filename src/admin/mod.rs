@@ -1,6 +1,7 @@
 //! The admin endpoint: readiness (not ready while starting, while a
 //! listener cannot bind, and from the start of a drain), the credentials
-//! the proxy holds, and its listeners, as JSON. Loopback only unless
+//! the proxy holds (EXPIRING / EXPIRED when a serving certificate nears or
+//! passes its `notAfter`), and its listeners, as JSON. Loopback only unless
 //! configured otherwise.
 //!
 //! It never shows key material: only certificate facts.
@@ -23,6 +24,7 @@ pub mod warnings;
 
 use crate::control::Status;
 use crate::proxy::Drain;
+use crate::secret::credential::rfc3339;
 use crate::secret::sds::{ResourceKind, Status as CredStatus};
 
 /// The JSON of `/credentials`: what `proxy-config secret` prints.
@@ -31,10 +33,19 @@ pub fn credentials_json(status: &Status) -> serde_json::Value {
         .credentials
         .iter()
         .map(|r| {
+            let not_after = r.certs.first().map(|c| rfc3339(c.not_after));
             let (state, reason) = match &r.status {
                 CredStatus::Active => ("ACTIVE", None),
                 CredStatus::Warming => ("WARMING", None),
                 CredStatus::Rejected(why) => ("REJECTED", Some(why.clone())),
+                CredStatus::Expiring => (
+                    "EXPIRING",
+                    not_after.map(|t| format!("expires at {t} (within --expiry-warning)")),
+                ),
+                CredStatus::Expired => (
+                    "EXPIRED",
+                    not_after.map(|t| format!("expired at {t}; still serving it")),
+                ),
             };
             json!({
                 "resource": r.resource,

@@ -154,6 +154,10 @@ fn body_bytes(s: &str) -> Result<u64, String> {
         Some(v) if v <= MAX_BODY => Ok(v),
         _ => Err(format!("{s} is out of range: give 0 (no limit) to 1T")),
     }
+    /// Report a serving certificate as EXPIRING (and log a warning) this
+    /// long before its notAfter; 0s: only when it has EXPIRED (0s to 365d).
+    #[arg(long = "expiry-warning", default_value = "7d", value_parser = expiry_warning)]
+    pub expiry_warning: Duration,
 }
 
 /// A duration flag's value within `1ms..=max` (`max_name` says it).
@@ -174,6 +178,24 @@ fn duration_up_to_1h(s: &str) -> Result<Duration, String> {
     duration_in(s, Duration::from_secs(3600), "1h")
 }
 
+/// `--expiry-warning`: a duration (days as `7d`), 0s to 365d.
+fn expiry_warning(s: &str) -> Result<Duration, String> {
+    const MAX_DAYS: u64 = 365;
+    let d = match s.trim().strip_suffix('d') {
+        Some(days) => days
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(24 * 3600))
+            .map(Duration::from_secs),
+        None => crate::config::duration::parse(s),
+    }
+    .ok_or_else(|| format!("{s:?} is not a duration like 7d, 12h or 30m"))?;
+    if d > Duration::from_secs(MAX_DAYS * 24 * 3600) {
+        return Err(format!("{s} is out of range: give 0s to {MAX_DAYS}d"));
+    }
+    Ok(d)
+}
+
 impl EdgeArgs {
     fn settings(&self) -> Settings {
         Settings {
@@ -189,6 +211,7 @@ impl EdgeArgs {
             max_request_body_bytes: self.max_request_body,
             headers_with_underscores: self.headers_with_underscores.into(),
             stream_idle_timeout: self.stream_idle_timeout,
+            expiry_warning: self.expiry_warning,
             ..Settings::default()
         }
     }

@@ -1,6 +1,7 @@
 //! Publishing a turn of the control loop: refresh credentials (SDS),
 //! compile or patch the snapshot and swap it in, bind the listeners it
-//! names, then tell the admin endpoint and the local cache.
+//! names, look at serving certificates' dates (`expiry.rs`), then tell the
+//! admin endpoint and the local cache.
 //!
 //! The data plane only ever sees whole snapshots: nothing here may change
 //! one after it is stored.
@@ -22,6 +23,7 @@ impl Loop {
             _ => self.compile(),
         };
         self.published = Some(snap);
+        self.check_expiry();
     }
 
     /// Only secrets changed: rebuild the servers whose credentials they

@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 
 use super::{Loop, Objects, RunOptions, Source, Status, cache};
 use crate::proxy::Shared;
+use crate::secret::expiry::ExpiryWatch;
 use crate::secret::files::FileCredentials;
 use crate::secret::sds::Sds;
 use crate::snapshot::{self, Compiler};
@@ -43,6 +44,11 @@ impl Loop {
     ) -> anyhow::Result<Loop> {
         let mut state = Objects::default();
         let (source, revision, events) = first_sync(&store, &opts, &mut state).await?;
+        let expiry = ExpiryWatch::new(shared.settings.expiry_warning);
+        let sds = Sds {
+            expiry_warning_secs: expiry.warning_secs(),
+            ..Sds::default()
+        };
         Ok(Loop {
             store,
             opts,
@@ -55,7 +61,7 @@ impl Loop {
             retry_at: tokio::time::Instant::now() + FIRST_BACKOFF,
             backoff: FIRST_BACKOFF,
             cached_revision: None,
-            sds: Sds::default(),
+            sds,
             compiler: Compiler::default(),
             files: FileCredentials::default(),
             listeners: super::Listeners::default(),
@@ -67,6 +73,8 @@ impl Loop {
             changed_secrets: Vec::new(),
             wanted: snapshot::wanted_credentials(&[]),
             published: None,
+            expiry,
+            expiry_at: None,
         })
     }
 }

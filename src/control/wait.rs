@@ -1,9 +1,11 @@
 //! Waiting between two turns of the control loop: for the store's watch,
 //! for file-mounted certificates to change, for the time to list an
-//! unreachable store again, or to retry a listener that could not bind.
+//! unreachable store again, to retry a listener that could not bind, or
+//! for the instant a serving certificate nears or passes its `notAfter`.
 //!
-//! It sleeps on events only (no timer ticks while idle), so an idle gateway
-//! costs no CPU here. It must never compile or publish: that is `publish`.
+//! It sleeps on events only (no periodic ticks while idle; the expiry timer
+//! fires at most once a day or at a certificate's warning or expiry
+//! instant), so an idle gateway costs no CPU here. It must never compile or publish: that is `publish`.
 
 use std::time::Duration;
 
@@ -20,6 +22,8 @@ enum Wake {
     Files,
     Resync,
     RetryListeners,
+    /// A serving certificate's date state changes (see `expiry.rs`).
+    Expiry,
 }
 
 impl Loop {
@@ -52,6 +56,10 @@ impl Loop {
                         break;
                     }
                 }
+                Wake::Expiry => {
+                    self.expiry_at = None;
+                    break;
+                }
                 Wake::RetryListeners => {
                     if let Some(snap) = self.published.clone() {
                         self.listeners.reconcile(&snap, &self.opts, &self.shared);
@@ -73,12 +81,14 @@ impl Loop {
     async fn next_wake(&mut self) -> Wake {
         let files_watched = !self.files.is_empty();
         let retry_listeners = self.listeners.has_failures();
+        let expiry_at = self.expiry_at;
         let (events, files) = (&mut self.events, &mut self.files);
         tokio::select! {
             e = async { events.as_mut()?.recv().await }, if events.is_some() => Wake::Event(e),
             () = files.changed(), if files_watched => Wake::Files,
             () = tokio::time::sleep_until(self.retry_at), if events.is_none() => Wake::Resync,
             () = tokio::time::sleep(LISTENER_RETRY), if retry_listeners => Wake::RetryListeners,
+            () = async { if let Some(t) = expiry_at { tokio::time::sleep_until(t).await } }, if expiry_at.is_some() => Wake::Expiry,
         }
     }
 

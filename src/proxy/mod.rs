@@ -5,6 +5,7 @@
 //! A connection belongs to the server its handshake chose: requests for
 //! another server's host get 421, never that server's routes.
 
+mod alert;
 pub mod drain;
 mod h1scan;
 mod handler;
@@ -218,18 +219,21 @@ async fn handle_connection(stream: TcpStream, peer: SocketAddr, port: u16, share
     };
     let sni = start.client_hello().server_name().map(str::to_owned);
     // Fail closed: no server for this name, or a server without a usable
-    // credential, ends the handshake. There is no default certificate.
+    // credential, ends the handshake with a fatal alert that says which.
+    // There is no default certificate.
     let Some(server) = listener.server_for_sni(sni.as_deref()).cloned() else {
         tracing::info!(%peer, sni = sni.as_deref().unwrap_or("-"), "handshake refused: no server for this SNI");
+        alert::refuse(start.io, alert::UNRECOGNIZED_NAME, deadline).await;
         return;
     };
     let config = match &server.tls {
         Some(TlsState::Ready(c)) => c.clone(),
         Some(TlsState::Unavailable(why)) => {
             tracing::info!(%peer, server = %server.id, reason = %why, "handshake refused: server has no usable credential");
+            alert::refuse(start.io, alert::HANDSHAKE_FAILURE, deadline).await;
             return;
         }
-        None => return,
+        None => return alert::refuse(start.io, alert::HANDSHAKE_FAILURE, deadline).await,
     };
     let tls = match tokio::time::timeout_at(deadline.into(), start.into_stream(config)).await {
         Ok(Ok(t)) => t,

@@ -54,6 +54,9 @@ pub enum UnderscoreAction {
     Drop,
     /// Forwarded as sent.
     Allow,
+    /// How long before a serving certificate's `notAfter` it is reported
+    /// EXPIRING, with a warning log (0: only EXPIRED is reported).
+    pub expiry_warning: Duration,
 }
 
 impl Default for Settings {
@@ -78,6 +81,7 @@ impl Default for Settings {
             max_request_body_bytes: 0,
             headers_with_underscores: UnderscoreAction::Reject,
             stream_idle_timeout: Duration::from_secs(300),
+            expiry_warning: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }

@@ -149,6 +149,11 @@ pub fn now_unix() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// A unix time as RFC 3339 (`2026-12-02T12:00:00Z`), for logs and views.
+pub fn rfc3339(ts: i64) -> String {
+    date(ts)
+}
+
 fn date(ts: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(ts)
         .ok()

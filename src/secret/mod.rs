@@ -4,9 +4,11 @@
 //! It must never log or print key material.
 //!
 //! Dependencies run one way: `files` (file mounts) and `watch` (inotify)
-//! feed `sds`, which knows neither.
+//! feed `sds`, which knows neither; `expiry` reads `sds` to report
+//! certificates that run out while serving.
 
 pub mod credential;
+pub mod expiry;
 pub mod files;
 pub mod sds;
 mod watch;

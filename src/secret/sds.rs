@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::credential::{self, CertInfo, CredentialError, ServerCredential, TrustBundle, now_unix};
+use super::expiry;
 use crate::config::Secret;
 
 /// What the admin view says about a credential resource.
@@ -19,6 +20,12 @@ pub enum Status {
     Active,
     /// The newest version was refused; the last good one (if any) serves.
     Rejected(String),
+    /// Active, and its certificate's `notAfter` is within the expiry
+    /// warning window (see `secret::expiry`). Only rows carry it.
+    Expiring,
+    /// Active, past its certificate's `notAfter`, and still serving (as
+    /// Envoy does). Only rows carry it.
+    Expired,
 }
 
 /// The two kinds of resource SDS pushes, as istioctl names them.
@@ -72,6 +79,9 @@ pub struct Row {
 pub struct Sds {
     pub certs: BTreeMap<String, Entry<ServerCredential>>,
     pub roots: BTreeMap<String, Entry<TrustBundle>>,
+    /// `--expiry-warning` in seconds: how long before its `notAfter` a
+    /// serving certificate's row says EXPIRING (0: never).
+    pub expiry_warning_secs: i64,
 }
 
 /// Prefix of SDS resource names for file-mounted certificates (Istio's spelling).
@@ -291,10 +301,20 @@ impl Sds {
     pub fn rows_of(&self, name: &str) -> Vec<Row> {
         let mut rows = Vec::new();
         if let Some(e) = self.certs.get(name) {
+            let status = match (&e.status, &e.good) {
+                (Status::Active, Some(c)) => {
+                    match expiry::classify(c.leaf.not_after, now_unix(), self.expiry_warning_secs) {
+                        expiry::Expiry::Valid => Status::Active,
+                        expiry::Expiry::Expiring => Status::Expiring,
+                        expiry::Expiry::Expired => Status::Expired,
+                    }
+                }
+                (other, _) => other.clone(),
+            };
             rows.push(Row {
                 resource: name.to_owned(),
                 kind: ResourceKind::KeyCertPair,
-                status: e.status.clone(),
+                status,
                 certs: e.good.iter().map(|c| c.leaf.clone()).collect(),
             });
         }

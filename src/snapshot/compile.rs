@@ -190,12 +190,20 @@ pub fn compile(model: &Model<'_>, sds: &Sds, compiler: &mut Compiler, version: u
             let is_tls = s.protocol == ServerProtocol::Tls;
             let mode = s.tls.effective_mode();
             let credential = crate::secret::files::resource_name(&s.tls);
-            let tls =
-                is_tls.then(|| tls_state(&s.id, &s.tls, credential.as_deref(), sds, compiler));
+            let hosts: Vec<String> = s.hosts.iter().map(|h| h.host.clone()).collect();
+            let tls = is_tls.then(|| {
+                tls_state(
+                    (s.id.as_str(), hosts.as_slice()),
+                    &s.tls,
+                    credential.as_deref(),
+                    sds,
+                    compiler,
+                )
+            });
             let vhosts = cx.vhosts(gw, s, index);
             ports.entry(s.port).or_default().push(Arc::new(Server {
                 id: s.id.clone(),
-                hosts: s.hosts.iter().map(|h| h.host.clone()).collect(),
+                hosts,
                 tls,
                 mutual: mode.is_mutual() && mode != TlsMode::OptionalMutual,
                 https_redirect: !is_tls && s.tls.https_redirect,

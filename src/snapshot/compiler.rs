@@ -17,8 +17,10 @@ use crate::tls::{self, SessionState};
 /// the next compile reuses the config (and its session state).
 struct CachedConfig {
     tls: ServerTls,
+    hosts: Vec<String>,
     certified: Arc<rustls::sign::CertifiedKey>,
     trust_fingerprint: String,
+    policy_fingerprint: String,
     config: Arc<ServerConfig>,
 }
 
@@ -27,12 +29,11 @@ type VerifierKey = (String, bool, crate::tls::ExtraChecks);
 
 /// State kept across compiles, so one changed credential among ten
 /// thousand rebuilds one config:
-/// - session caches and ticket keys per client trust (the fingerprint of the
-///   CA bundle and CRLs; "" for servers without client auth). A change of
-///   trust gets fresh ones, so sessions from the old trust state never
-///   resume; rustls itself refuses to resume a session under another SNI,
-///   so sharing them between servers never lets host A's session resume on
-///   host B;
+/// - session caches and ticket keys per client policy (`tls::session`: the
+///   fingerprint of the mode, the CA bundle and CRLs and the allow-lists).
+///   A change of policy gets fresh ones, so sessions from the old policy
+///   never resume; each server binds its sessions to its own identity, so
+///   sharing them never lets one server's session resume on another;
 /// - client verifiers per (trust, mode, allow-lists);
 /// - built configs per server, reused while their inputs are unchanged.
 #[derive(Default)]
@@ -46,19 +47,31 @@ impl std::fmt::Debug for Compiler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Compiler")
             .field("servers", &self.configs.len())
-            .field("trust_states", &self.sessions.len())
+            .field("policies", &self.sessions.len())
             .finish_non_exhaustive()
     }
 }
 
+/// The inputs of one server's `ServerConfig`.
+struct ConfigInputs<'a> {
+    id: &'a str,
+    hosts: &'a [String],
+    tls: &'a ServerTls,
+    cred: &'a crate::secret::credential::ServerCredential,
+    trust: Option<&'a crate::secret::credential::TrustBundle>,
+}
+
 impl Compiler {
-    fn session_for(&mut self, trust_fingerprint: &str) -> Result<SessionState, String> {
-        if let Some(s) = self.sessions.get(trust_fingerprint) {
+    fn session_for(
+        &mut self,
+        policy: &str,
+        verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
+    ) -> Result<SessionState, String> {
+        if let Some(s) = self.sessions.get(policy) {
             return Ok(s.clone());
         }
-        let s = SessionState::new(trust_fingerprint.to_owned()).map_err(|e| e.to_string())?;
-        self.sessions
-            .insert(trust_fingerprint.to_owned(), s.clone());
+        let s = SessionState::new(policy.to_owned(), verifier).map_err(|e| e.to_string())?;
+        self.sessions.insert(policy.to_owned(), s.clone());
         Ok(s)
     }
 
@@ -81,57 +94,64 @@ impl Compiler {
     }
 
     /// The server's config, rebuilt only when its inputs changed.
-    fn config_for(
-        &mut self,
-        id: &str,
-        tls_settings: &ServerTls,
-        cred: &crate::secret::credential::ServerCredential,
-        trust: Option<&crate::secret::credential::TrustBundle>,
-    ) -> Result<Arc<ServerConfig>, String> {
-        let fp = trust.map(|t| t.fingerprint.clone()).unwrap_or_default();
-        if let Some(c) = self.configs.get(id)
-            && c.tls == *tls_settings
-            && Arc::ptr_eq(&c.certified, &cred.certified)
-            && c.trust_fingerprint == fp
+    fn config_for(&mut self, i: &ConfigInputs<'_>) -> Result<Arc<ServerConfig>, String> {
+        let trust_fp = i.trust.map(|t| t.fingerprint.clone()).unwrap_or_default();
+        let policy = tls::policy_fingerprint(i.tls, i.trust);
+        if let Some(c) = self.configs.get(i.id)
+            && c.tls == *i.tls
+            && c.hosts == i.hosts
+            && Arc::ptr_eq(&c.certified, &i.cred.certified)
+            && c.policy_fingerprint == policy
         {
             return Ok(c.config.clone());
         }
-        let session = self.session_for(&fp)?;
-        let verifier = match trust {
-            Some(t) => Some(self.verifier_for(tls_settings, t)?),
-            None => None,
+        let verifier = match i.trust {
+            Some(t) if i.tls.effective_mode().is_mutual() => Some(self.verifier_for(i.tls, t)?),
+            _ => None,
         };
-        let config = tls::server_config(tls_settings, cred, verifier, &session)
-            .map_err(|e| e.to_string())?;
+        let session = self.session_for(&policy, verifier)?;
+        let server = tls::ServerIdentity {
+            id: i.id,
+            hosts: i.hosts,
+        };
+        let config =
+            tls::server_config(server, i.tls, i.cred, &session).map_err(|e| e.to_string())?;
         self.configs.insert(
-            id.to_owned(),
+            i.id.to_owned(),
             CachedConfig {
-                tls: tls_settings.clone(),
-                certified: cred.certified.clone(),
-                trust_fingerprint: fp,
+                tls: i.tls.clone(),
+                hosts: i.hosts.to_vec(),
+                certified: i.cred.certified.clone(),
+                trust_fingerprint: trust_fp,
+                policy_fingerprint: policy,
                 config: config.clone(),
             },
         );
         Ok(config)
     }
 
-    /// Forgets servers that are gone, and trust states nobody uses.
+    /// Forgets servers that are gone, and policies and verifiers nobody uses.
     pub(super) fn retain(&mut self, live: &std::collections::HashSet<String>) {
         self.configs.retain(|k, _| live.contains(k));
-        let used: std::collections::HashSet<&str> = self
+        let policies: std::collections::HashSet<&str> = self
+            .configs
+            .values()
+            .map(|c| c.policy_fingerprint.as_str())
+            .collect();
+        let trusts: std::collections::HashSet<&str> = self
             .configs
             .values()
             .map(|c| c.trust_fingerprint.as_str())
             .collect();
-        self.sessions.retain(|k, _| used.contains(k.as_str()));
-        self.verifiers.retain(|k, _| used.contains(k.0.as_str()));
+        self.sessions.retain(|k, _| policies.contains(k.as_str()));
+        self.verifiers.retain(|k, _| trusts.contains(k.0.as_str()));
     }
 }
 
 /// A server's TLS state from its credential (and client CA for mutual
 /// modes); fails closed with the reason.
 pub(super) fn tls_state(
-    id: &str,
+    (id, hosts): (&str, &[String]),
     tls_settings: &ServerTls,
     credential: Option<&str>,
     sds: &Sds,
@@ -150,7 +170,13 @@ pub(super) fn tls_state(
         } else {
             None
         };
-        compiler.config_for(id, tls_settings, cred, trust)
+        compiler.config_for(&ConfigInputs {
+            id,
+            hosts,
+            tls: tls_settings,
+            cred,
+            trust,
+        })
     })();
     match state {
         Ok(c) => TlsState::Ready(c),
@@ -188,7 +214,7 @@ pub fn with_credentials(
                     return s.clone();
                 }
                 let tls = tls_state(
-                    &s.id,
+                    (s.id.as_str(), s.hosts.as_slice()),
                     &s.tls_settings,
                     s.credential.as_deref(),
                     sds,

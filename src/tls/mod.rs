@@ -3,10 +3,13 @@
 //! table that picks a server after the ClientHello.
 //!
 //! It never offers TLS below 1.2, never serves a default certificate, and
-//! never lets a session resume across servers or across a change of trust.
+//! never lets a session resume across servers, across a change of the
+//! server's client policy, or with a client certificate that the current
+//! policy would refuse (`session.rs`).
 
 mod chain;
 pub mod client;
+mod session;
 pub(crate) mod signed;
 pub mod sni;
 mod verifier;
@@ -15,7 +18,7 @@ use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::CertificateDer;
-use rustls::server::{ProducesTickets, ResolvesServerCert, StoresServerSessions};
+use rustls::server::ResolvesServerCert;
 use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig, SupportedCipherSuite};
 
@@ -23,6 +26,7 @@ use crate::config::gateway::{ServerTls, TlsMode, TlsVersion};
 use crate::crypto::provider;
 use crate::secret::credential::{ServerCredential, TrustBundle};
 
+pub use session::{SessionState, policy_fingerprint};
 pub use verifier::ExtraChecks;
 
 /// Why a server's TLS settings could not be built.
@@ -33,38 +37,6 @@ pub enum TlsError {
     ClientCa(String),
     #[error("{0}")]
     Config(String),
-}
-
-/// Session state shared by one server's successive configs while its trust
-/// does not change, so resumption survives a server-certificate rotation but
-/// never a change of client CA or CRL.
-#[derive(Clone)]
-pub struct SessionState {
-    pub trust_fingerprint: String,
-    pub cache: Arc<dyn StoresServerSessions>,
-    pub ticketer: Arc<dyn ProducesTickets>,
-}
-
-impl std::fmt::Debug for SessionState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionState")
-            .field("trust_fingerprint", &self.trust_fingerprint)
-            .finish_non_exhaustive()
-    }
-}
-
-impl SessionState {
-    pub fn new(trust_fingerprint: String) -> Result<SessionState, TlsError> {
-        Ok(SessionState {
-            trust_fingerprint,
-            // TLS 1.3 and ticket-capable TLS 1.2 clients resume with
-            // stateless tickets; this cache only serves TLS 1.2 session
-            // IDs, so it stays small (it is allocated per server).
-            cache: rustls::server::ServerSessionMemoryCache::new(64),
-            ticketer: rustls::crypto::aws_lc_rs::Ticketer::new()
-                .map_err(|e| TlsError::Config(format!("session tickets: {e}")))?,
-        })
-    }
 }
 
 /// Always the one certificate this server holds.
@@ -200,19 +172,28 @@ pub(crate) fn own_revocation(trust_roots: &[CertificateDer<'static>], crls: &[Cr
 
 type CrlDer = rustls::pki_types::CertificateRevocationListDer<'static>;
 
-/// Builds the `ServerConfig` for one Gateway server. `verifier` is required
-/// for the mutual modes (see [`client_verifier`]).
+/// One Gateway server as its `ServerConfig` knows it: its identity (to
+/// which its sessions are bound) and its TLS settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerIdentity<'a> {
+    pub id: &'a str,
+    pub hosts: &'a [String],
+}
+
+/// Builds the `ServerConfig` for one Gateway server. `session` is its
+/// policy's session state (see [`policy_fingerprint`]); its verifier is
+/// required for the mutual modes (see [`client_verifier`]).
 pub fn server_config(
+    server: ServerIdentity<'_>,
     tls: &ServerTls,
     credential: &ServerCredential,
-    verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
     session: &SessionState,
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let builder = ServerConfig::builder_with_provider(provider_for(tls))
         .with_protocol_versions(&versions(tls))
         .map_err(|e| TlsError::Config(e.to_string()))?;
     let builder = if tls.effective_mode().is_mutual() {
-        let verifier = verifier.ok_or_else(|| {
+        let verifier = session.verifier.clone().ok_or_else(|| {
             TlsError::ClientCa("no client CA (cacert, ca.crt or <credentialName>-cacert)".into())
         })?;
         builder.with_client_cert_verifier(verifier)
@@ -221,8 +202,9 @@ pub fn server_config(
     };
     let mut config = builder.with_cert_resolver(Arc::new(OneCert(credential.certified.clone())));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    config.session_storage = session.cache.clone();
-    config.ticketer = session.ticketer.clone();
+    let bound = session.bound(server.id, server.hosts);
+    config.session_storage = bound.clone();
+    config.ticketer = bound;
     config.send_tls13_tickets = 2;
     Ok(Arc::new(config))
 }

@@ -114,4 +114,65 @@ pub fn read_to_close(
         }
     };
     (got, closed)
+/// What one connection made with a given client config saw: whether its
+/// handshake resumed, what came back for one `GET /`, and the error that
+/// ended it (with TLS 1.3 a refused client certificate shows only here,
+/// as the alert that arrives instead of the answer).
+#[derive(Debug)]
+pub struct Seen {
+    /// `None` when the handshake itself failed.
+    pub resumed: Option<bool>,
+    pub response: String,
+    pub error: Option<String>,
+}
+
+impl Seen {
+    /// Answered 200.
+    pub fn ok(&self) -> bool {
+        self.response.starts_with("HTTP/1.1 200 ")
+    }
+}
+
+/// One connection to `port` with `config` (and so its session cache: a
+/// second call offers to resume), SNI and `Host` `host`, one
+/// `GET / Connection: close`, read until the gateway closes or fails it
+/// (at most 5 s).
+pub fn exchange(config: &Arc<rustls::ClientConfig>, port: u16, host: &str) -> Seen {
+    let name = ServerName::try_from(host.to_owned()).unwrap();
+    let mut conn = ClientConnection::new(Arc::clone(config), name).unwrap();
+    let mut tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let start = Instant::now();
+    while conn.is_handshaking() && start.elapsed() < Duration::from_secs(5) {
+        if let Err(e) = conn.complete_io(&mut tcp) {
+            return Seen {
+                resumed: None,
+                response: String::new(),
+                error: Some(e.to_string()),
+            };
+        }
+    }
+    let resumed = Some(conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed));
+    let mut tls = StreamOwned::new(conn, tcp);
+    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let mut error = tls
+        .write_all(request.as_bytes())
+        .and_then(|()| tls.flush())
+        .err()
+        .map(|e| e.to_string());
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while error.is_none() && start.elapsed() < Duration::from_secs(5) {
+        match tls.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => break,
+            Err(e) => error = Some(e.to_string()),
+        }
+    }
+    Seen {
+        resumed,
+        response: String::from_utf8_lossy(&got).into_owned(),
+        error,
+    }
 }

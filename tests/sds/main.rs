@@ -13,5 +13,6 @@ mod support;
 mod sds_add_host;
 mod sds_bad_push;
 mod sds_ca_removal;
+mod sds_expiry;
 mod sds_file_mount;
 mod sds_rotation;
