@@ -80,12 +80,26 @@ pub struct EdgeArgs {
         value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_CONNECTIONS)
     )]
     pub max_connections: usize,
+    /// Connections in all, every listener together (default: derived from
+    /// the open-files limit, which `run` raises to its hard limit at start:
+    /// (limit - 256) / 2, at most 50,000). At a limit, idle connections are
+    /// closed to make room for new ones.
+    #[arg(
+        long = "max-connections-total",
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_CONNECTIONS)
+    )]
+    pub max_connections_total: Option<usize>,
     /// Proxies in front of gatehouse whose `x-forwarded-for` entries are
     /// trusted (Envoy's `xff_num_trusted_hops`): the client is the Nth
     /// address from the right of the client's `x-forwarded-for`, sent on
     /// as `x-envoy-external-address`. 0: the socket's peer.
     #[arg(long = "trusted-hops", default_value_t = 0, value_parser = RangedU64ValueParser::<u32>::new().range(0..=16))]
     pub trusted_hops: u32,
+    /// HTTP/2 frames that ask for nothing (PING, SETTINGS, RST_STREAM,
+    /// PRIORITY, empty or unknown frames) one connection may send per
+    /// second; over it: GOAWAY ENHANCE_YOUR_CALM and the connection closes.
+    #[arg(long = "h2-max-control-frames", default_value_t = 100, value_parser = RangedU64ValueParser::<u32>::new().range(10..=1_000_000))]
+    pub h2_max_control_frames: u32,
 }
 
 /// A duration flag's value within `1ms..=max` (`max_name` says it).
@@ -117,6 +131,7 @@ impl EdgeArgs {
             upstream_response_timeout: self.upstream_timeout,
             max_connections_per_listener: self.max_connections,
             trusted_hops: self.trusted_hops,
+            h2_max_control_frames: self.h2_max_control_frames,
             ..Settings::default()
         }
     }
@@ -225,11 +240,25 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
         json_log: json,
     };
     let store = ctx.open_store()?;
+    let nofile = runtime::nofile::raise();
+    let mut settings = args.edge.settings();
+    settings.max_connections_total = args
+        .edge
+        .max_connections_total
+        .unwrap_or_else(|| nofile.connection_limit());
+    tracing::info!(
+        soft_before = nofile.soft_before,
+        soft = nofile.soft,
+        hard = nofile.hard,
+        max_connections_total = settings.max_connections_total,
+        max_connections_per_listener = settings.max_connections_per_listener,
+        "open-files limit raised; connection limits set"
+    );
     let process = Process {
         workers: args.workers.unwrap_or_else(runtime::default_workers),
         drain_timeout: args.drain_timeout,
         admin: args.admin,
-        settings: args.edge.settings(),
+        settings,
     };
     runtime::run(process, opts, store)
 }

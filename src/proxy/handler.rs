@@ -40,6 +40,7 @@ pub async fn serve<I>(io: I, info: ConnInfo, shared: Arc<Shared>)
 where
     I: Read + Write + Unpin + Send + 'static,
 {
+    let seats = info.seats.clone();
     let info = Arc::new(info);
     let activity = Arc::new(Activity::default());
     let svc_shared = shared.clone();
@@ -74,6 +75,14 @@ where
             _ = tokio::time::sleep_until(deadline.into()) => {
                 if activity.idle_for(idle) {
                     // HTTP/2 gets a GOAWAY, HTTP/1.1 closes after the current exchange.
+                    conn.as_mut().graceful_shutdown();
+                    break;
+                }
+            }
+            // A new connection needs this one's place: leave if idle.
+            () = seats.asked() => {
+                if activity.quiet() && let Some(shed) = seats.claim() {
+                    tracing::info!(shed, "connection limit reached: idle connection closed to make room");
                     conn.as_mut().graceful_shutdown();
                     break;
                 }
@@ -122,6 +131,11 @@ impl Activity {
             )
     }
 
+    /// No request in flight.
+    fn quiet(&self) -> bool {
+        self.in_flight.load(std::sync::atomic::Ordering::Relaxed) == 0
+    }
+
     fn idle_for(&self, idle: std::time::Duration) -> bool {
         self.in_flight.load(std::sync::atomic::Ordering::Relaxed) == 0
             && self.last().elapsed() >= idle
@@ -156,8 +170,14 @@ pub fn http_builder(s: &super::Settings) -> auto::Builder<TokioExecutor> {
         .initial_stream_window_size(s.h2_stream_window)
         .initial_connection_window_size(s.h2_connection_window)
         .max_header_list_size(u32::try_from(s.max_request_header_bytes).unwrap_or(u32::MAX))
+        // Rapid reset (CVE-2023-44487): streams the client resets before
+        // hyper takes them count here; over it, GOAWAY ENHANCE_YOUR_CALM.
+        // Resets after that are counted by `h2watch` with PINGs and the rest.
         .max_pending_accept_reset_streams(Some(50))
-        .max_local_error_reset_streams(Some(1024));
+        // Streams h2 itself resets for a client's protocol errors.
+        .max_local_error_reset_streams(Some(1024))
+        // A stream buffers at most one window of its response, not 400 KiB.
+        .max_send_buf_size(s.h2_stream_window as usize);
     builder
 }
 

@@ -8,5 +8,7 @@
 mod support;
 
 mod edge_framing;
+mod edge_h2;
 mod edge_hygiene;
+mod edge_overload;
 mod raw;
