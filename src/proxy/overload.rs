@@ -7,8 +7,9 @@
 //! A [`Room`] is a limit (a semaphore of permits) and a way to ask its idle
 //! connections to leave. Open connections wait on one of its [`SHARDS`]
 //! notifiers (by a per-connection number); a new connection that finds the
-//! room full raises `wanted` and wakes one shard at a time, so an ask wakes
-//! about 1/64 of the connections, not all ten thousand. A woken connection
+//! room full raises `wanted` and wakes one shard, then two, four and so on
+//! every 20 ms until it has room, so in a crowded room an ask wakes about
+//! 1/64 of the connections, not all ten thousand. A woken connection
 //! with no request in flight claims one unit of `wanted` and closes
 //! gracefully (HTTP/2 GOAWAY; HTTP/1.1 closed between requests). Nothing
 //! here runs on the request path: a connection looks at its room only when
@@ -80,9 +81,16 @@ impl Room {
         }
         self.wanted.fetch_add(1, Ordering::AcqRel);
         let deadline = tokio::time::Instant::now() + WAIT_FOR_ROOM;
+        // One shard first, then twice as many each time: a crowded room
+        // finds an idle connection at the first ask, a sparse one within
+        // seven (all 64 shards).
+        let mut wake = 1;
         let permit = loop {
-            let shard = self.next.fetch_add(1, Ordering::Relaxed) % SHARDS;
-            self.shards[shard].notify_waiters();
+            for _ in 0..wake {
+                let shard = self.next.fetch_add(1, Ordering::Relaxed) % SHARDS;
+                self.shards[shard].notify_waiters();
+            }
+            wake = (wake * 2).min(SHARDS);
             let step = (tokio::time::Instant::now() + ASK_EVERY).min(deadline);
             match tokio::time::timeout_at(step, self.permits.clone().acquire_owned()).await {
                 Ok(Ok(p)) => break Some(p),

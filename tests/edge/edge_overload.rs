@@ -92,7 +92,19 @@ fn open_idle(
 
 #[test]
 fn with_the_limit_full_of_idle_connections_a_new_client_is_served() {
-    let n = connections_wanted();
+    fill_then_serve_a_new_client(connections_wanted());
+}
+
+/// A sparse room: its few idle connections sit in few of the 64 shards.
+#[test]
+fn with_a_small_limit_full_of_idle_connections_a_new_client_is_served() {
+    fill_then_serve_a_new_client(3);
+}
+
+/// Fills a listener's limit of `n` with idle connections, then asserts a
+/// new client is served, `/ready` answers within 100 ms, and one
+/// connection was shed.
+fn fill_then_serve_a_new_client(n: usize) {
     // Each process (this one, the gateway) holds one socket per connection.
     let need = n as u64 + 512;
     if let Err(why) = enough_files(need) {

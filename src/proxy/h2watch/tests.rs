@@ -81,7 +81,7 @@ async fn pings_through(pings: usize, limit: u32) -> (usize, Vec<u8>, bool) {
         sent.extend(frame(0x6, 0, 0, &[0; 8]));
     }
     client_write.write_all(&sent).await.unwrap();
-    drop(client_write);
+    client_write.shutdown().await.unwrap();
     let mut read = 0;
     let mut buf = vec![0u8; 4096];
     let ended_with_error = loop {
@@ -122,7 +122,7 @@ async fn bytes_that_are_not_http2_are_not_watched() {
     let mut sent = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n".to_vec();
     sent.extend(std::iter::repeat_n(0u8, 1000));
     client_write.write_all(&sent).await.unwrap();
-    drop(client_write);
+    client_write.shutdown().await.unwrap();
     let mut got = Vec::new();
     watched.read_to_end(&mut got).await.unwrap();
     assert_eq!(got, sent);

@@ -22,6 +22,8 @@ async fn a_full_room_sheds_one_idle_connection_for_a_new_one() {
     let idle_a = connection(room.try_enter().unwrap(), true);
     let idle_b = connection(room.try_enter().unwrap(), true);
     assert!(room.try_enter().is_none(), "the room is full");
+    // Let the connections start waiting.
+    tokio::time::sleep(Duration::from_millis(20)).await;
     let seat = tokio::time::timeout(Duration::from_secs(5), room.enter_shedding())
         .await
         .unwrap();
@@ -38,7 +40,7 @@ async fn a_full_room_sheds_one_idle_connection_for_a_new_one() {
     idle_b.abort();
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn with_nothing_idle_a_new_connection_is_refused_in_bounded_time() {
     let room = Room::new(2);
     let a = connection(room.try_enter().unwrap(), false);
