@@ -43,6 +43,7 @@ where
     let seats = info.seats.clone();
     let info = Arc::new(info);
     let activity = Arc::new(Activity::default());
+    let (mut asked_to_leave, _watcher) = watch_for_shedding(seats, activity.clone());
     let svc_shared = shared.clone();
     let svc_activity = activity.clone();
     let service = hyper::service::service_fn(move |req| {
@@ -79,17 +80,48 @@ where
                     break;
                 }
             }
-            // A new connection needs this one's place: leave if idle.
-            () = seats.asked() => {
-                if activity.quiet() && let Some(shed) = seats.claim() {
-                    tracing::info!(shed, "connection limit reached: idle connection closed to make room");
-                    conn.as_mut().graceful_shutdown();
-                    break;
-                }
+            // A new connection needed this one's place while it was idle.
+            Ok(shed) = &mut asked_to_leave => {
+                tracing::info!(shed, "connection limit reached: idle connection closed to make room");
+                conn.as_mut().graceful_shutdown();
+                break;
             }
         }
     }
     let _ = tokio::time::timeout(std::time::Duration::from_secs(30), conn).await;
+}
+
+/// Waits, on a task of its own, for a new connection to need this one's
+/// place (`overload`); if this one is idle then, it claims the shed and
+/// says so on the channel. A task of its own keeps the notifier (and its
+/// lock) off the connection's task, which is woken on every read and write;
+/// the channel is lock-free. The watcher ends when the guard is dropped.
+fn watch_for_shedding(
+    seats: Arc<super::overload::Seats>,
+    activity: Arc<Activity>,
+) -> (tokio::sync::oneshot::Receiver<u64>, AbortOnDrop) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        loop {
+            seats.asked().await;
+            if activity.quiet()
+                && let Some(shed) = seats.claim()
+            {
+                let _ = tx.send(shed);
+                return;
+            }
+        }
+    });
+    (rx, AbortOnDrop(task))
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// When a connection last started or finished a request, and how many it

@@ -12,8 +12,9 @@
 //! 1/64 of the connections, not all ten thousand. A woken connection
 //! with no request in flight claims one unit of `wanted` and closes
 //! gracefully (HTTP/2 GOAWAY; HTTP/1.1 closed between requests). Nothing
-//! here runs on the request path: a connection looks at its room only when
-//! woken.
+//! here runs on the request path: each connection waits on its shard from
+//! a small task of its own (`handler::watch_for_shedding`), and the
+//! connection's task only polls a lock-free channel from it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
