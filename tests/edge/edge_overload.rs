@@ -213,3 +213,54 @@ fn with_nothing_idle_to_close_a_new_connection_is_refused() {
         gw.log()
     );
 }
+
+#[test]
+fn the_default_total_limit_comes_from_the_open_files_limit() {
+    let w = Walkthrough::new();
+    let gw = w.start();
+    // The gateway raises its soft limit to the hard one it inherited.
+    let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .maximum
+        .unwrap_or(1 << 20);
+    let total = (hard.saturating_sub(256) / 2).clamp(1, 50_000);
+    let line = poll("the open-files log line", Duration::from_secs(5), || {
+        gw.log()
+            .lines()
+            .find(|l| l.contains("open-files limit raised"))
+            .map(str::to_owned)
+    });
+    assert!(
+        line.contains(&format!("soft={hard} hard={hard}"))
+            && line.contains(&format!("max_connections_total={total} "))
+            && line.contains("max_connections_per_listener=10000"),
+        "{line}"
+    );
+    // An explicit flag wins.
+    let gw = w
+        .site
+        .start_gateway_with(&[443], &["--max-connections-total", "77"]);
+    let log = gw.log();
+    assert!(log.contains("max_connections_total=77 "), "{log}");
+}
+
+#[test]
+fn connection_and_frame_budget_flags_out_of_range_are_usage_errors() {
+    let w = Walkthrough::new();
+    for (flag, value) in [
+        ("--max-connections-total", "0"),
+        ("--max-connections-total", "10000001"),
+        ("--max-connections-total", "lots"),
+        ("--h2-max-control-frames", "9"),
+        ("--h2-max-control-frames", "1000001"),
+    ] {
+        // A value that got through would start the gateway, which never
+        // exits by itself: the bounded run fails the test.
+        let out = w.site.cli(&["run", "--admin", "127.0.0.1:0", flag, value]);
+        assert_eq!(out.code, Some(1), "{flag} {value}: {out:?}");
+        assert!(
+            out.stderr.starts_with("error: ") && out.stderr.contains(&format!("'{flag} <")),
+            "{flag} {value}: {}",
+            out.stderr
+        );
+    }
+}
