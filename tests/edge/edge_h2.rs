@@ -99,6 +99,7 @@ fn rapid_reset_gets_goaway_and_reaches_the_backend_a_bounded_number_of_times() {
     // forwarded (and cancelled): at most the 100 resets a second of the
     // frame budget plus the 50 pending-accept resets of h2.
     let hits = w.frontend.hits();
+    println!("rapid reset: {sent} streams sent, {hits} reached the backend: {report}");
     assert!(
         hits <= 150,
         "{hits} of {sent} reset streams reached the backend"
@@ -144,6 +145,7 @@ fn settings_ping_priority_and_empty_data_floods_get_goaway() {
         let start = Instant::now();
         let report = flood(&w, port, mode, 100_000);
         assert_calmed(mode, &report, &gw);
+        println!("{mode}: {report}");
         // The server answered at most the budget's worth (100 a second;
         // a flood may straddle two seconds) plus the opening SETTINGS.
         let answered =
