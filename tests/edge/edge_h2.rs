@@ -112,6 +112,29 @@ fn rapid_reset_gets_goaway_and_reaches_the_backend_a_bounded_number_of_times() {
     );
 }
 
+/// Streams reset only after the server took them: h2 does not count those
+/// resets, gatehouse's frame budget does.
+#[test]
+fn resets_of_streams_already_taken_are_counted_too() {
+    let w = Walkthrough::new();
+    let gw = w.start();
+    let port = gw.port(443);
+    let report = flood(&w, port, "slow-reset", 5000);
+    assert_calmed("slow-reset", &report, &gw);
+    let sent = report["sent"].as_u64().unwrap();
+    let hits = w.frontend.hits();
+    println!("slow reset: {sent} streams sent, {hits} reached the backend: {report}");
+    // 100 resets a second: at most about 100 streams, each of which may
+    // have been forwarded before its reset came.
+    assert!(sent <= 150, "{sent} streams were opened and reset");
+    assert!(
+        hits <= 150,
+        "{hits} of {sent} reset streams reached the backend"
+    );
+    assert!(gw.log().contains("HTTP/2 frame flood"), "{}", gw.log());
+    assert_others_served(&w, port);
+}
+
 #[test]
 fn a_continuation_flood_gets_goaway_with_memory_bounded() {
     let w = Walkthrough::new();

