@@ -21,6 +21,8 @@ use arc_swap::ArcSwap;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::oneshot;
 
+pub mod nofile;
+
 use crate::control::{self, RunOptions, Status};
 use crate::proxy::{Settings, Shared};
 use crate::snapshot::Snapshot;

@@ -82,6 +82,15 @@ pub struct EdgeArgs {
         value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_CONNECTIONS)
     )]
     pub max_connections: usize,
+    /// Connections in all, every listener together (default: derived from
+    /// the open-files limit, which `run` raises to its hard limit at start:
+    /// (limit - 256) / 2, at most 50,000). At a limit, idle connections are
+    /// closed to make room for new ones.
+    #[arg(
+        long = "max-connections-total",
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_CONNECTIONS)
+    )]
+    pub max_connections_total: Option<usize>,
     /// Proxies in front of gatehouse whose `x-forwarded-for` entries are
     /// trusted (Envoy's `xff_num_trusted_hops`): the client is the Nth
     /// address from the right of the client's `x-forwarded-for`, sent on
@@ -108,6 +117,15 @@ pub struct EdgeArgs {
     /// client stay pending (connection closed): slow POST and slow read.
     #[arg(long = "stream-idle-timeout", default_value = "300s", value_parser = duration_up_to_24h)]
     pub stream_idle_timeout: Duration,
+    /// Report a serving certificate as EXPIRING (and log a warning) this
+    /// long before its notAfter; 0s: only when it has EXPIRED (0s to 365d).
+    #[arg(long = "expiry-warning", default_value = "7d", value_parser = expiry_warning)]
+    pub expiry_warning: Duration,
+    /// HTTP/2 frames that ask for nothing (PING, SETTINGS, RST_STREAM,
+    /// PRIORITY, empty or unknown frames) one connection may send per
+    /// second; over it: GOAWAY ENHANCE_YOUR_CALM and the connection closes.
+    #[arg(long = "h2-max-control-frames", default_value_t = 100, value_parser = RangedU64ValueParser::<u32>::new().range(10..=1_000_000))]
+    pub h2_max_control_frames: u32,
 }
 
 /// `--headers-with-underscores`.
@@ -154,10 +172,6 @@ fn body_bytes(s: &str) -> Result<u64, String> {
         Some(v) if v <= MAX_BODY => Ok(v),
         _ => Err(format!("{s} is out of range: give 0 (no limit) to 1T")),
     }
-    /// Report a serving certificate as EXPIRING (and log a warning) this
-    /// long before its notAfter; 0s: only when it has EXPIRED (0s to 365d).
-    #[arg(long = "expiry-warning", default_value = "7d", value_parser = expiry_warning)]
-    pub expiry_warning: Duration,
 }
 
 /// A duration flag's value within `1ms..=max` (`max_name` says it).
@@ -212,6 +226,7 @@ impl EdgeArgs {
             headers_with_underscores: self.headers_with_underscores.into(),
             stream_idle_timeout: self.stream_idle_timeout,
             expiry_warning: self.expiry_warning,
+            h2_max_control_frames: self.h2_max_control_frames,
             ..Settings::default()
         }
     }
@@ -320,11 +335,25 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
         json_log: json,
     };
     let store = ctx.open_store()?;
+    let nofile = runtime::nofile::raise();
+    let mut settings = args.edge.settings();
+    settings.max_connections_total = args
+        .edge
+        .max_connections_total
+        .unwrap_or_else(|| nofile.connection_limit());
+    tracing::info!(
+        soft_before = nofile.soft_before,
+        soft = nofile.soft,
+        hard = nofile.hard,
+        max_connections_total = settings.max_connections_total,
+        max_connections_per_listener = settings.max_connections_per_listener,
+        "open-files limit raised; connection limits set"
+    );
     let process = Process {
         workers: args.workers.unwrap_or_else(runtime::default_workers),
         drain_timeout: args.drain_timeout,
         admin: args.admin,
-        settings: args.edge.settings(),
+        settings,
     };
     runtime::run(process, opts, store)
 }

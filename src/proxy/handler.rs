@@ -42,8 +42,10 @@ pub async fn serve<I>(io: I, info: ConnInfo, shared: Arc<Shared>)
 where
     I: Read + Write + Unpin + Send + 'static,
 {
+    let seats = info.seats.clone();
     let info = Arc::new(info);
     let activity = Arc::new(Activity::default());
+    let (mut asked_to_leave, _watcher) = watch_for_shedding(seats, activity.clone());
     let svc_shared = shared.clone();
     let svc_activity = activity.clone();
     let service = hyper::service::service_fn(move |req| {
@@ -82,9 +84,48 @@ where
                     break;
                 }
             }
+            // A new connection needed this one's place while it was idle.
+            Ok(shed) = &mut asked_to_leave => {
+                tracing::info!(shed, "connection limit reached: idle connection closed to make room");
+                conn.as_mut().graceful_shutdown();
+                break;
+            }
         }
     }
     let _ = tokio::time::timeout(std::time::Duration::from_secs(30), conn).await;
+}
+
+/// Waits, on a task of its own, for a new connection to need this one's
+/// place (`overload`); if this one is idle then, it claims the shed and
+/// says so on the channel. A task of its own keeps the notifier (and its
+/// lock) off the connection's task, which is woken on every read and write;
+/// the channel is lock-free. The watcher ends when the guard is dropped.
+fn watch_for_shedding(
+    seats: Arc<super::overload::Seats>,
+    activity: Arc<Activity>,
+) -> (tokio::sync::oneshot::Receiver<u64>, AbortOnDrop) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        loop {
+            seats.asked().await;
+            if activity.quiet()
+                && let Some(shed) = seats.claim()
+            {
+                let _ = tx.send(shed);
+                return;
+            }
+        }
+    });
+    (rx, AbortOnDrop(task))
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// When a connection last started or finished a request, and how many it
@@ -126,6 +167,11 @@ impl Activity {
             )
     }
 
+    /// No request in flight.
+    fn quiet(&self) -> bool {
+        self.in_flight.load(std::sync::atomic::Ordering::Relaxed) == 0
+    }
+
     fn idle_for(&self, idle: std::time::Duration) -> bool {
         self.in_flight.load(std::sync::atomic::Ordering::Relaxed) == 0
             && self.last().elapsed() >= idle
@@ -165,8 +211,14 @@ pub fn http_builder(s: &super::Settings) -> auto::Builder<TokioExecutor> {
         .initial_stream_window_size(s.h2_stream_window)
         .initial_connection_window_size(s.h2_connection_window)
         .max_header_list_size(u32::try_from(s.max_request_header_bytes).unwrap_or(u32::MAX))
+        // Rapid reset (CVE-2023-44487): streams the client resets before
+        // hyper takes them count here; over it, GOAWAY ENHANCE_YOUR_CALM.
+        // Resets after that are counted by `h2watch` with PINGs and the rest.
         .max_pending_accept_reset_streams(Some(50))
-        .max_local_error_reset_streams(Some(1024));
+        // Streams h2 itself resets for a client's protocol errors.
+        .max_local_error_reset_streams(Some(1024))
+        // A stream buffers at most one window of its response, not 400 KiB.
+        .max_send_buf_size(s.h2_stream_window as usize);
     builder
 }
 

@@ -8,8 +8,10 @@
 mod alert;
 pub mod drain;
 mod h1scan;
+mod h2watch;
 mod handler;
 pub mod path;
+pub mod overload;
 pub mod settings;
 mod xfcc;
 
@@ -22,7 +24,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio_rustls::LazyConfigAcceptor;
 
 use crate::snapshot::{Snapshot, TlsState};
@@ -35,7 +37,8 @@ pub struct Shared {
     pub client: Client<HttpConnector, handler::body::ClientBody>,
     pub settings: Settings,
     pub json_log: bool,
-    pub connections: Arc<Semaphore>,
+    /// The process-wide connection limit (see `overload`).
+    pub connections: Arc<overload::Room>,
     /// HTTP/1.1 + HTTP/2 server settings, built once for every connection.
     pub http: hyper_util::server::conn::auto::Builder<TokioExecutor>,
     /// The shutdown switch and the count of open connections.
@@ -58,7 +61,7 @@ impl Shared {
             .pool_max_idle_per_host(64)
             .pool_timer(TokioTimer::new())
             .build(connector);
-        let connections = Arc::new(Semaphore::new(settings.max_connections_total));
+        let connections = overload::Room::new(settings.max_connections_total);
         let http = handler::http_builder(&settings);
         Shared {
             snapshot,
@@ -112,6 +115,9 @@ pub struct ConnInfo {
     pub client_cert: Option<ClientCert>,
     /// HTTP/1 connections: what the byte watch found (see `h1scan`).
     pub h1: Option<Arc<h1scan::Verdicts>>,
+    /// Its places under the connection limits; an idle connection gives
+    /// its place up when a new one needs it (see `overload`).
+    pub seats: Arc<overload::Seats>,
 }
 
 /// The verified client certificate, as forwarded and logged.
@@ -150,7 +156,7 @@ pub async fn serve_listener(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let per_listener = Arc::new(Semaphore::new(shared.settings.max_connections_per_listener));
+    let per_listener = overload::Room::new(shared.settings.max_connections_per_listener);
     let drain = shared.drain.clone();
     let draining = drain.started();
     tokio::pin!(draining);
@@ -168,25 +174,34 @@ pub async fn serve_listener(
                 continue;
             }
         };
-        // Over the limits: refuse at once (close), never queue.
-        let (Ok(p1), Ok(p2)) = (
-            per_listener.clone().try_acquire_owned(),
-            shared.connections.clone().try_acquire_owned(),
-        ) else {
-            tracing::warn!(port, %peer, "connection limit reached; connection refused");
-            continue;
-        };
         let _ = stream.set_nodelay(true);
-        let open = shared.drain.connection();
+        // At a limit, idle connections make room; refused only if none can.
         let shared = shared.clone();
-        tokio::spawn(async move {
-            let _permits = (p1, p2, open);
-            handle_connection(stream, peer, port, shared).await;
-        });
+        let total = shared.connections.clone();
+        overload::admit(
+            stream,
+            peer,
+            port,
+            &per_listener,
+            &total,
+            move |stream, seats| {
+                let open = shared.drain.connection();
+                async move {
+                    handle_connection(stream, peer, port, shared, Arc::new(seats)).await;
+                    drop(open);
+                }
+            },
+        );
     }
 }
 
-async fn handle_connection(stream: TcpStream, peer: SocketAddr, port: u16, shared: Arc<Shared>) {
+async fn handle_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    port: u16,
+    shared: Arc<Shared>,
+    seats: Arc<overload::Seats>,
+) {
     let snapshot = shared.snapshot.load_full();
     let Some(listener) = snapshot.listeners.get(&port).cloned() else {
         return;
@@ -200,6 +215,7 @@ async fn handle_connection(stream: TcpStream, peer: SocketAddr, port: u16, share
             tls: false,
             client_cert: None,
             h1: None,
+            seats,
         };
         serve_watched(stream, info, shared).await;
         return;
@@ -260,9 +276,12 @@ async fn handle_connection(stream: TcpStream, peer: SocketAddr, port: u16, share
         tls: true,
         client_cert,
         h1: None,
+        seats,
     };
     if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-        handler::serve(TokioIo::new(tls), info, shared).await;
+        let limit = shared.settings.h2_max_control_frames;
+        let io = h2watch::Watched::new(tls, peer, limit);
+        handler::serve(TokioIo::new(io), info, shared).await;
     } else {
         serve_watched(tls, info, shared).await;
     }

@@ -21,6 +21,10 @@ pub struct Settings {
     pub h2_max_concurrent_streams: u32,
     pub h2_stream_window: u32,
     pub h2_connection_window: u32,
+    /// HTTP/2 frames that ask for nothing (PING, SETTINGS, RST_STREAM,
+    /// PRIORITY, empty and unknown frames) a client may send per second on
+    /// one connection before it gets GOAWAY ENHANCE_YOUR_CALM (`h2watch`).
+    pub h2_max_control_frames: u32,
     pub max_connections_per_listener: usize,
     pub max_connections_total: usize,
     /// Envoy's `xff_num_trusted_hops`: how many proxies in front of
@@ -40,6 +44,9 @@ pub struct Settings {
     /// Envoy's `stream_idle_timeout`: how long a request body may stall
     /// (slow POST) or a write to the client stay pending (slow read).
     pub stream_idle_timeout: Duration,
+    /// How long before a serving certificate's `notAfter` it is reported
+    /// EXPIRING, with a warning log (0: only EXPIRED is reported).
+    pub expiry_warning: Duration,
 }
 
 /// Envoy's `headers_with_underscores_action`: backends (CGI, many
@@ -54,9 +61,6 @@ pub enum UnderscoreAction {
     Drop,
     /// Forwarded as sent.
     Allow,
-    /// How long before a serving certificate's `notAfter` it is reported
-    /// EXPIRING, with a warning log (0: only EXPIRED is reported).
-    pub expiry_warning: Duration,
 }
 
 impl Default for Settings {
@@ -74,6 +78,7 @@ impl Default for Settings {
             h2_max_concurrent_streams: 100,
             h2_stream_window: 64 * 1024,
             h2_connection_window: 1024 * 1024,
+            h2_max_control_frames: 100,
             max_connections_per_listener: 10_000,
             max_connections_total: 50_000,
             trusted_hops: 0,

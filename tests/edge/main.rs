@@ -13,10 +13,12 @@ mod support;
 
 mod edge_alerts;
 mod edge_framing;
+mod edge_h2;
 mod edge_hygiene;
 mod edge_paths;
 mod edge_xfcc;
 mod edge_limits;
 mod h2py;
 mod edge_resumption;
+mod edge_overload;
 mod raw;
