@@ -10,8 +10,8 @@ pub mod drain;
 mod h1scan;
 mod h2watch;
 mod handler;
-pub mod path;
 pub mod overload;
+pub mod path;
 pub mod settings;
 mod xfcc;
 
@@ -234,22 +234,10 @@ async fn handle_connection(
         }
     };
     let sni = start.client_hello().server_name().map(str::to_owned);
-    // Fail closed: no server for this name, or a server without a usable
-    // credential, ends the handshake with a fatal alert that says which.
-    // There is no default certificate.
-    let Some(server) = listener.server_for_sni(sni.as_deref()).cloned() else {
-        tracing::info!(%peer, sni = sni.as_deref().unwrap_or("-"), "handshake refused: no server for this SNI");
-        alert::refuse(start.io, alert::UNRECOGNIZED_NAME, deadline).await;
+    let Some((start, server, config)) =
+        choose_server(start, &listener, sni.as_deref(), peer, deadline).await
+    else {
         return;
-    };
-    let config = match &server.tls {
-        Some(TlsState::Ready(c)) => c.clone(),
-        Some(TlsState::Unavailable(why)) => {
-            tracing::info!(%peer, server = %server.id, reason = %why, "handshake refused: server has no usable credential");
-            alert::refuse(start.io, alert::HANDSHAKE_FAILURE, deadline).await;
-            return;
-        }
-        None => return alert::refuse(start.io, alert::HANDSHAKE_FAILURE, deadline).await,
     };
     let tls = match tokio::time::timeout_at(deadline.into(), start.into_stream(config)).await {
         Ok(Ok(t)) => t,
@@ -285,6 +273,41 @@ async fn handle_connection(
     } else {
         serve_watched(tls, info, shared).await;
     }
+}
+
+/// The server for the ClientHello's SNI and its TLS config. Fail closed: no
+/// server for this name, or a server without a usable credential, ends the
+/// handshake with a fatal alert that says which. There is no default
+/// certificate.
+async fn choose_server(
+    start: tokio_rustls::StartHandshake<TcpStream>,
+    listener: &crate::snapshot::Listener,
+    sni: Option<&str>,
+    peer: SocketAddr,
+    deadline: Instant,
+) -> Option<(
+    tokio_rustls::StartHandshake<TcpStream>,
+    Arc<crate::snapshot::Server>,
+    Arc<rustls::ServerConfig>,
+)> {
+    let Some(server) = listener.server_for_sni(sni).cloned() else {
+        tracing::info!(%peer, sni = sni.unwrap_or("-"), "handshake refused: no server for this SNI");
+        alert::refuse(start.io, alert::UNRECOGNIZED_NAME, deadline).await;
+        return None;
+    };
+    let config = match &server.tls {
+        Some(TlsState::Ready(c)) => c.clone(),
+        Some(TlsState::Unavailable(why)) => {
+            tracing::info!(%peer, server = %server.id, reason = %why, "handshake refused: server has no usable credential");
+            alert::refuse(start.io, alert::HANDSHAKE_FAILURE, deadline).await;
+            return None;
+        }
+        None => {
+            alert::refuse(start.io, alert::HANDSHAKE_FAILURE, deadline).await;
+            return None;
+        }
+    };
+    Some((start, server, config))
 }
 
 /// Serves an HTTP/1 (or plain-text) connection with its bytes watched for

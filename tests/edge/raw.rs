@@ -114,6 +114,8 @@ pub fn read_to_close(
         }
     };
     (got, closed)
+}
+
 /// What one connection made with a given client config saw: whether its
 /// handshake resumed, what came back for one `GET /`, and the error that
 /// ended it (with TLS 1.3 a refused client certificate shows only here,
