@@ -218,3 +218,7 @@ mod tests {
         assert!(!scan(&r).map(|s| s.untrusted).unwrap_or(true));
     }
 }
+
+#[cfg(test)]
+#[path = "framing_prop.rs"]
+mod prop;
