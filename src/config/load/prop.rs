@@ -322,3 +322,36 @@ proptest! {
         check_load(text, &ns)?;
     }
 }
+
+/// Nesting deep enough to overflow a recursive parser's stack, and an
+/// alias "billion laughs": an error or a value, in bounded time, never a
+/// crash.
+#[test]
+fn deep_nesting_and_alias_bombs_are_answered() {
+    let ns = NamespacePolicy {
+        namespace: "default".into(),
+        explicit: false,
+    };
+    let mut laughs = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+    for (prev, next) in ["a", "b", "c", "d", "e", "f", "g", "h"]
+        .iter()
+        .zip(["b", "c", "d", "e", "f", "g", "h", "i"])
+    {
+        let refs = vec![format!("*{prev}"); 10].join(", ");
+        laughs.push_str(&format!("{next}: &{next} [{refs}]\n"));
+    }
+    for text in [
+        "a: ".to_owned() + &"[".repeat(100_000),
+        "a: ".to_owned() + &"{b: ".repeat(100_000),
+        "- ".repeat(20_000),
+        laughs,
+    ] {
+        let src = Source {
+            name: "deep.yaml".into(),
+            text,
+        };
+        let errors = parse_source(&src, &ns).err().unwrap_or_default();
+        assert!(!errors.is_empty());
+        assert!(errors.iter().all(|e| e.file == "deep.yaml"));
+    }
+}
