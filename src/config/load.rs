@@ -15,6 +15,8 @@ use super::{Kind, Resource, validate};
 use documents::{split_documents, yaml_error};
 
 mod documents;
+#[cfg(test)]
+mod prop;
 
 /// The text of one input file (or stdin), named as the user gave it.
 #[derive(Debug, Clone)]
@@ -120,7 +122,10 @@ pub fn parse_source(src: &Source, ns: &NamespacePolicy) -> Result<Vec<Loaded>, V
                     document: Some(doc.number),
                     object: None,
                     path: None,
-                    message: format!("invalid YAML: {}", yaml_error(&e, doc.first_line)),
+                    message: printable(&format!(
+                        "invalid YAML: {}",
+                        yaml_error(&e, doc.first_line)
+                    )),
                 });
                 continue;
             }
@@ -312,9 +317,9 @@ pub fn parse_document(
     let err = |object: Option<String>, path: Option<String>, message: String| ConfigError {
         file: file.into(),
         document: Some(document),
-        object,
-        path,
-        message: one_line(&message),
+        object: object.as_deref().map(printable),
+        path: path.as_deref().map(printable),
+        message: printable(&one_line(&message)),
     };
     let Header {
         kind,
@@ -344,6 +349,17 @@ pub fn parse_document(
             .into_iter()
             .map(|(p, m)| err(object.clone(), Some(p), m))
             .collect())
+    }
+}
+
+/// Text from a document as an error shows it: escaped when it holds a
+/// control character (a name such as `"a\r\n"`), so that every error stays
+/// one line and a manifest cannot write control sequences to a terminal.
+fn printable(s: &str) -> String {
+    if s.chars().any(char::is_control) {
+        s.escape_debug().to_string()
+    } else {
+        s.to_owned()
     }
 }
 
@@ -446,5 +462,26 @@ mod tests {
         assert!(bad.message.starts_with("invalid YAML: "), "{bad}");
         assert!(bad.message.contains("line 3"), "{bad}");
         assert!(!bad.message.contains('\n'), "{bad}");
+    }
+
+    /// Found by `prop_yaml_edited_manifests_load_or_name_the_file`: a name
+    /// with a control character was shown raw, breaking the one-line error
+    /// (and letting a manifest write to the user's terminal).
+    #[test]
+    fn control_characters_in_a_name_are_shown_escaped() {
+        let src = Source {
+            name: "f.yaml".into(),
+            text: "apiVersion: v1\nkind: Secret\nmetadata: {name: \"a\\r\\n\\e[2J\", namespace: \"b\\0\"}\n".into(),
+        };
+        let ns = NamespacePolicy {
+            namespace: "default".into(),
+            explicit: false,
+        };
+        let errors = parse_source(&src, &ns).unwrap_err();
+        for e in &errors {
+            let shown = e.to_string();
+            assert!(!shown.chars().any(char::is_control), "{shown:?}");
+            assert!(shown.contains(r"(Secret b\0/a\r\n\u{1b}[2J)"), "{shown}");
+        }
     }
 }

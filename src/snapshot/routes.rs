@@ -259,3 +259,7 @@ mod tests {
         assert!(names("other.com").is_empty());
     }
 }
+
+#[cfg(test)]
+#[path = "routes_prop.rs"]
+mod prop;

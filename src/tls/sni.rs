@@ -74,3 +74,7 @@ mod tests {
         assert_eq!(t.lookup(Some("other.com")), Some(3));
     }
 }
+
+#[cfg(test)]
+#[path = "sni_prop.rs"]
+mod prop;

@@ -274,3 +274,26 @@ fn curl_sending_content_length_and_chunked_gets_400_and_reaches_no_backend() {
         .run()
         .assert_body(crate::support::FRONTEND_BODY);
 }
+
+/// Found by the h1scan property test: the byte watch added an earlier
+/// header's digits to `Content-Length` (`X-Pad: 9` then `Content-Length: 0`
+/// read as 90), took the next request's head for body, and so let a
+/// request with both `Content-Length` and `Transfer-Encoding` through.
+#[test]
+fn digits_in_an_earlier_header_do_not_hide_a_smuggled_request() {
+    let w = Walkthrough::new();
+    let gw = w.start();
+    let mut pipelined = req("GET / HTTP/1.1", "X-Pad: 9\r\nContent-Length: 0\r\n\r\n");
+    pipelined.extend(req(
+        "POST / HTTP/1.1",
+        "Content-Length: 30\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    ));
+    let got = raw::send(&w, gw.port(443), FRONTEND, &pipelined);
+    assert_eq!(got.statuses(), [200, 400], "{}", got.text);
+    assert!(got.closed, "{}", got.text);
+    assert_eq!(
+        w.frontend.hits(),
+        1,
+        "only the well-framed request is forwarded"
+    );
+}

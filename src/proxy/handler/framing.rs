@@ -311,3 +311,7 @@ mod tests {
         assert_eq!(left, ["host"]);
     }
 }
+
+#[cfg(test)]
+#[path = "framing_prop.rs"]
+mod prop;

@@ -47,8 +47,39 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts `n` members and waits until every one is healthy.
+    /// Starts `n` members and waits until every one is healthy. The ports
+    /// are picked free but not held until etcd binds them, so another test
+    /// may take one in between: then the cluster starts again on new ports
+    /// (at most three times).
     pub fn start(n: usize) -> Cluster {
+        for _ in 0..2 {
+            let c = Cluster::spawn_all(n);
+            let up = try_poll(HEALTHY_TIMEOUT, || {
+                (0..n).all(|i| c.members[i].healthy()).then_some(())
+            });
+            if up.is_some() {
+                return c;
+            }
+            if !c.lost_a_port() {
+                c.wait_healthy(&(0..n).collect::<Vec<_>>());
+            }
+            eprintln!(
+                "an etcd port was taken by someone else; starting the cluster again on new ports"
+            );
+        }
+        let c = Cluster::spawn_all(n);
+        c.wait_healthy(&(0..n).collect::<Vec<_>>());
+        c
+    }
+
+    /// Whether a member failed because its port was taken meanwhile.
+    fn lost_a_port(&self) -> bool {
+        self.members.iter().any(|m| {
+            std::fs::read_to_string(&m.log).is_ok_and(|l| l.contains("address already in use"))
+        })
+    }
+
+    fn spawn_all(n: usize) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let members: Vec<Member> = (0..n)
             .map(|i| {
@@ -76,7 +107,6 @@ impl Cluster {
         for i in 0..n {
             c.spawn(i);
         }
-        c.wait_healthy(&(0..n).collect::<Vec<_>>());
         c
     }
 
