@@ -119,7 +119,13 @@ pub struct Scanned<I> {
     /// The longest head allowed (`max_request_header_bytes`).
     max_head: usize,
     verdicts: std::sync::Arc<Verdicts>,
+    /// How many of the connection's first bytes matched `PRI ` (the HTTP/2
+    /// preface); past 4 either way, nothing more is compared.
+    opening: usize,
 }
+
+/// The start of the HTTP/2 connection preface (RFC 9113 §3.4).
+const PREFACE: &[u8; 4] = b"PRI ";
 
 impl<I> Scanned<I> {
     pub fn new(io: I, verdicts: std::sync::Arc<Verdicts>, max_head: usize) -> Scanned<I> {
@@ -130,7 +136,26 @@ impl<I> Scanned<I> {
             heads: 0,
             max_head,
             verdicts,
+            opening: 0,
         }
+    }
+
+    /// Whether `new`, the next bytes read, completes an HTTP/2 preface at
+    /// the start of the connection. HTTP/2 comes only by ALPN `h2`: on an
+    /// HTTP/1.1 connection the preface would switch hyper to HTTP/2, past
+    /// both this watch and the HTTP/2 frame budget (`h2watch`).
+    fn opens_with_preface(&mut self, new: &[u8]) -> bool {
+        for &b in new {
+            if self.opening >= PREFACE.len() {
+                break;
+            }
+            if PREFACE.get(self.opening) != Some(&b) {
+                self.opening = usize::MAX;
+                return false;
+            }
+            self.opening += 1;
+        }
+        self.opening == PREFACE.len()
     }
 
     /// Feeds the bytes just read.
@@ -298,10 +323,18 @@ impl<I: AsyncRead + Unpin> AsyncRead for Scanned<I> {
     ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.io).poll_read(cx, buf);
-        if self.state != State::Off
-            && let Some(new) = buf.filled().get(before..)
-        {
-            self.feed(new);
+        let mut preface = false;
+        if let Some(new) = buf.filled().get(before..) {
+            preface = self.opening < PREFACE.len() && self.opens_with_preface(new);
+            if self.state != State::Off {
+                self.feed(new);
+            }
+        }
+        if preface {
+            return Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "an HTTP/2 preface on a connection that did not negotiate h2",
+            )));
         }
         r
     }

@@ -438,6 +438,32 @@ fn upgrade_h2c_is_never_honoured_nor_passed_to_a_backend() {
     assert_eq!(w.frontend.hits(), 2);
 }
 
+/// HTTP/2 only by ALPN: a client that negotiated `http/1.1` (and so is
+/// watched byte by byte as HTTP/1) and then sends the HTTP/2 connection
+/// preface gets no HTTP/2 (no SETTINGS frame back), and nothing reaches a
+/// backend. The preface with a GET after it, in HTTP/2 frames: a SETTINGS
+/// frame, then a HEADERS frame would follow; the preface alone suffices.
+#[test]
+fn an_http2_preface_without_alpn_h2_is_not_served_as_http2() {
+    let w = Walkthrough::new();
+    let gw = w.start();
+    let port = gw.port(443);
+    let mut bytes = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    bytes.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]); // empty SETTINGS
+    let got = raw::send(&w, port, FRONTEND, &bytes);
+    // A server speaking HTTP/2 would answer with its own SETTINGS frame:
+    // 3 length bytes, then type 4. An HTTP/1.1 server answers 4xx/5xx
+    // text or closes.
+    let head = got.text.as_bytes();
+    assert!(
+        head.is_empty() || head.starts_with(b"HTTP/1.1 "),
+        "answered as HTTP/2: {:?}",
+        got.text
+    );
+    assert!(got.closed, "the connection stayed open: {:?}", got.text);
+    assert_eq!(w.backend_hits(), 0);
+}
+
 #[test]
 fn limit_flags_out_of_range_are_usage_errors_naming_the_flag() {
     let site = crate::support::Site::new();

@@ -11,7 +11,7 @@ use crate::support;
 use std::net::TcpListener;
 use std::time::Duration;
 
-use support::{FRONTEND, FRONTEND_BODY, Site, Walkthrough, poll};
+use support::{FRONTEND, FRONTEND_BODY, Site, Walkthrough, poll, try_poll};
 
 /// How many threads of `pid` have the name `name` (as `ps -L` shows).
 fn threads_named(pid: u32, name: &str) -> usize {
@@ -104,7 +104,16 @@ fn workers_sets_the_data_plane_threads_and_the_control_plane_has_its_own() {
             || gw.log().contains(&line).then_some(()),
         );
         let pid = gw.pid();
-        // No traffic yet, so no blocking-pool thread of the data plane.
+        // No traffic yet, so no blocking-pool thread of the data plane. On
+        // a loaded machine the workers may show a moment after the start
+        // line: wait (bounded) for them, then the count must be exact.
+        let seen = try_poll(Duration::from_secs(5), || {
+            (threads_named(pid, "gatehouse-proxy") >= want).then_some(())
+        });
+        assert!(
+            seen.is_some(),
+            "{args:?}: data-plane threads never reached {want}"
+        );
         assert_eq!(
             threads_named(pid, "gatehouse-proxy"),
             want,
