@@ -124,8 +124,9 @@ pub struct Scanned<I> {
     opening: usize,
 }
 
-/// The start of the HTTP/2 connection preface (RFC 9113 §3.4).
-const PREFACE: &[u8; 4] = b"PRI ";
+/// How much of the HTTP/2 connection preface (`PRI `) tells it apart from
+/// any HTTP/1 request line.
+const PREFACE_START: usize = 4;
 
 impl<I> Scanned<I> {
     pub fn new(io: I, verdicts: std::sync::Arc<Verdicts>, max_head: usize) -> Scanned<I> {
@@ -146,16 +147,16 @@ impl<I> Scanned<I> {
     /// both this watch and the HTTP/2 frame budget (`h2watch`).
     fn opens_with_preface(&mut self, new: &[u8]) -> bool {
         for &b in new {
-            if self.opening >= PREFACE.len() {
+            if self.opening >= PREFACE_START {
                 break;
             }
-            if PREFACE.get(self.opening) != Some(&b) {
+            if super::h2watch::PREFACE.get(self.opening) != Some(&b) {
                 self.opening = usize::MAX;
                 return false;
             }
             self.opening += 1;
         }
-        self.opening == PREFACE.len()
+        self.opening == PREFACE_START
     }
 
     /// Feeds the bytes just read.
@@ -325,7 +326,7 @@ impl<I: AsyncRead + Unpin> AsyncRead for Scanned<I> {
         let r = Pin::new(&mut self.io).poll_read(cx, buf);
         let mut preface = false;
         if let Some(new) = buf.filled().get(before..) {
-            preface = self.opening < PREFACE.len() && self.opens_with_preface(new);
+            preface = self.opening < PREFACE_START && self.opens_with_preface(new);
             if self.state != State::Off {
                 self.feed(new);
             }

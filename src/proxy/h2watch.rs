@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// The client connection preface (RFC 9113 §3.4), before the first frame.
-const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+pub(super) const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const FRAME_HEAD_LEN: usize = 9;
 /// GOAWAY's error code for a peer that generates excessive load.
 const ENHANCE_YOUR_CALM: u32 = 0xb;
@@ -118,8 +118,10 @@ fn costs_without_asking(h: Head) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
     Fine,
-    /// Not HTTP/2 after all (no preface): nothing to watch.
-    Off,
+    /// No preface: the client negotiated `h2` and speaks something else
+    /// (HTTP/1.1, which would pass hyper's auto server without the HTTP/1
+    /// byte watch). The connection ends.
+    NotHttp2,
     /// Over budget: the GOAWAY goes out next (this many bytes of it so far).
     Flood(usize),
     /// The GOAWAY is out or could not be: the connection ends.
@@ -168,8 +170,8 @@ impl<I> Watched<I> {
     fn feed(&mut self, bytes: &[u8]) -> usize {
         let skip = (PREFACE.len() - self.preface_seen).min(bytes.len());
         if bytes[..skip] != PREFACE[self.preface_seen..self.preface_seen + skip] {
-            self.verdict = Verdict::Off;
-            return bytes.len();
+            self.verdict = Verdict::NotHttp2;
+            return 0;
         }
         self.preface_seen += skip;
         let Watched {
@@ -256,6 +258,13 @@ impl<I: AsyncWrite + Unpin> Watched<I> {
     }
 }
 
+fn not_http2() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        "negotiated h2 without the HTTP/2 preface",
+    )
+}
+
 impl<I: AsyncRead + AsyncWrite + Unpin> AsyncRead for Watched<I> {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -264,7 +273,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> AsyncRead for Watched<I> {
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         match this.verdict {
-            Verdict::Off => return Pin::new(&mut this.io).poll_read(cx, buf),
+            Verdict::NotHttp2 => return Poll::Ready(Err(not_http2())),
             Verdict::Fine => {}
             Verdict::Flood(_) | Verdict::Done => return this.poll_goaway(cx),
         }
@@ -272,6 +281,10 @@ impl<I: AsyncRead + AsyncWrite + Unpin> AsyncRead for Watched<I> {
         ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
         let passed = this.feed(&buf.filled()[before..]);
         buf.set_filled(before + passed);
+        if this.verdict == Verdict::NotHttp2 {
+            tracing::debug!(client = %this.peer, "ALPN h2 without the HTTP/2 preface: connection closed");
+            return Poll::Ready(Err(not_http2()));
+        }
         if passed == 0 && matches!(this.verdict, Verdict::Flood(_)) {
             return this.poll_goaway(cx);
         }

@@ -15,6 +15,7 @@ mod forward;
 mod framing;
 mod log;
 mod respond;
+mod stall;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -271,7 +272,11 @@ async fn route(
         Err(refusal) => {
             tracing::debug!(client = %info.peer, ?refusal, "request refused before routing");
             let r = refusal.response();
-            return if http1 { respond::close(r) } else { r };
+            if http1 {
+                return respond::close(r);
+            }
+            body::discard(req.into_body());
+            return r;
         }
     };
     if let Some(refused) = admit::unforwardable_identity(info, http1) {
@@ -357,11 +362,8 @@ fn framing_step(
     };
     let scan = scan?;
     // Before routing: matching must see only what the client may say.
-    if scan.untrusted {
-        framing::strip_untrusted(req.headers_mut());
-    }
-    if scan.underscored {
-        framing::strip_underscored(req.headers_mut());
+    if scan.untrusted || scan.underscored {
+        framing::strip(req.headers_mut(), scan.underscored);
     }
     Ok(scan)
 }

@@ -20,8 +20,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::StatusCode;
+use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use tokio::time::{Instant, Sleep};
+
+use super::stall::StallTimer;
 
 /// Why the client's body failed.
 #[derive(Debug)]
@@ -80,6 +82,34 @@ impl ClientBodyError {
     }
 }
 
+/// The most of a refused HTTP/2 request's body that is read and thrown
+/// away (one stream window), and for how long.
+const DISCARD_BYTES: usize = 64 * 1024;
+const DISCARD_FOR: Duration = Duration::from_secs(1);
+
+/// An HTTP/2 request answered before its body was read (a 413 for its
+/// `Content-Length`, a 431): the body is read and thrown away, a stream
+/// window at most and for a second at most, as nginx discards the body of
+/// an early answer. A client still uploading then finishes its stream
+/// instead of meeting RST_STREAM, which some (curl 7.88) report as a
+/// stream error in place of the answer. Past the bound the stream is reset.
+pub fn discard(body: Incoming) {
+    tokio::spawn(async move {
+        let mut body = body;
+        let mut left = DISCARD_BYTES;
+        let drain = async {
+            while let Some(Ok(frame)) = body.frame().await {
+                let n = frame.data_ref().map_or(0, Bytes::len);
+                match left.checked_sub(n) {
+                    Some(l) => left = l,
+                    None => return,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(DISCARD_FOR, drain).await;
+    });
+}
+
 /// The limits a body is read under.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimits {
@@ -97,10 +127,8 @@ pub struct ClientBody {
     rest: Incoming,
     /// Bytes the body may still send.
     left: u64,
-    idle: Duration,
-    /// Armed while a read is pending; made at the first stall only.
-    timer: Option<Pin<Box<Sleep>>>,
-    waiting: bool,
+    /// Armed while a read is pending (slow POST).
+    stall: StallTimer,
 }
 
 impl ClientBody {
@@ -113,9 +141,7 @@ impl ClientBody {
                 0 => u64::MAX,
                 n => n,
             },
-            idle: limits.idle,
-            timer: None,
-            waiting: false,
+            stall: StallTimer::new(limits.idle),
         }
     }
 
@@ -128,26 +154,12 @@ impl ClientBody {
         Ok(body)
     }
 
-    /// The read is pending: arms the idle timer (once per stall) and
-    /// fails when it has run out.
+    /// The read is pending: fails once the stall has lasted the idle time.
     fn stalled(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, ClientBodyError>>> {
-        let deadline = Instant::now() + self.idle;
-        let timer = match &mut self.timer {
-            Some(t) => {
-                if !self.waiting {
-                    t.as_mut().reset(deadline);
-                }
-                t
-            }
-            None => self
-                .timer
-                .insert(Box::pin(tokio::time::sleep_until(deadline))),
-        };
-        self.waiting = true;
-        ready!(timer.as_mut().poll(cx));
+        ready!(self.stall.poll_expired(cx));
         Poll::Ready(Some(Err(ClientBodyError(Fault::Stalled))))
     }
 }
@@ -171,7 +183,7 @@ impl Body for ClientBody {
             }
             Poll::Ready(None) => return Poll::Ready(None),
         };
-        self.waiting = false;
+        self.stall.moved();
         if let Some(d) = frame.data_ref() {
             let n = d.len() as u64;
             if n > self.left {

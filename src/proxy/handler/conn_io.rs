@@ -21,7 +21,8 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use hyper::rt::{Read, ReadBuf, ReadBufCursor, Write};
-use tokio::time::{Instant, Sleep};
+
+use super::stall::StallTimer;
 
 /// The longest a closed connection lingers, reading what the client still sends.
 const LINGER: Duration = Duration::from_secs(2);
@@ -33,19 +34,15 @@ const LINGER_BYTES: usize = 256 * 1024;
 pub(super) struct Guarded<I: Read + Write + Unpin + Send + 'static> {
     /// `None` only once dropped (the lingering close takes it).
     io: Option<I>,
-    idle: Duration,
-    /// Armed while a write is pending; made at the first stall only.
-    timer: Option<Pin<Box<Sleep>>>,
-    waiting: bool,
+    /// Armed while a write is pending (slow read).
+    stall: StallTimer,
 }
 
 impl<I: Read + Write + Unpin + Send + 'static> Guarded<I> {
     pub(super) fn new(io: I, idle: Duration) -> Guarded<I> {
         Guarded {
             io: Some(io),
-            idle,
-            timer: None,
-            waiting: false,
+            stall: StallTimer::new(idle),
         }
     }
 
@@ -59,23 +56,10 @@ impl<I: Read + Write + Unpin + Send + 'static> Guarded<I> {
             return Poll::Ready(Err(std::io::ErrorKind::NotConnected.into()));
         };
         if let Poll::Ready(r) = op(Pin::new(io), cx) {
-            self.waiting = false;
+            self.stall.moved();
             return Poll::Ready(r);
         }
-        let deadline = Instant::now() + self.idle;
-        let timer = match &mut self.timer {
-            Some(t) => {
-                if !self.waiting {
-                    t.as_mut().reset(deadline);
-                }
-                t
-            }
-            None => self
-                .timer
-                .insert(Box::pin(tokio::time::sleep_until(deadline))),
-        };
-        self.waiting = true;
-        ready!(timer.as_mut().poll(cx));
+        ready!(self.stall.poll_expired(cx));
         tracing::debug!("a write to the client stalled past --stream-idle-timeout");
         Poll::Ready(Err(std::io::Error::new(
             std::io::ErrorKind::TimedOut,

@@ -7,7 +7,7 @@
 //! that need the parsed request (the header count, which hyper checks only
 //! on HTTP/1, and a `Content-Length` over `--max-request-body`), and notes
 //! whether the request carries headers only gatehouse or a
-//! trusted proxy may set, which [`strip_untrusted`] then removes before the
+//! trusted proxy may set, which [`strip`] then removes before the
 //! request is routed.
 //!
 //! hyper (httparse) refuses by itself, with 400 and a closed connection,
@@ -147,27 +147,13 @@ fn without_port(authority: &[u8]) -> &[u8] {
     }
 }
 
-/// Removes every header whose name holds `_` (`--headers-with-underscores
-/// drop`). Called only when [`scan`] found one.
-pub(super) fn strip_underscored(headers: &mut HeaderMap) {
-    let names: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| n.as_str().as_bytes().contains(&b'_'))
-        .cloned()
-        .collect();
-    for n in names {
-        headers.remove(n);
-    }
-}
-
-/// Removes every header [`is_untrusted`] names. Called only when [`scan`]
-/// found one, so a clean request pays nothing more.
-pub(super) fn strip_untrusted(headers: &mut HeaderMap) {
-    let names: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| is_untrusted(n))
-        .cloned()
-        .collect();
+/// Removes the headers no route may see: every one [`is_untrusted`]
+/// names and, with `underscored` (`--headers-with-underscores drop`),
+/// every one whose name holds `_`. Called only when [`scan`] found one,
+/// so a clean request pays nothing more.
+pub(super) fn strip(headers: &mut HeaderMap, underscored: bool) {
+    let gone = |n: &HeaderName| is_untrusted(n) || (underscored && n.as_str().contains('_'));
+    let names: Vec<HeaderName> = headers.keys().filter(|n| gone(n)).cloned().collect();
     for n in names {
         headers.remove(n);
     }
@@ -265,7 +251,7 @@ mod tests {
             ],
         );
         assert!(scan(&r, LIMITS).map(|s| s.untrusted).unwrap_or(false));
-        strip_untrusted(r.headers_mut());
+        strip(r.headers_mut(), false);
         let left: Vec<&str> = r.headers().keys().map(HeaderName::as_str).collect();
         assert_eq!(left, ["host", "x-envoyish"]);
         assert!(!scan(&r, LIMITS).map(|s| s.untrusted).unwrap_or(true));
@@ -306,7 +292,7 @@ mod tests {
         let allowed = scan(&under, with(UnderscoreAction::Allow));
         assert!(allowed.is_ok_and(|s| !s.underscored));
         let mut r = under;
-        strip_underscored(r.headers_mut());
+        strip(r.headers_mut(), true);
         let left: Vec<&str> = r.headers().keys().map(HeaderName::as_str).collect();
         assert_eq!(left, ["host"]);
     }

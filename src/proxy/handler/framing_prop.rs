@@ -2,7 +2,7 @@
 //! verdict, never a panic; the verdict is the one a plain reading of RFC
 //! 9112/9110 gives (the model below) and does not depend on header order;
 //! `Content-Length` with `Transfer-Encoding` is always refused; and after
-//! `strip_untrusted` no header only a proxy may set is left, while every
+//! `strip` no header only a proxy may set is left, while every
 //! other header is.
 
 use std::collections::BTreeMap;
@@ -11,7 +11,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{Request, Uri, Version};
 use proptest::prelude::*;
 
-use super::{Limits, is_untrusted, scan as scan_with, strip_untrusted};
+use super::{Limits, is_untrusted, scan as scan_with, strip};
 use crate::proxy::settings::UnderscoreAction;
 
 /// The framing rules alone: no count or body limit (the model does not
@@ -238,7 +238,7 @@ proptest! {
             m
         };
         let before = kept(&r);
-        strip_untrusted(r.headers_mut());
+        strip(r.headers_mut(), false);
         prop_assert!(r.headers().keys().all(|n| !is_untrusted(n)));
         prop_assert_eq!(kept(&r), before);
         if let Ok(s) = found {
