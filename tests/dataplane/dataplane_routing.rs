@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::support;
 use crate::support::{
     Backend, FRONTEND, FRONTEND_BODY, GATEWAY_YAML, INVENTORY, INVENTORY_BODY, START_TIMEOUT,
-    VIRTUAL_SERVICES_YAML, Walkthrough, closed_port, poll, service_entry,
+    Walkthrough, closed_port, frontend_vs_with, poll, service_entry, to_inventory,
 };
 
 /// How soon an applied change must be served.
@@ -84,22 +84,6 @@ fn a_host_nobody_serves_is_not_found() {
     assert_eq!(w.backend_hits(), 0);
 }
 
-/// The walkthrough's frontend VirtualService with `extra` routes first.
-fn frontend_vs(extra: &str) -> String {
-    let (frontend, _) = VIRTUAL_SERVICES_YAML.split_once("---").unwrap();
-    frontend.replacen("  http:\n", &format!("  http:\n{extra}"), 1)
-}
-
-const API_ROUTE: &str = "  - match:
-    - uri:
-        prefix: /api
-    route:
-    - destination:
-        host: inventory.corp-services.svc.cluster.local
-        port:
-          number: 80
-";
-
 const MAINTENANCE_ROUTE: &str = "  - match:
     - uri:
         exact: /
@@ -121,7 +105,10 @@ fn virtual_service_changes_are_served_without_restart() {
         .assert_status(404);
 
     // A second route, to the other backend.
-    w.site.apply("frontend-api.yaml", &frontend_vs(API_ROUTE));
+    w.site.apply(
+        "frontend-api.yaml",
+        &frontend_vs_with(&to_inventory("    - uri:\n        prefix: /api\n")),
+    );
     let applied = Instant::now();
     poll("the /api route to be served", LIVE_WITHIN, || {
         let out = w
@@ -143,7 +130,7 @@ fn virtual_service_changes_are_served_without_restart() {
     // before the change was live reached the backend: count from the
     // first direct response on.)
     w.site
-        .apply("frontend-down.yaml", &frontend_vs(MAINTENANCE_ROUTE));
+        .apply("frontend-down.yaml", &frontend_vs_with(MAINTENANCE_ROUTE));
     poll("the direct response to be served", LIVE_WITHIN, || {
         let out = w.site.walkthrough_curl(FRONTEND, port).run();
         (out.status == 503).then_some(out)
@@ -247,7 +234,7 @@ fn route_timeout_answers_504() {
         &format!(
             "{}---\n{}",
             service_entry("slow", "slow.ux.svc.cluster.local", slow.port()),
-            frontend_vs(
+            frontend_vs_with(
                 "  - match:
     - uri:
         prefix: /slow

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use crate::h2py::{self, H2Request};
 use crate::raw;
-use crate::support::{Backend, FRONTEND, FRONTEND_BODY, INVENTORY_BODY, Walkthrough};
+use crate::support::{
+    Backend, FRONTEND, FRONTEND_BODY, INVENTORY_BODY, Walkthrough, frontend_vs_with, to_inventory,
+};
 
 const HOST: &str = "Host: frontend.foocorp.com\r\n";
 
@@ -251,39 +253,19 @@ fn request_bodies_over_max_request_body_are_413() {
 /// The frontend's VirtualService with a first route, chosen by a header
 /// whose name holds `_`, to the inventory backend: a dropped header must
 /// not steer routing.
-const UNDERSCORE_VS: &str = r#"apiVersion: networking.istio.io/v1alpha3
-kind: VirtualService
-metadata:
-  name: frontend
-spec:
-  hosts:
-  - "frontend.foocorp.com"
-  gateways:
-  - foocorp-gateway
-  http:
-  - match:
-    - headers:
+fn underscore_vs() -> String {
+    frontend_vs_with(&to_inventory(
+        "    - headers:
         x_team:
-          exact: "ops"
-    route:
-    - destination:
-        host: inventory.corp-services.svc.cluster.local
-        port:
-          number: 80
-  - match:
-    - uri:
-        exact: /
-    route:
-    - destination:
-        host: frontend.ux.svc.cluster.local
-        port:
-          number: 80
-"#;
+          exact: \"ops\"
+",
+    ))
+}
 
 #[test]
 fn headers_with_underscores_are_rejected_dropped_or_allowed_as_configured() {
     let w = Walkthrough::new();
-    w.site.apply("underscore-vs.yaml", UNDERSCORE_VS);
+    w.site.apply("underscore-vs.yaml", &underscore_vs());
     let reject = w.start();
     let drop = w
         .site
@@ -464,6 +446,23 @@ fn an_http2_preface_without_alpn_h2_is_not_served_as_http2() {
     assert_eq!(w.backend_hits(), 0);
 }
 
+/// The other way round: a client that negotiated `h2` and then speaks
+/// HTTP/1.1 (which would skip the HTTP/1 byte watch) is closed, and a
+/// request that would be refused anyway (Content-Length with
+/// Transfer-Encoding) reaches no backend.
+#[test]
+fn http1_on_a_connection_that_negotiated_h2_is_closed() {
+    let w = Walkthrough::new();
+    let gw = w.start();
+    let bytes = format!(
+        "POST / HTTP/1.1\r\n{HOST}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    );
+    let got = raw::send_alpn(&w, gw.port(443), FRONTEND, b"h2", bytes.as_bytes());
+    assert!(got.closed, "the connection stayed open: {:?}", got.text);
+    assert!(got.statuses().is_empty(), "answered: {:?}", got.text);
+    assert_eq!(w.backend_hits(), 0);
+}
+
 #[test]
 fn limit_flags_out_of_range_are_usage_errors_naming_the_flag() {
     let site = crate::support::Site::new();
@@ -475,14 +474,6 @@ fn limit_flags_out_of_range_are_usage_errors_naming_the_flag() {
         ("--stream-idle-timeout", "0s"),
         ("--stream-idle-timeout", "25h"),
     ] {
-        // A value that got through would start the gateway, which never
-        // exits by itself: the bounded run fails the test.
-        let out = site.cli(&["run", "--admin", "127.0.0.1:0", flag, value]);
-        assert_eq!(out.code, Some(1), "{flag} {value}: {out:?}");
-        assert!(
-            out.stderr.starts_with("error: ") && out.stderr.contains(&format!("'{flag} <")),
-            "{flag} {value}: {}",
-            out.stderr
-        );
+        site.assert_run_refuses(flag, value);
     }
 }

@@ -7,39 +7,25 @@
 //! itself) and raw bytes.
 
 use crate::raw;
-use crate::support::{FRONTEND, FRONTEND_BODY, INVENTORY_BODY, Walkthrough};
+use crate::support::{
+    FRONTEND, FRONTEND_BODY, INVENTORY_BODY, Walkthrough, frontend_vs_with, to_inventory,
+};
 
 /// The frontend host with an internal `/admin` (the inventory backend),
 /// a public `/public` and `/` (the frontend backend).
-const PATHS_VS: &str = r#"apiVersion: networking.istio.io/v1alpha3
-kind: VirtualService
-metadata:
-  name: frontend
-spec:
-  hosts:
-  - "frontend.foocorp.com"
-  gateways:
-  - foocorp-gateway
-  http:
-  - match:
-    - uri:
-        prefix: /admin
-    route:
-    - destination:
-        host: inventory.corp-services.svc.cluster.local
-        port:
-          number: 80
-  - match:
+fn paths_vs() -> String {
+    let public = "  - match:
     - uri:
         prefix: /public
-    - uri:
-        exact: /
     route:
     - destination:
         host: frontend.ux.svc.cluster.local
         port:
           number: 80
-"#;
+";
+    let admin = to_inventory("    - uri:\n        prefix: /admin\n");
+    frontend_vs_with(&format!("{admin}{public}"))
+}
 
 /// Where a request went: the backend's body and the path (with query) it
 /// received, or a refusal.
@@ -52,7 +38,7 @@ enum Reached {
 
 fn setup() -> Walkthrough {
     let w = Walkthrough::new();
-    w.site.apply("paths-vs.yaml", PATHS_VS);
+    w.site.apply("paths-vs.yaml", &paths_vs());
     w
 }
 
@@ -183,19 +169,7 @@ fn a_backslash_is_never_a_separator() {
 fn path_with_escaped_slashes_takes_only_reject_or_keep() {
     let w = Walkthrough::new();
     for value in ["drop", "unescape", ""] {
-        let out = w.site.cli(&[
-            "run",
-            "--admin",
-            "127.0.0.1:0",
-            "--path-with-escaped-slashes",
-            value,
-        ]);
-        assert_eq!(out.code, Some(1), "{value:?}: {out:?}");
-        assert!(
-            out.stderr.starts_with("error: ")
-                && out.stderr.contains("'--path-with-escaped-slashes <"),
-            "{value:?}: {}",
-            out.stderr
-        );
+        w.site
+            .assert_run_refuses("--path-with-escaped-slashes", value);
     }
 }

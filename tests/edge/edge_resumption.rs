@@ -121,6 +121,34 @@ fn wait_until_refused(c: &Arc<ClientConfig>, port: u16) {
     assert!(done.is_some(), "the new policy was not served within 10 s");
 }
 
+/// A client of each kind (see [`Via`]) presenting `cert`.
+fn clients(site: &Site, cert: Option<(&Path, &Path)>) -> Vec<(Via, Arc<ClientConfig>)> {
+    ALL.map(|v| (v, client(site, v, cert))).into()
+}
+
+/// Every client resumes while the policy is unchanged.
+#[track_caller]
+fn each_resumes(clients: &[(Via, Arc<ClientConfig>)], port: u16) {
+    for (via, c) in clients {
+        resumes_while_unchanged(c, port, *via);
+    }
+}
+
+/// Once the new policy is served, no client resumes, each sees `alert`,
+/// and the backend gets nothing.
+#[track_caller]
+fn each_refused(w: &Walkthrough, clients: &[(Via, Arc<ClientConfig>)], port: u16, alert: &str) {
+    let hits = w.frontend.hits();
+    for (via, c) in clients {
+        not_resumed_and_refused(&connect(c, port), *via, alert);
+    }
+    assert_eq!(
+        w.frontend.hits(),
+        hits,
+        "a refused client reached the backend"
+    );
+}
+
 /// The walkthrough's Gateway with frontend's `mode: MUTUAL` line replaced
 /// by `tls` (the lines of its `tls:` block after `mode`).
 fn frontend_gateway(tls: &str) -> String {
@@ -140,21 +168,11 @@ fn optional_mutual_to_mutual_does_not_resume_a_session_without_a_certificate() {
     );
     let gw = w.start();
     let port = gw.port(443);
-    let clients: Vec<_> = ALL.map(|v| (v, client(&w.site, v, None))).into();
-    for (via, c) in &clients {
-        resumes_while_unchanged(c, port, *via);
-    }
+    let clients = clients(&w.site, None);
+    each_resumes(&clients, port);
     w.site.apply("foocorp/gateway.yaml", GATEWAY_YAML);
     wait_until_refused(&clients[0].1, port);
-    let hits = w.frontend.hits();
-    for (via, c) in &clients {
-        not_resumed_and_refused(&connect(c, port), *via, "CertificateRequired");
-    }
-    assert_eq!(
-        w.frontend.hits(),
-        hits,
-        "a refused client reached the backend"
-    );
+    each_refused(&w, &clients, port, "CertificateRequired");
 }
 
 #[test]
@@ -163,12 +181,8 @@ fn a_tightened_subject_alt_names_list_does_not_resume_an_excluded_client() {
     let gw = w.start();
     let port = gw.port(443);
     let (cert, key) = walkthrough_cert(&w.site);
-    let clients: Vec<_> = ALL
-        .map(|v| (v, client(&w.site, v, Some((&cert, &key)))))
-        .into();
-    for (via, c) in &clients {
-        resumes_while_unchanged(c, port, *via);
-    }
+    let clients = clients(&w.site, Some((&cert, &key)));
+    each_resumes(&clients, port);
     w.site.apply(
         "foocorp/gateway.yaml",
         &frontend_gateway(
@@ -176,15 +190,7 @@ fn a_tightened_subject_alt_names_list_does_not_resume_an_excluded_client() {
         ),
     );
     wait_until_refused(&clients[0].1, port);
-    let hits = w.frontend.hits();
-    for (via, c) in &clients {
-        not_resumed_and_refused(&connect(c, port), *via, "AccessDenied");
-    }
-    assert_eq!(
-        w.frontend.hits(),
-        hits,
-        "a refused client reached the backend"
-    );
+    each_refused(&w, &clients, port, "AccessDenied");
 }
 
 #[test]
@@ -193,12 +199,8 @@ fn a_newly_revoked_client_certificate_does_not_resume() {
     let gw = w.start();
     let port = gw.port(443);
     let (cert, key) = walkthrough_cert(&w.site);
-    let clients: Vec<_> = ALL
-        .map(|v| (v, client(&w.site, v, Some((&cert, &key)))))
-        .into();
-    for (via, c) in &clients {
-        resumes_while_unchanged(c, port, *via);
-    }
+    let clients = clients(&w.site, Some((&cert, &key)));
+    each_resumes(&clients, port);
     // Revoke the client's certificate and put the CRL in the secret, as a
     // user does: `pki revoke`, then `create secret --dry-run -o yaml | apply`.
     let cert_arg = cert.to_str().unwrap();
@@ -212,15 +214,7 @@ fn a_newly_revoked_client_certificate_does_not_resume() {
     let manifest = w.site.cli(&args).ok().stdout;
     w.site.apply("revoked/secret.yaml", &manifest);
     wait_until_refused(&clients[0].1, port);
-    let hits = w.frontend.hits();
-    for (via, c) in &clients {
-        not_resumed_and_refused(&connect(c, port), *via, "CertificateRevoked");
-    }
-    assert_eq!(
-        w.frontend.hits(),
-        hits,
-        "a refused client reached the backend"
-    );
+    each_refused(&w, &clients, port, "CertificateRevoked");
 }
 
 #[test]
@@ -234,27 +228,15 @@ fn an_expired_client_certificate_does_not_resume() {
     spec.not_after = time::OffsetDateTime::now_utc() + valid_for;
     let issued_at = Instant::now();
     let (cert, key) = w.site.issue_client(FRONTEND, "brief-client", &spec);
-    let clients: Vec<_> = ALL
-        .map(|v| (v, client(&w.site, v, Some((&cert, &key)))))
-        .into();
-    for (via, c) in &clients {
-        resumes_while_unchanged(c, port, *via);
-    }
+    let clients = clients(&w.site, Some((&cert, &key)));
+    each_resumes(&clients, port);
     assert!(
         issued_at.elapsed() < valid_for,
         "too slow: the certificate expired before the sessions were made"
     );
     // Past notAfter (whole seconds, inclusive), with a margin.
     std::thread::sleep((valid_for + Duration::from_secs(2)).saturating_sub(issued_at.elapsed()));
-    let hits = w.frontend.hits();
-    for (via, c) in &clients {
-        not_resumed_and_refused(&connect(c, port), *via, "CertificateExpired");
-    }
-    assert_eq!(
-        w.frontend.hits(),
-        hits,
-        "a refused client reached the backend"
-    );
+    each_refused(&w, &clients, port, "CertificateExpired");
     let log = gw.log();
     assert!(
         log.contains("resumption refused")

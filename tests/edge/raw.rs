@@ -37,36 +37,15 @@ impl Raw {
 /// `host`, HTTP/1.1 by ALPN) and reads until the gateway closes, for at
 /// most 5 s.
 pub fn send(w: &Walkthrough, port: u16, host: &str, bytes: &[u8]) -> Raw {
-    let pki = w.site.pki(host);
-    let read = |p: &std::path::Path| std::fs::read(w.site.path(p)).unwrap();
-    let config = gatehouse::tls::client::mtls_config(
-        &read(&pki.ca_chain),
-        Some((&read(&pki.client_cert), &read(&pki.client_key))),
-        &[b"http/1.1"],
-    )
-    .unwrap();
-    let name = ServerName::try_from(host.to_owned()).unwrap();
-    let conn = ClientConnection::new(Arc::clone(&config), name).unwrap();
-    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let mut tls = StreamOwned::new(conn, tcp);
+    send_alpn(w, port, host, b"http/1.1", bytes)
+}
+
+/// As [`send`], offering only `alpn` in the handshake.
+pub fn send_alpn(w: &Walkthrough, port: u16, host: &str, alpn: &[u8], bytes: &[u8]) -> Raw {
+    let mut tls = tls_to(w, port, host, alpn);
     tls.write_all(bytes).unwrap();
     tls.flush().unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    let start = Instant::now();
-    let closed = loop {
-        if start.elapsed() > Duration::from_secs(5) {
-            break false;
-        }
-        match tls.read(&mut buf) {
-            Ok(0) => break true,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(_) => break true,
-        }
-    };
+    let (got, closed) = read_to_close(&mut tls, Duration::from_secs(5));
     Raw {
         text: String::from_utf8_lossy(&got).into_owned(),
         closed,
@@ -77,12 +56,23 @@ pub fn send(w: &Walkthrough, port: u16, host: &str, bytes: &[u8]) -> Raw {
 /// ALPN), for a test that paces its own writes and reads; reads time out
 /// after 200 ms.
 pub fn connect(w: &Walkthrough, port: u16, host: &str) -> StreamOwned<ClientConnection, TcpStream> {
+    tls_to(w, port, host, b"http/1.1")
+}
+
+/// The walkthrough's client of `host` connected to `port`, offering
+/// `alpn`; reads time out after 200 ms.
+fn tls_to(
+    w: &Walkthrough,
+    port: u16,
+    host: &str,
+    alpn: &[u8],
+) -> StreamOwned<ClientConnection, TcpStream> {
     let pki = w.site.pki(host);
     let read = |p: &std::path::Path| std::fs::read(w.site.path(p)).unwrap();
     let config = gatehouse::tls::client::mtls_config(
         &read(&pki.ca_chain),
         Some((&read(&pki.client_cert), &read(&pki.client_key))),
-        &[b"http/1.1"],
+        &[alpn],
     )
     .unwrap();
     let name = ServerName::try_from(host.to_owned()).unwrap();

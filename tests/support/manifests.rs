@@ -1,6 +1,7 @@
-//! Manifests and certificates made in process, for the CLI tests: base64,
-//! the Secret YAML `kubectl create secret` prints, and a fresh server
-//! credential from `gatehouse::pki`.
+//! Manifests and certificates made in process: base64, the Secret YAML
+//! `kubectl create secret` prints, a fresh server credential from
+//! `gatehouse::pki`, and the walkthrough's frontend VirtualService with
+//! routes of a test's own in front.
 
 use base64::Engine;
 
@@ -44,4 +45,19 @@ pub fn issue(host: &str, spec: Option<gatehouse::pki::LeafSpec>) -> Cred {
         key: leaf.key_pem.clone(),
         ca: inter.chain_pem(),
     }
+}
+
+/// The walkthrough's frontend VirtualService with `routes` (entries of
+/// its `http:` list) in front of its own `/` route to the frontend.
+pub fn frontend_vs_with(routes: &str) -> String {
+    let (frontend, _) = super::VIRTUAL_SERVICES_YAML.split_once("---").unwrap();
+    frontend.replacen("  http:\n", &format!("  http:\n{routes}"), 1)
+}
+
+/// An `http:` entry that sends what `matches` (entries of its `match:`
+/// list) matches to the inventory backend.
+pub fn to_inventory(matches: &str) -> String {
+    format!(
+        "  - match:\n{matches}    route:\n    - destination:\n        host: inventory.corp-services.svc.cluster.local\n        port:\n          number: 80\n"
+    )
 }

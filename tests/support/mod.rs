@@ -52,7 +52,7 @@ pub use curl::{Curl, CurlOut};
 #[allow(unused_imports)]
 pub use gateway::Gateway;
 #[allow(unused_imports)]
-pub use manifests::{Cred, b64, issue, kubectl_secret_yaml};
+pub use manifests::{Cred, b64, frontend_vs_with, issue, kubectl_secret_yaml, to_inventory};
 #[allow(unused_imports)]
 pub use process::{Out, command, no_panic, run_bounded, run_bounded_input, this_test};
 #[allow(unused_imports)]

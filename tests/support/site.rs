@@ -87,6 +87,22 @@ impl Site {
         p
     }
 
+    /// `gatehouse run FLAG VALUE` must be a usage error: exit 1 and a
+    /// stderr that starts `error: ` and names the flag. (A value that got
+    /// through would start the gateway, which never exits by itself: the
+    /// bounded run fails the test.) Returns the output for more checks.
+    #[track_caller]
+    pub fn assert_run_refuses(&self, flag: &str, value: &str) -> Out {
+        let out = self.cli(&["run", "--admin", "127.0.0.1:0", flag, value]);
+        assert_eq!(out.code, Some(1), "{flag} {value}: {out:?}");
+        assert!(
+            out.stderr.starts_with("error: ") && out.stderr.contains(&format!("'{flag} <")),
+            "{flag} {value}: want a usage error naming the flag, got {}",
+            out.stderr
+        );
+        out
+    }
+
     /// Writes `yaml` to `rel` and runs `gatehouse apply -f rel`; asserts success.
     #[track_caller]
     pub fn apply(&self, rel: &str, yaml: &str) -> Out {
