@@ -35,7 +35,7 @@ impl Loop {
                         .flat_map(|l| l.servers.iter())
                     {
                         if let Some(c) = s.credential.as_deref() {
-                            by_credential.entry(c).or_default().push(s.id.clone());
+                            by_credential.entry(c).or_default().push(s.id.to_string());
                         }
                     }
                     by_credential

@@ -11,6 +11,7 @@
 mod admit;
 pub(super) mod body;
 mod conn_io;
+pub(crate) mod facts;
 mod forward;
 mod framing;
 mod log;
@@ -33,6 +34,7 @@ use hyper_util::server::conn::auto;
 use super::h1scan::Fault;
 use super::{ConnInfo, Shared};
 use crate::snapshot::routes::{self, Action, RequestView};
+use facts::{Facts, Flag};
 use log::LogLine;
 use respond::local;
 
@@ -225,73 +227,65 @@ pub fn http_builder(s: &super::Settings) -> auto::Builder<TokioExecutor> {
 
 async fn handle(req: Request<Incoming>, info: &ConnInfo, shared: &Shared) -> Response<Body> {
     let host = admit::request_host(&req).unwrap_or_default();
-    let mut upstream = None;
+    let mut facts = Facts::new(Instant::now());
     // With the access log off, a request pays nothing for it.
-    if !tracing::enabled!(target: "access", tracing::Level::INFO) {
-        return route(req, info, shared, &host, &mut upstream).await;
-    }
-    let start = Instant::now();
-    let mut log = LogLine {
+    let log = tracing::enabled!(target: "access", tracing::Level::INFO).then(|| LogLine {
         info,
         host: &host,
         method: req.method().as_str().to_owned(),
         path: req.uri().path().to_owned(),
-        upstream: None,
-    };
+    });
     // The whole-request deadline is enforced where a request can wait: on
     // the upstream (see `forward`), so a request costs one timer, not two.
-    let resp = route(req, info, shared, &host, &mut upstream).await;
-    log.upstream = upstream;
-    let bytes = resp
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    log.emit(resp.status().as_u16(), bytes, start, shared.json_log);
+    let resp = route(req, info, shared, &host, &mut facts).await;
+    if let Some(log) = log {
+        let bytes = resp
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        log.emit(resp.status().as_u16(), bytes, &facts, shared.json_log);
+    }
     resp
 }
 
 /// The request path as named steps: admit (which server, may it be
 /// served here), route (the first matching route of that server), then
 /// respond without a backend (redirect, direct response) or pick an
-/// upstream and forward.
+/// upstream and forward. Each step notes what it learns in `facts`.
 async fn route(
     mut req: Request<Incoming>,
     info: &ConnInfo,
     shared: &Shared,
     host: &str,
-    upstream_used: &mut Option<std::net::SocketAddr>,
+    facts: &mut Facts,
 ) -> Response<Body> {
     let http1 = req.version() < http::Version::HTTP_2;
+    facts.server.clone_from(&info.server_id);
     let scan = match framing_step(&mut req, info, shared, http1) {
         Ok(s) => s,
-        // A request whose framing is in doubt ends its HTTP/1 connection:
-        // where its body ends, and so where the next request starts, is
-        // in doubt too. So does one refused for its size: its body was
-        // never read.
-        Err(refusal) => {
-            tracing::debug!(client = %info.peer, ?refusal, "request refused before routing");
-            let r = refusal.response();
-            if http1 {
-                return respond::close(r);
-            }
-            body::discard(req.into_body());
-            return r;
-        }
+        Err(refusal) => return refuse_unframed(req, info, refusal, http1, facts),
     };
     if let Some(refused) = admit::unforwardable_identity(info, http1) {
         return refused;
     }
     let server = match admit::admit(info, shared, host) {
         Ok(s) => s,
-        Err(refusal) => return refusal.response(),
+        Err(refusal) => {
+            facts.flags.set(refusal.flag());
+            return refusal.response();
+        }
     };
+    facts.server = Some(server.id.clone());
     // The one path both matched and forwarded; the query as sent. (A
     // `Uri` clone shares its bytes: no allocation.)
     let uri = req.uri().clone();
     let path = match super::path::normalize(uri.path(), shared.settings.path_with_escaped_slashes) {
         Ok(p) => p,
-        Err(why) => return local(StatusCode::BAD_REQUEST, &why.to_string()),
+        Err(why) => {
+            facts.flags.set(Flag::DownstreamProtocolError);
+            return local(StatusCode::BAD_REQUEST, &why.to_string());
+        }
     };
     let query = uri.query();
     let scheme = if info.tls { "https" } else { "http" };
@@ -317,17 +311,21 @@ async fn route(
         port: info.port,
     };
     let Some(route) = routes::select(&candidates, &view) else {
+        facts.flags.set(Flag::NoRoute);
         return local(StatusCode::NOT_FOUND, "no route");
     };
+    facts.route = Some(route.id.clone());
     let dests = match &route.action {
         Action::Direct(d) => return respond::direct(d),
         Action::Redirect(rd) => return respond::redirect(rd.code, &respond::location(rd, &origin)),
         Action::Forward(d) => d,
     };
-    let Some(addr) = pick_upstream(dests).await else {
+    let Some((dest, addr)) = pick_upstream(dests).await else {
+        facts.flags.set(Flag::NoHealthyUpstream);
         return local(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream");
     };
-    *upstream_used = Some(addr);
+    facts.destination = Some(dest);
+    facts.upstream = Some(addr);
     let up = forward::Upstream {
         addr,
         route,
@@ -336,7 +334,28 @@ async fn route(
         authority: &authority,
         peek_body: scan.chunked && http1,
     };
-    forward::forward(req, info, shared, up).await
+    forward::forward(req, info, shared, up, facts).await
+}
+
+/// A request refused for its framing or size. One whose framing is in
+/// doubt ends its HTTP/1 connection: where its body ends, and so where
+/// the next request starts, is in doubt too. So does one refused for its
+/// size: its body was never read. (HTTP/2 reads and drops the body.)
+fn refuse_unframed(
+    req: Request<Incoming>,
+    info: &ConnInfo,
+    refusal: admit::Refusal,
+    http1: bool,
+    facts: &mut Facts,
+) -> Response<Body> {
+    tracing::debug!(client = %info.peer, ?refusal, "request refused before routing");
+    facts.flags.set(Flag::DownstreamProtocolError);
+    let r = refusal.response();
+    if http1 {
+        return respond::close(r);
+    }
+    body::discard(req.into_body());
+    r
 }
 
 /// Framing and limits, then the headers no route may see are removed:
@@ -378,7 +397,9 @@ fn limits(s: &super::Settings) -> framing::Limits {
 }
 
 /// A destination by weight, then one of its endpoints.
-async fn pick_upstream(dests: &[routes::WeightedUpstream]) -> Option<std::net::SocketAddr> {
+async fn pick_upstream(
+    dests: &[routes::WeightedUpstream],
+) -> Option<(Arc<crate::upstream::Upstream>, std::net::SocketAddr)> {
     // One random number only when there is a choice to make.
     let n = if dests.len() > 1 {
         let mut b = [0u8; 4];
@@ -389,7 +410,7 @@ async fn pick_upstream(dests: &[routes::WeightedUpstream]) -> Option<std::net::S
     };
     let dest = routes::pick_weighted(dests, n)?;
     match dest.upstream.pick().await {
-        Ok(a) => Some(a),
+        Ok(a) => Some((dest.upstream.clone(), a)),
         Err(e) => {
             tracing::debug!(error = %e, "no upstream endpoint");
             None

@@ -110,14 +110,40 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     pub sni: Option<String>,
     /// `Some` on TLS connections: the server the handshake chose.
-    pub server_id: Option<String>,
+    pub server_id: Option<Arc<str>>,
     pub tls: bool,
+    /// `Some` on TLS connections: what the handshake agreed.
+    pub handshake: Option<Handshake>,
     pub client_cert: Option<ClientCert>,
     /// HTTP/1 connections: what the byte watch found (see `h1scan`).
     pub h1: Option<Arc<h1scan::Verdicts>>,
     /// Its places under the connection limits; an idle connection gives
     /// its place up when a new one needs it (see `overload`).
     pub seats: Arc<overload::Seats>,
+}
+
+/// What a TLS handshake agreed, as logged.
+#[derive(Debug, Clone, Copy)]
+pub struct Handshake {
+    /// `TLSv1_3`, `TLSv1_2`.
+    pub version: &'static str,
+    /// The IANA name of the cipher suite.
+    pub cipher: &'static str,
+    /// Whether a session was resumed (no certificates exchanged).
+    pub resumed: bool,
+}
+
+impl Handshake {
+    fn of(c: &rustls::ServerConnection) -> Handshake {
+        Handshake {
+            version: c.protocol_version().and_then(|v| v.as_str()).unwrap_or("-"),
+            cipher: c
+                .negotiated_cipher_suite()
+                .and_then(|s| s.suite().as_str())
+                .unwrap_or("-"),
+            resumed: c.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+        }
+    }
 }
 
 /// The verified client certificate, as forwarded and logged.
@@ -213,6 +239,7 @@ async fn handle_connection(
             sni: None,
             server_id: None,
             tls: false,
+            handshake: None,
             client_cert: None,
             h1: None,
             seats,
@@ -262,6 +289,7 @@ async fn handle_connection(
         sni,
         server_id: Some(server.id.clone()),
         tls: true,
+        handshake: Some(Handshake::of(tls.get_ref().1)),
         client_cert,
         h1: None,
         seats,

@@ -212,6 +212,7 @@ fn route_table() -> Vec<Route> {
 
 fn route(name: &str, matcher: Matcher) -> Route {
     Route {
+        id: std::sync::Arc::default(),
         name: Some(name.into()),
         matches: vec![RouteMatch {
             uri: Some(UriMatch {

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use super::compiler::{Compiler, tls_state};
-use super::routes::{Action, Route, VirtualHost, WeightedUpstream};
+use super::routes::{Action, Route, RouteId, VirtualHost, WeightedUpstream};
 use super::{Listener, Model, Server, Snapshot};
 use crate::config::checked::route::RouteAction;
 use crate::config::checked::{
@@ -78,6 +78,7 @@ fn index_by_gateway<'m>(
 type Upstreams = HashMap<(String, u16), Arc<Upstream>>;
 
 fn compile_route(
+    id: RouteId,
     r: &HttpRoute,
     entries: &HashMap<&str, &CheckedServiceEntry>,
     upstreams: &mut Upstreams,
@@ -101,6 +102,7 @@ fn compile_route(
         ),
     };
     Route {
+        id: Arc::new(id),
         name: r.name.clone(),
         matches: r.matches.clone(),
         action,
@@ -154,9 +156,18 @@ impl Context<'_> {
             }
             let (entries, upstreams) = (&self.entries, &mut self.upstreams);
             let routes = self.routes_of.entry(vi).or_insert_with(|| {
+                let vs_name: Arc<str> = format!("{}/{}", vs.namespace, vs.name).into();
                 vs.http
                     .iter()
-                    .map(|r| compile_route(r, entries, upstreams))
+                    .enumerate()
+                    .map(|(index, r)| {
+                        let id = RouteId {
+                            virtual_service: vs_name.clone(),
+                            index,
+                            name: r.name.as_deref().map(Arc::from),
+                        };
+                        compile_route(id, r, entries, upstreams)
+                    })
                     .collect()
             });
             vhosts.push(VirtualHost {
@@ -202,7 +213,7 @@ pub fn compile(model: &Model<'_>, sds: &Sds, compiler: &mut Compiler, version: u
             });
             let vhosts = cx.vhosts(gw, s, index);
             ports.entry(s.port).or_default().push(Arc::new(Server {
-                id: s.id.clone(),
+                id: s.id.as_str().into(),
                 hosts,
                 tls,
                 mutual: mode.is_mutual() && mode != TlsMode::OptionalMutual,
@@ -238,7 +249,7 @@ fn listener(port: u16, servers: Vec<Arc<Server>>) -> Listener {
     let mut sni = SniTable::default();
     let mut by_id = HashMap::new();
     for (i, s) in servers.iter().enumerate() {
-        by_id.insert(s.id.clone(), i);
+        by_id.insert(s.id.to_string(), i);
         for h in &s.hosts {
             sni.insert(h, i);
         }

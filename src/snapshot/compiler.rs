@@ -214,7 +214,7 @@ pub fn with_credentials(
                     return s.clone();
                 }
                 let tls = tls_state(
-                    (s.id.as_str(), s.hosts.as_slice()),
+                    (&s.id, s.hosts.as_slice()),
                     &s.tls_settings,
                     s.credential.as_deref(),
                     sds,

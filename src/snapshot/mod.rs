@@ -38,7 +38,7 @@ pub enum TlsState {
 #[derive(Debug)]
 pub struct Server {
     /// `namespace/gateway/port-name`: stable across snapshots.
-    pub id: String,
+    pub id: Arc<str>,
     /// Host patterns (the host part of `ns/host`).
     pub hosts: Vec<String>,
     /// `None` for plain HTTP servers.
@@ -160,7 +160,7 @@ mod tests {
             .iter()
             .map(|h| {
                 Arc::new(Server {
-                    id: (*h).to_owned(),
+                    id: (*h).into(),
                     hosts: vec![(*h).to_owned()],
                     tls: None,
                     mutual: false,
@@ -175,7 +175,7 @@ mod tests {
         let mut by_id = HashMap::new();
         for (i, s) in servers.iter().enumerate() {
             sni.insert(&s.hosts[0], i);
-            by_id.insert(s.id.clone(), i);
+            by_id.insert(s.id.to_string(), i);
         }
         Listener {
             port: 443,

@@ -32,9 +32,33 @@ pub enum Action {
     Direct(DirectResponse),
 }
 
+/// Which `http[]` entry of which VirtualService a route is: what the
+/// access log and the metrics name it by (config-controlled, so the
+/// metrics' label values stay bounded).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct RouteId {
+    /// `namespace/name` of the VirtualService.
+    pub virtual_service: Arc<str>,
+    /// Its position in the VirtualService's `http[]`.
+    pub index: usize,
+    /// The entry's `name`, when it has one.
+    pub name: Option<Arc<str>>,
+}
+
+impl std::fmt::Display for RouteId {
+    /// `namespace/name/index`, or `namespace/name/route-name` when named.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.name {
+            Some(n) => write!(f, "{}/{n}", self.virtual_service),
+            None => write!(f, "{}/{}", self.virtual_service, self.index),
+        }
+    }
+}
+
 /// One compiled `http[]` entry.
 #[derive(Debug, Clone)]
 pub struct Route {
+    pub id: Arc<RouteId>,
     pub name: Option<String>,
     pub matches: Vec<RouteMatch>,
     pub action: Action,
@@ -135,6 +159,7 @@ mod tests {
 
     fn route(name: &str, matches: Vec<RouteMatch>) -> Route {
         Route {
+            id: Arc::default(),
             name: Some(name.into()),
             matches,
             action: Action::Direct(DirectResponse {

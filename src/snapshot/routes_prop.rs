@@ -223,6 +223,7 @@ fn req() -> impl Strategy<Value = Req> {
 
 fn route(name: String, matches: Vec<RouteMatch>) -> Route {
     Route {
+        id: std::sync::Arc::default(),
         name: Some(name),
         matches,
         action: Action::Direct(DirectResponse {

@@ -41,6 +41,15 @@ pub(super) enum Refusal {
 }
 
 impl Refusal {
+    /// Envoy's response flag for it.
+    pub(super) fn flag(self) -> super::facts::Flag {
+        use super::facts::Flag;
+        match self {
+            Refusal::NoRoute | Refusal::ServerGone | Refusal::Misdirected => Flag::NoRoute,
+            _ => Flag::DownstreamProtocolError,
+        }
+    }
+
     pub(super) fn response(self) -> Response<Body> {
         let (status, why) = match self {
             Refusal::MissingHost => (StatusCode::BAD_REQUEST, "missing Host"),

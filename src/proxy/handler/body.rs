@@ -72,6 +72,17 @@ impl ClientBodyError {
         None
     }
 
+    /// Envoy's response flag: the client went away (`DC`), broke the
+    /// body's framing or sent too much (`DPE`), or stalled (`SI`).
+    pub fn flag(&self) -> super::facts::Flag {
+        use super::facts::Flag;
+        match &self.0 {
+            Fault::Client(e) if e.is_incomplete_message() => Flag::DownstreamConnectionTermination,
+            Fault::Client(_) | Fault::TooLarge => Flag::DownstreamProtocolError,
+            Fault::Stalled => Flag::StreamIdleTimeout,
+        }
+    }
+
     /// The answer to the client, and why, for the log and the body.
     pub fn status(&self) -> (StatusCode, &'static str) {
         match self.0 {

@@ -15,6 +15,7 @@ use hyper::body::Incoming;
 use super::super::{ClientCert, ConnInfo, Shared};
 use super::Body;
 use super::body::{BodyLimits, ClientBody, ClientBodyError};
+use super::facts::{Facts, Flag};
 use super::respond::{close, local};
 use crate::snapshot::routes::Route;
 
@@ -111,6 +112,7 @@ fn forwarded_headers(
     info: &ConnInfo,
     outward_host: HeaderValue,
     trusted_hops: u32,
+    facts: &mut Facts,
 ) {
     strip_hop_by_hop(headers);
     headers.insert(header::HOST, outward_host);
@@ -145,9 +147,11 @@ fn forwarded_headers(
     );
     // Generated at the edge: a client-chosen id could collide with or
     // impersonate another request's trace.
-    if let Ok(v) = HeaderValue::from_str(&request_id()) {
+    let id = request_id();
+    if let Ok(v) = HeaderValue::from_str(&id) {
         headers.insert("x-request-id", v);
     }
+    facts.request_id = Some(id);
     // An unrepresentable certificate never gets here (`handler::route`
     // refuses its requests); a value the encoder made is always a valid
     // header value, so nothing is dropped silently.
@@ -178,6 +182,7 @@ pub(super) async fn forward(
     info: &ConnInfo,
     shared: &Shared,
     up: Upstream<'_>,
+    facts: &mut Facts,
 ) -> Response<Body> {
     let route = up.route;
     let new_path = route.upstream_path(up.path);
@@ -199,8 +204,11 @@ pub(super) async fn forward(
         let peek = ClientBody::peeked(body, limits);
         match tokio::time::timeout(shared.settings.request_timeout, peek).await {
             Ok(Ok(b)) => b,
-            Ok(Err(e)) => return bad_body(&e, http1),
-            Err(_) => return local(StatusCode::REQUEST_TIMEOUT, "request timeout"),
+            Ok(Err(e)) => return bad_body(&e, http1, facts),
+            Err(_) => {
+                facts.flags.set(Flag::StreamIdleTimeout);
+                return local(StatusCode::REQUEST_TIMEOUT, "request timeout");
+            }
         }
     } else {
         ClientBody::streamed(body, limits)
@@ -220,41 +228,75 @@ pub(super) async fn forward(
         info,
         outward_host,
         shared.settings.trusted_hops,
+        facts,
     );
     route.request_headers.apply(req.headers_mut());
-    let upstream_timeout = route
-        .timeout
-        .unwrap_or(shared.settings.upstream_response_timeout);
-    let whole_request = shared.settings.request_timeout;
-    let timeout = upstream_timeout.min(whole_request);
-    let mut resp = match tokio::time::timeout(timeout, shared.client.request(req)).await {
-        Err(_) if upstream_timeout <= whole_request => {
-            return local(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout");
-        }
-        Err(_) => return local(StatusCode::REQUEST_TIMEOUT, "request timeout"),
-        Ok(Err(e)) => {
-            if let Some(body) = ClientBodyError::in_chain(&e) {
-                return bad_body(body, http1);
-            }
-            tracing::debug!(error = %e, upstream = %up.addr, "upstream request failed");
-            return local(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "upstream connect error or disconnect/reset before headers",
-            );
-        }
-        Ok(Ok(r)) => r,
+    let mut resp = match send(req, shared, route, up.addr, http1, facts).await {
+        Ok(r) => r,
+        Err(refused) => return refused,
     };
     strip_hop_by_hop(resp.headers_mut());
     route.response_headers.apply(resp.headers_mut());
     resp.map(|b| b.boxed())
 }
 
+/// The request sent under the route's deadline (or the whole-request
+/// one): the backend's answer, or the gateway's for why there is none,
+/// with its response flag and the upstream's time noted in `facts`.
+async fn send(
+    req: Request<ClientBody>,
+    shared: &Shared,
+    route: &Route,
+    addr: SocketAddr,
+    http1: bool,
+    facts: &mut Facts,
+) -> Result<Response<Incoming>, Response<Body>> {
+    let upstream_timeout = route
+        .timeout
+        .unwrap_or(shared.settings.upstream_response_timeout);
+    let whole_request = shared.settings.request_timeout;
+    let timeout = upstream_timeout.min(whole_request);
+    let sent = std::time::Instant::now();
+    let answer = tokio::time::timeout(timeout, shared.client.request(req)).await;
+    facts.upstream_time = Some(sent.elapsed());
+    match answer {
+        Ok(Ok(r)) => Ok(r),
+        Err(_) if upstream_timeout <= whole_request => {
+            facts.flags.set(Flag::UpstreamTimeout);
+            Err(local(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream request timeout",
+            ))
+        }
+        Err(_) => {
+            facts.flags.set(Flag::StreamIdleTimeout);
+            Err(local(StatusCode::REQUEST_TIMEOUT, "request timeout"))
+        }
+        Ok(Err(e)) => {
+            if let Some(body) = ClientBodyError::in_chain(&e) {
+                return Err(bad_body(body, http1, facts));
+            }
+            tracing::debug!(error = %e, upstream = %addr, "upstream request failed");
+            facts.flags.set(if e.is_connect() {
+                Flag::UpstreamConnectFailure
+            } else {
+                Flag::UpstreamConnectionTermination
+            });
+            Err(local(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream connect error or disconnect/reset before headers",
+            ))
+        }
+    }
+}
+
 /// The client's body broke off, was badly framed, grew over the limit or
 /// stalled: its fault, so 400, 413 or 408, and the HTTP/1 connection is
 /// closed (where the body ends, and so its framing, is no longer known).
-fn bad_body(e: &ClientBodyError, http1: bool) -> Response<Body> {
+fn bad_body(e: &ClientBodyError, http1: bool, facts: &mut Facts) -> Response<Body> {
     tracing::debug!(error = %e, "client request body failed");
     let (status, why) = e.status();
+    facts.flags.set(e.flag());
     let r = local(status, why);
     if http1 { close(r) } else { r }
 }
