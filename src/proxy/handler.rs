@@ -15,6 +15,7 @@ pub(crate) mod facts;
 mod forward;
 mod framing;
 mod log;
+mod request_id;
 mod respond;
 mod stall;
 
@@ -234,6 +235,7 @@ async fn handle(req: Request<Incoming>, info: &ConnInfo, shared: &Shared) -> Res
         host: &host,
         method: req.method().as_str().to_owned(),
         path: req.uri().path().to_owned(),
+        version: req.version(),
     });
     // The whole-request deadline is enforced where a request can wait: on
     // the upstream (see `forward`), so a request costs one timer, not two.

@@ -83,6 +83,10 @@ fn subject_and_sans_with_every_delimiter_read_back_exactly() {
     );
     assert_eq!(values(e, "URI"), uris);
     assert_eq!(values(e, "DNS"), dns);
+    // The same facts, kept apart for the access log.
+    assert_eq!(p.sha256, crate::crypto::sha256_hex(&der));
+    assert_eq!(p.uri_sans, uris);
+    assert_eq!(p.dns_sans, dns);
 }
 
 #[test]
