@@ -241,11 +241,16 @@ async fn handle(req: Request<Incoming>, info: &ConnInfo, shared: &Shared) -> Res
     // the upstream (see `forward`), so a request costs one timer, not two.
     let resp = route(req, info, shared, &host, &mut facts).await;
     if let Some(log) = log {
-        let bytes = resp
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
+        // The body's length when known before it is sent: a local
+        // answer's, or a backend's Content-Length.
+        let bytes = hyper::body::Body::size_hint(resp.body())
+            .exact()
+            .or_else(|| {
+                resp.headers()
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+            });
         log.emit(resp.status().as_u16(), bytes, &facts, shared.json_log);
     }
     resp

@@ -527,6 +527,7 @@ fn json_lines_of_answers_without_a_backend_have_flags_and_a_request_id() {
             ("route", json!("-")),
             ("server", json!(SERVER)),
             ("path", json!("/nope")),
+            ("bytes", json!("no route\n".len())),
         ],
     );
     no_upstream(&nr);
@@ -625,7 +626,7 @@ fn text_line_is_one_line_with_the_same_facts() {
         .run()
         .assert_status(404);
     let nr = text_line(&gw, 2);
-    assert_eq!(nr.positional[1..3], ["GET /nope", "404"], "{nr:?}");
+    assert_eq!(nr.positional[1..4], ["GET /nope", "404", "9"], "{nr:?}");
     assert_eq!(nr.get("response_flags"), "NR");
     assert_eq!((nr.get("route"), nr.get("upstream")), ("-", "-"));
     assert_eq!(nr.get("upstream_ms"), "-");
