@@ -165,6 +165,8 @@ proptest! {
         let want_uris: Vec<&str> = if uris.is_empty() { vec![""] } else { uris.iter().map(String::as_str).collect() };
         prop_assert_eq!(values(e, "URI"), want_uris);
         prop_assert_eq!(values(e, "DNS"), dns.iter().map(String::as_str).collect::<Vec<_>>());
+        prop_assert_eq!(&p.uri_sans, &uris);
+        prop_assert_eq!(&p.dns_sans, &dns);
     }
 
     #[test]
