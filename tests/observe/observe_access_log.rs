@@ -671,6 +671,13 @@ fn no_subject_san_or_host_splits_a_text_line_or_adds_a_field() {
     );
     assert_eq!(line.get("client_sha256"), crlf_sha256);
     assert_eq!(line.positional[2], "400");
+    // The refusal's own WARN line quotes the subject too.
+    assert!(
+        gw.log()
+            .contains("subject=\"CN=evil\\\\0D\\\\0A2026-01-01T00:00:00Z  INFO access: forged=3\""),
+        "{}",
+        gw.log()
+    );
 
     let host = "x\" forged=4 \\";
     curl().host_header(host).http1_1().run().assert_status(404);
