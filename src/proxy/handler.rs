@@ -15,6 +15,7 @@ pub(crate) mod facts;
 mod forward;
 mod framing;
 mod log;
+mod request_id;
 mod respond;
 mod stall;
 
@@ -234,16 +235,22 @@ async fn handle(req: Request<Incoming>, info: &ConnInfo, shared: &Shared) -> Res
         host: &host,
         method: req.method().as_str().to_owned(),
         path: req.uri().path().to_owned(),
+        version: req.version(),
     });
     // The whole-request deadline is enforced where a request can wait: on
     // the upstream (see `forward`), so a request costs one timer, not two.
     let resp = route(req, info, shared, &host, &mut facts).await;
     if let Some(log) = log {
-        let bytes = resp
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
+        // The body's length when known before it is sent: a local
+        // answer's, or a backend's Content-Length.
+        let bytes = hyper::body::Body::size_hint(resp.body())
+            .exact()
+            .or_else(|| {
+                resp.headers()
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+            });
         log.emit(resp.status().as_u16(), bytes, &facts, shared.json_log);
     }
     resp

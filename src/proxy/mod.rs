@@ -171,6 +171,23 @@ impl ClientCert {
             ClientCert::Unrepresentable(u) => &u.subject,
         }
     }
+
+    /// SHA-256 of the certificate's DER, lower-case hex.
+    pub fn sha256(&self) -> &str {
+        match self {
+            ClientCert::Forwarded(p) => &p.sha256,
+            ClientCert::Unrepresentable(u) => &u.sha256,
+        }
+    }
+
+    /// The URI and DNS SANs; none for a certificate a header cannot
+    /// carry (its SANs may hold what a log line must not).
+    pub fn sans(&self) -> (&[String], &[String]) {
+        match self {
+            ClientCert::Forwarded(p) => (&p.uri_sans, &p.dns_sans),
+            ClientCert::Unrepresentable(_) => (&[], &[]),
+        }
+    }
 }
 
 /// Accepts connections for one Gateway port until `shutdown` turns true or

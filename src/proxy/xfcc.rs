@@ -26,11 +26,18 @@ use x509_parser::asn1_rs::{Any, Class, Tag};
 use x509_parser::extensions::GeneralName;
 use x509_parser::x509::X509Name;
 
-/// The certificate's facts as forwarded and logged.
+/// The certificate's facts as forwarded and logged, worked out once per
+/// connection (never per request).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerCert {
     /// RFC 2253, as Envoy's `Subject=`.
     pub subject: String,
+    /// SHA-256 of the DER, lower-case hex, as Envoy's `Hash=`.
+    pub sha256: String,
+    /// The URI SANs, in order (each printable ASCII).
+    pub uri_sans: Vec<String>,
+    /// The DNS SANs, in order (each printable ASCII).
+    pub dns_sans: Vec<String>,
     /// The whole `x-forwarded-client-cert` value.
     pub xfcc: String,
 }
@@ -71,15 +78,22 @@ pub fn peer_cert(der: &[u8]) -> Result<PeerCert, Unrepresentable> {
     if uris.is_empty() {
         xfcc.push_str(";URI=");
     }
-    for u in uris {
+    for u in &uris {
         xfcc.push_str(";URI=");
         push_value(u, &mut xfcc);
     }
-    for d in dns {
+    for d in &dns {
         xfcc.push_str(";DNS=");
         push_value(d, &mut xfcc);
     }
-    Ok(PeerCert { subject, xfcc })
+    let owned = |v: Vec<&str>| v.into_iter().map(str::to_owned).collect();
+    Ok(PeerCert {
+        subject,
+        sha256,
+        uri_sans: owned(uris),
+        dns_sans: owned(dns),
+        xfcc,
+    })
 }
 
 /// The URI and DNS names, each printable ASCII; an error names the first

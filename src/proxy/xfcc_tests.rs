@@ -83,6 +83,10 @@ fn subject_and_sans_with_every_delimiter_read_back_exactly() {
     );
     assert_eq!(values(e, "URI"), uris);
     assert_eq!(values(e, "DNS"), dns);
+    // The same facts, kept apart for the access log.
+    assert_eq!(p.sha256, crate::crypto::sha256_hex(&der));
+    assert_eq!(p.uri_sans, uris);
+    assert_eq!(p.dns_sans, dns);
 }
 
 #[test]
@@ -161,6 +165,8 @@ proptest! {
         let want_uris: Vec<&str> = if uris.is_empty() { vec![""] } else { uris.iter().map(String::as_str).collect() };
         prop_assert_eq!(values(e, "URI"), want_uris);
         prop_assert_eq!(values(e, "DNS"), dns.iter().map(String::as_str).collect::<Vec<_>>());
+        prop_assert_eq!(&p.uri_sans, &uris);
+        prop_assert_eq!(&p.dns_sans, &dns);
     }
 
     #[test]

@@ -229,7 +229,7 @@ fn access_log_as_json() {
     assert_eq!(f["path"], "/", "{line}");
     assert_eq!(f["status"], 200, "{line}");
     assert_eq!(f["upstream"], w.frontend.addr.to_string(), "{line}");
-    assert_eq!(f["client_cert"], "CN=frontend.foocorp.com", "{line}");
+    assert_eq!(f["client_subject"], "CN=frontend.foocorp.com", "{line}");
     assert!(f["duration_ms"].as_f64().is_some(), "{line}");
     // Every line is JSON, the SDS push lines included.
     for l in gw.log().lines() {

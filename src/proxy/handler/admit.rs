@@ -134,7 +134,7 @@ pub(super) fn unforwardable_identity(info: &ConnInfo, http1: bool) -> Option<Res
     let Some(ClientCert::Unrepresentable(u)) = &info.client_cert else {
         return None;
     };
-    tracing::warn!(client = %info.peer, sni = info.sni.as_deref().unwrap_or("-"), cert_sha256 = %u.sha256, subject = %u.subject, reason = %u.why, "request refused: the client certificate cannot be forwarded in x-forwarded-client-cert");
+    tracing::warn!(client = %info.peer, sni = info.sni.as_deref().unwrap_or("-"), cert_sha256 = %u.sha256, subject = u.subject.as_str(), reason = u.why.as_str(), "request refused: the client certificate cannot be forwarded in x-forwarded-client-cert");
     let r = local(
         StatusCode::BAD_REQUEST,
         "the client certificate cannot be forwarded",

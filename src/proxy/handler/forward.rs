@@ -51,41 +51,6 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::TRANSFER_ENCODING);
 }
 
-/// A fresh `x-request-id` in UUID form: a random per-process prefix and a
-/// counter, so ids are unique without asking the system for randomness on
-/// every request.
-fn request_id() -> String {
-    use std::sync::OnceLock;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static PREFIX: OnceLock<[u8; 8]> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let prefix = PREFIX.get_or_init(|| {
-        let mut b = [0u8; 8];
-        if aws_lc_rs::rand::fill(&mut b).is_err() {
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            b = (t as u64).to_le_bytes();
-        }
-        b
-    });
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut b = [0u8; 16];
-    b[..8].copy_from_slice(prefix);
-    b[8..].copy_from_slice(&n.to_be_bytes());
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = crate::crypto::hex(&b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
 /// The client's address as Envoy's `xff_num_trusted_hops` decides it:
 /// with `trusted_hops` N > 0 the Nth address from the right of the
 /// client's `x-forwarded-for` (the one the last trusted proxy saw), else,
@@ -147,7 +112,7 @@ fn forwarded_headers(
     );
     // Generated at the edge: a client-chosen id could collide with or
     // impersonate another request's trace.
-    let id = request_id();
+    let id = super::request_id::new();
     if let Ok(v) = HeaderValue::from_str(&id) {
         headers.insert("x-request-id", v);
     }
