@@ -416,3 +416,104 @@ fn proxy_status_is_stale_while_a_replica_is_behind() {
     let out = synced.unwrap_or_else(|| panic!("never SYNCED: {:?}", status(&others)));
     row(&out, &[&admin, "SYNCED"]);
 }
+
+/// The dump's last SDS events, newest first: `(resource, event, reason)`.
+fn sds_events(gw: &Gateway) -> Vec<(String, String, Option<String>)> {
+    let dump = gw.config_dump();
+    dump["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            assert!(
+                time::OffsetDateTime::parse(
+                    e["time"].as_str().unwrap(),
+                    &time::format_description::well_known::Rfc3339
+                )
+                .is_ok(),
+                "{e}"
+            );
+            (
+                e["resource"].as_str().unwrap().to_owned(),
+                e["event"].as_str().unwrap().to_owned(),
+                e["reason"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+/// A push the gateway rejects (a certificate for another host, applied
+/// with `--validate=false`) and a deleted secret show in the dump's
+/// events, newest first, with their reasons, after the pushes at start.
+#[test]
+fn sds_events_show_pushes_rejections_and_removals() {
+    let w = Walkthrough::new();
+    let gw = start(&w);
+    let at_start = sds_events(&gw);
+    for resource in [
+        "frontend-credential",
+        "frontend-credential-cacert",
+        "inventory-credential",
+        "inventory-credential-cacert",
+    ] {
+        assert!(
+            at_start.contains(&(resource.to_owned(), "pushed".to_owned(), None)),
+            "{resource} not pushed: {at_start:?}"
+        );
+    }
+    let other = support::issue("other.example.com", None);
+    let manifest = w.site.frontend_secret_manifest(
+        "push/other",
+        &other.cert,
+        &other.key,
+        &["--validate=false"],
+    );
+    w.site.cli(&["apply", "-f", &manifest]).ok();
+    let after_push = poll("the rejected push in the events", WITHIN, || {
+        let e = sds_events(&gw);
+        e.iter()
+            .any(|(r, ev, _)| r == "frontend-credential" && ev == "rejected")
+            .then_some(e)
+    });
+    // Newest first: what the push did, then what came before.
+    let (pushed, before) = after_push.split_at(after_push.len() - at_start.len());
+    assert_eq!(before, &at_start[..]);
+    let reason = pushed
+        .iter()
+        .find_map(|(r, ev, why)| (r == "frontend-credential" && ev == "rejected").then_some(why))
+        .unwrap()
+        .as_deref()
+        .unwrap();
+    assert!(
+        reason.contains("does not cover host frontend.foocorp.com"),
+        "{reason}"
+    );
+    w.site
+        .cli(&[
+            "delete",
+            "-n",
+            "istio-system",
+            "secret",
+            "inventory-credential",
+        ])
+        .ok();
+    let events = poll("the removals in the events", WITHIN, || {
+        let e = sds_events(&gw);
+        (e.len() >= after_push.len() + 2).then_some(e)
+    });
+    let mut removed: Vec<(&str, &str)> = events[..2]
+        .iter()
+        .map(|(r, ev, _)| (r.as_str(), ev.as_str()))
+        .collect();
+    removed.sort_unstable();
+    assert_eq!(
+        removed,
+        [
+            ("inventory-credential", "removed"),
+            ("inventory-credential-cacert", "removed")
+        ],
+        "{events:?}"
+    );
+    assert!(events[..2].iter().all(|(_, _, why)| why.is_some()));
+    assert_eq!(&events[2..], &after_push[..]);
+}
