@@ -136,11 +136,6 @@ fn handle(req: &Request<Incoming>, status: &Status, draining: bool) -> Response<
             credentials_json(status).to_string(),
             "application/json",
         ),
-        "/config_dump" => respond(
-            StatusCode::OK,
-            config_dump::json(status).to_string(),
-            "application/json",
-        ),
         "/warnings" => respond(
             StatusCode::OK,
             warnings::json(status).to_string(),
@@ -161,6 +156,19 @@ fn handle(req: &Request<Incoming>, status: &Status, draining: bool) -> Response<
     }
 }
 
+/// `/config_dump`: a large config makes a large document, so it is built
+/// on a blocking thread, never on a worker that serves requests.
+async fn config_dump(status: Arc<Status>) -> Response<Full<Bytes>> {
+    match tokio::task::spawn_blocking(move || config_dump::json(&status).to_string()).await {
+        Ok(body) => respond(StatusCode::OK, body, "application/json"),
+        Err(_) => respond(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "config_dump: could not build the dump\n".into(),
+            "text/plain",
+        ),
+    }
+}
+
 /// Serves the admin endpoint on `listener` until the process ends; it
 /// keeps answering while the data plane drains, so `/ready` can say so.
 pub async fn serve(listener: TcpListener, status: Arc<ArcSwap<Status>>, drain: Arc<Drain>) {
@@ -171,10 +179,15 @@ pub async fn serve(listener: TcpListener, status: Arc<ArcSwap<Status>>, drain: A
         let status = status.clone();
         let drain = drain.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let s = status.load();
-                let r = handle(&req, &s, drain.is_draining());
-                async move { Ok::<_, Infallible>(r) }
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let s = status.load_full();
+                let draining = drain.is_draining();
+                async move {
+                    if req.uri().path() == "/config_dump" {
+                        return Ok::<_, Infallible>(config_dump(s).await);
+                    }
+                    Ok(handle(&req, &s, draining))
+                }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), svc)
