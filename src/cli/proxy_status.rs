@@ -85,13 +85,14 @@ pub async fn proxy_status(ctx: &Context, args: ProxyStatusArgs) -> anyhow::Resul
         "STATUS".into(),
     ]];
     let mut details = Vec::new();
+    let mut unreachable = Vec::new();
     let mut all_synced = true;
     for admin in &args.admin {
         let dump = match super::proxy_config::fetch_json(*admin, "/config_dump").await {
             Ok(d) => d,
             Err(e) => {
                 rows.push(vec![admin.to_string(), "-".into(), "UNREACHABLE".into()]);
-                details.push(format!("{admin}: {e:#}"));
+                unreachable.push(format!("{e:#}"));
                 all_synced = false;
                 continue;
             }
@@ -109,6 +110,9 @@ pub async fn proxy_status(ctx: &Context, args: ProxyStatusArgs) -> anyhow::Resul
     print!("{}", render(&rows));
     for d in &details {
         println!("{d}");
+    }
+    for e in &unreachable {
+        eprintln!("error: {}", crate::config::error::one_line(e));
     }
     if all_synced {
         Ok(())

@@ -273,6 +273,14 @@ fn proxy_config_shows_the_walkthrough_and_no_key() {
     );
     no_key_material(&w, &gw);
     let admin = gw.admin().to_string();
+    // A gateway that does not answer: UNREACHABLE, why on stderr, exit 1.
+    let closed = format!("127.0.0.1:{}", support::closed_port());
+    let out = w
+        .site
+        .cli(&["proxy-status", "--admin", &admin, "--admin", &closed]);
+    assert!(out.one_error().contains(&closed), "{out:?}");
+    row(&out.stdout, &[&admin, "SYNCED"]);
+    row(&out.stdout, &[&closed, "UNREACHABLE"]);
     let status = w.site.cli(&["proxy-status", "--admin", &admin]).ok();
     let generation = gw.config_dump()["generation"].to_string();
     assert_eq!(
