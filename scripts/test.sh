@@ -23,6 +23,11 @@ done
 if ! /usr/bin/python3 -c 'import h2' >/dev/null 2>&1 && ! python3 -c 'import h2' >/dev/null 2>&1; then
   need+=(python3-h2)
 fi
+# The observability tests read `proxy-config -o yaml` back with an
+# independent YAML parser: PyYAML, Debian's python3-yaml.
+if ! /usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 && ! python3 -c 'import yaml' >/dev/null 2>&1; then
+  need+=(python3-yaml)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -4,6 +4,8 @@
 //! passes its `notAfter`), and its listeners, as JSON. Loopback only unless
 //! configured otherwise.
 //!
+//! `/config_dump` shows everything it serves at once (`config_dump.rs`).
+//!
 //! It never shows key material: only certificate facts.
 
 use std::convert::Infallible;
@@ -20,6 +22,8 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 pub mod client;
+pub mod config_dump;
+pub mod routes_view;
 pub mod warnings;
 
 use crate::control::Status;
@@ -29,7 +33,13 @@ use crate::secret::sds::{ResourceKind, Status as CredStatus};
 
 /// The JSON of `/credentials`: what `proxy-config secret` prints.
 pub fn credentials_json(status: &Status) -> serde_json::Value {
-    let rows: Vec<_> = status
+    json!({ "snapshot": status.snapshot_version, "credentials": credential_rows(status) })
+}
+
+/// One row per credential resource: its state and its certificates' facts
+/// (never key material).
+pub fn credential_rows(status: &Status) -> Vec<serde_json::Value> {
+    status
         .credentials
         .iter()
         .map(|r| {
@@ -57,6 +67,7 @@ pub fn credentials_json(status: &Status) -> serde_json::Value {
                 "reason": reason,
                 "certs": r.certs.iter().map(|c| json!({
                     "subject": c.subject,
+                    "issuer": c.issuer,
                     "serial": c.serial_hex,
                     "not_before": c.not_before,
                     "not_after": c.not_after,
@@ -64,8 +75,7 @@ pub fn credentials_json(status: &Status) -> serde_json::Value {
                 })).collect::<Vec<_>>(),
             })
         })
-        .collect();
-    json!({ "snapshot": status.snapshot_version, "credentials": rows })
+        .collect()
 }
 
 fn respond(status: StatusCode, body: String, content_type: &'static str) -> Response<Full<Bytes>> {
@@ -146,6 +156,19 @@ fn handle(req: &Request<Incoming>, status: &Status, draining: bool) -> Response<
     }
 }
 
+/// `/config_dump`: a large config makes a large document, so it is built
+/// on a blocking thread, never on a worker that serves requests.
+async fn config_dump(status: Arc<Status>) -> Response<Full<Bytes>> {
+    match tokio::task::spawn_blocking(move || config_dump::json(&status).to_string()).await {
+        Ok(body) => respond(StatusCode::OK, body, "application/json"),
+        Err(_) => respond(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "config_dump: could not build the dump\n".into(),
+            "text/plain",
+        ),
+    }
+}
+
 /// Serves the admin endpoint on `listener` until the process ends; it
 /// keeps answering while the data plane drains, so `/ready` can say so.
 pub async fn serve(listener: TcpListener, status: Arc<ArcSwap<Status>>, drain: Arc<Drain>) {
@@ -156,10 +179,15 @@ pub async fn serve(listener: TcpListener, status: Arc<ArcSwap<Status>>, drain: A
         let status = status.clone();
         let drain = drain.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let s = status.load();
-                let r = handle(&req, &s, drain.is_draining());
-                async move { Ok::<_, Infallible>(r) }
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let s = status.load_full();
+                let draining = drain.is_draining();
+                async move {
+                    if req.uri().path() == "/config_dump" {
+                        return Ok::<_, Infallible>(config_dump(s).await);
+                    }
+                    Ok(handle(&req, &s, draining))
+                }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), svc)

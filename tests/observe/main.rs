@@ -1,6 +1,8 @@
 //! Observability (issue #12), in one binary: the access log, the metrics,
-//! the config dump and the dashboard, each watched through a real gateway
-//! with real clients.
+//! the config dump with `proxy-config` / `proxy-status`, and the
+//! dashboard, each watched through a real gateway (`gatehouse run` on
+//! port 0, and a real etcd cluster for a replica that falls behind) with
+//! real clients.
 //!
 //! Each file is a module under its own name, so a test keeps its name
 //! behind that prefix: `cargo test --test observe observe_access_log::`.
@@ -10,3 +12,4 @@
 mod support;
 
 mod observe_access_log;
+mod observe_config;
