@@ -1,7 +1,8 @@
 //! The admin endpoint: readiness (not ready while starting, while a
 //! listener cannot bind, and from the start of a drain), the credentials
 //! the proxy holds (EXPIRING / EXPIRED when a serving certificate nears or
-//! passes its `notAfter`), and its listeners, as JSON. Loopback only unless
+//! passes its `notAfter`), and its listeners, as JSON; `/metrics` in the
+//! OpenMetrics text format (`crate::metrics`). Loopback only unless
 //! configured otherwise.
 //!
 //! It never shows key material: only certificate facts.
@@ -23,6 +24,7 @@ pub mod client;
 pub mod warnings;
 
 use crate::control::Status;
+use crate::metrics::Metrics;
 use crate::proxy::Drain;
 use crate::secret::credential::rfc3339;
 use crate::secret::sds::{ResourceKind, Status as CredStatus};
@@ -106,8 +108,18 @@ fn ready(status: &Status, draining: bool) -> Response<Full<Bytes>> {
     )
 }
 
-fn handle(req: &Request<Incoming>, status: &Status, draining: bool) -> Response<Full<Bytes>> {
+fn handle(
+    req: &Request<Incoming>,
+    status: &Status,
+    draining: bool,
+    metrics: &Metrics,
+) -> Response<Full<Bytes>> {
     match req.uri().path() {
+        "/metrics" => respond(
+            StatusCode::OK,
+            metrics.encode(status),
+            crate::metrics::CONTENT_TYPE,
+        ),
         "/ready" | "/healthz/ready" => ready(status, draining),
         "/status" => respond(
             StatusCode::OK,
@@ -148,17 +160,23 @@ fn handle(req: &Request<Incoming>, status: &Status, draining: bool) -> Response<
 
 /// Serves the admin endpoint on `listener` until the process ends; it
 /// keeps answering while the data plane drains, so `/ready` can say so.
-pub async fn serve(listener: TcpListener, status: Arc<ArcSwap<Status>>, drain: Arc<Drain>) {
+pub async fn serve(
+    listener: TcpListener,
+    status: Arc<ArcSwap<Status>>,
+    drain: Arc<Drain>,
+    metrics: Arc<Metrics>,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let status = status.clone();
         let drain = drain.clone();
+        let metrics = metrics.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let s = status.load();
-                let r = handle(&req, &s, drain.is_draining());
+                let r = handle(&req, &s, drain.is_draining(), &metrics);
                 async move { Ok::<_, Infallible>(r) }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())

@@ -228,6 +228,7 @@ pub fn http_builder(s: &super::Settings) -> auto::Builder<TokioExecutor> {
 async fn handle(req: Request<Incoming>, info: &ConnInfo, shared: &Shared) -> Response<Body> {
     let host = admit::request_host(&req).unwrap_or_default();
     let mut facts = Facts::new(Instant::now());
+    let method = crate::metrics::MethodClass::of(req.method());
     // With the access log off, a request pays nothing for it.
     let log = tracing::enabled!(target: "access", tracing::Level::INFO).then(|| LogLine {
         info,
@@ -246,6 +247,9 @@ async fn handle(req: Request<Incoming>, info: &ConnInfo, shared: &Shared) -> Res
             .and_then(|v| v.parse().ok());
         log.emit(resp.status().as_u16(), bytes, &facts, shared.json_log);
     }
+    shared
+        .metrics
+        .request(facts, method, resp.status().as_u16());
     resp
 }
 
