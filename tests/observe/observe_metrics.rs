@@ -1,11 +1,12 @@
 //! `GET /metrics` on the admin port of a running walkthrough gateway,
 //! scraped before and after real clients (curl with the walkthrough's
-//! flags, the in-process rustls client, raw TCP) cause each handshake
-//! refusal, requests, connections and SDS events: each counter must move by
-//! exactly what was done, the credential expiry gauges must equal the
-//! served certificates' notAfter, and every scrape is parsed whole by
-//! Python's `prometheus_client` OpenMetrics parser (Debian's
-//! python3-prometheus-client), which fails the test if it refuses a byte.
+//! flags, `openssl s_client`, the in-process rustls client, raw TCP) cause
+//! each handshake refusal, requests, connections and SDS events: each
+//! counter must move by exactly what was done, the credential expiry
+//! gauges must equal the served certificates' notAfter, and every scrape
+//! is parsed whole by Python's `prometheus_client` OpenMetrics parser
+//! (Debian's python3-prometheus-client), which fails the test if it
+//! refuses a byte.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -261,6 +262,21 @@ fn each_refusal_reason_moves_its_counter_and_the_exposition_parses() {
         .run()
         .assert_body(INVENTORY_BODY);
     send_garbage(port);
+    // TLS 1.1, which gatehouse does not speak.
+    let old = site.s_client(
+        port,
+        &[
+            "-servername",
+            FRONTEND,
+            "-tls1_1",
+            "-cipher",
+            "DEFAULT@SECLEVEL=0",
+        ],
+    );
+    assert!(
+        old.code != Some(0) && !old.stdout.contains("-----BEGIN CERTIFICATE-----"),
+        "{old:?}"
+    );
 
     let after = scrape(gw.admin());
     assert_handshakes_moved(
@@ -276,7 +292,7 @@ fn each_refusal_reason_moves_its_counter_and_the_exposition_parses() {
             (FRONTEND_SERVER, "revoked", 1.0),
             (FRONTEND_SERVER, "bad_eku", 1.0),
             (INVENTORY_SERVER, "allow_list_mismatch", 1.0),
-            ("", "protocol", 1.0),
+            ("", "protocol", 2.0),
         ],
     );
     assert_requests_moved(&before, &after);
