@@ -115,7 +115,7 @@ impl Metrics {
         );
         r.register_with_unit(
             "upstream_request_duration",
-            "Time from sending a request upstream to its response headers, by destination host:port",
+            "Time from sending a request upstream to its response headers (or its failure), by destination host:port",
             Unit::Seconds,
             self.upstream_duration.clone(),
         );

@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use crate::support::client::{self, Kind};
 use crate::support::{
-    COMMAND_TIMEOUT, FRONTEND, FRONTEND_BODY, FRONTEND_SERVICE, GATEWAY_YAML, INVENTORY,
-    INVENTORY_BODY, Site, Walkthrough, command, poll, run_bounded_input,
+    Backend, COMMAND_TIMEOUT, FRONTEND, FRONTEND_BODY, FRONTEND_SERVICE, GATEWAY_YAML, INVENTORY,
+    INVENTORY_BODY, Site, Walkthrough, closed_port, command, frontend_vs_with, poll,
+    run_bounded_input, service_entry,
 };
 use gatehouse::pki::LeafSpec;
 
@@ -520,4 +521,94 @@ fn assert_rejection_counted(w: &Walkthrough, admin: SocketAddr) {
     });
     let s = scrape(admin);
     assert_eq!(s.value("gatehouse_sds_pushes_total", &labels), 0.0);
+}
+
+/// A backend that takes each connection, reads the request and closes
+/// without answering, `n` times.
+fn resetting_backend(n: usize) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for _ in 0..n {
+            let Ok((mut s, _)) = listener.accept() else {
+                return;
+            };
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+        }
+    });
+    port
+}
+
+#[test]
+fn upstream_failures_timeouts_and_resets_are_counted_per_destination() {
+    let w = Walkthrough::new();
+    let slow = Backend::slow("too late", Duration::from_secs(5));
+    let reset_port = resetting_backend(1);
+    let route = |name: &str, prefix: &str, host: &str, extra: &str| {
+        format!(
+            "  - name: {name}\n    match:\n    - uri:\n        prefix: {prefix}\n{extra}    route:\n    - destination:\n        host: {host}\n        port:\n          number: 80\n"
+        )
+    };
+    let routes = [
+        route(
+            "slow",
+            "/slow",
+            "slow.ux.svc.cluster.local",
+            "    timeout: 1s\n",
+        ),
+        route("closed", "/closed", "closed.ux.svc.cluster.local", ""),
+        route("reset", "/reset", "reset.ux.svc.cluster.local", ""),
+    ]
+    .concat();
+    w.site.apply(
+        "failing.yaml",
+        &[
+            service_entry("slow", "slow.ux.svc.cluster.local", slow.port()),
+            service_entry("closed", "closed.ux.svc.cluster.local", closed_port()),
+            service_entry("reset", "reset.ux.svc.cluster.local", reset_port),
+            frontend_vs_with(&routes),
+        ]
+        .join("---\n"),
+    );
+    let gw = w.start();
+    let port = gw.port(443);
+    let before = scrape(gw.admin());
+    let curl = |path: &str| w.site.walkthrough_curl(FRONTEND, port).path(path).run();
+    curl("/slow").assert_status(504);
+    curl("/closed").assert_status(503);
+    curl("/reset").assert_status(503);
+    let after = scrape(gw.admin());
+    let delta = |name: &str, labels: &[(&str, &str)]| {
+        after.value(name, labels) - before.value(name, labels)
+    };
+    for (host, failures, timeouts, resets) in [
+        ("slow.ux.svc.cluster.local:80", 0.0, 1.0, 0.0),
+        ("closed.ux.svc.cluster.local:80", 1.0, 0.0, 0.0),
+        ("reset.ux.svc.cluster.local:80", 0.0, 0.0, 1.0),
+    ] {
+        let l = [("upstream", host)];
+        assert_eq!(
+            (
+                delta("gatehouse_upstream_connect_failures_total", &l),
+                delta("gatehouse_upstream_timeouts_total", &l),
+                delta("gatehouse_upstream_resets_total", &l),
+                delta("gatehouse_upstream_request_duration_seconds_count", &l),
+            ),
+            (failures, timeouts, resets, 1.0),
+            "{host}"
+        );
+    }
+    // A named route is labelled by its name.
+    for (route, code) in [("slow", "504"), ("closed", "503"), ("reset", "503")] {
+        let labels = [
+            ("server", FRONTEND_SERVER),
+            ("virtual_service", "default/frontend"),
+            ("route", route),
+            ("method", "GET"),
+            ("code", code),
+        ];
+        assert_eq!(delta("gatehouse_requests_total", &labels), 1.0, "{route}");
+    }
 }
