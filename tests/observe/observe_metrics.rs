@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::support::client::{self, Kind};
@@ -137,7 +137,7 @@ fn gateway_with_inventory_allow_list() -> String {
 /// frontend-credential as the walkthrough makes it, plus a CRL (`ca.crl`)
 /// that revokes a client certificate issued for the purpose; returns that
 /// certificate and its key.
-fn frontend_secret_with_revoked_client(site: &Site) -> (std::path::PathBuf, std::path::PathBuf) {
+fn frontend_secret_with_revoked_client(site: &Site) -> (PathBuf, PathBuf) {
     let pki = site.pki(FRONTEND);
     site.cli(&["pki", "client", FRONTEND, "revoked-client", "--out", "."])
         .ok();
@@ -208,29 +208,40 @@ fn assert_handshakes_moved(before: &Scrape, after: &Scrape, want: &[(&str, &str,
     assert_eq!(deltas, want, "handshake counters moved otherwise");
 }
 
-#[test]
-fn each_refusal_reason_moves_its_counter_and_the_exposition_parses() {
+/// The client certificates the walkthrough does not make, each refused
+/// for its own reason: `(cert, key)` paths relative to the site.
+struct Refusable {
+    revoked: (PathBuf, PathBuf),
+    expired: (PathBuf, PathBuf),
+    server_only: (PathBuf, PathBuf),
+    /// From inventory's CA, with a SAN outside its `subjectAltNames`.
+    stranger: (PathBuf, PathBuf),
+}
+
+/// The walkthrough with frontend's CRL and inventory's allow-list, and the
+/// certificates each refusal needs.
+fn refusing_walkthrough() -> (Walkthrough, Refusable) {
     let w = Walkthrough::with_secrets(&[INVENTORY]);
-    let (revoked_cert, revoked_key) = frontend_secret_with_revoked_client(&w.site);
+    let revoked = frontend_secret_with_revoked_client(&w.site);
     w.site
         .apply("foocorp/gateway.yaml", &gateway_with_inventory_allow_list());
-    let (expired_cert, expired_key) =
-        w.site
-            .issue_client(FRONTEND, "expired", &LeafSpec::client("expired").expired());
+    let expired = LeafSpec::client("expired").expired();
     let server_only = LeafSpec::client("server-only")
         .client_auth(false)
         .server_auth(true);
-    let (eku_cert, eku_key) = w.site.issue_client(FRONTEND, "server-only", &server_only);
     let stranger = LeafSpec::client("stranger.foocorp.com");
-    let (stranger_cert, stranger_key) = w.site.issue_client(INVENTORY, "stranger", &stranger);
-    let gw = w.start();
-    let port = gw.port(443);
-    let before = scrape(gw.admin());
+    let certs = Refusable {
+        revoked,
+        expired: w.site.issue_client(FRONTEND, "expired", &expired),
+        server_only: w.site.issue_client(FRONTEND, "server-only", &server_only),
+        stranger: w.site.issue_client(INVENTORY, "stranger", &stranger),
+    };
+    (w, certs)
+}
 
-    let site = &w.site;
+/// One handshake refused for each reason, each seen refused by its client.
+fn cause_each_refusal(site: &Site, port: u16, certs: &Refusable) {
     let front = || site.walkthrough_curl(FRONTEND, port);
-    front().run().assert_body(FRONTEND_BODY);
-    front().host_header(INVENTORY).run().assert_status(421);
     let unknown = "unknown.foocorp.com";
     site.curl(&format!("https://{unknown}:{port}/"))
         .resolve(unknown, port)
@@ -239,29 +250,20 @@ fn each_refusal_reason_moves_its_counter_and_the_exposition_parses() {
         .assert_refused();
     front().no_client_cert().run().assert_refused();
     let inv = site.pki(INVENTORY);
-    front()
-        .client_cert(&inv.client_cert, &inv.client_key)
-        .run()
-        .assert_refused();
-    front()
-        .client_cert(&expired_cert, &expired_key)
-        .run()
-        .assert_refused();
-    front()
-        .client_cert(&revoked_cert, &revoked_key)
-        .run()
-        .assert_refused();
-    front()
-        .client_cert(&eku_cert, &eku_key)
-        .run()
-        .assert_refused();
+    let other_ca = (inv.client_cert, inv.client_key);
+    for (cert, key) in [
+        &other_ca,
+        &certs.expired,
+        &certs.revoked,
+        &certs.server_only,
+    ] {
+        front().client_cert(cert, key).run().assert_refused();
+    }
+    let (cert, key) = &certs.stranger;
     site.walkthrough_curl(INVENTORY, port)
-        .client_cert(&stranger_cert, &stranger_key)
+        .client_cert(cert, key)
         .run()
         .assert_refused();
-    site.walkthrough_curl(INVENTORY, port)
-        .run()
-        .assert_body(INVENTORY_BODY);
     send_garbage(port);
     // TLS 1.1, which gatehouse does not speak.
     let old = site.s_client(
@@ -278,6 +280,23 @@ fn each_refusal_reason_moves_its_counter_and_the_exposition_parses() {
         old.code != Some(0) && !old.stdout.contains("-----BEGIN CERTIFICATE-----"),
         "{old:?}"
     );
+}
+
+#[test]
+fn each_refusal_reason_moves_its_counter_and_the_exposition_parses() {
+    let (w, certs) = refusing_walkthrough();
+    let gw = w.start();
+    let port = gw.port(443);
+    let before = scrape(gw.admin());
+
+    let site = &w.site;
+    let front = || site.walkthrough_curl(FRONTEND, port);
+    front().run().assert_body(FRONTEND_BODY);
+    front().host_header(INVENTORY).run().assert_status(421);
+    site.walkthrough_curl(INVENTORY, port)
+        .run()
+        .assert_body(INVENTORY_BODY);
+    cause_each_refusal(site, port, &certs);
 
     let after = scrape(gw.admin());
     assert_handshakes_moved(
@@ -296,6 +315,7 @@ fn each_refusal_reason_moves_its_counter_and_the_exposition_parses() {
             ("", "protocol", 2.0),
         ],
     );
+    assert_eq!(w.backend_hits(), 2, "only the two 200s reached a backend");
     assert_requests_moved(&before, &after);
     assert_expiry_is_not_after(&w.site, &after);
     assert_process_metrics(&after);
