@@ -15,17 +15,18 @@
 //!
 //! What it must never do: take a label value from a client (paths, Host
 //! headers, the SNI of a refused handshake, user agents; see `labels`),
-//! take a lock of its own on the request path (its histograms are atomic;
-//! the families' map is prometheus-client's read-mostly `RwLock`, written
-//! only when a label set is seen for the first time), or hold key material.
+//! take a lock of its own on the request path (its histograms are atomic,
+//! and a keep-alive connection asking the same route again counts through
+//! its `ConnCache` without touching the families' read-mostly `RwLock`:
+//! see `requests`), or hold key material.
 
 mod handshake;
 mod histogram;
 mod labels;
+mod requests;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::counter::Counter;
@@ -41,9 +42,9 @@ use labels::{
     ExpiryLabels, HandshakeLabels, PortLabel, RequestLabels, ResourceLabel, RouteLabels,
     SessionLabels, UpstreamLabel, VersionLabel,
 };
+pub use requests::ConnCache;
 
 use crate::control::Status;
-use crate::proxy::handler::facts::{Facts, Flag};
 use crate::secret::sds::ResourceKind;
 
 /// The content type of `/metrics`.
@@ -176,48 +177,6 @@ impl Metrics {
             Info::new(VersionLabel(env!("CARGO_PKG_VERSION"))),
         );
         self
-    }
-
-    /// Records one answered request from what its steps learned. Takes the
-    /// facts by value: their `Arc`s move into the label sets, so a request
-    /// whose series exist already allocates nothing here.
-    pub fn request(&self, facts: Facts, method: MethodClass, code: u16) {
-        let elapsed = facts.start.elapsed();
-        if let Some(up) = facts.destination {
-            self.upstream(UpstreamLabel(up), facts.upstream_time, facts.flags);
-        }
-        let key = RequestLabels {
-            route: RouteLabels {
-                server: facts.server,
-                route: facts.route,
-            },
-            method,
-            code,
-        };
-        self.requests.get_or_create(&key).inc();
-        self.request_duration
-            .get_or_create(&key.route)
-            .observe(elapsed);
-    }
-
-    fn upstream(
-        &self,
-        key: UpstreamLabel,
-        time: Option<Duration>,
-        flags: crate::proxy::handler::facts::Flags,
-    ) {
-        if let Some(t) = time {
-            self.upstream_duration.get_or_create(&key).observe(t);
-        }
-        if flags.has(Flag::UpstreamConnectFailure) {
-            self.upstream_connect_failures.get_or_create(&key).inc();
-        }
-        if flags.has(Flag::UpstreamTimeout) {
-            self.upstream_timeouts.get_or_create(&key).inc();
-        }
-        if flags.has(Flag::UpstreamConnectionTermination) {
-            self.upstream_resets.get_or_create(&key).inc();
-        }
     }
 
     /// The open-connections gauge of one Gateway port (taken once per
