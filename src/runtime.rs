@@ -86,6 +86,7 @@ async fn serve(process: Process, opts: RunOptions, store: AnyStore) -> anyhow::R
         admin,
         status.clone(),
         shared.drain.clone(),
+        shared.metrics.clone(),
     ));
     let control = Control::start(store, opts, status, shared.clone())?;
     tracing::info!(workers = process.workers, "gatehouse run started");

@@ -1,7 +1,8 @@
 //! The admin endpoint: readiness (not ready while starting, while a
 //! listener cannot bind, and from the start of a drain), the credentials
 //! the proxy holds (EXPIRING / EXPIRED when a serving certificate nears or
-//! passes its `notAfter`), and its listeners, as JSON. Loopback only unless
+//! passes its `notAfter`), and its listeners, as JSON; `/metrics` in the
+//! OpenMetrics text format (`crate::metrics`). Loopback only unless
 //! configured otherwise.
 //!
 //! `/config_dump` shows everything it serves at once (`config_dump.rs`).
@@ -27,6 +28,7 @@ pub mod routes_view;
 pub mod warnings;
 
 use crate::control::Status;
+use crate::metrics::Metrics;
 use crate::proxy::Drain;
 use crate::secret::credential::rfc3339;
 use crate::secret::sds::{ResourceKind, Status as CredStatus};
@@ -116,8 +118,18 @@ fn ready(status: &Status, draining: bool) -> Response<Full<Bytes>> {
     )
 }
 
-fn handle(req: &Request<Incoming>, status: &Status, draining: bool) -> Response<Full<Bytes>> {
+fn handle(
+    req: &Request<Incoming>,
+    status: &Status,
+    draining: bool,
+    metrics: &Metrics,
+) -> Response<Full<Bytes>> {
     match req.uri().path() {
+        "/metrics" => respond(
+            StatusCode::OK,
+            metrics.encode(status),
+            crate::metrics::CONTENT_TYPE,
+        ),
         "/ready" | "/healthz/ready" => ready(status, draining),
         "/status" => respond(
             StatusCode::OK,
@@ -171,22 +183,29 @@ async fn config_dump(status: Arc<Status>) -> Response<Full<Bytes>> {
 
 /// Serves the admin endpoint on `listener` until the process ends; it
 /// keeps answering while the data plane drains, so `/ready` can say so.
-pub async fn serve(listener: TcpListener, status: Arc<ArcSwap<Status>>, drain: Arc<Drain>) {
+pub async fn serve(
+    listener: TcpListener,
+    status: Arc<ArcSwap<Status>>,
+    drain: Arc<Drain>,
+    metrics: Arc<Metrics>,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let status = status.clone();
         let drain = drain.clone();
+        let metrics = metrics.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let s = status.load_full();
                 let draining = drain.is_draining();
+                let metrics = metrics.clone();
                 async move {
                     if req.uri().path() == "/config_dump" {
                         return Ok::<_, Infallible>(config_dump(s).await);
                     }
-                    Ok(handle(&req, &s, draining))
+                    Ok(handle(&req, &s, draining, &metrics))
                 }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())

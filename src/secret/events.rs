@@ -1,6 +1,8 @@
-//! The last SDS events (pushed, rejected with the reason, removed), newest
-//! first, for the admin view's `/config_dump`: what an operator asks after
-//! a rotation ("did it land, and if not why?") without reading the log.
+//! Where SDS events (pushed, rejected with the reason, removed) are
+//! reported: the `RESOURCE NAME:x, EVENT: ...` log line, the metrics'
+//! push and rejection counters, and the last ones, newest first, for the
+//! admin view's `/config_dump`: what an operator asks after a rotation
+//! ("did it land, and if not why?") without reading the log.
 //!
 //! A bounded ring: it never grows past [`CAPACITY`], and it records
 //! resource names and reasons only, never key material.
@@ -53,10 +55,44 @@ pub struct Events {
     /// Whether anything was recorded since the last [`Events::view`].
     changed: bool,
     view: Arc<Vec<SdsEvent>>,
+    /// Where pushes and rejections are counted (`None`: not counted).
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Events {
-    pub fn record(&mut self, resource: &str, kind: EventKind, reason: Option<String>) {
+    /// Events that are also counted in `metrics`.
+    pub fn counted(metrics: Arc<crate::metrics::Metrics>) -> Events {
+        Events {
+            metrics: Some(metrics),
+            ..Events::default()
+        }
+    }
+
+    /// A new credential is served: `what` says which kind.
+    pub fn pushed(&mut self, resource: &str, what: &str) {
+        if let Some(m) = &self.metrics {
+            m.sds_pushed(resource);
+        }
+        tracing::info!(target: "sds", "RESOURCE NAME:{resource}, EVENT: {what}");
+        self.record(resource, EventKind::Pushed, None);
+    }
+
+    /// A new version of `secret` was refused for `why`.
+    pub fn rejected(&mut self, resource: &str, secret: &str, why: &str) {
+        if let Some(m) = &self.metrics {
+            m.sds_rejected(resource);
+        }
+        tracing::warn!(target: "sds", "RESOURCE NAME:{resource}, EVENT: rejected secret {secret}: {why}; the last good credential keeps serving");
+        self.record(resource, EventKind::Rejected, Some(why.to_owned()));
+    }
+
+    /// The resource is gone (`what`), and what that means (`then`).
+    pub fn removed(&mut self, resource: &str, what: &str, then: &str) {
+        tracing::warn!(target: "sds", "RESOURCE NAME:{resource}, EVENT: {what}; {then}");
+        self.record(resource, EventKind::Removed, Some(what.to_owned()));
+    }
+
+    fn record(&mut self, resource: &str, kind: EventKind, reason: Option<String>) {
         if self.ring.len() == CAPACITY {
             self.ring.pop_back();
         }

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::credential::{self, CertInfo, CredentialError, ServerCredential, TrustBundle, now_unix};
-use super::events::{EventKind, Events};
+use super::events::Events;
 use super::expiry;
 use crate::config::Secret;
 
@@ -83,7 +83,8 @@ pub struct Sds {
     /// `--expiry-warning` in seconds: how long before its `notAfter` a
     /// serving certificate's row says EXPIRING (0: never).
     pub expiry_warning_secs: i64,
-    /// The last pushes, rejections and removals, for the admin view.
+    /// Where pushes, rejections and removals are reported: the log, the
+    /// metrics, and the last ones for the admin view.
     pub events: Events,
 }
 
@@ -99,14 +100,6 @@ pub fn cacert_name(credential: &str) -> String {
         Some(rest) => format!("{FILE_ROOT_PREFIX}{rest}"),
         None => format!("{credential}-cacert"),
     }
-}
-
-fn log_push(resource: &str, what: &str) {
-    tracing::info!(target: "sds", "RESOURCE NAME:{resource}, EVENT: {what}");
-}
-
-fn log_reject(resource: &str, secret: &str, why: &str) {
-    tracing::warn!(target: "sds", "RESOURCE NAME:{resource}, EVENT: rejected secret {secret}: {why}; the last good credential keeps serving");
 }
 
 impl Sds {
@@ -190,9 +183,11 @@ impl Sds {
         let entry = self.certs.entry(name.to_owned()).or_default();
         let Some(sv) = secret else {
             if entry.good.is_some() || entry.source.is_some() {
-                tracing::warn!(target: "sds", "RESOURCE NAME:{name}, EVENT: secret deleted; new handshakes for its servers are refused");
-                self.events
-                    .record(name, EventKind::Removed, Some("secret deleted".into()));
+                self.events.removed(
+                    name,
+                    "secret deleted",
+                    "new handshakes for its servers are refused",
+                );
                 *entry = Entry::default();
                 return true;
             }
@@ -227,15 +222,12 @@ impl Sds {
             Ok(c) => {
                 entry.good = Some(c);
                 entry.status = Status::Active;
-                log_push(name, "pushed key/cert pair to proxy");
-                self.events.record(name, EventKind::Pushed, None);
+                self.events.pushed(name, "pushed key/cert pair to proxy");
                 true
             }
             Err(e) => {
                 let why = e.to_string();
-                log_reject(name, name, &why);
-                self.events
-                    .record(name, EventKind::Rejected, Some(why.clone()));
+                self.events.rejected(name, name, &why);
                 entry.status = Status::Rejected(why);
                 true
             }
@@ -251,11 +243,10 @@ impl Sds {
         let entry = self.roots.entry(name.to_owned()).or_default();
         let Some((secret_name, sv)) = source else {
             if entry.good.is_some() {
-                tracing::warn!(target: "sds", "RESOURCE NAME:{ca_name}, EVENT: root cert removed; new handshakes for its MUTUAL servers are refused");
-                self.events.record(
+                self.events.removed(
                     ca_name,
-                    EventKind::Removed,
-                    Some("root cert removed".into()),
+                    "root cert removed",
+                    "new handshakes for its MUTUAL servers are refused",
                 );
                 *entry = Entry::default();
                 return true;
@@ -271,21 +262,16 @@ impl Sds {
             Some(Ok(t)) => {
                 entry.good = Some(t);
                 entry.status = Status::Active;
-                log_push(ca_name, "pushed root cert to proxy");
-                self.events.record(ca_name, EventKind::Pushed, None);
+                self.events.pushed(ca_name, "pushed root cert to proxy");
             }
             Some(Err(e)) => {
                 let why = e.to_string();
-                log_reject(ca_name, &secret_name, &why);
-                self.events
-                    .record(ca_name, EventKind::Rejected, Some(why.clone()));
+                self.events.rejected(ca_name, &secret_name, &why);
                 entry.status = Status::Rejected(why);
             }
             None => {
                 let why = "the secret has no cacert or ca.crt".to_owned();
-                log_reject(ca_name, &secret_name, &why);
-                self.events
-                    .record(ca_name, EventKind::Rejected, Some(why.clone()));
+                self.events.rejected(ca_name, &secret_name, &why);
                 entry.status = Status::Rejected(why);
             }
         }

@@ -13,3 +13,4 @@ mod support;
 
 mod observe_access_log;
 mod observe_config;
+mod observe_metrics;
