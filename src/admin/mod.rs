@@ -1,8 +1,10 @@
 //! The admin endpoint: readiness (not ready while starting, while a
 //! listener cannot bind, and from the start of a drain), the credentials
 //! the proxy holds (EXPIRING / EXPIRED when a serving certificate nears or
-//! passes its `notAfter`), and its listeners, as JSON. Loopback only unless
-//! configured otherwise.
+//! passes its `notAfter`), and its listeners, as JSON; the dashboard at
+//! `/ui` (`ui/`). Loopback only unless configured otherwise; elsewhere only
+//! with a bearer token (`auth.rs`), which every path but the probes and the
+//! dashboard's static shell then needs.
 //!
 //! It never shows key material: only certificate facts.
 
@@ -19,9 +21,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 use tokio::net::TcpListener;
 
+pub mod auth;
 pub mod client;
+pub mod ui;
 pub mod warnings;
 
+use self::auth::AdminToken;
 use crate::control::Status;
 use crate::proxy::Drain;
 use crate::secret::credential::rfc3339;
@@ -146,19 +151,61 @@ fn handle(req: &Request<Incoming>, status: &Status, draining: bool) -> Response<
     }
 }
 
+/// 401 with `WWW-Authenticate: Bearer` (RFC 6750): the token is missing
+/// or wrong (the body does not say which).
+fn unauthorized() -> Response<Full<Bytes>> {
+    let mut r = respond(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized: this admin endpoint needs Authorization: Bearer <the token of --admin-token-file>\n".into(),
+        "text/plain",
+    );
+    r.headers_mut().insert(
+        http::header::WWW_AUTHENTICATE,
+        http::HeaderValue::from_static(r#"Bearer realm="gatehouse admin""#),
+    );
+    r
+}
+
+/// The token check, then the dashboard's shell, then the JSON endpoints.
+fn answer(
+    req: &Request<Incoming>,
+    status: &Status,
+    draining: bool,
+    token: Option<&AdminToken>,
+) -> Response<Full<Bytes>> {
+    let path = req.uri().path();
+    if let Some(t) = token
+        && !auth::is_public(path)
+        && !t.allows(req.headers())
+    {
+        return unauthorized();
+    }
+    if let Some(r) = ui::serve(path) {
+        return r;
+    }
+    handle(req, status, draining)
+}
+
 /// Serves the admin endpoint on `listener` until the process ends; it
 /// keeps answering while the data plane drains, so `/ready` can say so.
-pub async fn serve(listener: TcpListener, status: Arc<ArcSwap<Status>>, drain: Arc<Drain>) {
+/// With `token`, every path but the probes and `/ui`'s shell needs it.
+pub async fn serve(
+    listener: TcpListener,
+    status: Arc<ArcSwap<Status>>,
+    drain: Arc<Drain>,
+    token: Option<Arc<AdminToken>>,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let status = status.clone();
         let drain = drain.clone();
+        let token = token.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let s = status.load();
-                let r = handle(&req, &s, drain.is_draining());
+                let r = answer(&req, &s, drain.is_draining(), token.as_deref());
                 async move { Ok::<_, Infallible>(r) }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
