@@ -28,6 +28,7 @@ use crate::secret::sds::{ResourceKind, Row, Sds, Wanted};
 use crate::snapshot::{Compiler, Snapshot};
 use crate::store::{AnyStore, WatchReceiver};
 use listeners::Listeners;
+pub use objects::HeldObject;
 use objects::Objects;
 
 /// How this gateway process was started.
@@ -55,6 +56,12 @@ pub struct Status {
     pub source: Source,
     /// Fields gatehouse does not apply and ConflictingGateways, for `/warnings`.
     pub warnings: Arc<Vec<crate::admin::warnings::Warning>>,
+    /// The snapshot the data plane serves (what `/config_dump` shows).
+    pub snapshot: Option<Arc<Snapshot>>,
+    /// Every object of the store as this gateway holds it.
+    pub objects: Arc<Vec<HeldObject>>,
+    /// The last SDS events, newest first.
+    pub sds_events: Arc<Vec<crate::secret::events::SdsEvent>>,
 }
 
 /// A Gateway port that could not be bound, and why.
@@ -90,6 +97,16 @@ pub enum Source {
 }
 
 impl Source {
+    /// One word for it: `starting`, `live`, `cache` or `behind`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Source::Starting => "starting",
+            Source::Live => "live",
+            Source::Cache => "cache",
+            Source::Behind => "behind",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Starting => "starting",

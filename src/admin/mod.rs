@@ -6,6 +6,8 @@
 //! with a bearer token (`auth.rs`), which every path but the probes and the
 //! dashboard's static shell then needs.
 //!
+//! `/config_dump` shows everything it serves at once (`config_dump.rs`).
+//!
 //! It never shows key material: only certificate facts.
 
 use std::convert::Infallible;
@@ -23,6 +25,8 @@ use tokio::net::TcpListener;
 
 pub mod auth;
 pub mod client;
+pub mod config_dump;
+pub mod routes_view;
 pub mod ui;
 pub mod warnings;
 
@@ -34,7 +38,13 @@ use crate::secret::sds::{ResourceKind, Status as CredStatus};
 
 /// The JSON of `/credentials`: what `proxy-config secret` prints.
 pub fn credentials_json(status: &Status) -> serde_json::Value {
-    let rows: Vec<_> = status
+    json!({ "snapshot": status.snapshot_version, "credentials": credential_rows(status) })
+}
+
+/// One row per credential resource: its state and its certificates' facts
+/// (never key material).
+pub fn credential_rows(status: &Status) -> Vec<serde_json::Value> {
+    status
         .credentials
         .iter()
         .map(|r| {
@@ -62,6 +72,7 @@ pub fn credentials_json(status: &Status) -> serde_json::Value {
                 "reason": reason,
                 "certs": r.certs.iter().map(|c| json!({
                     "subject": c.subject,
+                    "issuer": c.issuer,
                     "serial": c.serial_hex,
                     "not_before": c.not_before,
                     "not_after": c.not_after,
@@ -69,8 +80,7 @@ pub fn credentials_json(status: &Status) -> serde_json::Value {
                 })).collect::<Vec<_>>(),
             })
         })
-        .collect();
-    json!({ "snapshot": status.snapshot_version, "credentials": rows })
+        .collect()
 }
 
 fn respond(status: StatusCode, body: String, content_type: &'static str) -> Response<Full<Bytes>> {
@@ -129,6 +139,11 @@ fn handle(req: &Request<Incoming>, status: &Status, draining: bool) -> Response<
         "/credentials" | "/certs" => respond(
             StatusCode::OK,
             credentials_json(status).to_string(),
+            "application/json",
+        ),
+        "/config_dump" => respond(
+            StatusCode::OK,
+            config_dump::json(status).to_string(),
             "application/json",
         ),
         "/warnings" => respond(

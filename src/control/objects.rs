@@ -23,6 +23,10 @@ pub(super) struct Objects {
     pub(super) parsed: HashMap<ObjectKey, (u64, Resource, Checked)>,
     /// Last good parse of every Secret, shared so SDS gets it without a copy.
     pub(super) secrets: HashMap<ObjectKey, (u64, Arc<crate::config::Secret>)>,
+    /// Why the store's version of an object was refused, while it is.
+    pub(super) skipped: HashMap<ObjectKey, String>,
+    /// The admin view of all of it, built again only after a change.
+    held: Option<Arc<Vec<HeldObject>>>,
 }
 
 impl Objects {
@@ -41,6 +45,8 @@ impl Objects {
                     Ok(c) => Ok((r, c)),
                 }
             });
+        self.held = None;
+        self.skipped.remove(&o.key);
         match parsed {
             Ok((Resource::Secret(secret), _)) => {
                 self.secrets
@@ -52,6 +58,7 @@ impl Objects {
             }
             Err(e) => {
                 tracing::error!(object = %o.key, error = %e, "refused an invalid object from the store; the last good version keeps serving");
+                self.skipped.insert(o.key.clone(), e);
             }
         }
         self.versions.insert(o.key, o.resource_version);
@@ -65,6 +72,8 @@ impl Objects {
         self.versions.retain(|k, _| keep.contains(k));
         self.parsed.retain(|k, _| keep.contains(k));
         self.secrets.retain(|k, _| keep.contains(k));
+        self.skipped.retain(|k, _| keep.contains(k));
+        self.held = None;
         for o in objects {
             if self.versions.get(&o.key) != Some(&o.resource_version) {
                 self.upsert(o);
@@ -92,10 +101,59 @@ impl Objects {
     }
 
     pub(super) fn remove(&mut self, key: &ObjectKey) {
+        self.held = None;
+        self.skipped.remove(key);
         self.versions.remove(key);
         self.parsed.remove(key);
         self.secrets.remove(key);
     }
+
+    /// Every object of the store as the gateway holds it: applied, or
+    /// skipped with the reason (and the version still served, if any).
+    /// Built again only after the objects changed.
+    pub(super) fn held(&mut self) -> Arc<Vec<HeldObject>> {
+        if let Some(h) = &self.held {
+            return h.clone();
+        }
+        let rows: Vec<HeldObject> = self
+            .versions
+            .iter()
+            .map(|(k, rv)| {
+                let serving = self
+                    .parsed
+                    .get(k)
+                    .map(|(v, ..)| *v)
+                    .or_else(|| self.secrets.get(k).map(|(v, _)| *v));
+                HeldObject {
+                    kind: k.kind.clone(),
+                    namespace: k.namespace.clone(),
+                    name: k.name.clone(),
+                    resource_version: *rv,
+                    serving_version: serving,
+                    skipped: self.skipped.get(k).cloned(),
+                }
+            })
+            .collect();
+        let rows = Arc::new(rows);
+        self.held = Some(rows.clone());
+        rows
+    }
+}
+
+/// One object of the store as the running gateway holds it (for
+/// `/config_dump` and `proxy-status`). Never any of its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldObject {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    /// The store's version of it that the gateway has seen.
+    pub resource_version: u64,
+    /// The version it serves: the same unless that one was skipped, then
+    /// the last good one (`None`: none was ever good).
+    pub serving_version: Option<u64>,
+    /// Why `resource_version` was refused.
+    pub skipped: Option<String>,
 }
 
 pub(super) fn build_model<'a>(state: &'a Objects, opts: &RunOptions) -> Model<'a> {

@@ -106,7 +106,7 @@ impl Loop {
     }
 
     /// Tells the admin endpoint what is served now.
-    pub(super) fn report(&self) {
+    pub(super) fn report(&mut self) {
         let listener_errors = self.listeners.failures();
         self.status.store(Arc::new(Status {
             ready: self.source != Source::Starting && listener_errors.is_empty(),
@@ -116,6 +116,9 @@ impl Loop {
             listener_errors,
             source: self.source,
             warnings: self.warnings.clone(),
+            snapshot: self.published.clone(),
+            objects: self.state.held(),
+            sds_events: self.sds.events.view(),
         }));
     }
 

@@ -35,6 +35,8 @@ fn bad(field: &str, reason: impl Into<String>) -> CredentialError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertInfo {
     pub subject: String,
+    /// The issuer's distinguished name, as `subject` is written.
+    pub issuer: String,
     pub serial_hex: String,
     pub not_before: i64,
     pub not_after: i64,
@@ -67,6 +69,7 @@ impl CertInfo {
             .map(str::to_owned);
         Ok(CertInfo {
             subject: cert.subject().to_string(),
+            issuer: cert.issuer().to_string(),
             serial_hex: hex(cert.raw_serial()),
             not_before: cert.validity().not_before.timestamp(),
             not_after: cert.validity().not_after.timestamp(),

@@ -8,6 +8,7 @@
 //! certificates that run out while serving.
 
 pub mod credential;
+pub mod events;
 pub mod expiry;
 pub mod files;
 pub mod sds;

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::credential::{self, CertInfo, CredentialError, ServerCredential, TrustBundle, now_unix};
+use super::events::{EventKind, Events};
 use super::expiry;
 use crate::config::Secret;
 
@@ -82,6 +83,8 @@ pub struct Sds {
     /// `--expiry-warning` in seconds: how long before its `notAfter` a
     /// serving certificate's row says EXPIRING (0: never).
     pub expiry_warning_secs: i64,
+    /// The last pushes, rejections and removals, for the admin view.
+    pub events: Events,
 }
 
 /// Prefix of SDS resource names for file-mounted certificates (Istio's spelling).
@@ -188,6 +191,8 @@ impl Sds {
         let Some(sv) = secret else {
             if entry.good.is_some() || entry.source.is_some() {
                 tracing::warn!(target: "sds", "RESOURCE NAME:{name}, EVENT: secret deleted; new handshakes for its servers are refused");
+                self.events
+                    .record(name, EventKind::Removed, Some("secret deleted".into()));
                 *entry = Entry::default();
                 return true;
             }
@@ -223,11 +228,14 @@ impl Sds {
                 entry.good = Some(c);
                 entry.status = Status::Active;
                 log_push(name, "pushed key/cert pair to proxy");
+                self.events.record(name, EventKind::Pushed, None);
                 true
             }
             Err(e) => {
                 let why = e.to_string();
                 log_reject(name, name, &why);
+                self.events
+                    .record(name, EventKind::Rejected, Some(why.clone()));
                 entry.status = Status::Rejected(why);
                 true
             }
@@ -244,6 +252,11 @@ impl Sds {
         let Some((secret_name, sv)) = source else {
             if entry.good.is_some() {
                 tracing::warn!(target: "sds", "RESOURCE NAME:{ca_name}, EVENT: root cert removed; new handshakes for its MUTUAL servers are refused");
+                self.events.record(
+                    ca_name,
+                    EventKind::Removed,
+                    Some("root cert removed".into()),
+                );
                 *entry = Entry::default();
                 return true;
             }
@@ -259,15 +272,20 @@ impl Sds {
                 entry.good = Some(t);
                 entry.status = Status::Active;
                 log_push(ca_name, "pushed root cert to proxy");
+                self.events.record(ca_name, EventKind::Pushed, None);
             }
             Some(Err(e)) => {
                 let why = e.to_string();
                 log_reject(ca_name, &secret_name, &why);
+                self.events
+                    .record(ca_name, EventKind::Rejected, Some(why.clone()));
                 entry.status = Status::Rejected(why);
             }
             None => {
                 let why = "the secret has no cacert or ca.crt".to_owned();
                 log_reject(ca_name, &secret_name, &why);
+                self.events
+                    .record(ca_name, EventKind::Rejected, Some(why.clone()));
                 entry.status = Status::Rejected(why);
             }
         }
