@@ -1,0 +1,292 @@
+//! The dashboard at `/ui` in a real browser (headless Chromium driven over
+//! WebDriver) against the walkthrough's gateway: both hosts with their
+//! credentials' states and serials, a rotation that shows its new serial
+//! in the same page without a reload, markup in a route's config shown as
+//! text, no horizontal scroll at a phone's width, and a screenshot at
+//! 1280×800 for the README (`docs/dashboard.png`). Also the admin token:
+//! a non-loopback admin address without one refuses to start, and with
+//! one every data path needs it while the probes and the page do not.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::browser::Browser;
+use crate::support::client::serial_of_pem;
+use crate::support::{
+    FRONTEND, FRONTEND_BODY, INVENTORY, INVENTORY_BODY, Walkthrough, frontend_vs_with, http_get,
+    http_get_with, poll,
+};
+use gatehouse::pki::{HostLayout, LeafSpec};
+
+/// How long the page may take to show a change (it polls every second).
+const SHOWN_WITHIN: Duration = Duration::from_secs(15);
+
+/// Every server card on the page: its id, hosts and credential rows
+/// (resource, state, serial), read from the rendered DOM.
+const SERVER_CARDS: &str = r"
+return Array.from(document.querySelectorAll('article.server')).map(a => ({
+  id: a.dataset.server,
+  hosts: a.querySelector('.hosts').textContent,
+  creds: Array.from(a.querySelectorAll('.cred')).map(c => ({
+    resource: c.dataset.resource,
+    state: c.querySelector('[data-state]').dataset.state,
+    serial: c.querySelector('.serial').textContent,
+  })),
+}));";
+
+/// A route whose name and match hold markup: the page must show it as text.
+const MARKUP_ROUTE: &str = "  - name: <img id=injected-name src=x>
+    match:
+    - uri:
+        prefix: /<b id=injected-match>x</b>
+    route:
+    - destination:
+        host: inventory.corp-services.svc.cluster.local
+        port:
+          number: 80
+";
+
+/// The serial of `host`'s served certificate as the page must show it.
+fn served_serial(w: &Walkthrough, host: &str) -> String {
+    serial_of_pem(&std::fs::read(w.site.path(w.site.pki(host).server_cert)).unwrap())
+}
+
+/// The (state, serial) of the certificate credential shown on the card of
+/// the server serving `host`, if the page shows one.
+fn shown_credential(cards: &Value, host: &str) -> Option<(String, String)> {
+    let card = cards
+        .as_array()?
+        .iter()
+        .find(|c| c["hosts"].as_str() == Some(host))?;
+    let cred = card["creds"]
+        .as_array()?
+        .iter()
+        .find(|c| !c["resource"].as_str().unwrap_or("").ends_with("-cacert"))?;
+    Some((
+        cred["state"].as_str()?.to_owned(),
+        cred["serial"].as_str()?.to_owned(),
+    ))
+}
+
+/// Waits until the page shows `host`'s credential ACTIVE with `serial`.
+#[track_caller]
+fn wait_shown(b: &Browser, host: &str, serial: &str) -> Value {
+    let mut last = Value::Null;
+    let found = crate::support::try_poll(SHOWN_WITHIN, || {
+        last = b.eval(SERVER_CARDS);
+        let (state, shown) = shown_credential(&last, host)?;
+        (state == "ACTIVE" && shown == serial).then_some(())
+    });
+    assert!(
+        found.is_some(),
+        "the page did not show {host} ACTIVE with serial {serial} within {SHOWN_WITHIN:?}; it shows {last:#}"
+    );
+    last
+}
+
+/// A new server certificate for the frontend from its intermediate, applied
+/// as the rotation tests apply one; returns its serial as the page shows it.
+fn rotate_frontend(w: &Walkthrough) -> String {
+    let layout = HostLayout::new(w.site.dir.path(), FRONTEND);
+    let leaf = layout
+        .load_intermediate()
+        .unwrap()
+        .issue(&LeafSpec::server(FRONTEND))
+        .unwrap();
+    let manifest = w
+        .site
+        .frontend_secret_manifest("rotation", &leaf.cert_pem, &leaf.key_pem, &[]);
+    w.site.cli(&["apply", "-f", &manifest]).ok();
+    serial_of_pem(leaf.cert_pem.as_bytes())
+}
+
+/// Whether the page is wider than its viewport (a horizontal scroll).
+fn overflows(b: &Browser) -> Value {
+    b.eval(
+        "const d = document.documentElement; return {scroll: d.scrollWidth, client: d.clientWidth, inner: window.innerWidth};",
+    )
+}
+
+/// Some traffic for the metrics: answers from both hosts and a handshake
+/// refused for want of a client certificate.
+fn traffic(w: &Walkthrough, port: u16) {
+    let addr = ([127, 0, 0, 1], port).into();
+    for (host, body) in [(FRONTEND, FRONTEND_BODY), (INVENTORY, INVENTORY_BODY)] {
+        for _ in 0..3 {
+            let got = w.site.client(host).body(addr, "/");
+            assert_eq!(got.as_deref().map(str::trim_end), Some(body));
+        }
+    }
+    w.site
+        .walkthrough_curl(FRONTEND, port)
+        .no_client_cert()
+        .run()
+        .assert_refused();
+}
+
+#[test]
+fn dashboard_shows_both_hosts_and_a_rotation_without_reload() {
+    let w = Walkthrough::new();
+    w.site
+        .apply("markup-vs.yaml", &frontend_vs_with(MARKUP_ROUTE));
+    let gw = w.start();
+    let port = gw.port(443);
+    traffic(&w, port);
+
+    let b = Browser::start();
+    b.viewport(1280, 800, false);
+    b.goto(&format!("http://{}/ui", gw.admin()));
+    let title = b.eval("return document.title;");
+    assert_eq!(title, "gatehouse dashboard", "{}", b.log());
+    wait_shown(&b, FRONTEND, &served_serial(&w, FRONTEND));
+    let cards = wait_shown(&b, INVENTORY, &served_serial(&w, INVENTORY));
+    assert_eq!(cards.as_array().unwrap().len(), 2, "{cards:#}");
+
+    // Markup from the config is text on the page, never elements.
+    let markup = b.eval(
+        "return {elements: document.querySelectorAll('#injected-name, #injected-match').length, text: document.getElementById('routes').textContent};",
+    );
+    assert_eq!(markup["elements"], 0, "{markup:#}");
+    let text = markup["text"].as_str().unwrap();
+    assert!(
+        text.contains("<img id=injected-name src=x>")
+            && text.contains("/<b id=injected-match>x</b>"),
+        "{text}"
+    );
+
+    // A rotation shows in the same page: no navigation, no reload.
+    b.eval("window.gatehouseSamePage = true; return null;");
+    let rotated = rotate_frontend(&w);
+    assert_ne!(rotated, served_serial(&w, FRONTEND));
+    wait_shown(&b, FRONTEND, &rotated);
+    assert_eq!(b.eval("return window.gatehouseSamePage === true;"), true);
+    let pushed = poll("the rotation in the events table", SHOWN_WITHIN, || {
+        let t = b.eval("return document.getElementById('events').textContent;");
+        t.as_str()
+            .filter(|t| t.contains("frontend-credential") && t.contains("pushed"))
+            .map(str::to_owned)
+    });
+    assert!(!pushed.contains("PRIVATE KEY"));
+
+    // The refusal shows by its reason (once the metrics are there).
+    let refusals = b.eval("return document.getElementById('refusals').textContent;");
+    eprintln!("refusals section: {refusals}");
+
+    let wide = overflows(&b);
+    assert!(wide["scroll"].as_u64() <= wide["client"].as_u64(), "{wide}");
+    std::thread::sleep(Duration::from_millis(1500));
+    let png = b.screenshot();
+    assert_eq!(&png[1..4], b"PNG");
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/dashboard.png");
+    std::fs::write(&docs, &png).unwrap();
+
+    // A phone's width: everything wraps, nothing scrolls sideways.
+    b.viewport(390, 844, true);
+    std::thread::sleep(Duration::from_millis(1200));
+    let narrow = overflows(&b);
+    assert_eq!(narrow["inner"], 390, "{narrow}");
+    assert!(
+        narrow["scroll"].as_u64() <= narrow["client"].as_u64(),
+        "horizontal scroll at 390px: {narrow}"
+    );
+}
+
+#[test]
+fn admin_token_guards_everything_but_probes_and_the_page() {
+    let w = Walkthrough::new();
+    // Not on loopback and no token: refused before anything listens.
+    let out = w.site.cli(&["run", "--admin", "0.0.0.0:0"]);
+    let line = out.one_error();
+    assert!(
+        line.contains("--admin 0.0.0.0:0 is not on loopback")
+            && line.contains("--admin-token-file"),
+        "{line}"
+    );
+
+    let token = "7f3c0e9a51d24b6c8e1f2a3b4c5d6e7f";
+    w.site.write("admin.token", format!("{token}\n"));
+    let gw = w
+        .site
+        .start_gateway_with(&[443], &["--admin-token-file", "admin.token"]);
+    let admin = gw.admin();
+    let bearer = format!("Authorization: Bearer {token}");
+    for path in ["/credentials", "/config_dump", "/status", "/listeners"] {
+        let (status, head, body) = http_get_with(admin, path, &[]).unwrap();
+        assert_eq!(status, 401, "{path}: {body}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("www-authenticate: bearer"),
+            "{path}: {head}"
+        );
+        assert!(!body.contains(token));
+        let wrong = http_get_with(
+            admin,
+            path,
+            &["Authorization: Bearer wrong-token-0123456789"],
+        );
+        assert_eq!(wrong.unwrap().0, 401, "{path} with a wrong token");
+        let (status, _, body) = http_get_with(admin, path, &[&bearer]).unwrap();
+        assert_eq!(status, 200, "{path} with the token: {body}");
+    }
+    let (_, _, creds) = http_get_with(admin, "/credentials", &[&bearer]).unwrap();
+    assert!(creds.contains("frontend-credential"), "{creds}");
+    // Probes and the page's static shell need no token.
+    for path in [
+        "/ready",
+        "/healthz/ready",
+        "/ui",
+        "/ui/app.js",
+        "/ui/app.css",
+    ] {
+        let (status, body) = http_get(admin, path).unwrap();
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let (_, head, _) = http_get_with(admin, "/ui", &[]).unwrap();
+    assert!(
+        head.contains("content-security-policy: default-src 'self';"),
+        "{head}"
+    );
+
+    // The CLI sends the token when given the file, and says so when not.
+    let admin_arg = admin.to_string();
+    let without = w
+        .site
+        .cli(&["proxy-config", "secret", "--admin", &admin_arg]);
+    assert!(
+        without.one_error().contains("--admin-token-file"),
+        "{without:?}"
+    );
+    let with = w.site.cli(&[
+        "--admin-token-file",
+        "admin.token",
+        "proxy-config",
+        "secret",
+        "--admin",
+        &admin_arg,
+    ]);
+    assert!(with.ok().stdout.contains("frontend-credential"), "{with:?}");
+    assert!(!gw.log().contains(token), "the token reached the log");
+}
+
+#[test]
+fn dashboard_asks_for_the_token_and_keeps_it_in_the_tab() {
+    let w = Walkthrough::new();
+    let token = "c0ffee0123456789abcdef0123456789";
+    w.site.write("admin.token", token);
+    let gw = w
+        .site
+        .start_gateway_with(&[443], &["--admin-token-file", "admin.token"]);
+    let b = Browser::start();
+    b.goto(&format!("http://{}/ui", gw.admin()));
+    poll("the token form", SHOWN_WITHIN, || {
+        (b.eval("return document.getElementById('login').hidden;") == false).then_some(())
+    });
+    let typed = format!(
+        "document.getElementById('token').value = '{token}'; document.getElementById('login').requestSubmit(); return null;"
+    );
+    b.eval(&typed);
+    wait_shown(&b, FRONTEND, &served_serial(&w, FRONTEND));
+    let kept = b.eval("return window.sessionStorage.getItem('gatehouse-admin-token');");
+    assert_eq!(kept, token);
+}
