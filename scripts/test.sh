@@ -23,6 +23,12 @@ done
 if ! /usr/bin/python3 -c 'import h2' >/dev/null 2>&1 && ! python3 -c 'import h2' >/dev/null 2>&1; then
   need+=(python3-h2)
 fi
+# The metrics tests (tests/observe) parse /metrics with Python's
+# prometheus_client OpenMetrics parser: Debian's python3-prometheus-client.
+if ! /usr/bin/python3 -c 'import prometheus_client.openmetrics.parser' >/dev/null 2>&1 \
+  && ! python3 -c 'import prometheus_client.openmetrics.parser' >/dev/null 2>&1; then
+  need+=(python3-prometheus-client)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod crypto;
+pub mod metrics;
 pub mod pki;
 pub mod proxy;
 pub mod runtime;

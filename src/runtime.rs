@@ -88,6 +88,7 @@ async fn serve(process: Process, opts: RunOptions, store: AnyStore) -> anyhow::R
         admin,
         status.clone(),
         shared.drain.clone(),
+        shared.metrics.clone(),
         process.admin_token.clone(),
     ));
     let control = Control::start(store, opts, status, shared.clone())?;

@@ -1,9 +1,10 @@
 //! The admin endpoint: readiness (not ready while starting, while a
 //! listener cannot bind, and from the start of a drain), the credentials
 //! the proxy holds (EXPIRING / EXPIRED when a serving certificate nears or
-//! passes its `notAfter`), and its listeners, as JSON; the dashboard at
-//! `/ui` (`ui/`). Loopback only unless configured otherwise; elsewhere only
-//! with a bearer token (`auth.rs`), which every path but the probes and the
+//! passes its `notAfter`), and its listeners, as JSON; `/metrics` in the
+//! OpenMetrics text format (`crate::metrics`); the dashboard at `/ui`
+//! (`ui/`). Loopback only unless configured otherwise; elsewhere only with
+//! a bearer token (`auth.rs`), which every path but the probes and the
 //! dashboard's static shell then needs.
 //!
 //! `/config_dump` shows everything it serves at once (`config_dump.rs`).
@@ -32,6 +33,7 @@ pub mod warnings;
 
 use self::auth::AdminToken;
 use crate::control::Status;
+use crate::metrics::Metrics;
 use crate::proxy::Drain;
 use crate::secret::credential::rfc3339;
 use crate::secret::sds::{ResourceKind, Status as CredStatus};
@@ -121,8 +123,18 @@ fn ready(status: &Status, draining: bool) -> Response<Full<Bytes>> {
     )
 }
 
-fn handle(req: &Request<Incoming>, status: &Status, draining: bool) -> Response<Full<Bytes>> {
+fn handle(
+    req: &Request<Incoming>,
+    status: &Status,
+    draining: bool,
+    metrics: &Metrics,
+) -> Response<Full<Bytes>> {
     match req.uri().path() {
+        "/metrics" => respond(
+            StatusCode::OK,
+            metrics.encode(status),
+            crate::metrics::CONTENT_TYPE,
+        ),
         "/ready" | "/healthz/ready" => ready(status, draining),
         "/status" => respond(
             StatusCode::OK,
@@ -186,6 +198,7 @@ fn answer(
     req: &Request<Incoming>,
     status: &Status,
     draining: bool,
+    metrics: &Metrics,
     token: Option<&AdminToken>,
 ) -> Response<Full<Bytes>> {
     let path = req.uri().path();
@@ -198,7 +211,7 @@ fn answer(
     if let Some(r) = ui::serve(path) {
         return r;
     }
-    handle(req, status, draining)
+    handle(req, status, draining, metrics)
 }
 
 /// Serves the admin endpoint on `listener` until the process ends; it
@@ -208,6 +221,7 @@ pub async fn serve(
     listener: TcpListener,
     status: Arc<ArcSwap<Status>>,
     drain: Arc<Drain>,
+    metrics: Arc<Metrics>,
     token: Option<Arc<AdminToken>>,
 ) {
     loop {
@@ -216,11 +230,12 @@ pub async fn serve(
         };
         let status = status.clone();
         let drain = drain.clone();
+        let metrics = metrics.clone();
         let token = token.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let s = status.load();
-                let r = answer(&req, &s, drain.is_draining(), token.as_deref());
+                let r = answer(&req, &s, drain.is_draining(), &metrics, token.as_deref());
                 async move { Ok::<_, Infallible>(r) }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())

@@ -23,6 +23,7 @@ impl Loop {
             _ => self.compile(),
         };
         self.published = Some(snap);
+        self.shared.metrics.config_applied();
         self.check_expiry();
     }
 

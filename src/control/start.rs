@@ -45,8 +45,10 @@ impl Loop {
         let mut state = Objects::default();
         let (source, revision, events) = first_sync(&store, &opts, &mut state).await?;
         let expiry = ExpiryWatch::new(shared.settings.expiry_warning);
+        shared.metrics.set_namespace(&opts.namespace);
         let sds = Sds {
             expiry_warning_secs: expiry.warning_secs(),
+            metrics: Some(shared.metrics.clone()),
             ..Sds::default()
         };
         Ok(Loop {

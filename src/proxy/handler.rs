@@ -51,13 +51,15 @@ where
     let (mut asked_to_leave, _watcher) = watch_for_shedding(seats, activity.clone());
     let svc_shared = shared.clone();
     let svc_activity = activity.clone();
+    let counted = Arc::new(crate::metrics::ConnCache::default());
     let service = hyper::service::service_fn(move |req| {
         let info = info.clone();
         let shared = svc_shared.clone();
         let activity = svc_activity.clone();
+        let counted = counted.clone();
         async move {
             let _busy = activity.begin();
-            Ok::<_, Infallible>(handle(req, &info, &shared).await)
+            Ok::<_, Infallible>(handle(req, &info, &shared, &counted).await)
         }
     });
     // Slow readers are cut off, and the close lingers (`conn_io`).
@@ -225,9 +227,15 @@ pub fn http_builder(s: &super::Settings) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-async fn handle(req: Request<Incoming>, info: &ConnInfo, shared: &Shared) -> Response<Body> {
+async fn handle(
+    req: Request<Incoming>,
+    info: &ConnInfo,
+    shared: &Shared,
+    counted: &crate::metrics::ConnCache,
+) -> Response<Body> {
     let host = admit::request_host(&req).unwrap_or_default();
     let mut facts = Facts::new(Instant::now());
+    let method = crate::metrics::MethodClass::of(req.method());
     // With the access log off, a request pays nothing for it.
     let log = tracing::enabled!(target: "access", tracing::Level::INFO).then(|| LogLine {
         info,
@@ -246,6 +254,9 @@ async fn handle(req: Request<Incoming>, info: &ConnInfo, shared: &Shared) -> Res
             .and_then(|v| v.parse().ok());
         log.emit(resp.status().as_u16(), bytes, &facts, shared.json_log);
     }
+    shared
+        .metrics
+        .request(facts, method, resp.status().as_u16(), counted);
     resp
 }
 

@@ -6,10 +6,11 @@
 //! another server's host get 421, never that server's routes.
 
 mod alert;
+mod counted;
 pub mod drain;
 mod h1scan;
 mod h2watch;
-mod handler;
+pub(crate) mod handler;
 pub mod overload;
 pub mod path;
 pub mod settings;
@@ -27,6 +28,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::LazyConfigAcceptor;
 
+use crate::metrics::{Active, Metrics, Outcome};
 use crate::snapshot::{Snapshot, TlsState};
 pub use drain::Drain;
 pub use settings::Settings;
@@ -34,7 +36,7 @@ pub use settings::Settings;
 /// What every connection of the process shares.
 pub struct Shared {
     pub snapshot: Arc<ArcSwap<Snapshot>>,
-    pub client: Client<HttpConnector, handler::body::ClientBody>,
+    pub client: Client<counted::CountingConnector, handler::body::ClientBody>,
     pub settings: Settings,
     pub json_log: bool,
     /// The process-wide connection limit (see `overload`).
@@ -43,6 +45,9 @@ pub struct Shared {
     pub http: hyper_util::server::conn::auto::Builder<TokioExecutor>,
     /// The shutdown switch and the count of open connections.
     pub drain: Arc<Drain>,
+    /// The process's metrics (`/metrics`); the control loop records into
+    /// them through this too.
+    pub metrics: Arc<Metrics>,
     /// The data-plane runtime: listeners and connections run here, never
     /// on the control plane's thread.
     runtime: tokio::runtime::Handle,
@@ -54,6 +59,8 @@ impl Shared {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(settings.upstream_connect_timeout));
         connector.set_nodelay(true);
+        let metrics = Arc::new(Metrics::new());
+        let connector = counted::CountingConnector::new(connector, metrics.upstream_gauge());
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(std::time::Duration::from_secs(60))
             // Like nginx's `keepalive 64`: enough idle connections per
@@ -71,6 +78,7 @@ impl Shared {
             connections,
             http,
             drain: Arc::new(Drain::default()),
+            metrics,
             runtime: tokio::runtime::Handle::current(),
         }
     }
@@ -183,6 +191,7 @@ pub async fn serve_listener(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let per_listener = overload::Room::new(shared.settings.max_connections_per_listener);
+    let active = shared.metrics.downstream_gauge(port);
     let drain = shared.drain.clone();
     let draining = drain.started();
     tokio::pin!(draining);
@@ -204,6 +213,7 @@ pub async fn serve_listener(
         // At a limit, idle connections make room; refused only if none can.
         let shared = shared.clone();
         let total = shared.connections.clone();
+        let active = active.clone();
         overload::admit(
             stream,
             peer,
@@ -212,8 +222,10 @@ pub async fn serve_listener(
             &total,
             move |stream, seats| {
                 let open = shared.drain.connection();
+                let counted = Active::new(&active);
                 async move {
                     handle_connection(stream, peer, port, shared, Arc::new(seats)).await;
+                    drop(counted);
                     drop(open);
                 }
             },
@@ -247,35 +259,8 @@ async fn handle_connection(
         serve_watched(stream, info, shared).await;
         return;
     }
-    let deadline = Instant::now() + shared.settings.handshake_timeout;
-    let acceptor = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
-    let start = match tokio::time::timeout_at(deadline.into(), acceptor).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::debug!(%peer, error = %e, "bad ClientHello");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(%peer, "handshake deadline passed");
-            return;
-        }
-    };
-    let sni = start.client_hello().server_name().map(str::to_owned);
-    let Some((start, server, config)) =
-        choose_server(start, &listener, sni.as_deref(), peer, deadline).await
-    else {
+    let Some((tls, server, sni)) = handshake(stream, peer, &listener, &shared).await else {
         return;
-    };
-    let tls = match tokio::time::timeout_at(deadline.into(), start.into_stream(config)).await {
-        Ok(Ok(t)) => t,
-        Ok(Err(e)) => {
-            tracing::info!(%peer, server = %server.id, error = %e, "handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(%peer, "handshake deadline passed");
-            return;
-        }
     };
     let client_cert = tls
         .get_ref()
@@ -303,6 +288,58 @@ async fn handle_connection(
     }
 }
 
+/// The TLS handshake of a new connection: the ClientHello, the server its
+/// SNI names, then that server's config, all within the handshake
+/// deadline. Every outcome is counted (`gatehouse_tls_handshakes_total`).
+async fn handshake(
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: &crate::snapshot::Listener,
+    shared: &Shared,
+) -> Option<(
+    tokio_rustls::server::TlsStream<TcpStream>,
+    Arc<crate::snapshot::Server>,
+    Option<String>,
+)> {
+    let metrics = &shared.metrics;
+    let deadline = Instant::now() + shared.settings.handshake_timeout;
+    let acceptor = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
+    let start = match tokio::time::timeout_at(deadline.into(), acceptor).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "bad ClientHello");
+            metrics.handshake(None, Outcome::Protocol);
+            return None;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "handshake deadline passed");
+            metrics.handshake(None, Outcome::Timeout);
+            return None;
+        }
+    };
+    let sni = start.client_hello().server_name().map(str::to_owned);
+    let (start, server, config) =
+        choose_server(start, listener, sni.as_deref(), peer, deadline, metrics).await?;
+    let tls = match tokio::time::timeout_at(deadline.into(), start.into_stream(config)).await {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => {
+            let outcome = Outcome::of_io(&e);
+            tracing::info!(%peer, server = %server.id, error = %e, result = outcome.as_str(), "handshake failed");
+            metrics.handshake(Some(&server.id), outcome);
+            return None;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "handshake deadline passed");
+            metrics.handshake(Some(&server.id), Outcome::Timeout);
+            return None;
+        }
+    };
+    metrics.handshake(Some(&server.id), Outcome::Success);
+    let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+    metrics.session(&server.id, resumed);
+    Some((tls, server, sni))
+}
+
 /// The server for the ClientHello's SNI and its TLS config. Fail closed: no
 /// server for this name, or a server without a usable credential, ends the
 /// handshake with a fatal alert that says which. There is no default
@@ -313,6 +350,7 @@ async fn choose_server(
     sni: Option<&str>,
     peer: SocketAddr,
     deadline: Instant,
+    metrics: &Metrics,
 ) -> Option<(
     tokio_rustls::StartHandshake<TcpStream>,
     Arc<crate::snapshot::Server>,
@@ -320,6 +358,7 @@ async fn choose_server(
 )> {
     let Some(server) = listener.server_for_sni(sni).cloned() else {
         tracing::info!(%peer, sni = sni.unwrap_or("-"), "handshake refused: no server for this SNI");
+        metrics.handshake(None, Outcome::UnknownSni);
         alert::refuse(start.io, alert::UNRECOGNIZED_NAME, deadline).await;
         return None;
     };
@@ -327,10 +366,12 @@ async fn choose_server(
         Some(TlsState::Ready(c)) => c.clone(),
         Some(TlsState::Unavailable(why)) => {
             tracing::info!(%peer, server = %server.id, reason = %why, "handshake refused: server has no usable credential");
+            metrics.handshake(Some(&server.id), Outcome::NoCredential);
             alert::refuse(start.io, alert::HANDSHAKE_FAILURE, deadline).await;
             return None;
         }
         None => {
+            metrics.handshake(Some(&server.id), Outcome::NoCredential);
             alert::refuse(start.io, alert::HANDSHAKE_FAILURE, deadline).await;
             return None;
         }

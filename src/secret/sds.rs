@@ -85,6 +85,8 @@ pub struct Sds {
     pub expiry_warning_secs: i64,
     /// The last pushes, rejections and removals, for the admin view.
     pub events: Events,
+    /// Where pushes and rejections are counted (`None`: not counted).
+    pub metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 /// Prefix of SDS resource names for file-mounted certificates (Istio's spelling).
@@ -101,11 +103,19 @@ pub fn cacert_name(credential: &str) -> String {
     }
 }
 
-fn log_push(resource: &str, what: &str) {
+type Counted = Option<std::sync::Arc<crate::metrics::Metrics>>;
+
+fn log_push(metrics: &Counted, resource: &str, what: &str) {
+    if let Some(m) = metrics {
+        m.sds_pushed(resource);
+    }
     tracing::info!(target: "sds", "RESOURCE NAME:{resource}, EVENT: {what}");
 }
 
-fn log_reject(resource: &str, secret: &str, why: &str) {
+fn log_reject(metrics: &Counted, resource: &str, secret: &str, why: &str) {
+    if let Some(m) = metrics {
+        m.sds_rejected(resource);
+    }
     tracing::warn!(target: "sds", "RESOURCE NAME:{resource}, EVENT: rejected secret {secret}: {why}; the last good credential keeps serving");
 }
 
@@ -227,13 +237,13 @@ impl Sds {
             Ok(c) => {
                 entry.good = Some(c);
                 entry.status = Status::Active;
-                log_push(name, "pushed key/cert pair to proxy");
+                log_push(&self.metrics, name, "pushed key/cert pair to proxy");
                 self.events.record(name, EventKind::Pushed, None);
                 true
             }
             Err(e) => {
                 let why = e.to_string();
-                log_reject(name, name, &why);
+                log_reject(&self.metrics, name, name, &why);
                 self.events
                     .record(name, EventKind::Rejected, Some(why.clone()));
                 entry.status = Status::Rejected(why);
@@ -271,19 +281,19 @@ impl Sds {
             Some(Ok(t)) => {
                 entry.good = Some(t);
                 entry.status = Status::Active;
-                log_push(ca_name, "pushed root cert to proxy");
+                log_push(&self.metrics, ca_name, "pushed root cert to proxy");
                 self.events.record(ca_name, EventKind::Pushed, None);
             }
             Some(Err(e)) => {
                 let why = e.to_string();
-                log_reject(ca_name, &secret_name, &why);
+                log_reject(&self.metrics, ca_name, &secret_name, &why);
                 self.events
                     .record(ca_name, EventKind::Rejected, Some(why.clone()));
                 entry.status = Status::Rejected(why);
             }
             None => {
                 let why = "the secret has no cacert or ca.crt".to_owned();
-                log_reject(ca_name, &secret_name, &why);
+                log_reject(&self.metrics, ca_name, &secret_name, &why);
                 self.events
                     .record(ca_name, EventKind::Rejected, Some(why.clone()));
                 entry.status = Status::Rejected(why);

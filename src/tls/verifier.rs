@@ -20,6 +20,40 @@ use super::signed::verify_handshake;
 use crate::config::gateway::ServerTls;
 use crate::crypto::sha256_hex;
 
+/// Why [`ExtraChecks::check`] refuses a client certificate. Each maps to
+/// its own rustls error, so the handshake metrics can tell a usage refusal
+/// (`bad_eku`) from an allow-list one (`allow_list_mismatch`): see
+/// `metrics::Outcome`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("client certificate does not parse")]
+    Unparsable,
+    #[error("client certificate is not for clientAuth")]
+    NotForClientAuth,
+    #[error("client certificate's extended key usage does not parse")]
+    UsageUnparsable,
+    #[error("client certificate SAN is not in subjectAltNames")]
+    SubjectAltName,
+    #[error("client certificate key is not in verifyCertificateSpki")]
+    Spki,
+    #[error("client certificate is not in verifyCertificateHash")]
+    Hash,
+}
+
+impl Refusal {
+    /// The rustls error a handshake fails with. `ApplicationVerificationFailure`
+    /// is used for the allow-lists and nothing else.
+    pub fn error(self) -> CertificateError {
+        match self {
+            Refusal::Unparsable | Refusal::UsageUnparsable => CertificateError::BadEncoding,
+            Refusal::NotForClientAuth => CertificateError::InvalidPurpose,
+            Refusal::SubjectAltName | Refusal::Spki | Refusal::Hash => {
+                CertificateError::ApplicationVerificationFailure
+            }
+        }
+    }
+}
+
 /// The allow-lists of one server; a certificate must pass each non-empty one.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ExtraChecks {
@@ -60,14 +94,14 @@ impl ExtraChecks {
     /// no EKU is for any purpose (RFC 5280 §4.2.1.12), as OpenSSL and
     /// BoringSSL (Envoy) treat it: `openssl x509 -req` without `-extfile`
     /// makes such client certificates, and Istio's own tasks use them.
-    pub fn check(&self, der: &[u8]) -> Result<(), String> {
-        let (_, cert) = x509_parser::parse_x509_certificate(der)
-            .map_err(|_| "client certificate does not parse".to_owned())?;
+    pub fn check(&self, der: &[u8]) -> Result<(), Refusal> {
+        let (_, cert) =
+            x509_parser::parse_x509_certificate(der).map_err(|_| Refusal::Unparsable)?;
         match cert.extended_key_usage() {
             Ok(Some(eku)) if eku.value.client_auth || eku.value.any => {}
-            Ok(Some(_)) => return Err("client certificate is not for clientAuth".into()),
+            Ok(Some(_)) => return Err(Refusal::NotForClientAuth),
             Ok(None) => {}
-            Err(_) => return Err("client certificate's extended key usage does not parse".into()),
+            Err(_) => return Err(Refusal::UsageUnparsable),
         }
         if !self.subject_alt_names.is_empty() {
             let mut names = Vec::new();
@@ -90,7 +124,7 @@ impl ExtraChecks {
                 }
             }
             if !names.iter().any(|n| self.subject_alt_names.contains(n)) {
-                return Err("client certificate SAN is not in subjectAltNames".into());
+                return Err(Refusal::SubjectAltName);
             }
         }
         if !self.spki_sha256.is_empty() {
@@ -98,11 +132,11 @@ impl ExtraChecks {
             let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, spki);
             let b64 = base64::engine::general_purpose::STANDARD.encode(digest.as_ref());
             if !self.spki_sha256.contains(&b64) {
-                return Err("client certificate key is not in verifyCertificateSpki".into());
+                return Err(Refusal::Spki);
             }
         }
         if !self.cert_sha256.is_empty() && !self.cert_sha256.contains(&sha256_hex(der)) {
-            return Err("client certificate is not in verifyCertificateHash".into());
+            return Err(Refusal::Hash);
         }
         Ok(())
     }
@@ -202,7 +236,7 @@ impl ClientCertVerifier for Checked {
         self.verify_chain(end_entity, intermediates, now)?;
         self.checks.check(end_entity.as_ref()).map_err(|why| {
             tracing::debug!(reason = %why, "client certificate refused");
-            Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)
+            Error::InvalidCertificate(why.error())
         })?;
         Ok(ClientCertVerified::assertion())
     }
