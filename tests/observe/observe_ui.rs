@@ -14,8 +14,8 @@ use serde_json::Value;
 use crate::support::browser::Browser;
 use crate::support::client::serial_of_pem;
 use crate::support::{
-    FRONTEND, FRONTEND_BODY, INVENTORY, INVENTORY_BODY, Walkthrough, frontend_vs_with, http_get,
-    http_get_with, poll,
+    FRONTEND, FRONTEND_BODY, INVENTORY, Walkthrough, closed_port, frontend_vs_with, http_get,
+    http_get_with, poll, service_entry,
 };
 use gatehouse::pki::{HostLayout, LeafSpec};
 
@@ -35,8 +35,19 @@ return Array.from(document.querySelectorAll('article.server')).map(a => ({
   })),
 }));";
 
-/// A route whose name and match hold markup: the page must show it as text.
-const MARKUP_ROUTE: &str = "  - name: <img id=injected-name src=x>
+/// Routes in front of the frontend's own: one to a backend that is down
+/// (its 503s make the route's error rate), and one whose name and match
+/// hold markup (the page must show it as text).
+const EXTRA_ROUTES: &str = "  - name: down
+    match:
+    - uri:
+        prefix: /down
+    route:
+    - destination:
+        host: down.default.svc.cluster.local
+        port:
+          number: 80
+  - name: <img id=injected-name src=x>
     match:
     - uri:
         prefix: /<b id=injected-match>x</b>
@@ -46,6 +57,27 @@ const MARKUP_ROUTE: &str = "  - name: <img id=injected-name src=x>
         port:
           number: 80
 ";
+
+/// The cells' text of each row of the table(s) in the section `id`.
+fn rows(b: &Browser, id: &str) -> Vec<Vec<String>> {
+    let v = b.eval(&format!(
+        "return Array.from(document.querySelectorAll('#{id} tbody tr')).map(tr => Array.from(tr.cells).map(td => td.textContent));"
+    ));
+    serde_json::from_value(v).unwrap()
+}
+
+/// Waits until a row of section `id` satisfies `want`; returns it.
+#[track_caller]
+fn wait_row(b: &Browser, id: &str, what: &str, want: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let mut last = Vec::new();
+    let found = crate::support::try_poll(SHOWN_WITHIN, || {
+        last = rows(b, id);
+        last.iter().find(|r| want(r)).cloned()
+    });
+    found.unwrap_or_else(|| {
+        panic!("no row of #{id} showed {what} within {SHOWN_WITHIN:?}: {last:?}")
+    })
+}
 
 /// The serial of `host`'s served certificate as the page must show it.
 fn served_serial(w: &Walkthrough, host: &str) -> String {
@@ -108,42 +140,42 @@ fn overflows(b: &Browser) -> Value {
     )
 }
 
-/// Some traffic for the metrics: answers from both hosts and a handshake
-/// refused for want of a client certificate.
-fn traffic(w: &Walkthrough, port: u16) {
+/// Traffic while the page watches: four answers from the frontend, two
+/// 503s from the route whose backend is down, and a handshake refused for
+/// want of a client certificate; the page shows each in its section.
+fn traffic_shows(w: &Walkthrough, b: &Browser, port: u16) {
     let addr = ([127, 0, 0, 1], port).into();
-    for (host, body) in [(FRONTEND, FRONTEND_BODY), (INVENTORY, INVENTORY_BODY)] {
-        for _ in 0..3 {
-            let got = w.site.client(host).body(addr, "/");
-            assert_eq!(got.as_deref().map(str::trim_end), Some(body));
-        }
+    let client = w.site.client(FRONTEND);
+    for _ in 0..4 {
+        let got = client.body(addr, "/");
+        assert_eq!(got.as_deref().map(str::trim_end), Some(FRONTEND_BODY));
+    }
+    for _ in 0..2 {
+        assert_eq!(client.get(addr, "/down").unwrap().status, 503);
     }
     w.site
         .walkthrough_curl(FRONTEND, port)
         .no_client_cert()
         .run()
         .assert_refused();
+    let down = wait_row(b, "routes", "the down route's 5xx", |r| {
+        r[1].ends_with(" down") && r[6] == "100.0% (2 of 2)"
+    });
+    assert_eq!(
+        down[4], "down.default.svc.cluster.local:80 (100%)",
+        "{down:?}"
+    );
+    wait_row(b, "routes", "the frontend route's requests", |r| {
+        r[2] == "exact /" && r[5] == "4" && r[6] == "0.0% (0 of 4)"
+    });
+    let refused = wait_row(b, "refusals", "the refused handshake", |r| {
+        r[0].starts_with("no_client_cert") && r[2] == "1"
+    });
+    assert_eq!(refused[1], "default/foocorp-gateway/https-frontend");
 }
 
-#[test]
-fn dashboard_shows_both_hosts_and_a_rotation_without_reload() {
-    let w = Walkthrough::new();
-    w.site
-        .apply("markup-vs.yaml", &frontend_vs_with(MARKUP_ROUTE));
-    let gw = w.start();
-    let port = gw.port(443);
-    traffic(&w, port);
-
-    let b = Browser::start();
-    b.viewport(1280, 800, false);
-    b.goto(&format!("http://{}/ui", gw.admin()));
-    let title = b.eval("return document.title;");
-    assert_eq!(title, "gatehouse dashboard", "{}", b.log());
-    wait_shown(&b, FRONTEND, &served_serial(&w, FRONTEND));
-    let cards = wait_shown(&b, INVENTORY, &served_serial(&w, INVENTORY));
-    assert_eq!(cards.as_array().unwrap().len(), 2, "{cards:#}");
-
-    // Markup from the config is text on the page, never elements.
+/// Markup from the config is text on the page, never elements.
+fn markup_is_text(b: &Browser) {
     let markup = b.eval(
         "return {elements: document.querySelectorAll('#injected-name, #injected-match').length, text: document.getElementById('routes').textContent};",
     );
@@ -154,38 +186,59 @@ fn dashboard_shows_both_hosts_and_a_rotation_without_reload() {
             && text.contains("/<b id=injected-match>x</b>"),
         "{text}"
     );
+}
 
-    // A rotation shows in the same page: no navigation, no reload.
+/// A rotation shows in the same page (no navigation, no reload), in the
+/// server's card and in the events.
+fn rotation_shows(w: &Walkthrough, b: &Browser) {
     b.eval("window.gatehouseSamePage = true; return null;");
-    let rotated = rotate_frontend(&w);
-    assert_ne!(rotated, served_serial(&w, FRONTEND));
-    wait_shown(&b, FRONTEND, &rotated);
+    let rotated = rotate_frontend(w);
+    assert_ne!(rotated, served_serial(w, FRONTEND));
+    wait_shown(b, FRONTEND, &rotated);
     assert_eq!(b.eval("return window.gatehouseSamePage === true;"), true);
-    let pushed = poll("the rotation in the events table", SHOWN_WITHIN, || {
-        let t = b.eval("return document.getElementById('events').textContent;");
-        t.as_str()
-            .filter(|t| t.contains("frontend-credential") && t.contains("pushed"))
-            .map(str::to_owned)
+    let pushed = wait_row(b, "events", "the rotation's push", |r| {
+        r[1] == "frontend-credential" && r[2] == "pushed"
     });
-    assert!(!pushed.contains("PRIVATE KEY"));
+    assert!(pushed.iter().all(|c| !c.contains("PRIVATE KEY")));
+}
 
-    // The refusal shows by its reason (once the metrics are there).
-    let refusals = b.eval("return document.getElementById('refusals').textContent;");
-    eprintln!("refusals section: {refusals}");
-
-    let wide = overflows(&b);
+/// A screenshot of the viewport at 1280×800 into `docs/dashboard.png`.
+fn save_screenshot(b: &Browser) {
+    let wide = overflows(b);
     assert!(wide["scroll"].as_u64() <= wide["client"].as_u64(), "{wide}");
-    std::thread::sleep(Duration::from_millis(1500));
     let png = b.screenshot();
     assert_eq!(&png[1..4], b"PNG");
     let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/dashboard.png");
     std::fs::write(&docs, &png).unwrap();
+}
+
+#[test]
+fn dashboard_shows_both_hosts_and_a_rotation_without_reload() {
+    let w = Walkthrough::new();
+    w.site.apply("routes.yaml", &frontend_vs_with(EXTRA_ROUTES));
+    w.site.apply(
+        "down.yaml",
+        &service_entry("down", "down.default.svc.cluster.local", closed_port()),
+    );
+    let gw = w.start();
+    let b = Browser::start();
+    b.viewport(1280, 800, false);
+    b.goto(&format!("http://{}/ui", gw.admin()));
+    assert_eq!(b.eval("return document.title;"), "gatehouse dashboard");
+    wait_shown(&b, FRONTEND, &served_serial(&w, FRONTEND));
+    let cards = wait_shown(&b, INVENTORY, &served_serial(&w, INVENTORY));
+    assert_eq!(cards.as_array().unwrap().len(), 2, "{cards:#}");
+    markup_is_text(&b);
+    traffic_shows(&w, &b, gw.port(443));
+    rotation_shows(&w, &b);
+    save_screenshot(&b);
 
     // A phone's width: everything wraps, nothing scrolls sideways.
     b.viewport(390, 844, true);
-    std::thread::sleep(Duration::from_millis(1200));
-    let narrow = overflows(&b);
-    assert_eq!(narrow["inner"], 390, "{narrow}");
+    let narrow = poll("the phone layout", SHOWN_WITHIN, || {
+        let v = overflows(&b);
+        (v["inner"] == 390).then_some(v)
+    });
     assert!(
         narrow["scroll"].as_u64() <= narrow["client"].as_u64(),
         "horizontal scroll at 390px: {narrow}"

@@ -355,14 +355,17 @@
       const routeLabel = r.name !== null && r.name !== undefined ? String(r.name) : String(r.index);
       const key = JSON.stringify([str(server.id, ""), str(r.virtual_service, ""), routeLabel]);
       const w = requestsOverWindow(key);
-      const backends = list(r.backends).map((b) =>
-        el("li", {}, str(b.host) + ":" + str(b.port) + (b.weight !== undefined && b.weight !== null ? " (" + b.weight + "%)" : ""))
+      // Weights are relative: show each backend's share of the traffic.
+      const weights = list(r.backends).map((b) => (typeof b.weight === "number" && b.weight > 0 ? b.weight : 0));
+      const sum = weights.reduce((a, b) => a + b, 0);
+      const backends = list(r.backends).map((b, i) =>
+        el("li", {}, str(b.host) + ":" + str(b.port) + (sum > 0 ? " (" + Math.round((100 * weights[i]) / sum) + "%)" : ""))
       );
       return [
         list(r.hosts).join(", ") || "-",
         el("span", {}, el("code", {}, str(r.virtual_service)), " #" + str(r.index) + (r.name ? " " + r.name : "")),
         list(r.match).join("; ") || "any",
-        str(r.action),
+        str(r.action) + (r.status ? " " + r.status : ""),
         backends.length ? el("ul", { class: "plain" }, backends) : "-",
         { v: w && metricsFamilies.req ? String(w.total) : "-", class: "num" },
         errorCell(w),
