@@ -12,9 +12,11 @@ cd "$(dirname "$0")/.."
 # that has one.
 export PROTOC=/nonexistent/protoc
 
-# tool -> the Debian package that brings it (etcd for the scale-out tests)
+# tool -> the Debian package that brings it (etcd for the scale-out tests;
+# chromium and its WebDriver, chromedriver, for the dashboard's browser test)
 need=()
-for pair in curl:curl openssl:openssl etcd:etcd-server etcdctl:etcd-client; do
+for pair in curl:curl openssl:openssl etcd:etcd-server etcdctl:etcd-client \
+            chromium:chromium chromedriver:chromium-driver; do
   tool=${pair%%:*}; pkg=${pair#*:}
   command -v "$tool" >/dev/null 2>&1 || need+=("$pkg")
 done
