@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::support::browser::Browser;
 use crate::support::client::serial_of_pem;
 use crate::support::{
-    FRONTEND, FRONTEND_BODY, INVENTORY, Walkthrough, closed_port, frontend_vs_with, http_get,
+    FRONTEND, FRONTEND_BODY, INVENTORY, Site, Walkthrough, closed_port, frontend_vs_with, http_get,
     http_get_with, poll, service_entry,
 };
 use gatehouse::pki::{HostLayout, LeafSpec};
@@ -23,7 +23,8 @@ use gatehouse::pki::{HostLayout, LeafSpec};
 const SHOWN_WITHIN: Duration = Duration::from_secs(15);
 
 /// Every server card on the page: its id, hosts and credential rows
-/// (resource, state, serial), read from the rendered DOM.
+/// (resource, state, serial, days left and their colour), read from the
+/// rendered DOM.
 const SERVER_CARDS: &str = r"
 return Array.from(document.querySelectorAll('article.server')).map(a => ({
   id: a.dataset.server,
@@ -32,6 +33,8 @@ return Array.from(document.querySelectorAll('article.server')).map(a => ({
     resource: c.dataset.resource,
     state: c.querySelector('[data-state]').dataset.state,
     serial: c.querySelector('.serial').textContent,
+    days: c.querySelector('.days').textContent,
+    colour: c.querySelector('.days').className,
   })),
 }));";
 
@@ -84,37 +87,43 @@ fn served_serial(w: &Walkthrough, host: &str) -> String {
     serial_of_pem(&std::fs::read(w.site.path(w.site.pki(host).server_cert)).unwrap())
 }
 
-/// The (state, serial) of the certificate credential shown on the card of
-/// the server serving `host`, if the page shows one.
-fn shown_credential(cards: &Value, host: &str) -> Option<(String, String)> {
+/// The certificate credential (not the CA) shown on the card of the
+/// server serving `host`, if the page shows one.
+fn shown_credential(cards: &Value, host: &str) -> Option<Value> {
     let card = cards
         .as_array()?
         .iter()
         .find(|c| c["hosts"].as_str() == Some(host))?;
-    let cred = card["creds"]
+    card["creds"]
         .as_array()?
         .iter()
-        .find(|c| !c["resource"].as_str().unwrap_or("").ends_with("-cacert"))?;
-    Some((
-        cred["state"].as_str()?.to_owned(),
-        cred["serial"].as_str()?.to_owned(),
-    ))
+        .find(|c| !c["resource"].as_str().unwrap_or("").ends_with("-cacert"))
+        .cloned()
 }
 
-/// Waits until the page shows `host`'s credential ACTIVE with `serial`.
+/// Waits until the page shows `host`'s credential in `state` with
+/// `serial`; returns that credential's row.
 #[track_caller]
-fn wait_shown(b: &Browser, host: &str, serial: &str) -> Value {
+fn wait_state(b: &Browser, host: &str, state: &str, serial: &str) -> Value {
     let mut last = Value::Null;
     let found = crate::support::try_poll(SHOWN_WITHIN, || {
         last = b.eval(SERVER_CARDS);
-        let (state, shown) = shown_credential(&last, host)?;
-        (state == "ACTIVE" && shown == serial).then_some(())
+        let cred = shown_credential(&last, host)?;
+        (cred["state"] == state && cred["serial"] == serial).then_some(cred)
     });
-    assert!(
-        found.is_some(),
-        "the page did not show {host} ACTIVE with serial {serial} within {SHOWN_WITHIN:?}; it shows {last:#}"
-    );
-    last
+    found.unwrap_or_else(|| {
+        panic!(
+            "the page did not show {host} {state} with serial {serial} within {SHOWN_WITHIN:?}; it shows {last:#}"
+        )
+    })
+}
+
+/// Waits until the page shows `host`'s credential ACTIVE with `serial`;
+/// returns every server card.
+#[track_caller]
+fn wait_shown(b: &Browser, host: &str, serial: &str) -> Value {
+    wait_state(b, host, "ACTIVE", serial);
+    b.eval(SERVER_CARDS)
 }
 
 /// A new server certificate for the frontend from its intermediate, applied
@@ -131,6 +140,48 @@ fn rotate_frontend(w: &Walkthrough) -> String {
         .frontend_secret_manifest("rotation", &leaf.cert_pem, &leaf.key_pem, &[]);
     w.site.cli(&["apply", "-f", &manifest]).ok();
     serial_of_pem(leaf.cert_pem.as_bytes())
+}
+
+/// The inventory's credential replaced by one that expires in 5 days
+/// (`create secret … --dry-run=client -o yaml`, then `apply -f`); returns
+/// its serial.
+fn rotate_inventory_to_expire_soon(w: &Walkthrough) -> String {
+    let layout = HostLayout::new(w.site.dir.path(), INVENTORY);
+    let leaf = layout
+        .load_intermediate()
+        .unwrap()
+        .issue(&LeafSpec::server(INVENTORY).valid_days(5))
+        .unwrap();
+    w.site.write("soon/cert.pem", &leaf.cert_pem);
+    w.site.write("soon/key.pem", &leaf.key_pem);
+    let args = Site::create_secret_args(
+        INVENTORY,
+        "soon/key.pem",
+        "soon/cert.pem",
+        &["--dry-run=client", "-o", "yaml"],
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let manifest = w.site.cli(&args).ok();
+    w.site.write("soon/secret.yaml", &manifest.stdout);
+    w.site.cli(&["apply", "-f", "soon/secret.yaml"]).ok();
+    serial_of_pem(leaf.cert_pem.as_bytes())
+}
+
+/// Days left in colour: a year is green; 5 days is red, and EXPIRING
+/// (within the default `--expiry-warning` of 7 days).
+fn expiry_colours(w: &Walkthrough, b: &Browser) {
+    let cards = b.eval(SERVER_CARDS);
+    let frontend = shown_credential(&cards, FRONTEND).unwrap();
+    assert_eq!(frontend["colour"], "days ok", "{frontend}");
+    let soon = rotate_inventory_to_expire_soon(w);
+    let inventory = wait_state(b, INVENTORY, "EXPIRING", &soon);
+    assert_eq!(inventory["colour"], "days bad", "{inventory}");
+    assert_eq!(inventory["days"], "4 days", "{inventory}");
+    let first = rows(b, "expiry");
+    assert_eq!(
+        first[0][0], "inventory-credential",
+        "expires first: {first:?}"
+    );
 }
 
 /// Whether the page is wider than its viewport (a horizontal scroll).
@@ -231,6 +282,7 @@ fn dashboard_shows_both_hosts_and_a_rotation_without_reload() {
     markup_is_text(&b);
     traffic_shows(&w, &b, gw.port(443));
     rotation_shows(&w, &b);
+    expiry_colours(&w, &b);
     save_screenshot(&b);
 
     // A phone's width: everything wraps, nothing scrolls sideways.
