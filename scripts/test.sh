@@ -31,6 +31,11 @@ if ! /usr/bin/python3 -c 'import prometheus_client.openmetrics.parser' >/dev/nul
   && ! python3 -c 'import prometheus_client.openmetrics.parser' >/dev/null 2>&1; then
   need+=(python3-prometheus-client)
 fi
+# The observability tests read `proxy-config -o yaml` back with an
+# independent YAML parser: PyYAML, Debian's python3-yaml.
+if ! /usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 && ! python3 -c 'import yaml' >/dev/null 2>&1; then
+  need+=(python3-yaml)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

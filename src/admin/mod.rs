@@ -153,11 +153,6 @@ fn handle(
             credentials_json(status).to_string(),
             "application/json",
         ),
-        "/config_dump" => respond(
-            StatusCode::OK,
-            config_dump::json(status).to_string(),
-            "application/json",
-        ),
         "/warnings" => respond(
             StatusCode::OK,
             warnings::json(status).to_string(),
@@ -193,25 +188,24 @@ fn unauthorized() -> Response<Full<Bytes>> {
     r
 }
 
-/// The token check, then the dashboard's shell, then the JSON endpoints.
-fn answer(
-    req: &Request<Incoming>,
-    status: &Status,
-    draining: bool,
-    metrics: &Metrics,
-    token: Option<&AdminToken>,
-) -> Response<Full<Bytes>> {
-    let path = req.uri().path();
-    if let Some(t) = token
-        && !auth::is_public(path)
-        && !t.allows(req.headers())
-    {
-        return unauthorized();
+/// The 401 for a request that needs the token and does not carry it.
+fn refused(req: &Request<Incoming>, token: Option<&AdminToken>) -> Option<Response<Full<Bytes>>> {
+    let t = token?;
+    let needed = !auth::is_public(req.uri().path());
+    (needed && !t.allows(req.headers())).then(unauthorized)
+}
+
+/// `/config_dump`: a large config makes a large document, so it is built
+/// on a blocking thread, never on a worker that serves requests.
+async fn config_dump(status: Arc<Status>) -> Response<Full<Bytes>> {
+    match tokio::task::spawn_blocking(move || config_dump::json(&status).to_string()).await {
+        Ok(body) => respond(StatusCode::OK, body, "application/json"),
+        Err(_) => respond(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "config_dump: could not build the dump\n".into(),
+            "text/plain",
+        ),
     }
-    if let Some(r) = ui::serve(path) {
-        return r;
-    }
-    handle(req, status, draining, metrics)
 }
 
 /// Serves the admin endpoint on `listener` until the process ends; it
@@ -233,10 +227,24 @@ pub async fn serve(
         let metrics = metrics.clone();
         let token = token.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let s = status.load();
-                let r = answer(&req, &s, drain.is_draining(), &metrics, token.as_deref());
-                async move { Ok::<_, Infallible>(r) }
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let s = status.load_full();
+                let draining = drain.is_draining();
+                let metrics = metrics.clone();
+                let token = token.clone();
+                async move {
+                    if let Some(r) = refused(&req, token.as_deref()) {
+                        return Ok::<_, Infallible>(r);
+                    }
+                    let path = req.uri().path();
+                    if path == "/config_dump" {
+                        return Ok(config_dump(s).await);
+                    }
+                    if let Some(r) = ui::serve(path) {
+                        return Ok(r);
+                    }
+                    Ok(handle(&req, &s, draining, &metrics))
+                }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), svc)

@@ -9,6 +9,8 @@ mod create;
 mod demo;
 mod get;
 mod pki;
+mod proxy_config;
+mod proxy_status;
 mod run;
 
 use std::path::PathBuf;
@@ -170,8 +172,10 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Run the gateway: watch the store, serve every selected Gateway.
     Run(run::RunArgs),
-    /// Show what a running gateway holds (`proxy-config secret`).
-    ProxyConfig(run::ProxyConfigArgs),
+    /// Show what a running gateway serves: listeners, routes, clusters, secret, all.
+    ProxyConfig(proxy_config::ProxyConfigArgs),
+    /// Compare the store's objects with what each running gateway holds: SYNCED or STALE.
+    ProxyStatus(proxy_status::ProxyStatusArgs),
     /// Write a new encryption key file (mode 0600) for Secrets at rest in etcd.
     Keygen {
         /// Where to write it; never overwritten.
@@ -260,7 +264,8 @@ async fn dispatch(ctx: &Context, command: Command) -> anyhow::Result<()> {
         Command::Demo(a) => demo::demo(a).await,
         // Handled in `main`, before any runtime exists (it builds its own).
         Command::Run(_) => anyhow::bail!("run cannot start inside another runtime"),
-        Command::ProxyConfig(a) => run::proxy_config(a).await,
+        Command::ProxyConfig(a) => proxy_config::proxy_config(a).await,
+        Command::ProxyStatus(a) => proxy_status::proxy_status(ctx, a).await,
         Command::Keygen { out } => {
             let id = crate::store::crypt::keygen(&out)?;
             println!("wrote encryption key {id} to {}", out.display());

@@ -1,12 +1,12 @@
-//! `run`: the gateway process, and `proxy-config`: what it holds.
+//! `run`: the gateway process.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::Args;
 use clap::builder::RangedU64ValueParser;
-use clap::{Args, Subcommand};
 
 use super::Context;
 use crate::admin::auth::AdminToken;
@@ -235,25 +235,6 @@ impl EdgeArgs {
     }
 }
 
-#[derive(Debug, Args)]
-pub struct ProxyConfigArgs {
-    #[command(subcommand)]
-    pub what: ProxyConfigWhat,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ProxyConfigWhat {
-    /// The credentials the running gateway holds (like `istioctl proxy-config secret`).
-    Secret {
-        /// The gateway's admin address.
-        #[arg(long, default_value = "127.0.0.1:15000")]
-        admin: SocketAddr,
-        /// Output: table (default) or json.
-        #[arg(short = 'o', long = "output")]
-        output: Option<String>,
-    },
-}
-
 fn parse_labels(s: &str) -> anyhow::Result<BTreeMap<String, String>> {
     let mut labels = BTreeMap::new();
     for pair in s.split(',').filter(|p| !p.is_empty()) {
@@ -374,52 +355,6 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
         settings,
     };
     runtime::run(process, opts, store)
-}
-
-pub async fn proxy_config(args: ProxyConfigArgs) -> anyhow::Result<()> {
-    let ProxyConfigWhat::Secret { admin, output } = args.what;
-    let body = crate::admin::client::get(admin, "/credentials").await?;
-    let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| {
-        anyhow::anyhow!("the admin endpoint at {admin} answered something that is not JSON: {e}")
-    })?;
-    if output.as_deref() == Some("json") {
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
-    }
-    let mut rows = vec![vec![
-        "RESOURCE NAME".to_owned(),
-        "TYPE".into(),
-        "STATUS".into(),
-        "SERIAL NUMBER".into(),
-        "NOT BEFORE".into(),
-        "NOT AFTER".into(),
-        "SHA256 FINGERPRINT".into(),
-        "REASON".into(),
-    ]];
-    let date = |ts: Option<i64>| {
-        ts.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-            .unwrap_or_else(|| "-".into())
-    };
-    for c in v["credentials"].as_array().into_iter().flatten() {
-        let certs = c["certs"].as_array().cloned().unwrap_or_default();
-        let first = certs.first().cloned().unwrap_or_default();
-        rows.push(vec![
-            c["resource"].as_str().unwrap_or("").to_owned(),
-            c["kind"].as_str().unwrap_or("").to_owned(),
-            c["state"].as_str().unwrap_or("").to_owned(),
-            first["serial"].as_str().unwrap_or("-").to_owned(),
-            date(first["not_before"].as_i64()),
-            date(first["not_after"].as_i64()),
-            first["sha256"].as_str().unwrap_or("-").to_owned(),
-            c["reason"].as_str().unwrap_or("").to_owned(),
-        ]);
-    }
-    print!("{}", super::get::render(&rows));
-    Ok(())
 }
 
 #[cfg(test)]

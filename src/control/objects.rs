@@ -204,3 +204,52 @@ pub(super) fn secrets_in(state: &Objects, namespace: &str) -> BTreeMap<String, S
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vs(rv: u64, uri: &str) -> Object {
+        let value = format!(
+            r#"{{"apiVersion":"networking.istio.io/v1","kind":"VirtualService","metadata":{{"name":"v","namespace":"default"}},
+            "spec":{{"hosts":["a.com"],"http":[{{"match":[{{"uri":{uri}}}],"route":[{{"destination":{{"host":"b"}}}}]}}]}}}}"#
+        );
+        Object {
+            key: ObjectKey::new("VirtualService", "default", "v"),
+            resource_version: rv,
+            value: value.into_bytes(),
+        }
+    }
+
+    #[test]
+    fn a_bad_version_is_held_as_skipped_until_a_good_one() {
+        let mut o = Objects::default();
+        o.upsert(vs(3, r#"{"exact":"/"}"#));
+        let first = o.held();
+        assert_eq!(first[0].skipped, None);
+        assert_eq!(first[0].serving_version, Some(3));
+        assert!(Arc::ptr_eq(&first, &o.held()), "rebuilt without a change");
+        o.upsert(vs(5, r#"{"regex":"("}"#));
+        let bad = o.held();
+        assert_eq!(
+            (bad[0].resource_version, bad[0].serving_version),
+            (5, Some(3))
+        );
+        assert!(
+            bad[0].skipped.as_deref().unwrap().contains("regex"),
+            "{bad:?}"
+        );
+        o.upsert(vs(6, r#"{"prefix":"/"}"#));
+        let good = o.held();
+        assert_eq!(
+            (
+                good[0].resource_version,
+                good[0].serving_version,
+                &good[0].skipped
+            ),
+            (6, Some(6), &None)
+        );
+        o.remove(&ObjectKey::new("VirtualService", "default", "v"));
+        assert!(o.held().is_empty());
+    }
+}

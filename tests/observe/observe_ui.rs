@@ -297,6 +297,43 @@ fn dashboard_shows_both_hosts_and_a_rotation_without_reload() {
     );
 }
 
+/// `proxy-config` and `proxy-status` send the token of
+/// `--admin-token-file` (in the site as `admin.token`), and say which flag
+/// is missing when it is not given.
+fn cli_sends_the_token(w: &Walkthrough, admin: std::net::SocketAddr) {
+    let admin_arg = admin.to_string();
+    let without = w
+        .site
+        .cli(&["proxy-config", "secret", "--admin", &admin_arg]);
+    assert!(
+        without.one_error().contains("--admin-token-file"),
+        "{without:?}"
+    );
+    let with = w.site.cli(&[
+        "--admin-token-file",
+        "admin.token",
+        "proxy-config",
+        "secret",
+        "--admin",
+        &admin_arg,
+    ]);
+    assert!(with.ok().stdout.contains("frontend-credential"), "{with:?}");
+    let token_flag = ["--admin-token-file", "admin.token"];
+    let all = w.site.cli(
+        &[
+            &token_flag[..],
+            &["proxy-config", "all", "-o", "json", "--admin", &admin_arg],
+        ]
+        .concat(),
+    );
+    let dump: serde_json::Value = serde_json::from_str(&all.ok().stdout).unwrap();
+    assert_eq!(dump["listeners"][0]["servers"].as_array().unwrap().len(), 2);
+    let status = w
+        .site
+        .cli(&[&token_flag[..], &["proxy-status", "--admin", &admin_arg]].concat());
+    assert!(status.ok().stdout.contains("SYNCED"), "{status:?}");
+}
+
 #[test]
 fn admin_token_guards_everything_but_probes_and_the_page() {
     let w = Walkthrough::new();
@@ -353,24 +390,7 @@ fn admin_token_guards_everything_but_probes_and_the_page() {
         "{head}"
     );
 
-    // The CLI sends the token when given the file, and says so when not.
-    let admin_arg = admin.to_string();
-    let without = w
-        .site
-        .cli(&["proxy-config", "secret", "--admin", &admin_arg]);
-    assert!(
-        without.one_error().contains("--admin-token-file"),
-        "{without:?}"
-    );
-    let with = w.site.cli(&[
-        "--admin-token-file",
-        "admin.token",
-        "proxy-config",
-        "secret",
-        "--admin",
-        &admin_arg,
-    ]);
-    assert!(with.ok().stdout.contains("frontend-credential"), "{with:?}");
+    cli_sends_the_token(&w, admin);
     assert!(!gw.log().contains(token), "the token reached the log");
 }
 

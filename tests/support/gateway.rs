@@ -145,6 +145,14 @@ impl Gateway {
         self.admin.unwrap()
     }
 
+    /// `GET /config_dump` from its admin endpoint, parsed.
+    #[track_caller]
+    pub fn config_dump(&self) -> serde_json::Value {
+        let (status, body) = super::http_get(self.admin(), "/config_dump").unwrap();
+        assert_eq!(status, 200, "/config_dump: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
     /// Everything the gateway has logged so far (its stderr).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
