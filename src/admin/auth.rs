@@ -153,6 +153,7 @@ mod tests {
             "/healthz/ready",
             "/ui",
             "/ui/app.js",
+            "/ui/scrape.js",
             "/ui/app.css",
         ] {
             assert!(is_public(p), "{p}");

@@ -239,6 +239,21 @@ fn markup_is_text(b: &Browser) {
     );
 }
 
+/// The page's reader of the text format, on label values with escapes
+/// (a backslash, a quote, a newline) and on lines that are not samples.
+fn parser_reads_escapes(b: &Browser) {
+    let v = b.eval(
+        r#"const p = window.gatehouseMetrics.parseSample;
+        return [p(String.raw`gatehouse_requests_total{server="a\\b",route="q\"x\ny"} 7`), p('x{a="b"'), p('y{} NaN')];"#,
+    );
+    assert_eq!(v[0]["name"], "gatehouse_requests_total", "{v}");
+    assert_eq!(v[0]["labels"]["server"], "a\\b", "{v}");
+    assert_eq!(v[0]["labels"]["route"], "q\"x\ny", "{v}");
+    assert_eq!(v[0]["value"], 7, "{v}");
+    assert_eq!(v[1], Value::Null, "{v}");
+    assert_eq!(v[2], Value::Null, "{v}");
+}
+
 /// A rotation shows in the same page (no navigation, no reload), in the
 /// server's card and in the events.
 fn rotation_shows(w: &Walkthrough, b: &Browser) {
@@ -280,6 +295,7 @@ fn dashboard_shows_both_hosts_and_a_rotation_without_reload() {
     let cards = wait_shown(&b, INVENTORY, &served_serial(&w, INVENTORY));
     assert_eq!(cards.as_array().unwrap().len(), 2, "{cards:#}");
     markup_is_text(&b);
+    parser_reads_escapes(&b);
     traffic_shows(&w, &b, gw.port(443));
     rotation_shows(&w, &b);
     expiry_colours(&w, &b);
@@ -379,6 +395,7 @@ fn admin_token_guards_everything_but_probes_and_the_page() {
         "/healthz/ready",
         "/ui",
         "/ui/app.js",
+        "/ui/scrape.js",
         "/ui/app.css",
     ] {
         let (status, body) = http_get(admin, path).unwrap();

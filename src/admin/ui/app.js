@@ -6,14 +6,12 @@
 
 (function () {
   const POLL_MS = 1000;
-  const WINDOW_MS = 60000;
   const TOKEN_KEY = "gatehouse-admin-token";
   const DAY_MS = 86400000;
 
-  // Successive /metrics scrapes of the last minute: {t, req, hs}.
-  const history = [];
   let needToken = false;
-  let metricsFamilies = { req: false, hs: false };
+  // The /metrics side: parsing, the last minute of scrapes (scrape.js).
+  const metrics = window.gatehouseMetrics;
 
   class Unauthorized extends Error {}
 
@@ -142,94 +140,6 @@
     return r;
   }
 
-  // ------------------------------------------------------------ /metrics
-
-  // One sample line of the Prometheus (or OpenMetrics) text format.
-  function parseSample(line) {
-    let i = 0;
-    while (i < line.length && line[i] !== "{" && line[i] !== " " && line[i] !== "\t") i++;
-    const name = line.slice(0, i);
-    const labels = {};
-    if (line[i] === "{") {
-      i++;
-      for (;;) {
-        while (line[i] === " " || line[i] === ",") i++;
-        if (i >= line.length) return null;
-        if (line[i] === "}") {
-          i++;
-          break;
-        }
-        const eq = line.indexOf("=", i);
-        if (eq < 0 || line[eq + 1] !== '"') return null;
-        const key = line.slice(i, eq).trim();
-        let value = "";
-        i = eq + 2;
-        while (i < line.length && line[i] !== '"') {
-          if (line[i] === "\\" && i + 1 < line.length) {
-            const n = line[i + 1];
-            value += n === "n" ? "\n" : n;
-            i += 2;
-          } else {
-            value += line[i++];
-          }
-        }
-        if (line[i] !== '"') return null;
-        i++;
-        labels[key] = value;
-      }
-    }
-    const value = Number(line.slice(i).trim().split(/\s+/)[0]);
-    return name && Number.isFinite(value) ? { name: name, labels: labels, value: value } : null;
-  }
-
-  // The two families the page reads: requests by (server, virtual service,
-  // route) with their 5xx, and handshakes by (result, server).
-  function scrape(text) {
-    const req = new Map();
-    const hs = new Map();
-    const seen = { req: false, hs: false };
-    for (const raw of text.split("\n")) {
-      const line = raw.trim();
-      if (!line || line[0] === "#") continue;
-      const s = parseSample(line);
-      if (!s) continue;
-      const l = s.labels;
-      if (s.name === "gatehouse_requests_total") {
-        seen.req = true;
-        const key = JSON.stringify([str(l.server, ""), str(l.virtual_service, ""), str(l.route, "")]);
-        const row = req.get(key) || { total: 0, err: 0 };
-        row.total += s.value;
-        if (str(l.code, "").startsWith("5")) row.err += s.value;
-        req.set(key, row);
-      } else if (s.name === "gatehouse_tls_handshakes_total") {
-        seen.hs = true;
-        const key = JSON.stringify([str(l.result, ""), str(l.server, "")]);
-        hs.set(key, (hs.get(key) || 0) + s.value);
-      }
-    }
-    return { req: req, hs: hs, seen: seen };
-  }
-
-  function remember(sample) {
-    const now = Date.now();
-    history.push({ t: now, req: sample.req, hs: sample.hs });
-    while (history.length > 1 && history[0].t < now - WINDOW_MS) history.shift();
-    metricsFamilies = sample.seen;
-  }
-
-  // A counter's growth over the window (a restart resets it: then the
-  // current value is the growth).
-  function growth(now, then) {
-    return then === undefined || now < then ? now : now - then;
-  }
-
-  function requestsOverWindow(key) {
-    if (history.length < 2) return null;
-    const first = history[0].req.get(key) || { total: 0, err: 0 };
-    const last = history[history.length - 1].req.get(key) || { total: 0, err: 0 };
-    return { total: growth(last.total, first.total), err: growth(last.err, first.err) };
-  }
-
   // ------------------------------------------------------------ listeners
 
   function caName(credential) {
@@ -343,7 +253,7 @@
   // ------------------------------------------------------------ routes
 
   function errorCell(w) {
-    if (!metricsFamilies.req) return { v: "no data" };
+    if (!metrics.seen().req) return { v: "no data" };
     if (!w) return { v: "collecting…" };
     if (w.total === 0) return { v: "no requests" };
     const pct = (100 * w.err) / w.total;
@@ -354,7 +264,7 @@
     return list(server.routes).map((r) => {
       const routeLabel = r.name !== null && r.name !== undefined ? String(r.name) : String(r.index);
       const key = JSON.stringify([str(server.id, ""), str(r.virtual_service, ""), routeLabel]);
-      const w = requestsOverWindow(key);
+      const w = metrics.requestsOverWindow(key);
       // Weights are relative: show each backend's share of the traffic.
       const weights = list(r.backends).map((b) => (typeof b.weight === "number" && b.weight > 0 ? b.weight : 0));
       const sum = weights.reduce((a, b) => a + b, 0);
@@ -367,7 +277,7 @@
         list(r.match).join("; ") || "any",
         str(r.action) + (r.status ? " " + r.status : ""),
         backends.length ? el("ul", { class: "plain" }, backends) : "-",
-        { v: w && metricsFamilies.req ? String(w.total) : "-", class: "num" },
+        { v: w && metrics.seen().req ? String(w.total) : "-", class: "num" },
         errorCell(w),
       ];
     });
@@ -399,16 +309,10 @@
   };
 
   function renderRefusals() {
-    if (!metricsFamilies.hs) return show("refusals", noData("no data (no handshake metrics yet)"));
-    const last = history[history.length - 1].hs;
-    const first = history.length > 1 ? history[0].hs : null;
-    const rows = [];
-    for (const [key, total] of last) {
-      const [result, server] = JSON.parse(key);
-      if (result === "success" || total === 0) continue;
-      const recent = first ? growth(total, first.get(key)) : null;
-      rows.push({ result: result, server: server, total: total, recent: recent });
-    }
+    if (!metrics.seen().hs) return show("refusals", noData("no data (no handshake metrics yet)"));
+    const rows = metrics
+      .handshakes()
+      .filter((r) => r.result !== "success" && r.total > 0);
     rows.sort((a, b) => (b.recent || 0) - (a.recent || 0) || b.total - a.total);
     if (rows.length === 0) return show("refusals", noData("no refusals since the gateway started"));
     const headers = [["Reason"], ["Server"], ["Last minute", "num"], ["Since start", "num"]];
@@ -485,16 +389,16 @@
   }
 
   async function refresh() {
-    const [dump, metrics] = await Promise.allSettled([
+    const [dump, scraped] = await Promise.allSettled([
       get("/config_dump").then((r) => r.json()),
       get("/metrics").then((r) => r.text()),
     ]);
-    if ([dump, metrics].some((r) => r.status === "rejected" && r.reason instanceof Unauthorized)) {
+    if ([dump, scraped].some((r) => r.status === "rejected" && r.reason instanceof Unauthorized)) {
       return askToken(token() !== null);
     }
     const notes = [];
-    if (metrics.status === "fulfilled") remember(scrape(metrics.value));
-    else notes.push("metrics: " + metrics.reason.message);
+    if (scraped.status === "fulfilled") metrics.remember(scraped.value);
+    else notes.push("metrics: " + scraped.reason.message);
     const d = dump.status === "fulfilled" && dump.value && typeof dump.value === "object" ? dump.value : {};
     if (dump.status === "rejected") notes.push("config_dump: " + dump.reason.message);
     const renders = [renderListeners, renderExpiry, renderRoutes, renderEvents, renderObjects];

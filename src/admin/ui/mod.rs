@@ -1,5 +1,5 @@
-//! The dashboard at `/ui`: one page, its script and its style, compiled
-//! into the binary. The page reads `/config_dump` and `/metrics` every
+//! The dashboard at `/ui`: one page, its two scripts (`scrape.js` reads
+//! `/metrics`, `app.js` draws) and its style, compiled into the binary. The page reads `/config_dump` and `/metrics` every
 //! second and draws listeners, servers, credentials, routes with their
 //! recent error rates, handshake refusals and the last SDS events.
 //!
@@ -18,6 +18,7 @@ use http_body_util::Full;
 
 const INDEX: &str = include_str!("index.html");
 const SCRIPT: &str = include_str!("app.js");
+const SCRAPE: &str = include_str!("scrape.js");
 const STYLE: &str = include_str!("app.css");
 
 /// Only this origin; no inline script or style, no frames, no plugins, no
@@ -27,7 +28,10 @@ connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; fram
 
 /// The paths of the static shell.
 pub fn is_shell(path: &str) -> bool {
-    matches!(path, "/ui" | "/ui/" | "/ui/app.js" | "/ui/app.css")
+    matches!(
+        path,
+        "/ui" | "/ui/" | "/ui/app.js" | "/ui/scrape.js" | "/ui/app.css"
+    )
 }
 
 /// The shell's response for `path`, or `None` when `path` is not one of it.
@@ -35,6 +39,7 @@ pub fn serve(path: &str) -> Option<Response<Full<Bytes>>> {
     let (body, content_type) = match path {
         "/ui" | "/ui/" => (INDEX, "text/html; charset=utf-8"),
         "/ui/app.js" => (SCRIPT, "text/javascript; charset=utf-8"),
+        "/ui/scrape.js" => (SCRAPE, "text/javascript; charset=utf-8"),
         "/ui/app.css" => (STYLE, "text/css; charset=utf-8"),
         _ => return None,
     };
@@ -78,14 +83,24 @@ mod tests {
         });
         assert!(!handler, "index.html holds an inline event handler");
         assert!(INDEX.contains(r#"<script src="/ui/app.js" defer></script>"#));
-        assert!(!SCRIPT.contains("innerHTML") && !SCRIPT.contains("outerHTML"));
-        assert!(!SCRIPT.contains("insertAdjacentHTML") && !SCRIPT.contains("eval("));
+        assert!(INDEX.contains(r#"<script src="/ui/scrape.js" defer></script>"#));
+        for script in [SCRIPT, SCRAPE] {
+            for markup in [
+                "innerHTML",
+                "outerHTML",
+                "insertAdjacentHTML",
+                "eval(",
+                "document.write",
+            ] {
+                assert!(!script.contains(markup), "a script uses {markup}");
+            }
+        }
         assert!(!STYLE.contains("url("), "the style loads nothing");
     }
 
     #[test]
     fn every_shell_path_is_served_with_the_policy() {
-        for p in ["/ui", "/ui/", "/ui/app.js", "/ui/app.css"] {
+        for p in ["/ui", "/ui/", "/ui/app.js", "/ui/scrape.js", "/ui/app.css"] {
             assert!(is_shell(p));
             let r = serve(p).unwrap();
             assert_eq!(r.headers()["content-security-policy"], CSP);
