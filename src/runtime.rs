@@ -74,6 +74,9 @@ async fn serve(process: Process, opts: RunOptions, store: AnyStore) -> anyhow::R
             )
         })?;
     let admin_addr = admin.local_addr()?;
+    if process.admin_token.is_some() {
+        tracing::info!(addr = %admin_addr, "the admin endpoint needs a bearer token (--admin-token-file)");
+    }
     if !crate::admin::is_loopback(&admin_addr) {
         tracing::warn!(addr = %admin_addr, "the admin endpoint is not on loopback (it needs the bearer token of --admin-token-file)");
     }

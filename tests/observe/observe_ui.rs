@@ -362,6 +362,21 @@ fn admin_token_guards_everything_but_probes_and_the_page() {
         "{line}"
     );
 
+    // A token file that is too short to be a secret: refused, and not quoted.
+    w.site.write("short.token", "hunter2\n");
+    let out = w.site.cli(&[
+        "run",
+        "--admin",
+        "127.0.0.1:0",
+        "--admin-token-file",
+        "short.token",
+    ]);
+    let line = out.one_error();
+    assert!(
+        line.contains("at least 16") && !line.contains("hunter2"),
+        "{line}"
+    );
+
     let token = "7f3c0e9a51d24b6c8e1f2a3b4c5d6e7f";
     w.site.write("admin.token", format!("{token}\n"));
     let gw = w
