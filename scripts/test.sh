@@ -12,9 +12,11 @@ cd "$(dirname "$0")/.."
 # that has one.
 export PROTOC=/nonexistent/protoc
 
-# tool -> the Debian package that brings it (etcd for the scale-out tests)
+# tool -> the Debian package that brings it (etcd for the scale-out tests;
+# chromium and its WebDriver, chromedriver, for the dashboard's browser test)
 need=()
-for pair in curl:curl openssl:openssl etcd:etcd-server etcdctl:etcd-client; do
+for pair in curl:curl openssl:openssl etcd:etcd-server etcdctl:etcd-client \
+            chromium:chromium chromedriver:chromium-driver; do
   tool=${pair%%:*}; pkg=${pair#*:}
   command -v "$tool" >/dev/null 2>&1 || need+=("$pkg")
 done
@@ -23,16 +25,16 @@ done
 if ! /usr/bin/python3 -c 'import h2' >/dev/null 2>&1 && ! python3 -c 'import h2' >/dev/null 2>&1; then
   need+=(python3-h2)
 fi
-# The observability tests read `proxy-config -o yaml` back with an
-# independent YAML parser: PyYAML, Debian's python3-yaml.
-if ! /usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 && ! python3 -c 'import yaml' >/dev/null 2>&1; then
-  need+=(python3-yaml)
-fi
 # The metrics tests (tests/observe) parse /metrics with Python's
 # prometheus_client OpenMetrics parser: Debian's python3-prometheus-client.
 if ! /usr/bin/python3 -c 'import prometheus_client.openmetrics.parser' >/dev/null 2>&1 \
   && ! python3 -c 'import prometheus_client.openmetrics.parser' >/dev/null 2>&1; then
   need+=(python3-prometheus-client)
+fi
+# The observability tests read `proxy-config -o yaml` back with an
+# independent YAML parser: PyYAML, Debian's python3-yaml.
+if ! /usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 && ! python3 -c 'import yaml' >/dev/null 2>&1; then
+  need+=(python3-yaml)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"

@@ -1,5 +1,6 @@
 //! The process's one crypto provider (aws-lc-rs) and the small helpers built
-//! on it: lowercase hex, SHA-256 fingerprints, random bytes.
+//! on it: lowercase hex, SHA-256 fingerprints, random bytes, a constant-time
+//! comparison of secrets.
 //!
 //! Every TLS config, verifier, certificate maker and fingerprint in gatehouse
 //! goes through here, so that exactly one provider is compiled in and used
@@ -39,6 +40,18 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data).as_ref())
 }
 
+/// Whether two secrets are equal, in time that depends on neither's
+/// content nor length: both are hashed with SHA-256 first and the digests
+/// compared in constant time (the admin token check).
+pub fn secrets_equal(a: &[u8], b: &[u8]) -> bool {
+    use aws_lc_rs::digest::{SHA256, digest};
+    aws_lc_rs::constant_time::verify_slices_are_equal(
+        digest(&SHA256, a).as_ref(),
+        digest(&SHA256, b).as_ref(),
+    )
+    .is_ok()
+}
+
 /// The operating system's CSPRNG (through aws-lc) failed.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the system random number generator failed")]
@@ -54,6 +67,14 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], RandomError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_equal_only_when_equal() {
+        assert!(secrets_equal(b"s3cret-token", b"s3cret-token"));
+        assert!(!secrets_equal(b"s3cret-token", b"s3cret-tokeN"));
+        assert!(!secrets_equal(b"s3cret-token", b"s3cret-token2"));
+        assert!(!secrets_equal(b"", b"x"));
+    }
 
     #[test]
     fn hex_and_sha256() {

@@ -36,6 +36,8 @@ pub struct Process {
     /// The longest a drain waits for connections to finish.
     pub drain_timeout: Duration,
     pub admin: SocketAddr,
+    /// The admin endpoint's bearer token (`--admin-token-file`).
+    pub admin_token: Option<Arc<crate::admin::auth::AdminToken>>,
     pub settings: Settings,
 }
 
@@ -72,8 +74,11 @@ async fn serve(process: Process, opts: RunOptions, store: AnyStore) -> anyhow::R
             )
         })?;
     let admin_addr = admin.local_addr()?;
+    if process.admin_token.is_some() {
+        tracing::info!(addr = %admin_addr, "the admin endpoint needs a bearer token (--admin-token-file)");
+    }
     if !crate::admin::is_loopback(&admin_addr) {
-        tracing::warn!(addr = %admin_addr, "the admin endpoint is not on loopback");
+        tracing::warn!(addr = %admin_addr, "the admin endpoint is not on loopback (it needs the bearer token of --admin-token-file)");
     }
     println!("admin on {admin_addr}");
     let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
@@ -87,6 +92,7 @@ async fn serve(process: Process, opts: RunOptions, store: AnyStore) -> anyhow::R
         status.clone(),
         shared.drain.clone(),
         shared.metrics.clone(),
+        process.admin_token.clone(),
     ));
     let control = Control::start(store, opts, status, shared.clone())?;
     tracing::info!(workers = process.workers, "gatehouse run started");

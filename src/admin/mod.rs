@@ -2,8 +2,10 @@
 //! listener cannot bind, and from the start of a drain), the credentials
 //! the proxy holds (EXPIRING / EXPIRED when a serving certificate nears or
 //! passes its `notAfter`), and its listeners, as JSON; `/metrics` in the
-//! OpenMetrics text format (`crate::metrics`). Loopback only unless
-//! configured otherwise.
+//! OpenMetrics text format (`crate::metrics`); the dashboard at `/ui`
+//! (`ui/`). Loopback only unless configured otherwise; elsewhere only with
+//! a bearer token (`auth.rs`), which every path but the probes and the
+//! dashboard's static shell then needs.
 //!
 //! `/config_dump` shows everything it serves at once (`config_dump.rs`).
 //!
@@ -22,11 +24,14 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 use tokio::net::TcpListener;
 
+pub mod auth;
 pub mod client;
 pub mod config_dump;
 pub mod routes_view;
+pub mod ui;
 pub mod warnings;
 
+use self::auth::AdminToken;
 use crate::control::Status;
 use crate::metrics::Metrics;
 use crate::proxy::Drain;
@@ -168,6 +173,28 @@ fn handle(
     }
 }
 
+/// 401 with `WWW-Authenticate: Bearer` (RFC 6750): the token is missing
+/// or wrong (the body does not say which).
+fn unauthorized() -> Response<Full<Bytes>> {
+    let mut r = respond(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized: this admin endpoint needs Authorization: Bearer <the token of --admin-token-file>\n".into(),
+        "text/plain",
+    );
+    r.headers_mut().insert(
+        http::header::WWW_AUTHENTICATE,
+        http::HeaderValue::from_static(r#"Bearer realm="gatehouse admin""#),
+    );
+    r
+}
+
+/// The 401 for a request that needs the token and does not carry it.
+fn refused(req: &Request<Incoming>, token: Option<&AdminToken>) -> Option<Response<Full<Bytes>>> {
+    let t = token?;
+    let needed = !auth::is_public(req.uri().path());
+    (needed && !t.allows(req.headers())).then(unauthorized)
+}
+
 /// `/config_dump`: a large config makes a large document, so it is built
 /// on a blocking thread, never on a worker that serves requests.
 async fn config_dump(status: Arc<Status>) -> Response<Full<Bytes>> {
@@ -183,11 +210,13 @@ async fn config_dump(status: Arc<Status>) -> Response<Full<Bytes>> {
 
 /// Serves the admin endpoint on `listener` until the process ends; it
 /// keeps answering while the data plane drains, so `/ready` can say so.
+/// With `token`, every path but the probes and `/ui`'s shell needs it.
 pub async fn serve(
     listener: TcpListener,
     status: Arc<ArcSwap<Status>>,
     drain: Arc<Drain>,
     metrics: Arc<Metrics>,
+    token: Option<Arc<AdminToken>>,
 ) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -196,14 +225,23 @@ pub async fn serve(
         let status = status.clone();
         let drain = drain.clone();
         let metrics = metrics.clone();
+        let token = token.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let s = status.load_full();
                 let draining = drain.is_draining();
                 let metrics = metrics.clone();
+                let token = token.clone();
                 async move {
-                    if req.uri().path() == "/config_dump" {
-                        return Ok::<_, Infallible>(config_dump(s).await);
+                    if let Some(r) = refused(&req, token.as_deref()) {
+                        return Ok::<_, Infallible>(r);
+                    }
+                    let path = req.uri().path();
+                    if path == "/config_dump" {
+                        return Ok(config_dump(s).await);
+                    }
+                    if let Some(r) = ui::serve(path) {
+                        return Ok(r);
                     }
                     Ok(handle(&req, &s, draining, &metrics))
                 }

@@ -32,6 +32,18 @@ pub struct Cli {
     #[arg(short = 'n', long = "namespace", global = true)]
     pub namespace: Option<String>,
 
+    /// File holding the admin endpoint's bearer token (one line, at least 16
+    /// characters, e.g. from `openssl rand -hex 32`). `run` requires it on
+    /// every admin path but `/ready`, `/healthz/ready` and the `/ui` page
+    /// (and will not put `--admin` off loopback without it); `proxy-config`
+    /// sends it.
+    #[arg(
+        long = "admin-token-file",
+        global = true,
+        env = "GATEHOUSE_ADMIN_TOKEN_FILE"
+    )]
+    pub admin_token_file: Option<PathBuf>,
+
     #[command(flatten)]
     pub etcd: EtcdArgs,
 
@@ -211,18 +223,22 @@ pub fn main() -> ExitCode {
         store_url: cli.store.clone(),
         namespace: cli.namespace.clone(),
         etcd: cli.etcd.clone(),
+        admin_token_file: cli.admin_token_file.clone(),
     };
     // `run` builds its own runtimes (data plane and control plane).
     let result = match cli.command {
         Command::Run(a) => run::run(&ctx, a),
-        command => match tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-        {
-            Ok(runtime) => runtime.block_on(dispatch(&ctx, command)),
-            Err(e) => Err(anyhow::anyhow!("cannot start the runtime: {e}")),
-        },
+        // The admin client sends the token on every request it makes.
+        command => ctx.use_admin_token().and_then(|()| {
+            match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(dispatch(&ctx, command)),
+                Err(e) => Err(anyhow::anyhow!("cannot start the runtime: {e}")),
+            }
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -264,9 +280,27 @@ pub struct Context {
     pub store_url: Option<String>,
     pub namespace: Option<String>,
     pub etcd: EtcdArgs,
+    /// `--admin-token-file`.
+    pub admin_token_file: Option<PathBuf>,
 }
 
 impl Context {
+    /// The admin token of `--admin-token-file`, read and checked.
+    pub fn admin_token(&self) -> anyhow::Result<Option<crate::admin::auth::AdminToken>> {
+        let Some(path) = &self.admin_token_file else {
+            return Ok(None);
+        };
+        Ok(Some(crate::admin::auth::AdminToken::load(path)?))
+    }
+
+    /// Hands the token of `--admin-token-file` (if any) to the admin client.
+    fn use_admin_token(&self) -> anyhow::Result<()> {
+        if let Some(t) = self.admin_token()? {
+            crate::admin::client::use_token(t);
+        }
+        Ok(())
+    }
+
     pub fn open_store(&self) -> anyhow::Result<AnyStore> {
         let url = self.store_url.as_deref().unwrap_or("dir:");
         if url.starts_with("etcd") {

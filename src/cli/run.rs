@@ -9,6 +9,7 @@ use clap::Args;
 use clap::builder::RangedU64ValueParser;
 
 use super::Context;
+use crate::admin::auth::AdminToken;
 use crate::control::RunOptions;
 use crate::proxy::Settings;
 use crate::proxy::path::EscapedSlashes;
@@ -23,7 +24,9 @@ pub struct RunArgs {
     /// Map a Gateway port to a listen address: `443=127.0.0.1:8443` (repeatable).
     #[arg(long = "listen")]
     pub listen: Vec<String>,
-    /// Admin endpoint (readiness, credentials). Loopback unless you say otherwise.
+    /// Admin endpoint (readiness, credentials, metrics, config dump, the
+    /// `/ui` dashboard). Loopback unless you say otherwise; anywhere else
+    /// only with `--admin-token-file`.
     #[arg(long, default_value = "127.0.0.1:15000")]
     pub admin: SocketAddr,
     /// Local cache of the served config, used when the store (etcd) is
@@ -288,8 +291,22 @@ pub fn init_logging_stdout(default: &str) {
         .try_init();
 }
 
+/// The admin endpoint's token, and the refusal to put it off loopback
+/// without one: the admin view shows every host, route and certificate the
+/// gateway serves.
+fn admin_token(ctx: &Context, admin: SocketAddr) -> anyhow::Result<Option<Arc<AdminToken>>> {
+    let token = ctx.admin_token()?.map(Arc::new);
+    if token.is_none() && !crate::admin::is_loopback(&admin) {
+        anyhow::bail!(
+            "--admin {admin} is not on loopback: give --admin-token-file FILE so that the admin endpoint needs a bearer token there"
+        );
+    }
+    Ok(token)
+}
+
 /// `gatehouse run`: builds its own runtimes (see `crate::runtime`).
 pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
+    let admin_token = admin_token(ctx, args.admin)?;
     let json = args.log_format == "json";
     init_logging(json);
     let store_url = ctx.store_url.as_deref().unwrap_or("dir:");
@@ -334,6 +351,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
         workers: args.workers.unwrap_or_else(runtime::default_workers),
         drain_timeout: args.drain_timeout,
         admin: args.admin,
+        admin_token,
         settings,
     };
     runtime::run(process, opts, store)

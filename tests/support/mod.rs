@@ -11,7 +11,7 @@
 //! with the walkthrough's own flags; [`client`] is the one in-process mTLS
 //! client (one request, or one kept connection) and [`load`] keeps many of
 //! its connections busy. [`etcd`] adds a real etcd cluster and gateway
-//! replicas that share it.
+//! replicas that share it. [`browser`] drives headless Chromium.
 //!
 //! Every command a test starts goes through [`command`], which strips the
 //! environment of everything that changes where gatehouse, curl, openssl or
@@ -27,6 +27,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 mod backend;
+pub mod browser;
 pub mod client;
 mod curl;
 pub mod etcd;
@@ -151,11 +152,22 @@ pub fn free_port() -> u16 {
 /// A plain HTTP/1.0 GET on loopback (an admin endpoint, etcd's `/health`):
 /// the status and the body.
 pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    http_get_with(addr, path, &[]).map(|(status, _, body)| (status, body))
+}
+
+/// [`http_get`] with more request header lines (`"Authorization: Bearer x"`):
+/// the status, the response head and the body.
+pub fn http_get_with(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[&str],
+) -> Result<(u16, String, String), String> {
     let timeout = Duration::from_secs(2);
     let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(timeout)).unwrap();
     s.set_write_timeout(Some(timeout)).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").map_err(|e| e.to_string())?;
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{extra}\r\n").map_err(|e| e.to_string())?;
     let mut raw = String::new();
     s.read_to_string(&mut raw).map_err(|e| e.to_string())?;
     let (head, body) = raw.split_once("\r\n\r\n").ok_or("no end of headers")?;
@@ -164,5 +176,5 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| format!("no status in {head:?}"))?;
-    Ok((status, body.to_owned()))
+    Ok((status, head.to_owned(), body.to_owned()))
 }
