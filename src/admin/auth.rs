@@ -86,6 +86,24 @@ impl AdminToken {
     }
 }
 
+/// Whether a request without a token may be answered for the host it
+/// names: an IP address or `localhost` (any port), or none at all. A web
+/// page that points its own name at 127.0.0.1 (DNS rebinding) names its
+/// own host, so it cannot read the admin endpoint through a browser on
+/// the gateway's machine; a client that dials the address names the
+/// address. With a token the token decides.
+pub fn host_allowed(host: Option<&str>) -> bool {
+    let Some(host) = host else {
+        return true;
+    };
+    if host.starts_with('[') {
+        // An IPv6 literal: `[::1]:15000`.
+        return true;
+    }
+    let name = host.rsplit_once(':').map_or(host, |(n, _)| n);
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok()
+}
+
 /// Whether `path` is served without the token: the readiness probes and
 /// the dashboard's static shell.
 pub fn is_public(path: &str) -> bool {
@@ -100,6 +118,28 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(AUTHORIZATION, HeaderValue::from_str(auth).unwrap());
         h
+    }
+
+    #[test]
+    fn hosts_a_rebinding_page_cannot_use() {
+        for ok in [
+            None,
+            Some("127.0.0.1:15000"),
+            Some("localhost:15000"),
+            Some("LOCALHOST"),
+            Some("[::1]:15000"),
+            Some("10.0.0.7"),
+        ] {
+            assert!(host_allowed(ok), "{ok:?}");
+        }
+        for bad in [
+            Some("evil.example:15000"),
+            Some("localhost.evil.example"),
+            Some("127.0.0.1.nip.io:15000"),
+            Some(""),
+        ] {
+            assert!(!host_allowed(bad), "{bad:?}");
+        }
     }
 
     #[test]

@@ -188,11 +188,26 @@ fn unauthorized() -> Response<Full<Bytes>> {
     r
 }
 
-/// The 401 for a request that needs the token and does not carry it.
+/// The 401 for a request that needs the token and does not carry it;
+/// without a token, the 403 for a request that names a host other than an
+/// address or `localhost` (`auth::host_allowed`: DNS rebinding).
 fn refused(req: &Request<Incoming>, token: Option<&AdminToken>) -> Option<Response<Full<Bytes>>> {
-    let t = token?;
-    let needed = !auth::is_public(req.uri().path());
-    (needed && !t.allows(req.headers())).then(unauthorized)
+    let public = auth::is_public(req.uri().path());
+    let Some(t) = token else {
+        let host = req.uri().host().or_else(|| {
+            req.headers()
+                .get(http::header::HOST)
+                .map(|h| h.to_str().unwrap_or(""))
+        });
+        return (!public && !auth::host_allowed(host)).then(|| {
+            respond(
+                StatusCode::FORBIDDEN,
+                "the admin endpoint answers requests for an address or localhost only\n".into(),
+                "text/plain",
+            )
+        });
+    };
+    (!public && !t.allows(req.headers())).then(unauthorized)
 }
 
 /// `/config_dump`: a large config makes a large document, so it is built

@@ -447,3 +447,49 @@ fn dashboard_asks_for_the_token_and_keeps_it_in_the_tab() {
     let kept = b.eval("return window.sessionStorage.getItem('gatehouse-admin-token');");
     assert_eq!(kept, token);
 }
+
+/// What `curl` gets from the admin endpoint for `path` when it names
+/// `host` in its Host header: the status code.
+fn admin_status_for_host(admin: std::net::SocketAddr, path: &str, host: &str) -> String {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+        ])
+        .args(["-H", &format!("Host: {host}")])
+        .arg(format!("http://{admin}{path}"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn without_a_token_the_admin_endpoint_answers_only_for_an_address_or_localhost() {
+    let w = Walkthrough::new();
+    let gw = w.site.start_gateway(&[443]);
+    let admin = gw.admin();
+    let port = admin.port();
+    // A page whose own name resolves to 127.0.0.1 (DNS rebinding) sends
+    // its own name: refused, so the browser never reads the config.
+    for path in ["/config_dump", "/metrics", "/credentials"] {
+        let evil = admin_status_for_host(admin, path, &format!("rebind.example:{port}"));
+        assert_eq!(evil, "403", "{path} for rebind.example");
+        for host in [admin.to_string(), format!("localhost:{port}")] {
+            assert_eq!(
+                admin_status_for_host(admin, path, &host),
+                "200",
+                "{path} for {host}"
+            );
+        }
+    }
+    // The probes answer whatever the name: a kubelet names the pod's address.
+    assert_eq!(
+        admin_status_for_host(admin, "/ready", "rebind.example"),
+        "200"
+    );
+}
