@@ -55,6 +55,10 @@ pub struct DemoArgs {
     /// Make the requests, print the answers, and stop (for scripts and tests).
     #[arg(long)]
     pub once: bool,
+    /// The admin endpoint (dashboard `/ui`, `/metrics`, `/config_dump`);
+    /// when the default port is taken, a free one is used and printed.
+    #[arg(long, default_value = "127.0.0.1:15000")]
+    pub admin: SocketAddr,
 }
 
 async fn backend(body: &'static str) -> anyhow::Result<SocketAddr> {
@@ -172,7 +176,9 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     }
     store.apply(puts).await?;
 
-    let gateway = start_gateway(store, addr).await?;
+    let admin = admin_listener(args.admin).await?;
+    let admin_addr = admin.local_addr()?;
+    let gateway = start_gateway(store, addr, admin).await?;
 
     println!("== 5. the walkthrough's requests (mutual TLS, host by SNI)");
     for ((host, _, _), layout) in SERVICES.iter().zip(&layouts) {
@@ -184,7 +190,9 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     if args.once {
         return Ok(());
     }
-    println!("Serving on https://127.0.0.1:{port} until Ctrl-C.");
+    println!(
+        "Serving on https://127.0.0.1:{port} until Ctrl-C; the dashboard: http://{admin_addr}/ui"
+    );
     tokio::select! {
         r = gateway => r?,
         _ = tokio::signal::ctrl_c() => Ok(()),
@@ -271,10 +279,29 @@ async fn objects() -> anyhow::Result<Vec<Resource>> {
     Ok(resources)
 }
 
-/// Step 4: the gateway on `addr`, serving once its listener is bound.
+/// The admin endpoint's socket: `wanted`, or, when that is the default
+/// and taken (a gateway already runs here), a free port on loopback.
+async fn admin_listener(wanted: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    if !wanted.ip().is_loopback() {
+        anyhow::bail!(
+            "--admin {wanted}: the demo's admin endpoint has no token, so it stays on loopback"
+        );
+    }
+    match tokio::net::TcpListener::bind(wanted).await {
+        Ok(l) => Ok(l),
+        Err(_) if wanted == SocketAddr::from(([127, 0, 0, 1], 15000)) => {
+            Ok(tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?)
+        }
+        Err(e) => anyhow::bail!("cannot listen on {wanted} for the admin endpoint: {e}"),
+    }
+}
+
+/// Step 4: the gateway on `addr`, serving once its listener is bound, and
+/// its admin endpoint (the dashboard) on `admin`.
 async fn start_gateway(
     store: crate::store::AnyStore,
     addr: SocketAddr,
+    admin: tokio::net::TcpListener,
 ) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
     println!("== 4. the gateway (gatehouse run), SDS pushes the credentials");
     super::run::init_logging_stdout("sds=info,warn");
@@ -292,6 +319,16 @@ async fn start_gateway(
         listen: [(443, addr)].into(),
         json_log: false,
     };
+    let admin_addr = admin.local_addr()?;
+    tokio::spawn(crate::admin::serve(
+        admin,
+        status.clone(),
+        shared.drain.clone(),
+        shared.metrics.clone(),
+        None,
+    ));
+    println!("dashboard: http://{admin_addr}/ui");
+    println!("what it serves: gatehouse proxy-config all --admin {admin_addr}");
     let gateway = tokio::spawn(control::run(store, opts, status.clone(), shared));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while status.load().listeners.is_empty() {

@@ -147,5 +147,42 @@ fn pasted_curl_commands_print_the_same_answers() {
         answers.contains("FooCorp - Inventory [INTERNAL]"),
         "{answers}"
     );
+    dashboard_and_proxy_config_answer(&text);
     drop(guard);
+}
+
+/// The demo's printed dashboard serves the page and metrics that counted
+/// its handshakes (its own two requests and the two pasted ones), and the
+/// printed `proxy-config` command shows both hosts.
+fn dashboard_and_proxy_config_answer(printed: &str) {
+    let url = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("dashboard: http://"))
+        .expect("a dashboard line");
+    let admin: std::net::SocketAddr = url.trim_end_matches("/ui").parse().expect("address");
+    let (status, page) = support::http_get(admin, "/ui").expect("GET /ui");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("gatehouse"), "{page}");
+    let (status, metrics) = support::http_get(admin, "/metrics").expect("GET /metrics");
+    assert_eq!(status, 200, "{metrics}");
+    let successes: f64 = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("gatehouse_tls_handshakes_total{") && l.contains("result=\"success\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(
+        successes >= 4.0,
+        "{successes} successful handshakes:\n{metrics}"
+    );
+    let out = support::command(BIN)
+        .args(["proxy-config", "all", "--admin", &admin.to_string()])
+        .output()
+        .expect("proxy-config");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    for host in ["frontend.foocorp.com", "inventory.foocorp.com"] {
+        assert!(shown.contains(host), "{shown}");
+    }
 }
