@@ -382,7 +382,7 @@ async fn act(
         Action::Forward(d) => d,
     };
     if let Some(f) = &r.route.fault
-        && let Some(aborted) = fault::inject(f, facts).await
+        && let Some(aborted) = fault::inject(f, shared.settings.request_timeout, facts).await
     {
         return aborted;
     }

@@ -106,3 +106,57 @@ fn abort(a: &FaultAbort, p: &str, e: &mut FieldErrors) -> Option<Abort> {
     };
     Some(Abort { with: with?, share })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checked(json: &str) -> Result<Fault, Vec<(String, String)>> {
+        let f: HttpFault = serde_json::from_str(json).unwrap();
+        let mut e = FieldErrors::default();
+        fault(&f, "f", &mut e).ok_or(e.0)
+    }
+
+    #[test]
+    fn shares_follow_istio() {
+        let f = checked(r#"{"delay":{"fixedDelay":"7s","percentage":{"value":100.0}}}"#).unwrap();
+        let d = f.delay.unwrap();
+        assert_eq!((d.duration.as_secs(), d.share), (7, Share::ALL));
+        // The deprecated integer percent, when percentage is absent.
+        let f = checked(r#"{"delay":{"fixedDelay":"1s","percent":30}}"#).unwrap();
+        assert_eq!(f.delay.unwrap().share.parts_per_million(), 300_000);
+        // percentage wins over percent.
+        let f = checked(r#"{"delay":{"fixedDelay":"1s","percent":30,"percentage":{"value":0.5}}}"#)
+            .unwrap();
+        assert_eq!(f.delay.unwrap().share.parts_per_million(), 5_000);
+        // Neither: no request (Istio's documented default).
+        let f = checked(r#"{"abort":{"httpStatus":500}}"#).unwrap();
+        assert_eq!(f.abort.unwrap().share, Share::NONE);
+        let f =
+            checked(r#"{"abort":{"grpcStatus":"UNAVAILABLE","percentage":{"value":1}}}"#).unwrap();
+        assert_eq!(f.abort.unwrap().with, AbortWith::Grpc(14));
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        let fields = |json: &str| -> Vec<String> {
+            checked(json)
+                .unwrap_err()
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect()
+        };
+        assert_eq!(
+            fields(r#"{"delay":{"percent":101,"fixedDelay":"1s"}}"#),
+            ["f.delay.percent"]
+        );
+        assert_eq!(
+            fields(r#"{"abort":{"httpStatus":500,"grpcStatus":"INTERNAL"}}"#),
+            ["f.abort"]
+        );
+        assert_eq!(
+            fields(r#"{"delay":{"fixedDelay":"0s"},"abort":{"httpStatus":199}}"#),
+            ["f.delay.fixedDelay", "f.abort.httpStatus"]
+        );
+    }
+}

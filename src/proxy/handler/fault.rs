@@ -5,6 +5,8 @@
 //! It must never reach a backend for an aborted request, and costs a
 //! request nothing when its route has no fault.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
@@ -20,12 +22,23 @@ use crate::snapshot::routes::{AbortWith, Fault};
 const ABORT_BODY: &str = "fault filter abort";
 
 /// Applies `f` to one request: waits out the delay if it is drawn, and
-/// returns the abort's answer if that is drawn.
-pub(super) async fn inject(f: &Fault, facts: &mut Facts) -> Option<Response<Body>> {
+/// returns the abort's answer if that is drawn. A delay is a wait like
+/// any other: one that would outlast `whole_request` (the whole-request
+/// deadline) ends there, with the deadline's 408.
+pub(super) async fn inject(
+    f: &Fault,
+    whole_request: Duration,
+    facts: &mut Facts,
+) -> Option<Response<Body>> {
     if let Some(d) = &f.delay
         && d.share.hit(chance::per_million())
     {
         facts.flags.set(Flag::DelayInjected);
+        if d.duration >= whole_request {
+            tokio::time::sleep(whole_request).await;
+            facts.flags.set(Flag::StreamIdleTimeout);
+            return Some(local(StatusCode::REQUEST_TIMEOUT, "request timeout"));
+        }
         tokio::time::sleep(d.duration).await;
     }
     let a = f.abort.as_ref()?;
@@ -60,7 +73,9 @@ fn answer(with: AbortWith) -> Response<Body> {
 mod tests {
     use super::*;
     use crate::snapshot::routes::{Abort, Delay, Share};
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
+
+    const LONG: Duration = Duration::from_secs(300);
 
     #[tokio::test]
     async fn all_and_nothing() {
@@ -76,7 +91,7 @@ mod tests {
         };
         let mut facts = Facts::new(Instant::now());
         let started = Instant::now();
-        let r = inject(&always, &mut facts).await.unwrap();
+        let r = inject(&always, LONG, &mut facts).await.unwrap();
         assert!(started.elapsed() >= Duration::from_millis(20));
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(facts.flags.to_string(), "DI,FI");
@@ -91,8 +106,24 @@ mod tests {
             }),
         };
         let mut facts = Facts::new(Instant::now());
-        assert!(inject(&never, &mut facts).await.is_none());
+        assert!(inject(&never, LONG, &mut facts).await.is_none());
         assert!(facts.flags.is_empty());
+        // A delay past the whole-request deadline ends at the deadline.
+        let forever = Fault {
+            delay: Some(Delay {
+                duration: Duration::from_secs(3600),
+                share: Share::ALL,
+            }),
+            abort: None,
+        };
+        let mut facts = Facts::new(Instant::now());
+        let started = Instant::now();
+        let r = inject(&forever, Duration::from_millis(50), &mut facts)
+            .await
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert_eq!(r.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(facts.flags.to_string(), "SI,DI");
         let grpc = answer(AbortWith::Grpc(14));
         assert_eq!(grpc.status(), StatusCode::OK);
         assert_eq!(grpc.headers()["grpc-status"], "14");
