@@ -15,9 +15,11 @@ use crate::support::{
 };
 
 /// `/api`: the Fetch standard's example origin, a prefix and a regex, with
-/// credentials; `/open`: any origin (`exact: "*"`), no credentials, and
-/// unmatched preflights answered here (IGNORE is moot for `*`, so `/strict`
-/// has one origin and IGNORE).
+/// credentials; `/open`: any origin (`exact: "*"`), no credentials;
+/// `/strict`: one origin, unmatched preflights answered here (IGNORE);
+/// `/faulty`: a policy and a 100 % abort; `/own`: a policy on a route
+/// whose answers already carry `Access-Control-Allow-Origin: *` (as a
+/// backend's own would); `/plain`: no policy.
 const ROUTES: &str = r#"  - match:
     - uri:
         prefix: /api
@@ -62,6 +64,37 @@ const ROUTES: &str = r#"  - match:
       allowOrigins:
       - exact: https://foo.invalid
       unmatchedPreflights: IGNORE
+    route:
+    - destination:
+        host: frontend.ux.svc.cluster.local
+        port:
+          number: 80
+  - match:
+    - uri:
+        prefix: /faulty
+    corsPolicy:
+      allowOrigins:
+      - exact: https://foo.invalid
+    fault:
+      abort:
+        httpStatus: 503
+        percentage:
+          value: 100
+    route:
+    - destination:
+        host: frontend.ux.svc.cluster.local
+        port:
+          number: 80
+  - match:
+    - uri:
+        prefix: /own
+    corsPolicy:
+      allowOrigins:
+      - exact: https://foo.invalid
+    headers:
+      response:
+        set:
+          access-control-allow-origin: "*"
     route:
     - destination:
         host: frontend.ux.svc.cluster.local
@@ -224,6 +257,32 @@ fn any_origin_is_echoed_and_a_route_without_a_policy_is_left_alone() {
     assert_eq!(w.frontend.hits(), hits + 1);
 }
 
+/// CORS comes before fault (Istio's filter order): a preflight is answered
+/// on a route whose every request is aborted, and the abort's answer
+/// carries the CORS headers, so a page can read it. An allowed origin's
+/// headers replace those already on the answer; another origin's answer
+/// keeps them as they were.
+#[test]
+fn cors_comes_before_fault_and_replaces_headers_for_allowed_origins_only() {
+    let (w, gw) = world();
+    let pre = preflight(&w, &gw, "/faulty", "https://foo.invalid", false);
+    pre.assert_status(200);
+    assert_eq!(pre.header(ACAO), Some("https://foo.invalid"));
+    let aborted = get(&w, &gw, "/faulty", Some("https://foo.invalid"), true);
+    aborted.assert_status(503);
+    assert_eq!(aborted.body, "fault filter abort\n");
+    assert_eq!(aborted.header(ACAO), Some("https://foo.invalid"));
+    assert_eq!(aborted.header("vary"), Some("Origin"));
+    assert_eq!(w.frontend.hits(), 0);
+    let allowed = get(&w, &gw, "/own", Some("https://foo.invalid"), false);
+    allowed.assert_body(FRONTEND_BODY);
+    assert_eq!(allowed.header(ACAO), Some("https://foo.invalid"));
+    let other = get(&w, &gw, "/own", Some("https://bar.invalid"), false);
+    other.assert_body(FRONTEND_BODY);
+    assert_eq!(other.header(ACAO), Some("*"));
+    assert_eq!(other.header("vary"), None);
+}
+
 #[test]
 fn bad_cors_policies_are_refused_at_apply_with_the_field_named() {
     let site = Site::new();
@@ -237,6 +296,11 @@ fn bad_cors_policies_are_refused_at_apply_with_the_field_named() {
             "      allowOrigins:\n      - regex: \"https://(\"\n",
             "spec.http[0].corsPolicy.allowOrigins[0]",
             "invalid regex",
+        ),
+        (
+            "      allowOrigins:\n      - exact: \"\"\n",
+            "spec.http[0].corsPolicy.allowOrigins[0]",
+            "an origin match cannot be empty",
         ),
         (
             "      unmatchedPreflights: DROP\n",

@@ -281,10 +281,21 @@ fn bad_faults_are_refused_at_apply_with_the_field_named() {
             "\"soon\" is not a duration",
         ),
     ];
-    for (i, (fault, field, why)) in cases.iter().enumerate() {
+    let mut manifests: Vec<(String, &str, &str)> = cases
+        .iter()
+        .map(|(fault, field, why)| (frontend_vs_with(&faulty("/x", fault)), *field, *why))
+        .collect();
+    // Only a route that forwards may have a fault, as Istio says.
+    let direct = "  - directResponse:\n      status: 200\n    fault:\n      abort:\n        httpStatus: 500\n";
+    manifests.push((
+        frontend_vs_with(direct),
+        "spec.http[0].fault",
+        "fault is not allowed with directResponse",
+    ));
+    for (i, (manifest, field, why)) in manifests.iter().enumerate() {
         let before = site.snapshot();
         let file = format!("bad-{i}.yaml");
-        site.write(&file, frontend_vs_with(&faulty("/x", fault)));
+        site.write(&file, manifest);
         let out = site.cli(&["apply", "-f", &file]);
         assert_eq!(out.code, Some(1), "{file}: {out:?}");
         let line = out.one_error();

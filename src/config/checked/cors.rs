@@ -59,6 +59,7 @@ mod tests {
             ("https://a.example", true),
             ("https://a.example.evil", false),
             ("http://a.example", false),
+            ("https://A.example", false),
             ("https://dev.anything", true),
             ("https://x.b.example", true),
             ("https://x.b.example.evil", false),
