@@ -272,9 +272,9 @@ async fn handle(
 }
 
 /// The request path as named steps: admit (which server, may it be
-/// served here), route (the first matching route of that server), then
-/// respond without a backend (redirect, direct response) or pick an
-/// upstream and forward. Each step notes what it learns in `facts`.
+/// served here), route (the first matching route of that server), the
+/// route's CORS policy (a preflight answered here), then `act`. Each step
+/// notes what it learns in `facts`.
 async fn route(
     mut req: Request<Incoming>,
     info: &ConnInfo,
