@@ -178,13 +178,20 @@ fn http_route(r: &HttpRoute, p: &str, f: &mut Found) {
         r.retries.as_ref().is_some_and(|rt| rt.attempts > 0),
         format!("{p}.retries"),
     );
-    f.set(r.fault.is_some(), format!("{p}.fault"));
+    if let Some(d) = r.fault.as_ref().and_then(|f| f.delay.as_ref())
+        && d.percentage.is_some()
+        && d.percent.is_some()
+    {
+        f.instead(
+            format!("{p}.fault.delay.percent"),
+            "percentage.value is used (percent is deprecated)",
+        );
+    }
     f.set(r.mirror.is_some(), format!("{p}.mirror"));
     f.set(
         r.mirror_percentage.is_some(),
         format!("{p}.mirrorPercentage"),
     );
-    f.set(r.cors_policy.is_some(), format!("{p}.corsPolicy"));
 }
 
 fn http_match(m: &HttpMatchRequest, p: &str, f: &mut Found) {
@@ -261,7 +268,10 @@ mod tests {
             "http":[{"match":[{"gateways":["g"]}],
               "route":[{"destination":{"host":"b","subset":"v1"}}],
               "retries":{"attempts":3}},
-             {"route":[{"destination":{"host":"b"}}],"retries":{"attempts":0}}],
+             {"route":[{"destination":{"host":"b"}}],"retries":{"attempts":0},
+              "fault":{"delay":{"fixedDelay":"1s","percentage":{"value":5},"percent":5},
+                       "abort":{"httpStatus":500,"percentage":{"value":1}}},
+              "corsPolicy":{"allowOrigins":[{"exact":"https://a.com"}]}}],
             "tcp":[{"route":[{"destination":{"host":"b"}}]}]}}"#,
         );
         assert_eq!(
@@ -271,6 +281,7 @@ mod tests {
                 "spec.http[0].match[0].gateways",
                 "spec.http[0].route[0].destination.subset",
                 "spec.http[0].retries",
+                "spec.http[1].fault.delay.percent",
                 "spec.tcp[0]",
             ]
         );

@@ -2,8 +2,10 @@
 //! each in its own file: `framing` (RFC 9112 framing, header names, and
 //! the headers a client may not set, stripped before anything looks at
 //! them), `admit` (the connection's server, the host check, the path),
-//! route selection (`snapshot::routes`, pure), `respond` (redirects,
-//! direct responses, errors as status codes), `forward` (the upstream
+//! route selection (`snapshot::routes`, pure), `cors` (the route's CORS
+//! policy: preflights answered, headers added), `respond` (redirects,
+//! direct responses, errors as status codes), `fault` (the route's
+//! injected delay and abort), `forward` (the upstream
 //! request with the gateway's headers; `body` carries the client's body)
 //! and `log` (the access log).
 //! The data plane reads only the snapshot: never the serde config model.
@@ -11,7 +13,9 @@
 mod admit;
 pub(super) mod body;
 mod conn_io;
+mod cors;
 pub(crate) mod facts;
+mod fault;
 mod forward;
 mod framing;
 mod log;
@@ -268,9 +272,9 @@ async fn handle(
 }
 
 /// The request path as named steps: admit (which server, may it be
-/// served here), route (the first matching route of that server), then
-/// respond without a backend (redirect, direct response) or pick an
-/// upstream and forward. Each step notes what it learns in `facts`.
+/// served here), route (the first matching route of that server), the
+/// route's CORS policy (a preflight answered here), then `act`. Each step
+/// notes what it learns in `facts`.
 async fn route(
     mut req: Request<Incoming>,
     info: &ConnInfo,
@@ -333,11 +337,55 @@ async fn route(
         return local(StatusCode::NOT_FOUND, "no route");
     };
     facts.route = Some(route.id.clone());
-    let dests = match &route.action {
+    let routed = Routed {
+        route,
+        origin,
+        authority: &authority,
+        peek_body: scan.chunked && http1,
+    };
+    let Some(policy) = &route.cors else {
+        return act(req, info, shared, routed, facts).await;
+    };
+    match cors::inspect(policy, req.method(), req.headers()) {
+        cors::Step::Answer(r) => r,
+        cors::Step::Pass => act(req, info, shared, routed, facts).await,
+        cors::Step::Decorate(o) => {
+            cors::decorate(policy, o, act(req, info, shared, routed, facts).await)
+        }
+    }
+}
+
+/// A request and the route it matched.
+struct Routed<'a> {
+    route: &'a routes::Route,
+    /// The request as a redirect sees it.
+    origin: respond::Origin<'a>,
+    authority: &'a str,
+    /// Read the body's first frame before forwarding (chunked HTTP/1.1).
+    peek_body: bool,
+}
+
+/// What the matched route does: answer here (redirect, direct response,
+/// an injected fault) or pick an upstream and forward.
+async fn act(
+    req: Request<Incoming>,
+    info: &ConnInfo,
+    shared: &Shared,
+    r: Routed<'_>,
+    facts: &mut Facts,
+) -> Response<Body> {
+    let dests = match &r.route.action {
         Action::Direct(d) => return respond::direct(d),
-        Action::Redirect(rd) => return respond::redirect(rd.code, &respond::location(rd, &origin)),
+        Action::Redirect(rd) => {
+            return respond::redirect(rd.code, &respond::location(rd, &r.origin));
+        }
         Action::Forward(d) => d,
     };
+    if let Some(f) = &r.route.fault
+        && let Some(aborted) = fault::inject(f, shared.settings.request_timeout, facts).await
+    {
+        return aborted;
+    }
     let Some((dest, addr)) = pick_upstream(dests).await else {
         facts.flags.set(Flag::NoHealthyUpstream);
         return local(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream");
@@ -346,11 +394,11 @@ async fn route(
     facts.upstream = Some(addr);
     let up = forward::Upstream {
         addr,
-        route,
-        path: &path,
-        query,
-        authority: &authority,
-        peek_body: scan.chunked && http1,
+        route: r.route,
+        path: r.origin.path,
+        query: r.origin.query,
+        authority: r.authority,
+        peek_body: r.peek_body,
     };
     forward::forward(req, info, shared, up, facts).await
 }

@@ -110,6 +110,8 @@ fn compile_route(
         rewrite: r.rewrite.clone(),
         request_headers: r.request_headers.clone(),
         response_headers: r.response_headers.clone(),
+        fault: r.fault,
+        cors: r.cors.clone(),
     }
 }
 

@@ -10,6 +10,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::config::checked::cors::Cors;
+pub use crate::config::checked::fault::{Abort, AbortWith, Delay, Fault, Share};
 pub use crate::config::checked::route::{
     DirectResponse, HeaderOps, Matcher, Redirect, RequestView, Rewrite, RouteMatch, Scheme,
     UriMatch,
@@ -66,6 +68,10 @@ pub struct Route {
     pub rewrite: Rewrite,
     pub request_headers: HeaderOps,
     pub response_headers: HeaderOps,
+    /// Injected before forwarding; `None` costs a request nothing.
+    pub fault: Option<Fault>,
+    /// Preflights answered, CORS headers added; `None` costs nothing.
+    pub cors: Option<Cors>,
 }
 
 impl Route {
@@ -170,6 +176,8 @@ mod tests {
             rewrite: Rewrite::default(),
             request_headers: HeaderOps::default(),
             response_headers: HeaderOps::default(),
+            fault: None,
+            cors: None,
         }
     }
 

@@ -146,11 +146,18 @@ fn retries_with_zero_attempts_ask_for_what_gatehouse_does() {
 }
 
 #[test]
-fn fault() {
-    vs_warns(
-        "    fault: {abort: {httpStatus: 503, percentage: {value: 50}}}\n",
-        "spec.http[0].fault",
+fn fault_is_applied_without_a_warning() {
+    let fault = "    fault: {delay: {fixedDelay: 7s, percentage: {value: 100}}, abort: {httpStatus: 500, percentage: {value: 50}}}\n";
+    applies_with_warnings(&vs_route(fault), "vs", "shop", &[]);
+}
+
+#[test]
+fn fault_delay_percent_beside_percentage() {
+    let want = vs_line(
+        "spec.http[0].fault.delay.percent is not applied by gatehouse: percentage.value is used (percent is deprecated)",
     );
+    let fault = "    fault: {delay: {fixedDelay: 1s, percentage: {value: 5}, percent: 5}}\n";
+    applies_with_warnings(&vs_route(fault), "vs", "shop", &[&want]);
 }
 
 #[test]
@@ -170,10 +177,14 @@ fn mirror_percentage() {
 }
 
 #[test]
-fn cors_policy() {
-    vs_warns(
-        "    corsPolicy: {allowOrigins: [{exact: \"https://shop.example.com\"}], allowMethods: [GET]}\n",
-        "spec.http[0].corsPolicy",
+fn cors_policy_is_applied_without_a_warning() {
+    applies_with_warnings(
+        &vs_route(
+            "    corsPolicy: {allowOrigins: [{exact: \"https://shop.example.com\"}], allowMethods: [GET]}\n",
+        ),
+        "vs",
+        "shop",
+        &[],
     );
 }
 
@@ -511,7 +522,7 @@ fn get_yaml_lists_ignored_fields_and_applies_again() {
     let site = Site::new();
     site.write(
         "m.yaml",
-        vs_route("    retries: {attempts: 2}\n    corsPolicy: {allowMethods: [GET]}\n"),
+        vs_route("    retries: {attempts: 2}\n    fault: {delay: {fixedDelay: 1s, percentage: {value: 5}, percent: 5}}\n"),
     );
     site.cli(&["apply", "-f", "m.yaml"]).ok();
     let out = site.cli(&["get", "vs", "shop", "-o", "yaml"]).ok();
@@ -521,8 +532,8 @@ fn get_yaml_lists_ignored_fields_and_applies_again() {
         serde_json::json!({"gatehouse": {"ignoredFields": [
             {"path": "spec.http[0].retries",
              "message": "spec.http[0].retries is not applied by gatehouse"},
-            {"path": "spec.http[0].corsPolicy",
-             "message": "spec.http[0].corsPolicy is not applied by gatehouse"},
+            {"path": "spec.http[0].fault.delay.percent",
+             "message": "spec.http[0].fault.delay.percent is not applied by gatehouse: percentage.value is used (percent is deprecated)"},
         ]}}),
         "{}",
         out.stdout
@@ -540,7 +551,9 @@ fn get_yaml_lists_ignored_fields_and_applies_again() {
         format!(
             "{}\n{}\n",
             vs_line("spec.http[0].retries is not applied by gatehouse"),
-            vs_line("spec.http[0].corsPolicy is not applied by gatehouse")
+            vs_line(
+                "spec.http[0].fault.delay.percent is not applied by gatehouse: percentage.value is used (percent is deprecated)"
+            )
         )
     );
 }
@@ -684,7 +697,7 @@ fn admin_lists_ignored_fields_of_what_the_gateway_holds() {
     let yaml = format!(
         "{}---\n{}",
         se("GRPC", EP, ""),
-        vs_route("    fault: {delay: {fixedDelay: 1s, percentage: {value: 5}}}\n")
+        vs_route("    fault: {delay: {fixedDelay: 1s, percentage: {value: 5}, percent: 5}}\n")
     );
     site.write("m.yaml", &yaml);
     let applied = site.cli(&["apply", "-f", "m.yaml"]).ok();
@@ -710,7 +723,11 @@ fn admin_lists_ignored_fields_of_what_the_gateway_holds() {
         fields,
         [
             ("ServiceEntry", "spec.ports[0].protocol", "IgnoredField"),
-            ("VirtualService", "spec.http[0].fault", "IgnoredField"),
+            (
+                "VirtualService",
+                "spec.http[0].fault.delay.percent",
+                "IgnoredField"
+            ),
         ]
     );
 }

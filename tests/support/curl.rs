@@ -1,6 +1,9 @@
-//! The real `curl`, with the walkthrough's flags, and what it printed.
+//! The real `curl`, with the walkthrough's flags, and what it printed:
+//! the body, the status and the response headers of one request, or the
+//! status and time of each of many requests on one connection.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::{COMMAND_TIMEOUT, Site, run_bounded};
 
@@ -56,6 +59,9 @@ pub struct CurlOut {
     /// `%{http_version}`: `1.1`, `2`, or `0`.
     pub http_version: String,
     pub redirect_url: Option<String>,
+    /// `%{header_json}`: the last response's headers, names lower-cased,
+    /// each with its values in order.
+    pub headers: std::collections::BTreeMap<String, Vec<String>>,
     pub stderr: String,
 }
 
@@ -124,11 +130,13 @@ impl Curl<'_> {
         self
     }
 
-    pub fn run(self) -> CurlOut {
+    /// curl with every flag set so far, writing `write_out` (`-w`) after
+    /// each transfer, for `url`.
+    fn command(&self, write_out: &str, url: &str) -> std::process::Command {
         // In the site, with a scrubbed environment: no `~/.curlrc`, CA
         // bundle or proxy of the developer's.
         let mut c = self.site.program("curl");
-        c.args(["-sS", "--max-time", "10", "-w", "\\n%{json}"]);
+        c.args(["-sS", "--max-time", "10", "-w", write_out]);
         if let Some(h) = &self.host_header {
             c.arg(format!("-HHost:{h}"));
         }
@@ -141,26 +149,93 @@ impl Curl<'_> {
         if let Some((cert, key)) = &self.client {
             c.arg("--cert").arg(cert).arg("--key").arg(key);
         }
-        c.args(&self.extra).arg(&self.url);
+        c.args(&self.extra).arg(url);
+        c
+    }
+
+    pub fn run(self) -> CurlOut {
+        let c = self.command(
+            &format!("\\n%{{json}}{HEADERS_MARK}%{{header_json}}"),
+            &self.url,
+        );
         let out = run_bounded(c, COMMAND_TIMEOUT);
-        let (body, json) = out
+        let (rest, headers) = out
             .stdout
+            .rsplit_once(HEADERS_MARK)
+            .unwrap_or_else(|| panic!("curl printed no write-out: {out:?}"));
+        let (body, json) = rest
             .rsplit_once('\n')
             .unwrap_or_else(|| panic!("curl printed no write-out: {out:?}"));
         let w: serde_json::Value =
             serde_json::from_str(json).unwrap_or_else(|e| panic!("curl write-out {json:?}: {e}"));
+        let headers = serde_json::from_str(headers)
+            .unwrap_or_else(|e| panic!("curl header write-out {headers:?}: {e}"));
         CurlOut {
             code: out.code,
             body: body.to_owned(),
             status: u16::try_from(w["http_code"].as_u64().unwrap_or(0)).unwrap(),
             http_version: w["http_version"].as_str().unwrap_or("").to_owned(),
             redirect_url: w["redirect_url"].as_str().map(str::to_owned),
+            headers,
             stderr: out.stderr,
         }
     }
+
+    /// The request `count` times from one curl process (URL globbing:
+    /// `?n=[1-count]` is added to the URL, so one kept connection carries
+    /// them all), bodies discarded, within `timeout`: each transfer's
+    /// status and total time, in order.
+    pub fn run_repeated(self, count: usize, timeout: Duration) -> Vec<Transfer> {
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        let url = format!("{}{sep}n=[1-{count}]", self.url);
+        let mut c = self.command("%{http_code} %{time_total}\\n", &url);
+        c.args(["-o", "/dev/null"]);
+        let out = run_bounded(c, timeout);
+        let transfers: Vec<Transfer> = out
+            .stdout
+            .lines()
+            .map(|l| {
+                let (status, secs) = l
+                    .split_once(' ')
+                    .unwrap_or_else(|| panic!("curl write-out line {l:?}"));
+                Transfer {
+                    status: status.parse().unwrap(),
+                    time: Duration::from_secs_f64(secs.parse().unwrap()),
+                }
+            })
+            .collect();
+        assert_eq!(
+            transfers.len(),
+            count,
+            "curl ran {} of {count}: {out:?}",
+            transfers.len()
+        );
+        transfers
+    }
+}
+
+/// Between curl's `%{json}` and `%{header_json}` write-outs.
+const HEADERS_MARK: &str = "\n--gatehouse-test-headers--\n";
+
+/// One transfer of [`Curl::run_repeated`].
+#[derive(Debug, Clone, Copy)]
+pub struct Transfer {
+    /// `%{http_code}`: 0 when no response came.
+    pub status: u16,
+    /// `%{time_total}`.
+    pub time: Duration,
 }
 
 impl CurlOut {
+    /// The one value of response header `name` (lower-case), or `None`;
+    /// panics if it is repeated.
+    #[track_caller]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let all = self.headers.get(name)?;
+        assert_eq!(all.len(), 1, "header {name}: {all:?}");
+        Some(all[0].as_str())
+    }
+
     /// Exit 0, status 200, and exactly `body` (plus the backend's newline).
     #[track_caller]
     pub fn assert_body(&self, body: &str) {

@@ -49,7 +49,7 @@ pub use backend::{Backend, Seen};
 #[allow(unused_imports)]
 pub use client::{Answer, Client};
 #[allow(unused_imports)]
-pub use curl::{Curl, CurlOut};
+pub use curl::{Curl, CurlOut, Transfer};
 #[allow(unused_imports)]
 pub use gateway::Gateway;
 #[allow(unused_imports)]

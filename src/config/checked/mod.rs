@@ -9,6 +9,8 @@
 //! cannot be built is a validation error with its field path. Nothing here
 //! does I/O.
 
+pub mod cors;
+pub mod fault;
 pub mod route;
 
 use std::collections::BTreeMap;

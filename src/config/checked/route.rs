@@ -242,6 +242,10 @@ pub struct HttpRoute {
     pub rewrite: Rewrite,
     pub request_headers: HeaderOps,
     pub response_headers: HeaderOps,
+    /// `fault`: only on a route that forwards.
+    pub fault: Option<super::fault::Fault>,
+    /// `corsPolicy`.
+    pub cors: Option<super::cors::Cors>,
 }
 
 #[cfg(test)]

@@ -43,6 +43,14 @@ pub(super) fn http_route(
         .as_ref()
         .and_then(|t| duration_ms(t, format!("{p}.timeout"), e));
     policies(r, namespace, p, e);
+    let fault = r
+        .fault
+        .as_ref()
+        .and_then(|f| super::fault::fault(f, &format!("{p}.fault"), e));
+    let cors = r
+        .cors_policy
+        .as_ref()
+        .and_then(|c| super::cors::cors(c, &format!("{p}.corsPolicy"), e));
     let rewrite = rewrite(r, p, e);
     let (request_headers, response_headers) = match &r.headers {
         Some(h) => headers(h, &format!("{p}.headers"), e),
@@ -59,6 +67,8 @@ pub(super) fn http_route(
         rewrite,
         request_headers,
         response_headers,
+        fault,
+        cors,
     })
 }
 

@@ -10,7 +10,9 @@
 //! I/O; secret contents (PEM, key match, dates) are checked by
 //! `secret::credential` at apply time.
 
+mod cors;
 mod destination;
+mod fault;
 mod gateway;
 mod http;
 mod matching;

@@ -34,6 +34,10 @@ pub enum Flag {
     StreamIdleTimeout,
     /// `DC`: the client went away (its body broke off).
     DownstreamConnectionTermination,
+    /// `DI`: the route's `fault.delay` held the request.
+    DelayInjected,
+    /// `FI`: the route's `fault.abort` answered the request.
+    FaultInjected,
 }
 
 impl Flag {
@@ -48,6 +52,8 @@ impl Flag {
             Flag::DownstreamProtocolError => "DPE",
             Flag::StreamIdleTimeout => "SI",
             Flag::DownstreamConnectionTermination => "DC",
+            Flag::DelayInjected => "DI",
+            Flag::FaultInjected => "FI",
         }
     }
 
@@ -55,7 +61,7 @@ impl Flag {
         1 << (self as u16)
     }
 
-    const ALL: [Flag; 8] = [
+    const ALL: [Flag; 10] = [
         Flag::NoRoute,
         Flag::NoHealthyUpstream,
         Flag::UpstreamConnectFailure,
@@ -64,6 +70,8 @@ impl Flag {
         Flag::DownstreamProtocolError,
         Flag::StreamIdleTimeout,
         Flag::DownstreamConnectionTermination,
+        Flag::DelayInjected,
+        Flag::FaultInjected,
     ];
 }
 
@@ -152,5 +160,9 @@ mod tests {
         f.set(Flag::NoRoute);
         assert_eq!(f.to_string(), "NR,UF");
         assert!(f.has(Flag::NoRoute) && !f.has(Flag::UpstreamTimeout));
+        let mut fault = Flags::default();
+        fault.set(Flag::FaultInjected);
+        fault.set(Flag::DelayInjected);
+        assert_eq!(fault.to_string(), "DI,FI");
     }
 }
