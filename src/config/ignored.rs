@@ -173,18 +173,35 @@ fn http_route(r: &HttpRoute, p: &str, f: &mut Found) {
             format!("{p}.rewrite.uriRegexRewrite"),
         );
     }
-    // `attempts: 0` asks for no retries, which is what gatehouse does.
-    f.set(
-        r.retries.as_ref().is_some_and(|rt| rt.attempts > 0),
-        format!("{p}.retries"),
-    );
+    retries(r, p, f);
     f.set(r.fault.is_some(), format!("{p}.fault"));
-    f.set(r.mirror.is_some(), format!("{p}.mirror"));
-    f.set(
-        r.mirror_percentage.is_some(),
-        format!("{p}.mirrorPercentage"),
-    );
+    if r.mirror.is_none() && r.mirror_percentage.is_some() {
+        f.instead(
+            format!("{p}.mirrorPercentage"),
+            "it applies to mirror only (mirrors have their own percentage)",
+        );
+    }
     f.set(r.cors_policy.is_some(), format!("{p}.corsPolicy"));
+}
+
+/// What of `retries` is applied is in `docs/retries-and-mirroring.md`;
+/// these two parts never act.
+fn retries(r: &HttpRoute, p: &str, f: &mut Found) {
+    let Some(rt) = &r.retries else { return };
+    f.set(
+        rt.retry_remote_localities.is_some(),
+        format!("{p}.retries.retryRemoteLocalities"),
+    );
+    if rt
+        .retry_on
+        .as_deref()
+        .is_some_and(|on| on.split(',').any(|c| c.trim() == "retriable-headers"))
+    {
+        f.instead(
+            format!("{p}.retries.retryOn"),
+            "retriable-headers never fires: Istio has no field for the headers",
+        );
+    }
 }
 
 fn http_match(m: &HttpMatchRequest, p: &str, f: &mut Found) {
@@ -260,7 +277,7 @@ mod tests {
             "metadata":{"name":"x"},"spec":{"hosts":["a.com"],"exportTo":["."],
             "http":[{"match":[{"gateways":["g"]}],
               "route":[{"destination":{"host":"b","subset":"v1"}}],
-              "retries":{"attempts":3}},
+              "retries":{"attempts":3,"retryRemoteLocalities":true}},
              {"route":[{"destination":{"host":"b"}}],"retries":{"attempts":0}}],
             "tcp":[{"route":[{"destination":{"host":"b"}}]}]}}"#,
         );
@@ -270,13 +287,13 @@ mod tests {
                 "spec.exportTo",
                 "spec.http[0].match[0].gateways",
                 "spec.http[0].route[0].destination.subset",
-                "spec.http[0].retries",
+                "spec.http[0].retries.retryRemoteLocalities",
                 "spec.tcp[0]",
             ]
         );
         assert_eq!(
             fields(&vs)[3].to_string(),
-            "VirtualService default/x: spec.http[0].retries is not applied by gatehouse"
+            "VirtualService default/x: spec.http[0].retries.retryRemoteLocalities is not applied by gatehouse"
         );
     }
 

@@ -229,6 +229,8 @@ fn route(name: &str, matcher: Matcher) -> Route {
         rewrite: Rewrite::default(),
         request_headers: HeaderOps::default(),
         response_headers: HeaderOps::default(),
+        retries: None,
+        mirrors: Vec::new(),
     }
 }
 

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::config::checked::retry::{NoAnswer, Outcome, RetryOn, RetryPolicy};
 pub use crate::config::checked::route::{
     DirectResponse, HeaderOps, Matcher, Redirect, RequestView, Rewrite, RouteMatch, Scheme,
     UriMatch,
@@ -66,9 +67,27 @@ pub struct Route {
     pub rewrite: Rewrite,
     pub request_headers: HeaderOps,
     pub response_headers: HeaderOps,
+    /// `retries` (attempts > 0); `None`: one attempt, the body streamed.
+    pub retries: Option<RetryPolicy>,
+    /// Where copies of requests go (`mirror`, `mirrors`).
+    pub mirrors: Vec<MirrorTarget>,
+}
+
+/// One mirror, resolved: its upstream and the share of requests copied
+/// to it, in millionths.
+#[derive(Debug, Clone)]
+pub struct MirrorTarget {
+    pub upstream: Arc<Upstream>,
+    pub millionths: u32,
 }
 
 impl Route {
+    /// Whether the body must be held to be sent more than once (retries
+    /// or mirrors): only then is a small body buffered.
+    pub fn replays(&self) -> bool {
+        self.retries.is_some() || !self.mirrors.is_empty()
+    }
+
     pub fn matches(&self, r: &RequestView<'_>) -> bool {
         self.matches.is_empty() || self.matches.iter().any(|m| m.matches(r))
     }
@@ -170,6 +189,8 @@ mod tests {
             rewrite: Rewrite::default(),
             request_headers: HeaderOps::default(),
             response_headers: HeaderOps::default(),
+            retries: None,
+            mirrors: Vec::new(),
         }
     }
 

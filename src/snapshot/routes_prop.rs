@@ -234,6 +234,8 @@ fn route(name: String, matches: Vec<RouteMatch>) -> Route {
         rewrite: Rewrite::default(),
         request_headers: HeaderOps::default(),
         response_headers: HeaderOps::default(),
+        retries: None,
+        mirrors: Vec::new(),
     }
 }
 

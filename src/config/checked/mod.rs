@@ -9,6 +9,7 @@
 //! cannot be built is a validation error with its field path. Nothing here
 //! does I/O.
 
+pub mod retry;
 pub mod route;
 
 use std::collections::BTreeMap;

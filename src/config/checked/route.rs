@@ -242,6 +242,10 @@ pub struct HttpRoute {
     pub rewrite: Rewrite,
     pub request_headers: HeaderOps,
     pub response_headers: HeaderOps,
+    /// `retries` with `attempts` > 0; `None`: one attempt.
+    pub retries: Option<super::retry::RetryPolicy>,
+    /// `mirror` (with `mirrorPercentage`) or `mirrors`.
+    pub mirrors: Vec<super::retry::Mirror>,
 }
 
 #[cfg(test)]

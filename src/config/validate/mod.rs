@@ -15,6 +15,7 @@ mod gateway;
 mod http;
 mod matching;
 mod policies;
+mod retries;
 mod service_entry;
 mod virtual_service;
 
