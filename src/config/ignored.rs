@@ -175,10 +175,20 @@ fn http_route(r: &HttpRoute, p: &str, f: &mut Found) {
     }
     retries(r, p, f);
     f.set(r.fault.is_some(), format!("{p}.fault"));
+    f.set(
+        r.mirror.as_ref().is_some_and(|m| m.subset.is_some()),
+        format!("{p}.mirror.subset"),
+    );
     if r.mirror.is_none() && r.mirror_percentage.is_some() {
         f.instead(
             format!("{p}.mirrorPercentage"),
             "it applies to mirror only (mirrors have their own percentage)",
+        );
+    }
+    for (i, m) in r.mirrors.iter().enumerate() {
+        f.set(
+            m.destination.subset.is_some(),
+            format!("{p}.mirrors[{i}].destination.subset"),
         );
     }
     f.set(r.cors_policy.is_some(), format!("{p}.corsPolicy"));

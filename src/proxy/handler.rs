@@ -4,7 +4,8 @@
 //! them), `admit` (the connection's server, the host check, the path),
 //! route selection (`snapshot::routes`, pure), `respond` (redirects,
 //! direct responses, errors as status codes), `forward` (the upstream
-//! request with the gateway's headers; `body` carries the client's body)
+//! request with the gateway's headers; `body` carries the client's body;
+//! `retry` sends a held body again, `mirror` copies it to the mirrors)
 //! and `log` (the access log).
 //! The data plane reads only the snapshot: never the serde config model.
 
@@ -15,8 +16,10 @@ pub(crate) mod facts;
 mod forward;
 mod framing;
 mod log;
+mod mirror;
 mod request_id;
 mod respond;
+mod retry;
 mod stall;
 
 use std::convert::Infallible;
@@ -342,10 +345,11 @@ async fn route(
         facts.flags.set(Flag::NoHealthyUpstream);
         return local(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream");
     };
-    facts.destination = Some(dest);
+    facts.destination = Some(dest.clone());
     facts.upstream = Some(addr);
     let up = forward::Upstream {
         addr,
+        dest: &dest,
         route,
         path: &path,
         query,

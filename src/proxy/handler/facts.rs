@@ -34,6 +34,10 @@ pub enum Flag {
     StreamIdleTimeout,
     /// `DC`: the client went away (its body broke off).
     DownstreamConnectionTermination,
+    /// `URX`: the request was retried as often as the route allows and
+    /// the last attempt failed too (its answer, or the failure's status,
+    /// is what the client gets).
+    UpstreamRetryLimitExceeded,
 }
 
 impl Flag {
@@ -48,6 +52,7 @@ impl Flag {
             Flag::DownstreamProtocolError => "DPE",
             Flag::StreamIdleTimeout => "SI",
             Flag::DownstreamConnectionTermination => "DC",
+            Flag::UpstreamRetryLimitExceeded => "URX",
         }
     }
 
@@ -55,7 +60,7 @@ impl Flag {
         1 << (self as u16)
     }
 
-    const ALL: [Flag; 8] = [
+    const ALL: [Flag; 9] = [
         Flag::NoRoute,
         Flag::NoHealthyUpstream,
         Flag::UpstreamConnectFailure,
@@ -64,6 +69,7 @@ impl Flag {
         Flag::DownstreamProtocolError,
         Flag::StreamIdleTimeout,
         Flag::DownstreamConnectionTermination,
+        Flag::UpstreamRetryLimitExceeded,
     ];
 }
 
@@ -152,5 +158,7 @@ mod tests {
         f.set(Flag::NoRoute);
         assert_eq!(f.to_string(), "NR,UF");
         assert!(f.has(Flag::NoRoute) && !f.has(Flag::UpstreamTimeout));
+        f.set(Flag::UpstreamRetryLimitExceeded);
+        assert_eq!(f.to_string(), "NR,UF,URX");
     }
 }
