@@ -128,6 +128,17 @@ fn the_shadow_gets_a_copy_with_a_shadow_host() {
     assert_eq!(copy.one("x-team"), "ux");
     assert_eq!(copy.one("x-request-id"), primary.one("x-request-id"));
     assert_eq!(world.v3.hits(), 0);
+    // The admin view shows the mirrors and their clusters.
+    let dump = gw.config_dump();
+    let half = with_key(&dump, "mirrors")
+        .into_iter()
+        .find(|r| r["match"][0].as_str().is_some_and(|m| m.contains("/half")))
+        .unwrap_or_else(|| panic!("no /half route in {dump}"));
+    assert_eq!(
+        half["mirrors"],
+        serde_json::json!([{"host": "v3.example.com", "port": 80, "percent": 50.0}])
+    );
+    assert!(dump.to_string().contains("outbound|80||v3.example.com"));
     // A POST body is copied too (it is small, so it was held).
     world.w.site.write("body.txt", "a=1&b=2");
     world
@@ -145,6 +156,28 @@ fn the_shadow_gets_a_copy_with_a_shadow_host() {
         assert_eq!(copy.method, "POST");
         assert_eq!(copy.one("content-length"), "7");
     }
+}
+
+/// Every object under `v` that has `key`.
+pub(super) fn with_key<'a>(v: &'a serde_json::Value, key: &str) -> Vec<&'a serde_json::Value> {
+    let mut out = Vec::new();
+    match v {
+        serde_json::Value::Object(m) => {
+            if m.contains_key(key) {
+                out.push(v);
+            }
+            for x in m.values() {
+                out.extend(with_key(x, key));
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for x in a {
+                out.extend(with_key(x, key));
+            }
+        }
+        _ => {}
+    }
+    out
 }
 
 /// The median of `v`, in place.

@@ -80,6 +80,40 @@ fn three_attempts_outlast_two_failures() {
 }
 
 #[test]
+fn the_admin_view_shows_the_policy() {
+    let backend = Backend::start("unused");
+    let w = world(
+        &backend,
+        "{attempts: 3, perTryTimeout: 2s, retryOn: \"gateway-error,409\"}",
+        None,
+    );
+    let gw = start(&w);
+    // The admin view catches up with the first compile on its own time.
+    let policies = support::poll(
+        "the retry policy in /config_dump",
+        support::START_TIMEOUT,
+        || {
+            let dump = gw.config_dump();
+            let found: Vec<Value> = crate::traffic_mirror::with_key(&dump, "retries")
+                .into_iter()
+                .map(|r| r["retries"].clone())
+                .filter(|p| !p.is_null())
+                .collect();
+            (!found.is_empty()).then_some(found)
+        },
+    );
+    assert_eq!(
+        policies,
+        [serde_json::json!({
+            "attempts": 3,
+            "per_try_timeout_ms": 2000,
+            "retry_on": ["gateway-error", "retriable-status-codes"],
+            "retriable_status_codes": [409],
+        })]
+    );
+}
+
+#[test]
 fn istio_default_conditions_retry_a_503() {
     // No retryOn: Istio's default conditions, whose status codes are 503.
     let backend = Backend::failing("second time", 1, Failing::Status(503));

@@ -78,6 +78,47 @@ impl RetryOn {
     fn bit(self) -> u32 {
         1 << (self as u32)
     }
+
+    /// Envoy's name of this condition.
+    pub fn name(self) -> &'static str {
+        match self {
+            RetryOn::FiveXx => "5xx",
+            RetryOn::GatewayError => "gateway-error",
+            RetryOn::Reset => "reset",
+            RetryOn::ResetBeforeRequest => "reset-before-request",
+            RetryOn::ConnectFailure => "connect-failure",
+            RetryOn::RefusedStream => "refused-stream",
+            RetryOn::Retriable4xx => "retriable-4xx",
+            RetryOn::RetriableStatusCodes => "retriable-status-codes",
+            RetryOn::EnvoyRateLimited => "envoy-ratelimited",
+            RetryOn::GrpcCancelled => "cancelled",
+            RetryOn::GrpcDeadlineExceeded => "deadline-exceeded",
+            RetryOn::GrpcInternal => "internal",
+            RetryOn::GrpcResourceExhausted => "resource-exhausted",
+            RetryOn::GrpcUnavailable => "unavailable",
+            RetryOn::Http3PostConnectFailure => "http3-post-connect-failure",
+            RetryOn::RetriableHeaders => "retriable-headers",
+        }
+    }
+
+    const ALL: [RetryOn; 16] = [
+        RetryOn::FiveXx,
+        RetryOn::GatewayError,
+        RetryOn::Reset,
+        RetryOn::ResetBeforeRequest,
+        RetryOn::ConnectFailure,
+        RetryOn::RefusedStream,
+        RetryOn::Retriable4xx,
+        RetryOn::RetriableStatusCodes,
+        RetryOn::EnvoyRateLimited,
+        RetryOn::GrpcCancelled,
+        RetryOn::GrpcDeadlineExceeded,
+        RetryOn::GrpcInternal,
+        RetryOn::GrpcResourceExhausted,
+        RetryOn::GrpcUnavailable,
+        RetryOn::Http3PostConnectFailure,
+        RetryOn::RetriableHeaders,
+    ];
 }
 
 /// Why an attempt got no answer from the backend.
@@ -152,6 +193,11 @@ impl RetryPolicy {
 
     pub fn has(&self, c: RetryOn) -> bool {
         self.on & c.bit() != 0
+    }
+
+    /// The conditions in force, in Envoy's names.
+    pub fn conditions(&self) -> impl Iterator<Item = RetryOn> + '_ {
+        RetryOn::ALL.into_iter().filter(|c| self.has(*c))
     }
 
     /// Whether an attempt that came to `outcome` may be retried.
@@ -286,6 +332,20 @@ mod tests {
             Some(RetryOn::GrpcUnavailable)
         );
         assert_eq!(RetryOn::parse("5XX"), None);
+        for c in RetryOn::ALL {
+            assert_eq!(RetryOn::parse(c.name()), Some(c));
+        }
+        let names: Vec<_> = p.conditions().map(RetryOn::name).collect();
+        assert_eq!(
+            names,
+            [
+                "connect-failure",
+                "refused-stream",
+                "retriable-status-codes",
+                "cancelled",
+                "unavailable"
+            ]
+        );
     }
 
     #[test]
