@@ -164,15 +164,20 @@ fn no_answer(why: NoAnswer, facts: &mut Facts) -> Response<Body> {
 /// Waits before retry `n` (from 1): a random time up to 25 ms, 50 ms,
 /// 100 ms, ... at most 250 ms, and never past the deadline.
 async fn backoff(n: u32, deadline: Instant) {
-    let ceiling = BACKOFF_BASE
-        .saturating_mul(1 << n.saturating_sub(1).min(8))
-        .min(BACKOFF_MAX);
+    let ceiling = backoff_ceiling(n);
     let mut b = [0u8; 4];
     let _ = aws_lc_rs::rand::fill(&mut b);
     let ceiling_ms = u32::try_from(ceiling.as_millis()).unwrap_or(250);
     let wait = Duration::from_millis(u64::from(u32::from_le_bytes(b) % (ceiling_ms + 1)));
     let left = deadline.saturating_duration_since(Instant::now());
     tokio::time::sleep(wait.min(left)).await;
+}
+
+/// The longest wait before retry `n` (from 1).
+fn backoff_ceiling(n: u32) -> Duration {
+    BACKOFF_BASE
+        .saturating_mul(1 << n.saturating_sub(1).min(8))
+        .min(BACKOFF_MAX)
 }
 
 /// An endpoint for the next attempt: one not tried yet when the
@@ -192,6 +197,13 @@ async fn repick(dest: &crate::upstream::Upstream, tried: &[SocketAddr]) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_250ms() {
+        let ms: Vec<u128> = (1..=6).map(|n| backoff_ceiling(n).as_millis()).collect();
+        assert_eq!(ms, [25, 50, 100, 200, 250, 250]);
+        assert_eq!(backoff_ceiling(u32::MAX), BACKOFF_MAX);
+    }
 
     #[test]
     fn refused_stream_is_found_in_the_chain() {
