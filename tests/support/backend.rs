@@ -49,6 +49,9 @@ pub enum Failing {
     Reset,
     /// Answers as usual after this long.
     Delay(Duration),
+    /// Answers 200 with this `grpc-status` in the headers and no body (a
+    /// gRPC trailers-only answer as an HTTP/1.1 backend can give it).
+    Grpc(u32),
 }
 
 struct BackendState {
@@ -183,6 +186,12 @@ async fn answer(
             // hyper closes the connection of a service that fails.
             Failing::Reset => return Err(std::io::Error::other("reset on purpose")),
             Failing::Delay(d) => delay = d,
+            Failing::Grpc(status) => {
+                let mut r = Response::new(Full::new(Bytes::new()));
+                r.headers_mut()
+                    .insert("grpc-status", status.to_string().parse().unwrap());
+                return Ok(r);
+            }
         }
     }
     if !delay.is_zero() {

@@ -140,6 +140,69 @@ fn istio_default_conditions_retry_a_503() {
 }
 
 #[test]
+fn grpc_conditions_read_grpc_status() {
+    for (status, retry_on, want_hits) in [
+        (14, "unavailable", 2),
+        (8, "resource-exhausted", 2),
+        (13, "internal", 2),
+        (4, "deadline-exceeded", 2),
+        (1, "cancelled", 2),
+        (13, "unavailable,cancelled", 1),
+    ] {
+        let backend = Backend::failing("ok", 1, Failing::Grpc(status));
+        let w = world(
+            &backend,
+            &format!("{{attempts: 1, retryOn: \"{retry_on}\"}}"),
+            None,
+        );
+        let gw = start(&w);
+        let out = w
+            .site
+            .walkthrough_curl(FRONTEND, gw.port(443))
+            .path("/retry")
+            .run();
+        assert_eq!(
+            backend.hits(),
+            want_hits,
+            "grpc-status {status} under {retry_on}"
+        );
+        let want_body = if want_hits == 2 { "ok\n" } else { "" };
+        assert_eq!(
+            (out.status, out.body.as_str()),
+            (200, want_body),
+            "{status}"
+        );
+    }
+}
+
+#[test]
+fn a_retried_request_is_mirrored_once() {
+    let backend = Backend::failing("after one 503", 1, Failing::Status(503));
+    let shadow = Backend::start("shadow");
+    let w = world(
+        &backend,
+        "{attempts: 2, retryOn: 5xx}\n    mirror: {host: shadow.example.com}",
+        None,
+    );
+    w.site.apply(
+        "traffic/shadow.yaml",
+        &service_entry("shadow", "shadow.example.com", shadow.port()),
+    );
+    let gw = start(&w);
+    w.site
+        .walkthrough_curl(FRONTEND, gw.port(443))
+        .path("/retry")
+        .run()
+        .assert_body("after one 503");
+    assert_eq!(backend.hits(), 2);
+    support::poll("the copy", Duration::from_secs(5), || {
+        (shadow.hits() == 1).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(shadow.hits(), 1);
+}
+
+#[test]
 fn one_attempt_against_two_failures_is_urx() {
     let backend = Backend::failing("too late", 2, Failing::Status(503));
     let w = world(&backend, "{attempts: 1, retryOn: 5xx}", None);
