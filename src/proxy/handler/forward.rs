@@ -10,12 +10,11 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-
-use bytes::Bytes;
 
 use super::super::{ClientCert, ConnInfo, Shared};
 use super::body::{BodyLimits, ClientBody, ClientBodyError};
