@@ -1,6 +1,7 @@
 //! The routes of one server as `/config_dump` and `proxy-config routes`
 //! show them: which VirtualService and `http[]` entry, the hosts, a
-//! one-line summary of each `match[]` entry, and what the route does.
+//! one-line summary of each `match[]` entry, what the route does, its
+//! retries and its mirrors.
 //!
 //! Read-only text over the compiled snapshot: it must never change what
 //! is matched or show a header value a route sets (those may be tokens);
@@ -9,7 +10,7 @@
 use serde_json::{Value, json};
 
 use crate::snapshot::Server;
-use crate::snapshot::routes::{Action, Matcher, Route, RouteMatch};
+use crate::snapshot::routes::{Action, Matcher, RetryOn, Route, RouteMatch};
 use crate::upstream::Upstream;
 
 /// Every route of `s`, in the order its VirtualServices give them.
@@ -30,6 +31,26 @@ pub fn upstreams(s: &Server) -> impl Iterator<Item = &Upstream> {
             _ => &[],
         })
         .map(|w| w.upstream.as_ref())
+        .chain(
+            s.vhosts
+                .iter()
+                .flat_map(|v| &v.routes)
+                .flat_map(|r| &r.mirrors)
+                .map(|m| m.upstream.as_ref()),
+        )
+}
+
+/// A route's `retries` as the dump shows them, or `null`.
+fn retries(r: &Route) -> Value {
+    let Some(p) = &r.retries else {
+        return Value::Null;
+    };
+    json!({
+        "attempts": p.attempts,
+        "per_try_timeout_ms": p.per_try_timeout.map(|t| t.as_millis()),
+        "retry_on": p.conditions().map(RetryOn::name).collect::<Vec<_>>(),
+        "retriable_status_codes": p.status_codes,
+    })
 }
 
 fn route(hosts: &[String], r: &Route) -> Value {
@@ -58,6 +79,12 @@ fn route(hosts: &[String], r: &Route) -> Value {
         "action": action,
         "status": status,
         "backends": backends,
+        "retries": retries(r),
+        "mirrors": r.mirrors.iter().map(|m| json!({
+            "host": m.upstream.host,
+            "port": m.upstream.port,
+            "percent": f64::from(m.millionths) / 10_000.0,
+        })).collect::<Vec<_>>(),
     })
 }
 

@@ -173,11 +173,7 @@ fn http_route(r: &HttpRoute, p: &str, f: &mut Found) {
             format!("{p}.rewrite.uriRegexRewrite"),
         );
     }
-    // `attempts: 0` asks for no retries, which is what gatehouse does.
-    f.set(
-        r.retries.as_ref().is_some_and(|rt| rt.attempts > 0),
-        format!("{p}.retries"),
-    );
+    retries(r, p, f);
     if let Some(d) = r.fault.as_ref().and_then(|f| f.delay.as_ref())
         && d.percentage.is_some()
         && d.percent.is_some()
@@ -187,11 +183,42 @@ fn http_route(r: &HttpRoute, p: &str, f: &mut Found) {
             "percentage.value is used (percent is deprecated)",
         );
     }
-    f.set(r.mirror.is_some(), format!("{p}.mirror"));
     f.set(
-        r.mirror_percentage.is_some(),
-        format!("{p}.mirrorPercentage"),
+        r.mirror.as_ref().is_some_and(|m| m.subset.is_some()),
+        format!("{p}.mirror.subset"),
     );
+    if r.mirror.is_none() && r.mirror_percentage.is_some() {
+        f.instead(
+            format!("{p}.mirrorPercentage"),
+            "it applies to mirror only (mirrors have their own percentage)",
+        );
+    }
+    for (i, m) in r.mirrors.iter().enumerate() {
+        f.set(
+            m.destination.subset.is_some(),
+            format!("{p}.mirrors[{i}].destination.subset"),
+        );
+    }
+}
+
+/// What of `retries` is applied is in `docs/retries-and-mirroring.md`;
+/// these two parts never act.
+fn retries(r: &HttpRoute, p: &str, f: &mut Found) {
+    let Some(rt) = &r.retries else { return };
+    f.set(
+        rt.retry_remote_localities.is_some(),
+        format!("{p}.retries.retryRemoteLocalities"),
+    );
+    if rt
+        .retry_on
+        .as_deref()
+        .is_some_and(|on| on.split(',').any(|c| c.trim() == "retriable-headers"))
+    {
+        f.instead(
+            format!("{p}.retries.retryOn"),
+            "retriable-headers never fires: Istio has no field for the headers",
+        );
+    }
 }
 
 fn http_match(m: &HttpMatchRequest, p: &str, f: &mut Found) {
@@ -267,7 +294,7 @@ mod tests {
             "metadata":{"name":"x"},"spec":{"hosts":["a.com"],"exportTo":["."],
             "http":[{"match":[{"gateways":["g"]}],
               "route":[{"destination":{"host":"b","subset":"v1"}}],
-              "retries":{"attempts":3}},
+              "retries":{"attempts":3,"retryRemoteLocalities":true}},
              {"route":[{"destination":{"host":"b"}}],"retries":{"attempts":0},
               "fault":{"delay":{"fixedDelay":"1s","percentage":{"value":5},"percent":5},
                        "abort":{"httpStatus":500,"percentage":{"value":1}}},
@@ -280,14 +307,14 @@ mod tests {
                 "spec.exportTo",
                 "spec.http[0].match[0].gateways",
                 "spec.http[0].route[0].destination.subset",
-                "spec.http[0].retries",
+                "spec.http[0].retries.retryRemoteLocalities",
                 "spec.http[1].fault.delay.percent",
                 "spec.tcp[0]",
             ]
         );
         assert_eq!(
             fields(&vs)[3].to_string(),
-            "VirtualService default/x: spec.http[0].retries is not applied by gatehouse"
+            "VirtualService default/x: spec.http[0].retries.retryRemoteLocalities is not applied by gatehouse"
         );
     }
 

@@ -6,7 +6,8 @@
 //! policy: preflights answered, headers added), `respond` (redirects,
 //! direct responses, errors as status codes), `fault` (the route's
 //! injected delay and abort), `forward` (the upstream
-//! request with the gateway's headers; `body` carries the client's body)
+//! request with the gateway's headers; `body` carries the client's body;
+//! `retry` sends a held body again, `mirror` copies it to the mirrors)
 //! and `log` (the access log).
 //! The data plane reads only the snapshot: never the serde config model.
 
@@ -19,8 +20,10 @@ mod fault;
 mod forward;
 mod framing;
 mod log;
+mod mirror;
 mod request_id;
 mod respond;
+mod retry;
 mod stall;
 
 use std::convert::Infallible;
@@ -390,10 +393,11 @@ async fn act(
         facts.flags.set(Flag::NoHealthyUpstream);
         return local(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream");
     };
-    facts.destination = Some(dest);
+    facts.destination = Some(dest.clone());
     facts.upstream = Some(addr);
     let up = forward::Upstream {
         addr,
+        dest: &dest,
         route: r.route,
         path: r.origin.path,
         query: r.origin.query,

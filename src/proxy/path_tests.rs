@@ -231,6 +231,8 @@ fn route(name: &str, matcher: Matcher) -> Route {
         response_headers: HeaderOps::default(),
         fault: None,
         cors: None,
+        retries: None,
+        mirrors: Vec::new(),
     }
 }
 

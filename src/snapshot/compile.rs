@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use super::compiler::{Compiler, tls_state};
-use super::routes::{Action, Route, RouteId, VirtualHost, WeightedUpstream};
+use super::routes::{Action, MirrorTarget, Route, RouteId, VirtualHost, WeightedUpstream};
 use super::{Listener, Model, Server, Snapshot};
 use crate::config::checked::route::RouteAction;
 use crate::config::checked::{
@@ -89,14 +89,9 @@ fn compile_route(
         RouteAction::Forward(dests) => Action::Forward(
             dests
                 .iter()
-                .map(|d| {
-                    let up = upstream::resolve(&d.host, d.port, entries);
-                    let key = (up.host.clone(), up.port);
-                    let up = upstreams.entry(key).or_insert_with(|| Arc::new(up)).clone();
-                    WeightedUpstream {
-                        upstream: up,
-                        weight: d.weight,
-                    }
+                .map(|d| WeightedUpstream {
+                    upstream: shared_upstream(&d.host, d.port, entries, upstreams),
+                    weight: d.weight,
                 })
                 .collect(),
         ),
@@ -112,7 +107,28 @@ fn compile_route(
         response_headers: r.response_headers.clone(),
         fault: r.fault,
         cors: r.cors.clone(),
+        retries: r.retries.clone(),
+        mirrors: r
+            .mirrors
+            .iter()
+            .map(|m| MirrorTarget {
+                upstream: shared_upstream(&m.host, m.port, entries, upstreams),
+                millionths: m.millionths,
+            })
+            .collect(),
     }
+}
+
+/// The one `Upstream` of `host:port` in this compile, made on first use.
+fn shared_upstream(
+    host: &str,
+    port: Option<u16>,
+    entries: &HashMap<&str, &CheckedServiceEntry>,
+    upstreams: &mut Upstreams,
+) -> Arc<Upstream> {
+    let up = upstream::resolve(host, port, entries);
+    let key = (up.host.clone(), up.port);
+    upstreams.entry(key).or_insert_with(|| Arc::new(up)).clone()
 }
 
 /// What every server of one compile shares.

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 pub use crate::config::checked::cors::Cors;
 pub use crate::config::checked::fault::{Abort, AbortWith, Delay, Fault, Share};
+pub use crate::config::checked::retry::{NoAnswer, Outcome, RetryOn, RetryPolicy};
 pub use crate::config::checked::route::{
     DirectResponse, HeaderOps, Matcher, Redirect, RequestView, Rewrite, RouteMatch, Scheme,
     UriMatch,
@@ -72,9 +73,27 @@ pub struct Route {
     pub fault: Option<Fault>,
     /// Preflights answered, CORS headers added; `None` costs nothing.
     pub cors: Option<Cors>,
+    /// `retries` (attempts > 0); `None`: one attempt, the body streamed.
+    pub retries: Option<RetryPolicy>,
+    /// Where copies of requests go (`mirror`, `mirrors`).
+    pub mirrors: Vec<MirrorTarget>,
+}
+
+/// One mirror, resolved: its upstream and the share of requests copied
+/// to it, in millionths.
+#[derive(Debug, Clone)]
+pub struct MirrorTarget {
+    pub upstream: Arc<Upstream>,
+    pub millionths: u32,
 }
 
 impl Route {
+    /// Whether the body must be held to be sent more than once (retries
+    /// or mirrors): only then is a small body buffered.
+    pub fn replays(&self) -> bool {
+        self.retries.is_some() || !self.mirrors.is_empty()
+    }
+
     pub fn matches(&self, r: &RequestView<'_>) -> bool {
         self.matches.is_empty() || self.matches.iter().any(|m| m.matches(r))
     }
@@ -178,6 +197,8 @@ mod tests {
             response_headers: HeaderOps::default(),
             fault: None,
             cors: None,
+            retries: None,
+            mirrors: Vec::new(),
         }
     }
 

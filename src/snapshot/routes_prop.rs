@@ -236,6 +236,8 @@ fn route(name: String, matches: Vec<RouteMatch>) -> Route {
         response_headers: HeaderOps::default(),
         fault: None,
         cors: None,
+        retries: None,
+        mirrors: Vec::new(),
     }
 }
 

@@ -133,10 +133,16 @@ fn gw_warns(yaml: &str, rest: &str) {
 // ---------------------------------------------------------------- VirtualService
 
 #[test]
-fn retries() {
+fn retries_apply_but_remote_localities_do_not() {
+    applies_with_warnings(
+        &vs_route("    retries: {attempts: 3, perTryTimeout: 2s, retryOn: 5xx}\n"),
+        "vs",
+        "shop",
+        &[],
+    );
     vs_warns(
-        "    retries: {attempts: 3, perTryTimeout: 2s}\n",
-        "spec.http[0].retries",
+        "    retries: {attempts: 3, perTryTimeout: 2s, retryRemoteLocalities: true}\n",
+        "spec.http[0].retries.retryRemoteLocalities",
     );
 }
 
@@ -161,18 +167,24 @@ fn fault_delay_percent_beside_percentage() {
 }
 
 #[test]
-fn mirror() {
-    vs_warns(
-        "    mirror: {host: shadow.default.svc.cluster.local}\n",
-        "spec.http[0].mirror",
-    );
+fn mirror_and_mirrors_apply() {
+    for extra in [
+        "    mirror: {host: shadow.default.svc.cluster.local}\n    mirrorPercentage: {value: 10}\n",
+        "    mirrors: [{destination: {host: shadow}, percentage: {value: 10}}]\n",
+    ] {
+        applies_with_warnings(&vs_route(extra), "vs", "shop", &[]);
+    }
 }
 
 #[test]
-fn mirror_percentage() {
-    vs_warns(
-        "    mirrorPercentage: {value: 10}\n",
-        "spec.http[0].mirrorPercentage",
+fn mirror_percentage_without_mirror() {
+    applies_with_warnings(
+        &vs_route("    mirrorPercentage: {value: 10}\n"),
+        "vs",
+        "shop",
+        &[&vs_line(
+            "spec.http[0].mirrorPercentage is not applied by gatehouse: it applies to mirror only (mirrors have their own percentage)",
+        )],
     );
 }
 
@@ -522,7 +534,9 @@ fn get_yaml_lists_ignored_fields_and_applies_again() {
     let site = Site::new();
     site.write(
         "m.yaml",
-        vs_route("    retries: {attempts: 2}\n    fault: {delay: {fixedDelay: 1s, percentage: {value: 5}, percent: 5}}\n"),
+        vs_route(
+            "    retries: {attempts: 2, retryRemoteLocalities: true}\n    fault: {delay: {fixedDelay: 1s, percentage: {value: 5}, percent: 5}}\n",
+        ),
     );
     site.cli(&["apply", "-f", "m.yaml"]).ok();
     let out = site.cli(&["get", "vs", "shop", "-o", "yaml"]).ok();
@@ -530,8 +544,8 @@ fn get_yaml_lists_ignored_fields_and_applies_again() {
     assert_eq!(
         v["status"],
         serde_json::json!({"gatehouse": {"ignoredFields": [
-            {"path": "spec.http[0].retries",
-             "message": "spec.http[0].retries is not applied by gatehouse"},
+            {"path": "spec.http[0].retries.retryRemoteLocalities",
+             "message": "spec.http[0].retries.retryRemoteLocalities is not applied by gatehouse"},
             {"path": "spec.http[0].fault.delay.percent",
              "message": "spec.http[0].fault.delay.percent is not applied by gatehouse: percentage.value is used (percent is deprecated)"},
         ]}}),
@@ -550,7 +564,7 @@ fn get_yaml_lists_ignored_fields_and_applies_again() {
         again.stderr,
         format!(
             "{}\n{}\n",
-            vs_line("spec.http[0].retries is not applied by gatehouse"),
+            vs_line("spec.http[0].retries.retryRemoteLocalities is not applied by gatehouse"),
             vs_line(
                 "spec.http[0].fault.delay.percent is not applied by gatehouse: percentage.value is used (percent is deprecated)"
             )
@@ -770,7 +784,7 @@ fn plain_server_beside_tls_on_one_port_warns_and_is_not_served() {
 #[test]
 fn a_refused_apply_prints_no_warnings() {
     let site = Site::new();
-    let yaml = vs_route("    retries: {attempts: 3}\n");
+    let yaml = vs_route("    retries: {attempts: 3, retryRemoteLocalities: true}\n");
     site.write("m.yaml", &yaml);
     site.cli(&["apply", "-f", "m.yaml"]).ok();
     let stale = yaml.replace(

@@ -1,6 +1,6 @@
-//! In-process HTTP/1.1 backends that count and record what reaches them.
+//! In-process HTTP/1.1 backends that count and record what reaches them,
+//! and can fail their first requests (a status, a reset, a delay).
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,9 +40,26 @@ impl Seen {
     }
 }
 
+/// How a backend fails its first requests ([`Backend::failing`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Failing {
+    /// Answers with this status (and a short body).
+    Status(u16),
+    /// Closes the connection without an answer.
+    Reset,
+    /// Answers as usual after this long.
+    Delay(Duration),
+    /// Answers 200 with this `grpc-status` in the headers and no body (a
+    /// gRPC trailers-only answer as an HTTP/1.1 backend can give it).
+    Grpc(u32),
+}
+
 struct BackendState {
     body: String,
     delay: Duration,
+    /// Requests still to fail, and how.
+    fail_left: AtomicUsize,
+    failure: Failing,
     hits: AtomicUsize,
     seen: Mutex<Vec<Seen>>,
 }
@@ -61,6 +78,16 @@ impl Backend {
     }
 
     pub fn slow(body: &str, delay: Duration) -> Backend {
+        Backend::with(body, delay, 0, Failing::Reset)
+    }
+
+    /// A backend whose first `n` requests fail as `how` says; it answers
+    /// the rest as [`Backend::start`] does.
+    pub fn failing(body: &str, n: usize, how: Failing) -> Backend {
+        Backend::with(body, Duration::ZERO, n, how)
+    }
+
+    fn with(body: &str, delay: Duration, fail_first: usize, failure: Failing) -> Backend {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -72,6 +99,8 @@ impl Backend {
         let state = Arc::new(BackendState {
             body: format!("{body}\n"),
             delay,
+            fail_left: AtomicUsize::new(fail_first),
+            failure,
             hits: AtomicUsize::new(0),
             seen: Mutex::new(Vec::new()),
         });
@@ -85,30 +114,7 @@ impl Backend {
                 let st = st.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let st = st.clone();
-                        async move {
-                            st.hits.fetch_add(1, Ordering::SeqCst);
-                            st.seen.lock().unwrap().push(Seen {
-                                method: req.method().to_string(),
-                                path: req.uri().to_string(),
-                                headers: req
-                                    .headers()
-                                    .iter()
-                                    .map(|(n, v)| {
-                                        (
-                                            n.as_str().to_owned(),
-                                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                                        )
-                                    })
-                                    .collect(),
-                            });
-                            if !st.delay.is_zero() {
-                                tokio::time::sleep(st.delay).await;
-                            }
-                            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(
-                                st.body.clone(),
-                            ))))
-                        }
+                        answer(st.clone(), req)
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
@@ -142,6 +148,56 @@ impl Backend {
             .pop()
             .expect("the backend received no request")
     }
+}
+
+/// One request: recorded, then answered (or failed, while the backend
+/// still has failures to give).
+async fn answer(
+    st: Arc<BackendState>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, std::io::Error> {
+    st.hits.fetch_add(1, Ordering::SeqCst);
+    st.seen.lock().unwrap().push(Seen {
+        method: req.method().to_string(),
+        path: req.uri().to_string(),
+        headers: req
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+    });
+    let failing = st
+        .fail_left
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    let mut delay = st.delay;
+    if failing {
+        match st.failure {
+            Failing::Status(code) => {
+                let mut r = Response::new(Full::new(Bytes::from(format!("failing with {code}\n"))));
+                *r.status_mut() = hyper::StatusCode::from_u16(code).unwrap();
+                return Ok(r);
+            }
+            // hyper closes the connection of a service that fails.
+            Failing::Reset => return Err(std::io::Error::other("reset on purpose")),
+            Failing::Delay(d) => delay = d,
+            Failing::Grpc(status) => {
+                let mut r = Response::new(Full::new(Bytes::new()));
+                r.headers_mut()
+                    .insert("grpc-status", status.to_string().parse().unwrap());
+                return Ok(r);
+            }
+        }
+    }
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    Ok(Response::new(Full::new(Bytes::from(st.body.clone()))))
 }
 
 impl Drop for Backend {

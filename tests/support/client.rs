@@ -306,6 +306,15 @@ impl Conn {
         })
     }
 
+    /// `GET path` on this connection: the status and the body.
+    pub fn get_path(&mut self, path: &str) -> Result<(u16, String), String> {
+        let target = self.target.clone();
+        self.rt
+            .block_on(request_path(&mut self.sender, &target, path))
+            .map(|(status, body)| (status, String::from_utf8_lossy(&body).into_owned()))
+            .map_err(|(_, m)| m)
+    }
+
     /// One GET on this connection.
     pub fn get(&mut self) -> Result<u16, String> {
         let target = self.target.clone();

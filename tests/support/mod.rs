@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 
 // Each test binary uses some of these.
 #[allow(unused_imports)]
-pub use backend::{Backend, Seen};
+pub use backend::{Backend, Failing, Seen};
 #[allow(unused_imports)]
 pub use client::{Answer, Client};
 #[allow(unused_imports)]

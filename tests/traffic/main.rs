@@ -11,3 +11,5 @@ mod support;
 
 mod traffic_cors;
 mod traffic_fault;
+mod traffic_mirror;
+mod traffic_retries;

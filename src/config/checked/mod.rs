@@ -11,6 +11,7 @@
 
 pub mod cors;
 pub mod fault;
+pub mod retry;
 pub mod route;
 
 use std::collections::BTreeMap;

@@ -246,6 +246,10 @@ pub struct HttpRoute {
     pub fault: Option<super::fault::Fault>,
     /// `corsPolicy`.
     pub cors: Option<super::cors::Cors>,
+    /// `retries` with `attempts` > 0; `None`: one attempt.
+    pub retries: Option<super::retry::RetryPolicy>,
+    /// `mirror` (with `mirrorPercentage`) or `mirrors`.
+    pub mirrors: Vec<super::retry::Mirror>,
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! Rules for a VirtualService's http routes, producing the checked route
 //! (`checked::route::HttpRoute`): the action with typed codes and a decoded
 //! body, the rewrite, header operations with built names and values, and
-//! the timeout as a `Duration`. Matches are in `matching.rs`; retries,
-//! fault, mirror and CORS in `policies.rs`.
+//! the timeout as a `Duration`. Matches are in `matching.rs`; retries and
+//! mirrors in `retries.rs`; fault in `fault.rs`; CORS in `cors.rs`.
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
@@ -16,7 +16,7 @@ use super::super::virtual_service::{
 };
 use super::destination::{destination, weight, weighted};
 use super::matching::http_match;
-use super::policies::policies;
+use super::retries::{mirrors, retries};
 use super::{duration_ms, port};
 
 /// Largest `directResponse` body Istio accepts.
@@ -42,7 +42,6 @@ pub(super) fn http_route(
         .timeout
         .as_ref()
         .and_then(|t| duration_ms(t, format!("{p}.timeout"), e));
-    policies(r, namespace, p, e);
     let fault = r
         .fault
         .as_ref()
@@ -51,6 +50,8 @@ pub(super) fn http_route(
         .cors_policy
         .as_ref()
         .and_then(|c| super::cors::cors(c, &format!("{p}.corsPolicy"), e));
+    let retries = retries(r, p, e);
+    let mirrors = mirrors(r, namespace, p, e);
     let rewrite = rewrite(r, p, e);
     let (request_headers, response_headers) = match &r.headers {
         Some(h) => headers(h, &format!("{p}.headers"), e),
@@ -69,6 +70,8 @@ pub(super) fn http_route(
         response_headers,
         fault,
         cors,
+        retries,
+        mirrors,
     })
 }
 

@@ -16,7 +16,7 @@ mod fault;
 mod gateway;
 mod http;
 mod matching;
-mod policies;
+mod retries;
 mod service_entry;
 mod virtual_service;
 

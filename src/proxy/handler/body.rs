@@ -13,6 +13,9 @@
 //! reaches a backend. A later error aborts the upstream request mid-body;
 //! the backend never sees a complete request. It must never buffer more
 //! than that one frame, and it costs one timer per stall, not per frame.
+//! The exception is a route that retries or mirrors: a body that has
+//! declared at most [`REPLAY_MAX_BYTES`] is read whole first
+//! ([`read_whole`]) so that it can be sent again; no other body is held.
 
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -121,6 +124,31 @@ pub fn discard(body: Incoming) {
     });
 }
 
+/// The largest body held whole so that it can be sent again (a retry, a
+/// mirror): one whose `Content-Length` says at most this. Any other body
+/// streams, and its request is neither retried nor mirrored.
+pub const REPLAY_MAX_BYTES: u64 = 64 * 1024;
+
+/// Whether `body` can be held whole: it has ended already, or its declared
+/// length is at most [`REPLAY_MAX_BYTES`] (the decoder holds the client to it).
+pub fn replayable(body: &Incoming) -> bool {
+    body.is_end_stream()
+        || body
+            .size_hint()
+            .exact()
+            .is_some_and(|n| n <= REPLAY_MAX_BYTES)
+}
+
+/// Reads a [`replayable`] body whole, under the limits (the stall, the
+/// most bytes), into one buffer of at most [`REPLAY_MAX_BYTES`].
+pub async fn read_whole(body: Incoming, limits: BodyLimits) -> Result<Bytes, ClientBodyError> {
+    if body.is_end_stream() {
+        return Ok(Bytes::new());
+    }
+    let body = ClientBody::streamed(body, limits);
+    Ok(body.collect().await?.to_bytes())
+}
+
 /// The limits a body is read under.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimits {
@@ -135,7 +163,8 @@ pub struct BodyLimits {
 #[derive(Debug)]
 pub struct ClientBody {
     first: Option<Frame<Bytes>>,
-    rest: Incoming,
+    /// `None` for a body held whole ([`ClientBody::replay`]).
+    rest: Option<Incoming>,
     /// Bytes the body may still send.
     left: u64,
     /// Armed while a read is pending (slow POST).
@@ -147,12 +176,24 @@ impl ClientBody {
     pub fn streamed(rest: Incoming, limits: BodyLimits) -> ClientBody {
         ClientBody {
             first: None,
-            rest,
+            rest: Some(rest),
             left: match limits.max_bytes {
                 0 => u64::MAX,
                 n => n,
             },
             stall: StallTimer::new(limits.idle),
+        }
+    }
+
+    /// A body held whole (read by [`read_whole`]), sent again as it is:
+    /// what a retry and a mirror send.
+    pub fn replay(body: Bytes) -> ClientBody {
+        ClientBody {
+            first: (!body.is_empty()).then(|| Frame::data(body)),
+            rest: None,
+            left: u64::MAX,
+            // Never armed: a held body is never pending.
+            stall: StallTimer::new(DISCARD_FOR),
         }
     }
 
@@ -186,7 +227,10 @@ impl Body for ClientBody {
         if let Some(f) = self.first.take() {
             return Poll::Ready(Some(Ok(f)));
         }
-        let frame = match Pin::new(&mut self.rest).poll_frame(cx) {
+        let Some(rest) = self.rest.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = match Pin::new(rest).poll_frame(cx) {
             Poll::Pending => return self.stalled(cx),
             Poll::Ready(Some(Ok(f))) => f,
             Poll::Ready(Some(Err(e))) => {
@@ -206,11 +250,14 @@ impl Body for ClientBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.first.is_none() && self.rest.is_end_stream()
+        self.first.is_none() && self.rest.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        let mut hint = self.rest.size_hint();
+        let mut hint = self
+            .rest
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint);
         let held = self
             .first
             .as_ref()

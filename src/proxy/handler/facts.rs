@@ -38,6 +38,10 @@ pub enum Flag {
     DelayInjected,
     /// `FI`: the route's `fault.abort` answered the request.
     FaultInjected,
+    /// `URX`: the request was retried as often as the route allows and
+    /// the last attempt failed too (its answer, or the failure's status,
+    /// is what the client gets).
+    UpstreamRetryLimitExceeded,
 }
 
 impl Flag {
@@ -54,6 +58,7 @@ impl Flag {
             Flag::DownstreamConnectionTermination => "DC",
             Flag::DelayInjected => "DI",
             Flag::FaultInjected => "FI",
+            Flag::UpstreamRetryLimitExceeded => "URX",
         }
     }
 
@@ -61,7 +66,7 @@ impl Flag {
         1 << (self as u16)
     }
 
-    const ALL: [Flag; 10] = [
+    const ALL: [Flag; 11] = [
         Flag::NoRoute,
         Flag::NoHealthyUpstream,
         Flag::UpstreamConnectFailure,
@@ -72,6 +77,7 @@ impl Flag {
         Flag::DownstreamConnectionTermination,
         Flag::DelayInjected,
         Flag::FaultInjected,
+        Flag::UpstreamRetryLimitExceeded,
     ];
 }
 
@@ -164,5 +170,7 @@ mod tests {
         fault.set(Flag::FaultInjected);
         fault.set(Flag::DelayInjected);
         assert_eq!(fault.to_string(), "DI,FI");
+        f.set(Flag::UpstreamRetryLimitExceeded);
+        assert_eq!(f.to_string(), "NR,UF,URX");
     }
 }

@@ -2,21 +2,25 @@
 //! authority, hop-by-hop headers removed, `x-forwarded-*`, `x-request-id`
 //! and the client certificate's XFCC set by us, the route's header
 //! operations), the route's deadline, and the answer as it comes back.
+//! A route that retries or mirrors holds a small body whole and hands the
+//! request to `retry` (and a copy to `mirror`); any other request streams
+//! its body and is sent once.
 //! A client's `x-forwarded-client-cert` never reaches a backend (`framing`
 //! strips it before routing); its `x-request-id` is always replaced.
 
 use std::net::{IpAddr, SocketAddr};
 
+use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::super::{ClientCert, ConnInfo, Shared};
-use super::Body;
 use super::body::{BodyLimits, ClientBody, ClientBodyError};
 use super::facts::{Facts, Flag};
 use super::respond::{close, local};
+use super::{Body, mirror, retry};
 use crate::snapshot::routes::Route;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1), and `http2-settings`, which only
@@ -130,6 +134,8 @@ fn forwarded_headers(
 /// Where and how one request goes upstream.
 pub(super) struct Upstream<'a> {
     pub addr: SocketAddr,
+    /// The destination `addr` was picked from: a retry picks there again.
+    pub dest: &'a crate::upstream::Upstream,
     pub route: &'a Route,
     /// The normalized path and the query, as the client sent it.
     pub path: &'a str,
@@ -138,6 +144,18 @@ pub(super) struct Upstream<'a> {
     pub authority: &'a str,
     /// Read the body's first frame before forwarding (chunked HTTP/1.1).
     pub peek_body: bool,
+}
+
+/// The client's body as it goes upstream: held whole (a route that
+/// retries or mirrors, a small declared body) or streamed.
+enum Held {
+    Whole(Bytes),
+    Streamed(ClientBody),
+}
+
+/// The URI a request is sent to: the endpoint, then the path and query.
+pub(super) fn upstream_uri(addr: SocketAddr, path_and_query: &str) -> Option<Uri> {
+    format!("http://{addr}{path_and_query}").parse().ok()
 }
 
 /// Sends the request to `up.addr` and returns the backend's answer, or
@@ -155,32 +173,15 @@ pub(super) async fn forward(
         Some(q) => format!("{new_path}?{q}"),
         None => new_path,
     };
-    let uri: Uri = match format!("http://{}{pq}", up.addr).parse() {
-        Ok(u) => u,
-        Err(_) => return local(StatusCode::BAD_REQUEST, "bad request target"),
+    let Some(uri) = upstream_uri(up.addr, &pq) else {
+        return local(StatusCode::BAD_REQUEST, "bad request target");
     };
     let http1 = req.version() < http::Version::HTTP_2;
-    let (parts, body) = req.into_parts();
-    let limits = BodyLimits {
-        max_bytes: shared.settings.max_request_body_bytes,
-        idle: shared.settings.stream_idle_timeout,
+    let (mut parts, body) = req.into_parts();
+    let body = match take_body(body, shared, route.replays(), up.peek_body, http1, facts).await {
+        Ok(b) => b,
+        Err(refused) => return refused,
     };
-    let body = if up.peek_body {
-        let peek = ClientBody::peeked(body, limits);
-        match tokio::time::timeout(shared.settings.request_timeout, peek).await {
-            Ok(Ok(b)) => b,
-            Ok(Err(e)) => return bad_body(&e, http1, facts),
-            Err(_) => {
-                facts.flags.set(Flag::StreamIdleTimeout);
-                return local(StatusCode::REQUEST_TIMEOUT, "request timeout");
-            }
-        }
-    } else {
-        ClientBody::streamed(body, limits)
-    };
-    let mut req = Request::from_parts(parts, body);
-    *req.uri_mut() = uri;
-    *req.version_mut() = http::Version::HTTP_11;
     let outward_host = match &route.rewrite.authority {
         Some(a) => a.clone(),
         None => match HeaderValue::from_str(up.authority) {
@@ -189,20 +190,116 @@ pub(super) async fn forward(
         },
     };
     forwarded_headers(
-        req.headers_mut(),
+        &mut parts.headers,
         info,
         outward_host,
         shared.settings.trusted_hops,
         facts,
     );
-    route.request_headers.apply(req.headers_mut());
-    let mut resp = match send(req, shared, route, up.addr, http1, facts).await {
+    route.request_headers.apply(&mut parts.headers);
+    let answer = match body {
+        Held::Whole(body) => {
+            let head = retry::Head {
+                method: parts.method,
+                headers: parts.headers,
+                path_and_query: pq,
+            };
+            mirror::copy(route, &head, &body, shared);
+            retry::send(&head, body, shared, &up, facts).await
+        }
+        Held::Streamed(body) => {
+            let mut req = Request::from_parts(parts, body);
+            *req.uri_mut() = uri;
+            *req.version_mut() = http::Version::HTTP_11;
+            send(req, shared, route, up.addr, http1, facts).await
+        }
+    };
+    let mut resp = match answer {
         Ok(r) => r,
         Err(refused) => return refused,
     };
     strip_hop_by_hop(resp.headers_mut());
     route.response_headers.apply(resp.headers_mut());
     resp.map(|b| b.boxed())
+}
+
+/// The client's body, held whole when the route sends it more than once
+/// and it is small enough (`body::replayable`), else streamed (its first
+/// frame read ahead for a chunked HTTP/1.1 body); or the answer to a body
+/// that failed on the way.
+async fn take_body(
+    body: Incoming,
+    shared: &Shared,
+    replays: bool,
+    peek: bool,
+    http1: bool,
+    facts: &mut Facts,
+) -> Result<Held, Response<Body>> {
+    let limits = BodyLimits {
+        max_bytes: shared.settings.max_request_body_bytes,
+        idle: shared.settings.stream_idle_timeout,
+    };
+    let timeout = shared.settings.request_timeout;
+    let read = if replays && super::body::replayable(&body) {
+        match tokio::time::timeout(timeout, super::body::read_whole(body, limits)).await {
+            Ok(r) => r.map(Held::Whole).map_err(Some),
+            Err(_) => Err(None),
+        }
+    } else if peek {
+        match tokio::time::timeout(timeout, ClientBody::peeked(body, limits)).await {
+            Ok(r) => r.map(Held::Streamed).map_err(Some),
+            Err(_) => Err(None),
+        }
+    } else {
+        return Ok(Held::Streamed(ClientBody::streamed(body, limits)));
+    };
+    read.map_err(|e| match e {
+        Some(e) => bad_body(&e, http1, facts),
+        None => {
+            facts.flags.set(Flag::StreamIdleTimeout);
+            local(StatusCode::REQUEST_TIMEOUT, "request timeout")
+        }
+    })
+}
+
+/// How long the backend may take to answer (the route's timeout, else
+/// `--upstream-response-timeout`, within the whole-request one), and
+/// whether that limit is the upstream's (504 `UT`) rather than the whole
+/// request's (408 `SI`).
+pub(super) fn upstream_deadline(route: &Route, shared: &Shared) -> (std::time::Duration, bool) {
+    let upstream_timeout = route
+        .timeout
+        .unwrap_or(shared.settings.upstream_response_timeout);
+    let whole_request = shared.settings.request_timeout;
+    (
+        upstream_timeout.min(whole_request),
+        upstream_timeout <= whole_request,
+    )
+}
+
+/// The answer when the deadline of [`upstream_deadline`] passed.
+pub(super) fn timed_out(upstream_bound: bool, facts: &mut Facts) -> Response<Body> {
+    if upstream_bound {
+        facts.flags.set(Flag::UpstreamTimeout);
+        local(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout")
+    } else {
+        facts.flags.set(Flag::StreamIdleTimeout);
+        local(StatusCode::REQUEST_TIMEOUT, "request timeout")
+    }
+}
+
+/// The answer when the backend could not be reached or broke off before
+/// its response headers: 503 with `UF` or `UC`.
+pub(super) fn unreachable(connect: bool, facts: &mut Facts) -> Response<Body> {
+    facts.flags.set(if connect {
+        Flag::UpstreamConnectFailure
+    } else {
+        Flag::UpstreamConnectionTermination
+    });
+    local(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "upstream connect error or disconnect/reset before headers",
+    )
 }
 
 /// The request sent under the route's deadline (or the whole-request
@@ -216,41 +313,19 @@ async fn send(
     http1: bool,
     facts: &mut Facts,
 ) -> Result<Response<Incoming>, Response<Body>> {
-    let upstream_timeout = route
-        .timeout
-        .unwrap_or(shared.settings.upstream_response_timeout);
-    let whole_request = shared.settings.request_timeout;
-    let timeout = upstream_timeout.min(whole_request);
+    let (timeout, upstream_bound) = upstream_deadline(route, shared);
     let sent = std::time::Instant::now();
     let answer = tokio::time::timeout(timeout, shared.client.request(req)).await;
     facts.upstream_time = Some(sent.elapsed());
     match answer {
         Ok(Ok(r)) => Ok(r),
-        Err(_) if upstream_timeout <= whole_request => {
-            facts.flags.set(Flag::UpstreamTimeout);
-            Err(local(
-                StatusCode::GATEWAY_TIMEOUT,
-                "upstream request timeout",
-            ))
-        }
-        Err(_) => {
-            facts.flags.set(Flag::StreamIdleTimeout);
-            Err(local(StatusCode::REQUEST_TIMEOUT, "request timeout"))
-        }
+        Err(_) => Err(timed_out(upstream_bound, facts)),
         Ok(Err(e)) => {
             if let Some(body) = ClientBodyError::in_chain(&e) {
                 return Err(bad_body(body, http1, facts));
             }
             tracing::debug!(error = %e, upstream = %addr, "upstream request failed");
-            facts.flags.set(if e.is_connect() {
-                Flag::UpstreamConnectFailure
-            } else {
-                Flag::UpstreamConnectionTermination
-            });
-            Err(local(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "upstream connect error or disconnect/reset before headers",
-            ))
+            Err(unreachable(e.is_connect(), facts))
         }
     }
 }
