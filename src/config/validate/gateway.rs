@@ -36,8 +36,14 @@ pub(super) fn gateway(g: &Gateway, e: &mut FieldErrors) -> Option<CheckedGateway
                     .ok()
             })
             .collect();
+        let passthrough = s
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.effective_mode() == TlsMode::Passthrough);
         let protocol = match port_spec.protocol.to_ascii_uppercase().as_str() {
+            "HTTPS" | "TLS" if passthrough => ServerProtocol::Passthrough,
             "HTTPS" | "TLS" => ServerProtocol::Tls,
+            "TCP" | "MONGO" => ServerProtocol::Tcp,
             _ => ServerProtocol::Plain,
         };
         if let Some(number) = number {
@@ -175,11 +181,13 @@ fn server_tls(t: &ServerTls, protocol: &str, p: &str, e: &mut FieldErrors) {
     }
     let mode = t.effective_mode();
     match mode {
-        TlsMode::Passthrough | TlsMode::AutoPassthrough | TlsMode::IstioMutual => {
+        // The backend terminates TLS: no certificate of ours is involved.
+        TlsMode::Passthrough => return,
+        TlsMode::AutoPassthrough | TlsMode::IstioMutual => {
             e.push(
                 format!("{p}.mode"),
                 format!(
-                    "mode {} is not supported yet by gatehouse (SIMPLE, MUTUAL and OPTIONAL_MUTUAL are)",
+                    "mode {} is not supported yet by gatehouse (SIMPLE, MUTUAL, OPTIONAL_MUTUAL and PASSTHROUGH are)",
                     mode.as_str()
                 ),
             );
