@@ -401,3 +401,36 @@ spec:
     });
     assert!(log.contains("route=\"default/tcp-echo tcp[0]\""), "{log}");
 }
+
+#[test]
+fn a_passthrough_backend_that_is_down_closes_the_connection_and_logs_uf() {
+    let site = Site::new();
+    let down = crate::support::closed_port();
+    let se = service_entry(
+        "my-nginx",
+        "my-nginx.default.svc.cluster.local",
+        443,
+        "TLS",
+        down,
+    );
+    site.apply("se.yaml", &se);
+    site.apply("nginx.yaml", ISTIO_TASK_YAML);
+    let gw = site.start_gateway_with(&[443], &["--log-format", "json"]);
+    let port = gw.port(443);
+    let out = curl_backend(&site, NGINX, port, "");
+    assert!(out.code != Some(0) && out.status == 0, "{out:?}");
+    // One JSON access line for the connection, flag UF, nothing sent back.
+    let line = poll("the connection's JSON line", Duration::from_secs(5), || {
+        gw.log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["target"] == "access" && v["fields"]["message"] == "connection")
+    });
+    let f = &line["fields"];
+    assert_eq!(f["response_flags"], "UF", "{line}");
+    assert_eq!(f["sni"], NGINX, "{line}");
+    assert_eq!(f["route"], "default/nginx tls[0]", "{line}");
+    assert_eq!(f["upstream"], format!("127.0.0.1:{down}"), "{line}");
+    assert_eq!(f["bytes_sent"], 0, "{line}");
+    assert!(f["bytes_received"].as_u64().unwrap() > 0, "{line}");
+}
