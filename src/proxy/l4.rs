@@ -75,7 +75,8 @@ pub(super) async fn by_sni(
         return forward(stream, first, route, conn, &shared).await;
     }
     let io = super::hello::Prefixed::new(first, stream);
-    let Some((tls, server, sni)) = super::handshake(io, peer, listener, &shared).await else {
+    let Some((tls, server, sni)) = super::handshake(io, peer, listener, &shared, start).await
+    else {
         return;
     };
     super::serve_tls(tls, server, sni, (peer, listener.port, seats), shared).await;

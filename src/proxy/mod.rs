@@ -284,7 +284,9 @@ async fn handle_connection(
     if listener.passthrough {
         return l4::by_sni(stream, peer, (&listener, seats), shared).await;
     }
-    let Some((tls, server, sni)) = handshake(stream, peer, &listener, &shared).await else {
+    let Some((tls, server, sni)) =
+        handshake(stream, peer, &listener, &shared, Instant::now()).await
+    else {
         return;
     };
     serve_tls(tls, server, sni, (peer, port, seats), shared).await;
@@ -334,6 +336,7 @@ async fn handshake<IO>(
     peer: SocketAddr,
     listener: &crate::snapshot::Listener,
     shared: &Shared,
+    accepted: Instant,
 ) -> Option<(
     tokio_rustls::server::TlsStream<IO>,
     Arc<crate::snapshot::Server>,
@@ -343,7 +346,8 @@ where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let metrics = &shared.metrics;
-    let deadline = Instant::now() + shared.settings.handshake_timeout;
+    // From accept: a ClientHello read first (`hello.rs`) counts too.
+    let deadline = accepted + shared.settings.handshake_timeout;
     let acceptor = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
     let start = match tokio::time::timeout_at(deadline.into(), acceptor).await {
         Ok(Ok(s)) => s,
