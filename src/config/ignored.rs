@@ -103,10 +103,12 @@ fn gateway(g: &Gateway, f: &mut Found) {
 }
 
 fn server(s: &Server, p: &str, f: &mut Found) {
-    let passthrough = s
-        .tls
-        .as_ref()
-        .is_some_and(|t| t.effective_mode() == TlsMode::Passthrough);
+    let passthrough = s.tls.as_ref().is_some_and(|t| {
+        matches!(
+            t.effective_mode(),
+            TlsMode::Passthrough | TlsMode::AutoPassthrough
+        )
+    });
     if let Some(port) = &s.port {
         let shown = &port.protocol;
         let served_as = match port.protocol.to_ascii_uppercase().as_str() {

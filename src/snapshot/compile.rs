@@ -185,6 +185,34 @@ impl Context<'_> {
         vhosts
     }
 
+    /// An AUTO_PASSTHROUGH server's routes: one per ServiceEntry host the
+    /// server's hosts cover and per port of it, taken by Istio's SNI form
+    /// `outbound_.PORT_._.HOST` (no subset: gatehouse has no subsets, so
+    /// an SNI naming one finds no route and is refused).
+    fn auto_passthrough(&mut self, s: &CheckedServer) -> L4 {
+        let mut out = Vec::new();
+        for se in &self.model.service_entries {
+            for h in &se.hosts {
+                if h.starts_with('*') || !s.hosts.iter().any(|sh| host::matches(&sh.host, h)) {
+                    continue;
+                }
+                for p in &se.ports {
+                    let d = checked::route::Destination {
+                        host: h.clone(),
+                        port: Some(p.number),
+                        weight: 1,
+                    };
+                    out.push(L4Route {
+                        name: format!("auto {h}:{}", p.number).into(),
+                        sni_hosts: vec![format!("outbound_.{}_._.{h}", p.number)],
+                        upstreams: vec![weighted_upstream(&d, &self.entries, &mut self.upstreams)],
+                    });
+                }
+            }
+        }
+        L4::Passthrough(Arc::new(out))
+    }
+
     /// A PASSTHROUGH or TCP server's connection routes: the `tls[]` (or
     /// `tcp[]`) routes of the VirtualServices bound to its Gateway whose
     /// hosts it admits, in creation order, each keeping the matches for
@@ -192,6 +220,7 @@ impl Context<'_> {
     fn l4(&mut self, gw: &CheckedGateway, s: &CheckedServer, index: &VsIndex) -> Option<L4> {
         let passthrough = match s.protocol {
             ServerProtocol::Passthrough => true,
+            ServerProtocol::AutoPassthrough => return Some(self.auto_passthrough(s)),
             ServerProtocol::Tcp => false,
             ServerProtocol::Tls | ServerProtocol::Plain => return None,
         };

@@ -434,3 +434,67 @@ fn a_passthrough_backend_that_is_down_closes_the_connection_and_logs_uf() {
     assert_eq!(f["bytes_sent"], 0, "{line}");
     assert!(f["bytes_received"].as_u64().unwrap() > 0, "{line}");
 }
+
+#[test]
+fn auto_passthrough_routes_istio_sni_form_to_the_service_entry() {
+    let site = Site::new();
+    let (nginx, _ca) = tls_backend("my-nginx.default.svc.cluster.local");
+    let host = "my-nginx.default.svc.cluster.local";
+    site.apply(
+        "se.yaml",
+        &service_entry("my-nginx", host, 8443, "TLS", nginx.port),
+    );
+    let out = site.apply(
+        "gw.yaml",
+        "apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: cross-network-gateway
+spec:
+  selector:
+    istio: ingressgateway
+  servers:
+  - port:
+      number: 15443
+      name: tls
+      protocol: TLS
+    tls:
+      mode: AUTO_PASSTHROUGH
+    hosts:
+    - \"*.local\"
+",
+    );
+    assert!(!out.stderr.contains("Warning"), "{}", out.stderr);
+    let gw = site.start_gateway(&[15443]);
+    let port = gw.port(15443);
+    let sni = format!("outbound_.8443_._.{host}");
+    let out = poll(
+        "the auto-passthrough route",
+        Duration::from_secs(10),
+        || {
+            let out = site.s_client_input(port, &["-servername", &sni], b"");
+            out.stdout.contains("intermediate").then_some(out)
+        },
+    );
+    // The backend's own certificate, from the CA made for it.
+    assert!(
+        out.stdout.contains(&format!("{host} intermediate")),
+        "{}",
+        out.stdout
+    );
+    assert!(nginx.hits() >= 1);
+    // A subset gatehouse does not know, or a port the entry lacks: refused.
+    let hits = nginx.hits();
+    for other in [
+        format!("outbound_.8443_.v1_.{host}"),
+        format!("outbound_.9999_._.{host}"),
+    ] {
+        let out = site.s_client_input(port, &["-servername", &other], b"");
+        let all = format!("{}\n{}", out.stdout, out.stderr).to_ascii_lowercase();
+        assert!(
+            all.contains("unrecognized name") || all.contains("alert number 112"),
+            "{other}: {all}"
+        );
+    }
+    assert_eq!(nginx.hits(), hits);
+}

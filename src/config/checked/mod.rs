@@ -36,6 +36,9 @@ pub enum ServerProtocol {
     /// `HTTPS` or `TLS` with `tls.mode: PASSTHROUGH`: routed by SNI to the
     /// VirtualServices' `tls[]` routes, never terminated.
     Passthrough,
+    /// `tls.mode: AUTO_PASSTHROUGH`: routed by Istio's SNI form
+    /// `outbound_.PORT_._.HOST` to the ServiceEntry host and port it names.
+    AutoPassthrough,
     /// `TCP` and `MONGO`: bytes copied to the `tcp[]` routes' backend.
     Tcp,
     /// Every other protocol is served as plain HTTP.

@@ -36,12 +36,12 @@ pub(super) fn gateway(g: &Gateway, e: &mut FieldErrors) -> Option<CheckedGateway
                     .ok()
             })
             .collect();
-        let passthrough = s
-            .tls
-            .as_ref()
-            .is_some_and(|t| t.effective_mode() == TlsMode::Passthrough);
+        let mode = s.tls.as_ref().map(ServerTls::effective_mode);
         let protocol = match port_spec.protocol.to_ascii_uppercase().as_str() {
-            "HTTPS" | "TLS" if passthrough => ServerProtocol::Passthrough,
+            "HTTPS" | "TLS" if mode == Some(TlsMode::Passthrough) => ServerProtocol::Passthrough,
+            "HTTPS" | "TLS" if mode == Some(TlsMode::AutoPassthrough) => {
+                ServerProtocol::AutoPassthrough
+            }
             "HTTPS" | "TLS" => ServerProtocol::Tls,
             "TCP" | "MONGO" => ServerProtocol::Tcp,
             _ => ServerProtocol::Plain,
@@ -182,12 +182,12 @@ fn server_tls(t: &ServerTls, protocol: &str, p: &str, e: &mut FieldErrors) {
     let mode = t.effective_mode();
     match mode {
         // The backend terminates TLS: no certificate of ours is involved.
-        TlsMode::Passthrough => return,
-        TlsMode::AutoPassthrough | TlsMode::IstioMutual => {
+        TlsMode::Passthrough | TlsMode::AutoPassthrough => return,
+        TlsMode::IstioMutual => {
             e.push(
                 format!("{p}.mode"),
                 format!(
-                    "mode {} is not supported yet by gatehouse (SIMPLE, MUTUAL, OPTIONAL_MUTUAL and PASSTHROUGH are)",
+                    "mode {} is not supported yet by gatehouse (SIMPLE, MUTUAL, OPTIONAL_MUTUAL, PASSTHROUGH and AUTO_PASSTHROUGH are)",
                     mode.as_str()
                 ),
             );
