@@ -10,11 +10,12 @@
 //! field, its entry here goes. This is a pure function over parsed objects;
 //! it never refuses an object (refusing is `validate`'s job).
 
+use std::collections::BTreeMap;
 use std::fmt;
 
-use super::gateway::{Gateway, Server};
+use super::gateway::{Gateway, Server, TlsMode};
 use super::service_entry::{Resolution, ServiceEntry, WorkloadEntry};
-use super::virtual_service::{HttpMatchRequest, HttpRoute, VirtualService};
+use super::virtual_service::{HttpMatchRequest, HttpRoute, RouteDestination, VirtualService};
 use super::{Kind, Resource};
 
 /// One field an object sets that gatehouse does not apply.
@@ -102,17 +103,20 @@ fn gateway(g: &Gateway, f: &mut Found) {
 }
 
 fn server(s: &Server, p: &str, f: &mut Found) {
+    let passthrough = s.tls.as_ref().is_some_and(|t| {
+        matches!(
+            t.effective_mode(),
+            TlsMode::Passthrough | TlsMode::AutoPassthrough
+        )
+    });
     if let Some(port) = &s.port {
         let shown = &port.protocol;
         let served_as = match port.protocol.to_ascii_uppercase().as_str() {
             "HTTP2" | "GRPC" => Some(format!(
                 "{shown} is served as HTTP (HTTP/1.1 and cleartext HTTP/2 from clients, HTTP/1.1 to backends)"
             )),
-            "TCP" | "MONGO" => Some(format!(
-                "{shown} is served as HTTP (clients must speak HTTP/1.1 or HTTP/2; no raw TCP proxying)"
-            )),
-            "TLS" => Some(format!(
-                "{shown} is served as HTTPS (TLS is terminated and the connection must carry HTTP; tls and tcp routes are not served)"
+            "TLS" if !passthrough => Some(format!(
+                "{shown} is served as HTTPS (TLS is terminated and the connection must carry HTTP; tls and tcp routes are served only by PASSTHROUGH and TCP servers)"
             )),
             _ => None,
         };
@@ -144,11 +148,53 @@ fn virtual_service(v: &VirtualService, f: &mut Found) {
     for (i, r) in s.http.iter().enumerate() {
         http_route(r, &format!("spec.http[{i}]"), f);
     }
-    for i in 0..s.tls.len() {
-        f.instead(format!("spec.tls[{i}]"), "tls routes are not served");
+    for (i, r) in s.tls.iter().enumerate() {
+        for (j, m) in r.matches.iter().enumerate() {
+            let p = format!("spec.tls[{i}].match[{j}]");
+            l4_match(
+                (&m.destination_subnets, &m.gateways),
+                (&m.source_labels, m.source_namespace.as_deref()),
+                &p,
+                f,
+            );
+        }
+        l4_route(&r.route, &format!("spec.tls[{i}]"), f);
     }
-    for i in 0..s.tcp.len() {
-        f.instead(format!("spec.tcp[{i}]"), "tcp routes are not served");
+    for (i, r) in s.tcp.iter().enumerate() {
+        for (j, m) in r.matches.iter().enumerate() {
+            let p = format!("spec.tcp[{i}].match[{j}]");
+            l4_match(
+                (&m.destination_subnets, &m.gateways),
+                (&m.source_labels, m.source_namespace.as_deref()),
+                &p,
+                f,
+            );
+        }
+        l4_route(&r.route, &format!("spec.tcp[{i}]"), f);
+    }
+}
+
+/// What a `tls[]`/`tcp[]` match may say that gatehouse does not apply: it
+/// matches on SNI and port only.
+fn l4_match(
+    (subnets, gateways): (&[String], &[String]),
+    (labels, source_namespace): (&BTreeMap<String, String>, Option<&str>),
+    p: &str,
+    f: &mut Found,
+) {
+    f.set(!subnets.is_empty(), format!("{p}.destinationSubnets"));
+    f.set(!gateways.is_empty(), format!("{p}.gateways"));
+    f.set(!labels.is_empty(), format!("{p}.sourceLabels"));
+    f.set(source_namespace.is_some(), format!("{p}.sourceNamespace"));
+}
+
+fn l4_route(route: &[RouteDestination], p: &str, f: &mut Found) {
+    for (k, d) in route.iter().enumerate() {
+        let dp = format!("{p}.route[{k}]");
+        f.set(
+            d.destination.subset.is_some(),
+            format!("{dp}.destination.subset"),
+        );
     }
 }
 
@@ -299,7 +345,7 @@ mod tests {
               "fault":{"delay":{"fixedDelay":"1s","percentage":{"value":5},"percent":5},
                        "abort":{"httpStatus":500,"percentage":{"value":1}}},
               "corsPolicy":{"allowOrigins":[{"exact":"https://a.com"}]}}],
-            "tcp":[{"route":[{"destination":{"host":"b"}}]}]}}"#,
+            "tcp":[{"match":[{"sourceLabels":{"a":"b"}}],"route":[{"destination":{"host":"b"}}]}]}}"#,
         );
         assert_eq!(
             paths(&vs),
@@ -309,7 +355,7 @@ mod tests {
                 "spec.http[0].route[0].destination.subset",
                 "spec.http[0].retries.retryRemoteLocalities",
                 "spec.http[1].fault.delay.percent",
-                "spec.tcp[0]",
+                "spec.tcp[0].match[0].sourceLabels",
             ]
         );
         assert_eq!(
@@ -345,13 +391,17 @@ mod tests {
             Kind::Gateway,
             r#"{"apiVersion":"networking.istio.io/v1","kind":"Gateway",
             "metadata":{"name":"g"},"spec":{"servers":[
-             {"port":{"number":9000,"name":"tcp","protocol":"TCP"},"hosts":["*"]}]}}"#,
+             {"port":{"number":9000,"name":"tcp","protocol":"TCP"},"hosts":["*"]},
+             {"port":{"number":443,"name":"tls","protocol":"TLS"},"hosts":["a.com"],
+              "tls":{"mode":"PASSTHROUGH"}},
+             {"port":{"number":8443,"name":"tls2","protocol":"TLS"},"hosts":["b.com"],
+              "tls":{"mode":"SIMPLE","credentialName":"c"}}]}}"#,
         );
         let found = fields(&gw);
-        assert_eq!(found.len(), 1);
+        assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(
             found[0].message(),
-            "spec.servers[0].port.protocol is not applied by gatehouse: TCP is served as HTTP (clients must speak HTTP/1.1 or HTTP/2; no raw TCP proxying)"
+            "spec.servers[2].port.protocol is not applied by gatehouse: TLS is served as HTTPS (TLS is terminated and the connection must carry HTTP; tls and tcp routes are served only by PASSTHROUGH and TCP servers)"
         );
     }
 }

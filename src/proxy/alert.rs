@@ -10,8 +10,7 @@
 
 use std::time::Instant;
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 /// `unrecognized_name` (RFC 6066 §3): no server for the SNI (or no SNI
 /// and no `*` server).
@@ -21,7 +20,7 @@ pub(super) const UNRECOGNIZED_NAME: u8 = 112;
 pub(super) const HANDSHAKE_FAILURE: u8 = 40;
 
 /// Writes a fatal alert record with `description` and closes the stream.
-pub(super) async fn refuse(mut io: TcpStream, description: u8, deadline: Instant) {
+pub(super) async fn refuse<IO: AsyncWrite + Unpin>(mut io: IO, description: u8, deadline: Instant) {
     // content type alert (21), legacy record version TLS 1.2, length 2,
     // level fatal (2), description.
     let record = [21, 3, 3, 0, 2, 2, description];

@@ -467,7 +467,7 @@ fn limits(s: &super::Settings) -> framing::Limits {
 }
 
 /// A destination by weight, then one of its endpoints.
-async fn pick_upstream(
+pub(crate) async fn pick_upstream(
     dests: &[routes::WeightedUpstream],
 ) -> Option<(Arc<crate::upstream::Upstream>, std::net::SocketAddr)> {
     // One random number only when there is a choice to make.

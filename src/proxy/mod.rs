@@ -12,6 +12,8 @@ pub mod drain;
 mod h1scan;
 mod h2watch;
 pub(crate) mod handler;
+mod hello;
+mod l4;
 pub mod overload;
 pub mod path;
 pub mod settings;
@@ -262,6 +264,9 @@ async fn handle_connection(
     let Some(listener) = snapshot.listeners.get(&port).cloned() else {
         return;
     };
+    if listener.tcp {
+        return l4::tcp(stream, peer, &listener, &shared).await;
+    }
     if !listener.tls {
         let info = ConnInfo {
             port,
@@ -277,9 +282,27 @@ async fn handle_connection(
         serve_watched(stream, info, shared).await;
         return;
     }
-    let Some((tls, server, sni)) = handshake(stream, peer, &listener, &shared).await else {
+    if listener.passthrough {
+        return l4::by_sni(stream, peer, (&listener, seats), shared).await;
+    }
+    let Some((tls, server, sni)) =
+        handshake(stream, peer, &listener, &shared, Instant::now()).await
+    else {
         return;
     };
+    serve_tls(tls, server, sni, (peer, port, seats), shared).await;
+}
+
+/// A TLS connection after its handshake: HTTP/2 by ALPN, else HTTP/1.
+async fn serve_tls<IO>(
+    tls: tokio_rustls::server::TlsStream<IO>,
+    server: Arc<crate::snapshot::Server>,
+    sni: Option<String>,
+    (peer, port, seats): (SocketAddr, u16, Arc<overload::Seats>),
+    shared: Arc<Shared>,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let client_cert = tls
         .get_ref()
         .1
@@ -309,18 +332,23 @@ async fn handle_connection(
 /// The TLS handshake of a new connection: the ClientHello, the server its
 /// SNI names, then that server's config, all within the handshake
 /// deadline. Every outcome is counted (`gatehouse_tls_handshakes_total`).
-async fn handshake(
-    stream: TcpStream,
+async fn handshake<IO>(
+    stream: IO,
     peer: SocketAddr,
     listener: &crate::snapshot::Listener,
     shared: &Shared,
+    accepted: Instant,
 ) -> Option<(
-    tokio_rustls::server::TlsStream<TcpStream>,
+    tokio_rustls::server::TlsStream<IO>,
     Arc<crate::snapshot::Server>,
     Option<String>,
-)> {
+)>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let metrics = &shared.metrics;
-    let deadline = Instant::now() + shared.settings.handshake_timeout;
+    // From accept: a ClientHello read first (`hello.rs`) counts too.
+    let deadline = accepted + shared.settings.handshake_timeout;
     let acceptor = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
     let start = match tokio::time::timeout_at(deadline.into(), acceptor).await {
         Ok(Ok(s)) => s,
@@ -362,15 +390,15 @@ async fn handshake(
 /// server for this name, or a server without a usable credential, ends the
 /// handshake with a fatal alert that says which. There is no default
 /// certificate.
-async fn choose_server(
-    start: tokio_rustls::StartHandshake<TcpStream>,
+async fn choose_server<IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    start: tokio_rustls::StartHandshake<IO>,
     listener: &crate::snapshot::Listener,
     sni: Option<&str>,
     peer: SocketAddr,
     deadline: Instant,
     metrics: &Metrics,
 ) -> Option<(
-    tokio_rustls::StartHandshake<TcpStream>,
+    tokio_rustls::StartHandshake<IO>,
     Arc<crate::snapshot::Server>,
     Arc<rustls::ServerConfig>,
 )> {

@@ -8,11 +8,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use super::compiler::{Compiler, tls_state};
+use super::l4::{L4, L4Route};
 use super::routes::{Action, MirrorTarget, Route, RouteId, VirtualHost, WeightedUpstream};
 use super::{Listener, Model, Server, Snapshot};
 use crate::config::checked::route::RouteAction;
 use crate::config::checked::{
-    CheckedGateway, CheckedServer, CheckedServiceEntry, CheckedVirtualService, HttpRoute,
+    self, CheckedGateway, CheckedServer, CheckedServiceEntry, CheckedVirtualService, HttpRoute,
     ServerProtocol,
 };
 use crate::config::gateway::TlsMode;
@@ -77,6 +78,17 @@ fn index_by_gateway<'m>(
 /// Upstreams shared by every route that names the same `host:port`.
 type Upstreams = HashMap<(String, u16), Arc<Upstream>>;
 
+fn weighted_upstream(
+    d: &checked::route::Destination,
+    entries: &HashMap<&str, &CheckedServiceEntry>,
+    upstreams: &mut Upstreams,
+) -> WeightedUpstream {
+    WeightedUpstream {
+        upstream: shared_upstream(&d.host, d.port, entries, upstreams),
+        weight: d.weight,
+    }
+}
+
 fn compile_route(
     id: RouteId,
     r: &HttpRoute,
@@ -89,10 +101,7 @@ fn compile_route(
         RouteAction::Forward(dests) => Action::Forward(
             dests
                 .iter()
-                .map(|d| WeightedUpstream {
-                    upstream: shared_upstream(&d.host, d.port, entries, upstreams),
-                    weight: d.weight,
-                })
+                .map(|d| weighted_upstream(d, entries, upstreams))
                 .collect(),
         ),
     };
@@ -195,6 +204,104 @@ impl Context<'_> {
         }
         vhosts
     }
+
+    /// An AUTO_PASSTHROUGH server's routes: one per ServiceEntry host the
+    /// server's hosts cover and per port of it, taken by Istio's SNI form
+    /// `outbound_.PORT_._.HOST` (no subset: gatehouse has no subsets, so
+    /// an SNI naming one finds no route and is refused).
+    fn auto_passthrough(&mut self, s: &CheckedServer) -> L4 {
+        let mut out = Vec::new();
+        for se in &self.model.service_entries {
+            for h in &se.hosts {
+                if h.starts_with('*') || !s.hosts.iter().any(|sh| host::matches(&sh.host, h)) {
+                    continue;
+                }
+                for p in &se.ports {
+                    let d = checked::route::Destination {
+                        host: h.clone(),
+                        port: Some(p.number),
+                        weight: 1,
+                    };
+                    out.push(L4Route {
+                        name: format!("auto {h}:{}", p.number).into(),
+                        sni_hosts: vec![format!("outbound_.{}_._.{h}", p.number)],
+                        upstreams: vec![weighted_upstream(&d, &self.entries, &mut self.upstreams)],
+                    });
+                }
+            }
+        }
+        L4::Passthrough(Arc::new(out))
+    }
+
+    /// A PASSTHROUGH or TCP server's connection routes: the `tls[]` (or
+    /// `tcp[]`) routes of the VirtualServices bound to its Gateway whose
+    /// hosts it admits, in creation order, each keeping the matches for
+    /// this port (and, for `tls[]`, the SNI hosts this server serves).
+    fn l4(&mut self, gw: &CheckedGateway, s: &CheckedServer, index: &VsIndex) -> Option<L4> {
+        let passthrough = match s.protocol {
+            ServerProtocol::Passthrough => true,
+            ServerProtocol::AutoPassthrough => return Some(self.auto_passthrough(s)),
+            ServerProtocol::Tcp => false,
+            ServerProtocol::Tls | ServerProtocol::Plain => return None,
+        };
+        let mut candidates = Vec::new();
+        for h in &s.hosts {
+            index.candidates(&h.host, &mut candidates);
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        let mut out = Vec::new();
+        for vi in candidates {
+            let vs = self.model.virtual_services[vi];
+            let admitted = vs.hosts.iter().any(|vh| {
+                s.hosts.iter().any(|sh| {
+                    sh.admits(&gw.namespace, &vs.namespace) && host::intersects(vh, &sh.host)
+                })
+            });
+            if !admitted {
+                continue;
+            }
+            let (kind, routes) = if passthrough {
+                ("tls", &vs.tls)
+            } else {
+                ("tcp", &vs.tcp)
+            };
+            for (i, r) in routes.iter().enumerate() {
+                let here: Vec<_> = r
+                    .matches
+                    .iter()
+                    .filter(|m| m.port.is_none_or(|p| p == s.port))
+                    .collect();
+                if !r.matches.is_empty() && here.is_empty() {
+                    continue;
+                }
+                let sni_hosts: Vec<String> = here
+                    .iter()
+                    .flat_map(|m| &m.sni_hosts)
+                    .filter(|h| s.hosts.iter().any(|sh| host::intersects(h, &sh.host)))
+                    .cloned()
+                    .collect();
+                if passthrough && sni_hosts.is_empty() {
+                    continue;
+                }
+                out.push(L4Route {
+                    name: format!("{}/{} {kind}[{i}]", vs.namespace, vs.name).into(),
+                    sni_hosts,
+                    upstreams: r
+                        .route
+                        .iter()
+                        .map(|d| weighted_upstream(d, &self.entries, &mut self.upstreams))
+                        .collect(),
+                });
+            }
+        }
+        let routes = Arc::new(out);
+        Some(if passthrough {
+            L4::Passthrough(routes)
+        } else {
+            L4::Tcp(routes)
+        })
+    }
 }
 
 /// Builds the snapshot. A server without a usable credential fails closed
@@ -229,7 +336,12 @@ pub fn compile(model: &Model<'_>, sds: &Sds, compiler: &mut Compiler, version: u
                     compiler,
                 )
             });
-            let vhosts = cx.vhosts(gw, s, index);
+            let l4 = cx.l4(gw, s, index);
+            let vhosts = if l4.is_some() {
+                Vec::new()
+            } else {
+                cx.vhosts(gw, s, index)
+            };
             ports.entry(s.port).or_default().push(Arc::new(Server {
                 id: s.id.as_str().into(),
                 hosts,
@@ -239,6 +351,7 @@ pub fn compile(model: &Model<'_>, sds: &Sds, compiler: &mut Compiler, version: u
                 vhosts: Arc::new(vhosts),
                 credential: credential.filter(|_| is_tls),
                 tls_settings: s.tls.clone(),
+                l4,
             }));
         }
     }
@@ -250,19 +363,25 @@ pub fn compile(model: &Model<'_>, sds: &Sds, compiler: &mut Compiler, version: u
     Snapshot { version, listeners }
 }
 
-/// One port's listener: its servers and their SNI table. TLS and plain
-/// servers cannot share a port; the TLS ones are kept (logged).
+/// One port's listener: its servers and their SNI table. TLS servers
+/// (terminated or PASSTHROUGH), TCP servers and plain servers cannot share
+/// a port; the TLS ones are kept, else the TCP ones (logged).
 fn listener(port: u16, servers: Vec<Arc<Server>>) -> Listener {
-    let tls = servers.iter().any(|s| s.tls.is_some());
-    if tls && servers.iter().any(|s| s.tls.is_none()) {
+    let is_tls = |s: &Server| s.tls.is_some() || matches!(s.l4, Some(L4::Passthrough(_)));
+    let is_tcp = |s: &Server| matches!(s.l4, Some(L4::Tcp(_)));
+    let tls = servers.iter().any(|s| is_tls(s));
+    let tcp = !tls && servers.iter().any(|s| is_tcp(s));
+    let kind = |s: &Server| (is_tls(s), is_tcp(s));
+    if servers.iter().any(|s| kind(s) != (tls, tcp)) {
         tracing::warn!(
             port,
-            "plain HTTP and HTTPS servers share one port: serving the HTTPS ones only"
+            "plain HTTP, TCP and HTTPS servers share one port: serving the {} ones only",
+            if tls { "HTTPS" } else { "TCP" }
         );
     }
     let servers: Vec<Arc<Server>> = servers
         .into_iter()
-        .filter(|s| s.tls.is_some() == tls)
+        .filter(|s| kind(s) == (tls, tcp))
         .collect();
     let mut sni = SniTable::default();
     let mut by_id = HashMap::new();
@@ -275,6 +394,10 @@ fn listener(port: u16, servers: Vec<Arc<Server>>) -> Listener {
     Listener {
         port,
         tls,
+        passthrough: servers
+            .iter()
+            .any(|s| matches!(s.l4, Some(L4::Passthrough(_)))),
+        tcp,
         servers,
         sni: Arc::new(sni),
         by_id: Arc::new(by_id),

@@ -229,6 +229,7 @@ pub fn with_credentials(
                     vhosts: s.vhosts.clone(),
                     credential: s.credential.clone(),
                     tls_settings: s.tls_settings.clone(),
+                    l4: s.l4.clone(),
                 })
             })
             .collect();
@@ -237,6 +238,8 @@ pub fn with_credentials(
             Arc::new(Listener {
                 port: l.port,
                 tls: l.tls,
+                passthrough: l.passthrough,
+                tcp: l.tcp,
                 servers,
                 sni: l.sni.clone(),
                 by_id: l.by_id.clone(),

@@ -8,6 +8,7 @@
 
 mod compile;
 mod compiler;
+pub mod l4;
 pub mod routes;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -51,6 +52,8 @@ pub struct Server {
     pub credential: Option<String>,
     /// Its `tls` settings, to rebuild its config when the credential changes.
     pub tls_settings: ServerTls,
+    /// `Some` for PASSTHROUGH and TCP servers: their connection routes.
+    pub l4: Option<l4::L4>,
 }
 
 impl Server {
@@ -65,6 +68,11 @@ impl Server {
 pub struct Listener {
     pub port: u16,
     pub tls: bool,
+    /// A TLS listener with a PASSTHROUGH server: the ClientHello is read
+    /// and kept before any server is chosen (`proxy/hello.rs`).
+    pub passthrough: bool,
+    /// A TCP listener: every connection is copied to its route.
+    pub tcp: bool,
     pub servers: Vec<Arc<Server>>,
     pub sni: Arc<SniTable>,
     pub by_id: Arc<HashMap<String, usize>>,
@@ -168,6 +176,7 @@ mod tests {
                     vhosts: Arc::new(Vec::new()),
                     credential: None,
                     tls_settings: ServerTls::default(),
+                    l4: None,
                 })
             })
             .collect();
@@ -180,6 +189,8 @@ mod tests {
         Listener {
             port: 443,
             tls: true,
+            passthrough: false,
+            tcp: false,
             servers,
             sni: Arc::new(sni),
             by_id: Arc::new(by_id),

@@ -667,22 +667,6 @@ fn cases(env: &Site) -> Vec<Case> {
             &["port name \"https-frontend\" is used by another server"],
         ),
         case(
-            "gw-passthrough",
-            gw_tls("{mode: PASSTHROUGH}"),
-            1,
-            gw_obj,
-            Some("spec.servers[0].tls.mode"),
-            &["mode PASSTHROUGH is not supported yet"],
-        ),
-        case(
-            "gw-auto-passthrough",
-            gw_tls("{mode: AUTO_PASSTHROUGH}"),
-            1,
-            gw_obj,
-            Some("spec.servers[0].tls.mode"),
-            &["mode AUTO_PASSTHROUGH is not supported yet"],
-        ),
-        case(
             "gw-istio-mutual",
             gw_tls("{mode: ISTIO_MUTUAL}"),
             1,

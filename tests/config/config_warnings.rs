@@ -275,20 +275,27 @@ fn virtual_service_export_to() {
 }
 
 #[test]
-fn tls_routes() {
+fn tls_routes_apply_and_their_unapplied_match_fields_warn() {
     let yaml = format!(
-        "{VS_HEAD}  tls:\n  - match: [{{sniHosts: [shop.example.com]}}]\n    route: [{{destination: {{host: shop.default.svc.cluster.local}}}}]\n"
+        "{VS_HEAD}  tls:\n  - match: [{{sniHosts: [shop.example.com], port: 443}}]\n    route: [{{destination: {{host: shop.default.svc.cluster.local}}}}]\n"
     );
-    let want = vs_line("spec.tls[0] is not applied by gatehouse: tls routes are not served");
+    applies_with_warnings(&yaml, "vs", "shop", &[]);
+    let yaml = yaml.replace("port: 443", "sourceLabels: {app: a}");
+    let want = vs_line("spec.tls[0].match[0].sourceLabels is not applied by gatehouse");
     applies_with_warnings(&yaml, "vs", "shop", &[&want]);
 }
 
 #[test]
-fn tcp_routes() {
+fn tcp_routes_apply_and_their_unapplied_match_fields_warn() {
     let yaml = format!(
         "{VS_HEAD}  tcp:\n  - route: [{{destination: {{host: shop.default.svc.cluster.local}}}}]\n"
     );
-    let want = vs_line("spec.tcp[0] is not applied by gatehouse: tcp routes are not served");
+    applies_with_warnings(&yaml, "vs", "shop", &[]);
+    let yaml = yaml.replace(
+        "  - route:",
+        "  - match: [{destinationSubnets: [10.0.0.0/8]}]\n    route:",
+    );
+    let want = vs_line("spec.tcp[0].match[0].destinationSubnets is not applied by gatehouse");
     applies_with_warnings(&yaml, "vs", "shop", &[&want]);
 }
 
@@ -440,20 +447,19 @@ fn gw_protocol(protocol: &str, extra: &str, instead: &str) {
 }
 
 #[test]
-fn gateway_protocol_tcp() {
-    gw_protocol(
-        "TCP",
-        "",
-        "TCP is served as HTTP (clients must speak HTTP/1.1 or HTTP/2; no raw TCP proxying)",
-    );
+fn gateway_protocols_tcp_and_mongo_are_served_as_tcp() {
+    for protocol in ["TCP", "MONGO"] {
+        applies_with_warnings(&gateway(9000, protocol, ""), "gw", "shop-gateway", &[]);
+    }
 }
 
 #[test]
-fn gateway_protocol_mongo() {
-    gw_protocol(
-        "MONGO",
-        "",
-        "MONGO is served as HTTP (clients must speak HTTP/1.1 or HTTP/2; no raw TCP proxying)",
+fn gateway_passthrough_is_applied() {
+    applies_with_warnings(
+        &gateway(9000, "TLS", "    tls: {mode: PASSTHROUGH}\n"),
+        "gw",
+        "shop-gateway",
+        &[],
     );
 }
 
@@ -480,7 +486,7 @@ fn gateway_protocol_tls() {
     gw_protocol(
         "TLS",
         "    tls: {mode: SIMPLE, credentialName: shop-credential}\n",
-        "TLS is served as HTTPS (TLS is terminated and the connection must carry HTTP; tls and tcp routes are not served)",
+        "TLS is served as HTTPS (TLS is terminated and the connection must carry HTTP; tls and tcp routes are served only by PASSTHROUGH and TCP servers)",
     );
 }
 

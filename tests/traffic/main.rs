@@ -12,4 +12,5 @@ mod support;
 mod traffic_cors;
 mod traffic_fault;
 mod traffic_mirror;
+mod traffic_passthrough;
 mod traffic_retries;

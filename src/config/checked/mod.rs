@@ -36,6 +36,14 @@ pub enum Checked {
 pub enum ServerProtocol {
     /// `HTTPS` and `TLS`: a TLS listener.
     Tls,
+    /// `HTTPS` or `TLS` with `tls.mode: PASSTHROUGH`: routed by SNI to the
+    /// VirtualServices' `tls[]` routes, never terminated.
+    Passthrough,
+    /// `tls.mode: AUTO_PASSTHROUGH`: routed by Istio's SNI form
+    /// `outbound_.PORT_._.HOST` to the ServiceEntry host and port it names.
+    AutoPassthrough,
+    /// `TCP` and `MONGO`: bytes copied to the `tcp[]` routes' backend.
+    Tcp,
     /// Every other protocol is served as plain HTTP.
     Plain,
 }
@@ -80,6 +88,28 @@ pub struct CheckedVirtualService {
     /// (namespace, name) of each bound Gateway; `mesh` is kept as a name.
     pub gateways: Vec<(String, String)>,
     pub http: Vec<HttpRoute>,
+    /// `tls[]` routes (for PASSTHROUGH servers).
+    pub tls: Vec<L4Route>,
+    /// `tcp[]` routes (for TCP servers).
+    pub tcp: Vec<L4Route>,
+}
+
+/// A `tls[]` or `tcp[]` route: where a whole connection goes.
+#[derive(Debug, Clone)]
+pub struct L4Route {
+    /// Its `match[]` entries; none matches every connection (`tcp[]` only).
+    pub matches: Vec<L4Match>,
+    /// The destinations with their weights.
+    pub route: Vec<route::Destination>,
+}
+
+/// One `match[]` entry of a `tls[]` or `tcp[]` route.
+#[derive(Debug, Clone)]
+pub struct L4Match {
+    /// `sniHosts`, lower-cased (`tls[]` only; `*.` wildcards allowed).
+    pub sni_hosts: Vec<String>,
+    /// The Gateway port it applies to; `None` for every port.
+    pub port: Option<u16>,
 }
 
 /// One ServiceEntry port.

@@ -36,8 +36,14 @@ pub(super) fn gateway(g: &Gateway, e: &mut FieldErrors) -> Option<CheckedGateway
                     .ok()
             })
             .collect();
+        let mode = s.tls.as_ref().map(ServerTls::effective_mode);
         let protocol = match port_spec.protocol.to_ascii_uppercase().as_str() {
+            "HTTPS" | "TLS" if mode == Some(TlsMode::Passthrough) => ServerProtocol::Passthrough,
+            "HTTPS" | "TLS" if mode == Some(TlsMode::AutoPassthrough) => {
+                ServerProtocol::AutoPassthrough
+            }
             "HTTPS" | "TLS" => ServerProtocol::Tls,
+            "TCP" | "MONGO" => ServerProtocol::Tcp,
             _ => ServerProtocol::Plain,
         };
         if let Some(number) = number {
@@ -175,11 +181,13 @@ fn server_tls(t: &ServerTls, protocol: &str, p: &str, e: &mut FieldErrors) {
     }
     let mode = t.effective_mode();
     match mode {
-        TlsMode::Passthrough | TlsMode::AutoPassthrough | TlsMode::IstioMutual => {
+        // The backend terminates TLS: no certificate of ours is involved.
+        TlsMode::Passthrough | TlsMode::AutoPassthrough => return,
+        TlsMode::IstioMutual => {
             e.push(
                 format!("{p}.mode"),
                 format!(
-                    "mode {} is not supported yet by gatehouse (SIMPLE, MUTUAL and OPTIONAL_MUTUAL are)",
+                    "mode {} is not supported yet by gatehouse (SIMPLE, MUTUAL, OPTIONAL_MUTUAL, PASSTHROUGH and AUTO_PASSTHROUGH are)",
                     mode.as_str()
                 ),
             );

@@ -1,13 +1,14 @@
 //! Rules for `VirtualService`: hosts, gateways, destinations, and tls and
 //! tcp routes; http routes are in `http.rs`.
 
-use super::super::checked::CheckedVirtualService;
+use super::super::checked::route::Destination as CheckedDestination;
+use super::super::checked::{CheckedVirtualService, L4Match, L4Route};
 use super::super::error::FieldErrors;
 use super::super::host::{check_host, covers, intersects, is_dns1123_label, qualify};
 use super::super::virtual_service::{RouteDestination, VirtualService};
 use super::destination::{destination, gateway_ref, weight, weighted};
 use super::http::http_route;
-use super::{ip_or_cidr, port_number};
+use super::ip_or_cidr;
 
 /// Checks a VirtualService; `Some` only when it has no error. Its hosts
 /// and destinations are qualified in its namespace (`host::qualify`).
@@ -31,7 +32,7 @@ pub(super) fn virtual_service(
         .enumerate()
         .filter_map(|(i, r)| http_route(r, ns, &format!("spec.http[{i}]"), e))
         .collect();
-    l4(v, e);
+    let (tls, tcp) = l4(v, e);
     if e.0.len() != before {
         return None;
     }
@@ -49,6 +50,8 @@ pub(super) fn virtual_service(
             })
             .collect(),
         http,
+        tls,
+        tcp,
     })
 }
 
@@ -81,10 +84,12 @@ fn hosts(v: &VirtualService, e: &mut FieldErrors) {
     }
 }
 
-/// tls and tcp routes: checked, not served.
-fn l4(v: &VirtualService, e: &mut FieldErrors) {
+/// tls and tcp routes, checked: `tls[]` for PASSTHROUGH servers, `tcp[]`
+/// for TCP servers.
+fn l4(v: &VirtualService, e: &mut FieldErrors) -> (Vec<L4Route>, Vec<L4Route>) {
     let s = &v.spec;
     let ns = v.metadata.ns();
+    let mut tls = Vec::new();
     for (i, r) in s.tls.iter().enumerate() {
         let p = format!("spec.tls[{i}]");
         if r.matches.is_empty() {
@@ -93,6 +98,7 @@ fn l4(v: &VirtualService, e: &mut FieldErrors) {
                 "a tls route needs a match with sniHosts",
             );
         }
+        let mut matches = Vec::new();
         for (j, m) in r.matches.iter().enumerate() {
             let mp = format!("{p}.match[{j}]");
             if m.sni_hosts.is_empty() {
@@ -111,7 +117,7 @@ fn l4(v: &VirtualService, e: &mut FieldErrors) {
                     );
                 }
             }
-            l4_match(
+            let port = l4_match(
                 &m.destination_subnets,
                 m.port,
                 &m.gateways,
@@ -119,13 +125,21 @@ fn l4(v: &VirtualService, e: &mut FieldErrors) {
                 &mp,
                 e,
             );
+            matches.push(L4Match {
+                sni_hosts: m.sni_hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+                port,
+            });
         }
-        l4_routes(&r.route, ns, &p, e);
+        if let Some(route) = l4_routes(&r.route, ns, &p, e) {
+            tls.push(L4Route { matches, route });
+        }
     }
+    let mut tcp = Vec::new();
     for (i, r) in s.tcp.iter().enumerate() {
         let p = format!("spec.tcp[{i}]");
+        let mut matches = Vec::new();
         for (j, m) in r.matches.iter().enumerate() {
-            l4_match(
+            let port = l4_match(
                 &m.destination_subnets,
                 m.port,
                 &m.gateways,
@@ -133,9 +147,16 @@ fn l4(v: &VirtualService, e: &mut FieldErrors) {
                 &format!("{p}.match[{j}]"),
                 e,
             );
+            matches.push(L4Match {
+                sni_hosts: Vec::new(),
+                port,
+            });
         }
-        l4_routes(&r.route, ns, &p, e);
+        if let Some(route) = l4_routes(&r.route, ns, &p, e) {
+            tcp.push(L4Route { matches, route });
+        }
     }
+    (tls, tcp)
 }
 
 fn l4_match(
@@ -145,15 +166,13 @@ fn l4_match(
     source_namespace: Option<&str>,
     p: &str,
     e: &mut FieldErrors,
-) {
+) -> Option<u16> {
     for (i, s) in subnets.iter().enumerate() {
         if let Err(why) = ip_or_cidr(s) {
             e.push(format!("{p}.destinationSubnets[{i}]"), why);
         }
     }
-    if let Some(port) = port {
-        port_number(port, format!("{p}.port"), e);
-    }
+    let port = port.and_then(|n| super::port(n, format!("{p}.port"), e));
     for (i, g) in gateways.iter().enumerate() {
         gateway_ref(g, &format!("{p}.gateways[{i}]"), e);
     }
@@ -165,9 +184,15 @@ fn l4_match(
             format!("{ns:?} is not a namespace"),
         );
     }
+    port
 }
 
-fn l4_routes(routes: &[RouteDestination], ns: &str, p: &str, e: &mut FieldErrors) {
+fn l4_routes(
+    routes: &[RouteDestination],
+    ns: &str,
+    p: &str,
+    e: &mut FieldErrors,
+) -> Option<Vec<CheckedDestination>> {
     if routes.is_empty() {
         e.push(format!("{p}.route"), "route needs at least one destination");
     }
@@ -185,9 +210,10 @@ fn l4_routes(routes: &[RouteDestination], ns: &str, p: &str, e: &mut FieldErrors
             dests.push((host, port, w));
         }
     }
-    if e.0.len() == before {
-        weighted(dests, &format!("{p}.route"), e);
+    if e.0.len() != before {
+        return None;
     }
+    weighted(dests, &format!("{p}.route"), e)
 }
 
 #[cfg(test)]
