@@ -5,12 +5,10 @@
 
 use std::cell::OnceCell;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::Loop;
 use crate::secret::credential::now_unix;
-use crate::secret::sds::{ResourceKind, cacert_name};
 
 /// The longest the expiry timer sleeps: a far `notAfter` is looked at
 /// again once a day rather than trusted to a years-long timer.
@@ -45,19 +43,7 @@ impl Loop {
                 .unwrap_or_default()
         };
         let (changed, next) = self.expiry.check(&self.sds, now, &servers_of);
-        for name in &changed {
-            self.row_map
-                .remove(&(ResourceKind::KeyCertPair, name.clone()));
-            self.row_map
-                .remove(&(ResourceKind::RootCert, cacert_name(name)));
-            for row in self.sds.rows_of(name) {
-                self.row_map
-                    .insert((row.kind, row.resource.clone()), Arc::new(row));
-            }
-        }
-        if !changed.is_empty() {
-            self.rows = Arc::new(self.row_map.values().cloned().collect());
-        }
+        self.refresh_rows(&changed);
         self.expiry_at = next.map(|t| {
             let secs = t.saturating_sub(now).clamp(0, LONGEST_SLEEP);
             // A little past the second boundary, so the next look sees it.

@@ -27,6 +27,26 @@ impl Loop {
         self.check_expiry();
     }
 
+    /// The admin view's rows of the credentials `changed` names, read
+    /// again from SDS (a credential's row and its client CA's).
+    pub(super) fn refresh_rows<'a>(&mut self, changed: impl IntoIterator<Item = &'a String>) {
+        let mut any = false;
+        for name in changed {
+            any = true;
+            self.row_map
+                .remove(&(ResourceKind::KeyCertPair, name.clone()));
+            self.row_map
+                .remove(&(ResourceKind::RootCert, cacert_name(name)));
+            for row in self.sds.rows_of(name) {
+                self.row_map
+                    .insert((row.kind, row.resource.clone()), Arc::new(row));
+            }
+        }
+        if any {
+            self.rows = Arc::new(self.row_map.values().cloned().collect());
+        }
+    }
+
     /// Only secrets changed: rebuild the servers whose credentials they
     /// feed and share the rest of `prev`.
     fn refresh_credentials(&mut self, prev: Arc<Snapshot>) -> Arc<Snapshot> {
@@ -58,17 +78,7 @@ impl Loop {
         ));
         self.shared.snapshot.store(snap.clone());
         tracing::debug!(published_us = t0.elapsed().as_micros() as u64, "published");
-        for name in &changed {
-            self.row_map
-                .remove(&(ResourceKind::KeyCertPair, name.clone()));
-            self.row_map
-                .remove(&(ResourceKind::RootCert, cacert_name(name)));
-            for row in self.sds.rows_of(name) {
-                self.row_map
-                    .insert((row.kind, row.resource.clone()), Arc::new(row));
-            }
-        }
-        self.rows = Arc::new(self.row_map.values().cloned().collect());
+        self.refresh_rows(&changed);
         snap
     }
 

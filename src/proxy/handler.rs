@@ -301,7 +301,10 @@ async fn route(
             return refusal.response();
         }
     };
-    facts.server = Some(server.id.clone());
+    // A TLS connection's server was noted from the connection already.
+    if facts.server.is_none() {
+        facts.server = Some(server.id.clone());
+    }
     // The one path both matched and forwarded; the query as sent. (A
     // `Uri` clone shares its bytes: no allocation.)
     let uri = req.uri().clone();

@@ -5,10 +5,7 @@
 use proptest::prelude::*;
 
 use super::{EscapedSlashes, PathError, normalize};
-use crate::snapshot::routes::{
-    self, Action, DirectResponse, HeaderOps, Matcher, RequestView, Rewrite, Route, RouteMatch,
-    UriMatch,
-};
+use crate::snapshot::routes::{self, Matcher, RequestView, Route, RouteMatch, UriMatch};
 
 use EscapedSlashes::{Keep, Reject};
 
@@ -211,29 +208,16 @@ fn route_table() -> Vec<Route> {
 }
 
 fn route(name: &str, matcher: Matcher) -> Route {
-    Route {
-        id: std::sync::Arc::default(),
-        name: Some(name.into()),
-        matches: vec![RouteMatch {
+    Route::answering_ok(
+        name,
+        vec![RouteMatch {
             uri: Some(UriMatch {
                 matcher,
                 ignore_case: false,
             }),
             ..Default::default()
         }],
-        action: Action::Direct(DirectResponse {
-            status: http::StatusCode::OK,
-            body: bytes::Bytes::new(),
-        }),
-        timeout: None,
-        rewrite: Rewrite::default(),
-        request_headers: HeaderOps::default(),
-        response_headers: HeaderOps::default(),
-        fault: None,
-        cors: None,
-        retries: None,
-        mirrors: Vec::new(),
-    }
+    )
 }
 
 fn chosen(routes: &[Route], path: &str) -> Option<String> {

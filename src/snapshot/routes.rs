@@ -178,11 +178,10 @@ pub fn select<'a>(routes: &[&'a Route], r: &RequestView<'_>) -> Option<&'a Route
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::upstream::Endpoints;
-
-    fn route(name: &str, matches: Vec<RouteMatch>) -> Route {
+impl Route {
+    /// A route named `name` that answers 200 with no body, for tests of
+    /// route selection and of the path a route sees.
+    pub(crate) fn answering_ok(name: &str, matches: Vec<RouteMatch>) -> Route {
         Route {
             id: Arc::default(),
             name: Some(name.into()),
@@ -200,6 +199,16 @@ mod tests {
             retries: None,
             mirrors: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upstream::Endpoints;
+
+    fn route(name: &str, matches: Vec<RouteMatch>) -> Route {
+        Route::answering_ok(name, matches)
     }
 
     fn view<'a>(path: &'a str, headers: &'a http::HeaderMap) -> RequestView<'a> {

@@ -9,12 +9,12 @@
 
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use proptest::prelude::*;
 
 use super::{
-    Action, DirectResponse, HeaderOps, Matcher, RequestView, Rewrite, Route, RouteMatch, UriMatch,
-    VirtualHost, WeightedUpstream, pick_weighted, routes_for, select,
+    Matcher, RequestView, Route, RouteMatch, UriMatch, VirtualHost, WeightedUpstream,
+    pick_weighted, routes_for, select,
 };
 use crate::upstream::Endpoints;
 
@@ -222,23 +222,7 @@ fn req() -> impl Strategy<Value = Req> {
 }
 
 fn route(name: String, matches: Vec<RouteMatch>) -> Route {
-    Route {
-        id: std::sync::Arc::default(),
-        name: Some(name),
-        matches,
-        action: Action::Direct(DirectResponse {
-            status: StatusCode::OK,
-            body: bytes::Bytes::new(),
-        }),
-        timeout: None,
-        rewrite: Rewrite::default(),
-        request_headers: HeaderOps::default(),
-        response_headers: HeaderOps::default(),
-        fault: None,
-        cors: None,
-        retries: None,
-        mirrors: Vec::new(),
-    }
+    Route::answering_ok(&name, matches)
 }
 
 proptest! {

@@ -140,39 +140,14 @@ fn client_certificate_without_client_auth_usage() {
 fn client_certificate_revoked_in_the_crl() {
     let w = Walkthrough::with_secrets(&[INVENTORY]);
     let pki = w.site.pki(FRONTEND);
-    w.site
-        .cli(&["pki", "client", FRONTEND, "revoked-client", "--out", "."])
-        .ok();
+    // The walkthrough's secret, plus a CRL under `ca.crl` that revokes one client.
+    let (revoked_cert, revoked_key) = w
+        .site
+        .walkthrough_secret_revoking(FRONTEND, "revoked-client");
     w.site
         .cli(&["pki", "client", FRONTEND, "good-client", "--out", "."])
         .ok();
-    let (revoked_cert, revoked_key) = pki.named_client("revoked-client");
     let (good_cert, good_key) = pki.named_client("good-client");
-    w.site
-        .cli(&[
-            "pki",
-            "revoke",
-            FRONTEND,
-            revoked_cert.to_str().unwrap(),
-            "--out",
-            ".",
-        ])
-        .ok();
-    // The walkthrough's secret, plus the CRL under `ca.crl`.
-    w.site
-        .cli(&[
-            "create",
-            "-n",
-            "istio-system",
-            "secret",
-            "generic",
-            "frontend-credential",
-            &format!("--from-file=key={}", pki.server_key.display()),
-            &format!("--from-file=cert={}", pki.server_cert.display()),
-            &format!("--from-file=cacert={}", pki.ca_chain.display()),
-            &format!("--from-file=ca.crl={}", pki.crl.display()),
-        ])
-        .ok();
     let gw = w.start();
     let port = gw.port(443);
     w.site

@@ -138,33 +138,7 @@ fn gateway_with_inventory_allow_list() -> String {
 /// that revokes a client certificate issued for the purpose; returns that
 /// certificate and its key.
 fn frontend_secret_with_revoked_client(site: &Site) -> (PathBuf, PathBuf) {
-    let pki = site.pki(FRONTEND);
-    site.cli(&["pki", "client", FRONTEND, "revoked-client", "--out", "."])
-        .ok();
-    let (cert, key) = pki.named_client("revoked-client");
-    site.cli(&[
-        "pki",
-        "revoke",
-        FRONTEND,
-        cert.to_str().unwrap(),
-        "--out",
-        ".",
-    ])
-    .ok();
-    site.cli(&[
-        "create",
-        "-n",
-        "istio-system",
-        "secret",
-        "generic",
-        "frontend-credential",
-        &format!("--from-file=key={}", pki.server_key.display()),
-        &format!("--from-file=cert={}", pki.server_cert.display()),
-        &format!("--from-file=cacert={}", pki.ca_chain.display()),
-        &format!("--from-file=ca.crl={}", pki.crl.display()),
-    ])
-    .ok();
-    (cert, key)
+    site.walkthrough_secret_revoking(FRONTEND, "revoked-client")
 }
 
 /// Bytes that are not TLS, on a new connection; waits for the close.

@@ -242,6 +242,23 @@ impl Site {
         self.cli(&args).ok()
     }
 
+    /// `host`'s walkthrough secret with a CRL (`ca.crl`) that revokes a
+    /// client certificate `name` issued for the purpose (`pki client`,
+    /// `pki revoke`); returns that certificate and its key.
+    #[track_caller]
+    pub fn walkthrough_secret_revoking(&self, host: &str, name: &str) -> (PathBuf, PathBuf) {
+        let pki = self.pki(host);
+        self.cli(&["pki", "client", host, name, "--out", "."]).ok();
+        let (cert, key) = pki.named_client(name);
+        self.cli(&["pki", "revoke", host, cert.to_str().unwrap(), "--out", "."])
+            .ok();
+        let mut args = Site::walkthrough_secret_args(host);
+        args.push(format!("--from-file=ca.crl={}", pki.crl.display()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.cli(&args).ok();
+        (cert, key)
+    }
+
     /// The two backends' ServiceEntries (STATIC, 127.0.0.1).
     pub fn apply_service_entries(&self, frontend_port: u16, inventory_port: u16) {
         let yaml = format!(
