@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::{
-    self, Backend, FRONTEND, FRONTEND_BODY, Failing, Gateway, Walkthrough, frontend_vs_with,
-    service_entry,
+    self, Backend, CurlOut, FRONTEND, FRONTEND_BODY, Failing, Gateway, Walkthrough,
+    frontend_vs_with, service_entry,
 };
 
 /// The walkthrough with one route in front of frontend's `/`: `/retry`
@@ -45,6 +45,14 @@ fn start(w: &Walkthrough) -> Gateway {
     w.site.start_gateway_with(&[443], &["--log-format", "json"])
 }
 
+/// One request to the retrying route, with the walkthrough's curl.
+fn retry_request(w: &Walkthrough, gw: &Gateway) -> CurlOut {
+    w.site
+        .walkthrough_curl(FRONTEND, gw.port(443))
+        .path("/retry")
+        .run()
+}
+
 /// The access lines' fields of requests for `path`, once `n` are written.
 fn access(gw: &Gateway, path: &str, n: usize) -> Vec<Value> {
     support::poll("access lines", support::START_TIMEOUT, || {
@@ -65,11 +73,7 @@ fn three_attempts_outlast_two_failures() {
         let backend = Backend::failing("third time lucky", 2, Failing::Status(503));
         let w = world(&backend, &format!("{{attempts: 3, {retry_on}}}"), None);
         let gw = start(&w);
-        let out = w
-            .site
-            .walkthrough_curl(FRONTEND, gw.port(443))
-            .path("/retry")
-            .run();
+        let out = retry_request(&w, &gw);
         out.assert_status(200);
         out.assert_body("third time lucky");
         assert_eq!(backend.hits(), 3, "{retry_on}");
@@ -119,22 +123,14 @@ fn istio_default_conditions_retry_a_503() {
     let backend = Backend::failing("second time", 1, Failing::Status(503));
     let w = world(&backend, "{attempts: 2}", None);
     let gw = start(&w);
-    let out = w
-        .site
-        .walkthrough_curl(FRONTEND, gw.port(443))
-        .path("/retry")
-        .run();
+    let out = retry_request(&w, &gw);
     out.assert_body("second time");
     assert_eq!(backend.hits(), 2);
     // ... and not a 500, which those conditions do not name.
     let backend = Backend::failing("unused", 1, Failing::Status(500));
     let w = world(&backend, "{attempts: 2}", None);
     let gw = start(&w);
-    let out = w
-        .site
-        .walkthrough_curl(FRONTEND, gw.port(443))
-        .path("/retry")
-        .run();
+    let out = retry_request(&w, &gw);
     out.assert_status(500);
     assert_eq!(backend.hits(), 1);
 }
@@ -156,11 +152,7 @@ fn grpc_conditions_read_grpc_status() {
             None,
         );
         let gw = start(&w);
-        let out = w
-            .site
-            .walkthrough_curl(FRONTEND, gw.port(443))
-            .path("/retry")
-            .run();
+        let out = retry_request(&w, &gw);
         assert_eq!(
             backend.hits(),
             want_hits,
@@ -189,11 +181,7 @@ fn a_retried_request_is_mirrored_once() {
         &service_entry("shadow", "shadow.example.com", shadow.port()),
     );
     let gw = start(&w);
-    w.site
-        .walkthrough_curl(FRONTEND, gw.port(443))
-        .path("/retry")
-        .run()
-        .assert_body("after one 503");
+    retry_request(&w, &gw).assert_body("after one 503");
     assert_eq!(backend.hits(), 2);
     support::poll("the copy", Duration::from_secs(5), || {
         (shadow.hits() == 1).then_some(())
@@ -207,11 +195,7 @@ fn one_attempt_against_two_failures_is_urx() {
     let backend = Backend::failing("too late", 2, Failing::Status(503));
     let w = world(&backend, "{attempts: 1, retryOn: 5xx}", None);
     let gw = start(&w);
-    let out = w
-        .site
-        .walkthrough_curl(FRONTEND, gw.port(443))
-        .path("/retry")
-        .run();
+    let out = retry_request(&w, &gw);
     // The backend's own last answer reaches the client.
     out.assert_status(503);
     assert_eq!(out.body, "failing with 503\n");
@@ -223,11 +207,7 @@ fn one_attempt_against_two_failures_is_urx() {
     let backend = Backend::failing("unused", 2, Failing::Status(503));
     let w = world(&backend, "{attempts: 3, retryOn: connect-failure}", None);
     let gw = start(&w);
-    let out = w
-        .site
-        .walkthrough_curl(FRONTEND, gw.port(443))
-        .path("/retry")
-        .run();
+    let out = retry_request(&w, &gw);
     out.assert_status(503);
     assert_eq!(backend.hits(), 1);
     assert_eq!(access(&gw, "/retry", 1)[0]["response_flags"], "-");
@@ -238,22 +218,13 @@ fn a_reset_is_retried_under_reset_and_answered_uc_urx_when_it_lasts() {
     let backend = Backend::failing("after a reset", 1, Failing::Reset);
     let w = world(&backend, "{attempts: 2, retryOn: reset}", None);
     let gw = start(&w);
-    let curl = || {
-        w.site
-            .walkthrough_curl(FRONTEND, gw.port(443))
-            .path("/retry")
-            .run()
-    };
+    let curl = || retry_request(&w, &gw);
     curl().assert_body("after a reset");
     assert_eq!(backend.hits(), 2);
     let backend = Backend::failing("unused", 5, Failing::Reset);
     let w = world(&backend, "{attempts: 2, retryOn: reset}", None);
     let gw = start(&w);
-    let out = w
-        .site
-        .walkthrough_curl(FRONTEND, gw.port(443))
-        .path("/retry")
-        .run();
+    let out = retry_request(&w, &gw);
     out.assert_status(503);
     assert_eq!(backend.hits(), 3);
     assert_eq!(access(&gw, "/retry", 1)[0]["response_flags"], "UC,URX");
@@ -299,15 +270,7 @@ fn a_connect_failure_is_retried_on_the_other_endpoint() {
         w.site
             .apply("traffic/se.yaml", &two_endpoints(closed, live.port()));
         let gw = start(&w);
-        let statuses: Vec<u16> = (0..6)
-            .map(|_| {
-                w.site
-                    .walkthrough_curl(FRONTEND, gw.port(443))
-                    .path("/retry")
-                    .run()
-                    .status
-            })
-            .collect();
+        let statuses: Vec<u16> = (0..6).map(|_| retry_request(&w, &gw).status).collect();
         // Round robin: without retries every other request meets the
         // closed port (503 UF); with one retry each one ends on the live one.
         let ok = statuses.iter().filter(|s| **s == 200).count();
@@ -372,11 +335,7 @@ fn per_try_timeout_bounds_each_attempt() {
     );
     let gw = start(&w);
     let started = Instant::now();
-    let out = w
-        .site
-        .walkthrough_curl(FRONTEND, gw.port(443))
-        .path("/retry")
-        .run();
+    let out = retry_request(&w, &gw);
     let took = started.elapsed();
     out.assert_body("fast enough");
     assert_eq!(backend.hits(), 2);
@@ -390,11 +349,7 @@ fn per_try_timeout_bounds_each_attempt() {
     );
     let gw = start(&w);
     let started = Instant::now();
-    let out = w
-        .site
-        .walkthrough_curl(FRONTEND, gw.port(443))
-        .path("/retry")
-        .run();
+    let out = retry_request(&w, &gw);
     let took = started.elapsed();
     out.assert_status(504);
     assert_eq!(backend.hits(), 3);
@@ -415,11 +370,7 @@ fn the_route_timeout_bounds_all_attempts() {
     );
     let gw = start(&w);
     let started = Instant::now();
-    let out = w
-        .site
-        .walkthrough_curl(FRONTEND, gw.port(443))
-        .path("/retry")
-        .run();
+    let out = retry_request(&w, &gw);
     let took = started.elapsed();
     out.assert_status(504);
     // 400 ms, a back-off, 400 ms, then the second's last 200 ms or so.
