@@ -255,6 +255,7 @@ fn table(kind: Kind, objs: &[&Object], all_ns: bool, prefix_kind: bool, wide: bo
         Kind::Gateway => &["AGE"][..],
         Kind::VirtualService => &["GATEWAYS", "HOSTS", "AGE"][..],
         Kind::ServiceEntry => &["HOSTS", "LOCATION", "RESOLUTION", "AGE"][..],
+        Kind::DestinationRule => &["HOST", "AGE"][..],
         Kind::Secret => &["TYPE", "DATA", "AGE"][..],
     });
     let mut rows = vec![header.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
@@ -319,6 +320,7 @@ fn columns(r: &Resource, wide: bool) -> Vec<String> {
                 format!("{:?}", s.spec.resolution).to_ascii_uppercase(),
             ]
         }
+        Resource::DestinationRule(d) => vec![d.spec.host.clone()],
         Resource::Secret(s) => vec![
             s.secret_type.clone().unwrap_or_else(|| "Opaque".into()),
             s.data.len().to_string(),

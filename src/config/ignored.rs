@@ -10,12 +10,14 @@
 //! field, its entry here goes. This is a pure function over parsed objects;
 //! it never refuses an object (refusing is `validate`'s job).
 
+mod destination_rule;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
 use super::gateway::{Gateway, Server, TlsMode};
 use super::service_entry::{Resolution, ServiceEntry, WorkloadEntry};
-use super::virtual_service::{HttpMatchRequest, HttpRoute, RouteDestination, VirtualService};
+use super::virtual_service::{HttpMatchRequest, HttpRoute, VirtualService};
 use super::{Kind, Resource};
 
 /// One field an object sets that gatehouse does not apply.
@@ -79,6 +81,7 @@ pub fn fields(r: &Resource) -> Vec<Ignored> {
         Resource::Gateway(g) => gateway(g, &mut found),
         Resource::VirtualService(v) => virtual_service(v, &mut found),
         Resource::ServiceEntry(s) => service_entry(s, &mut found),
+        Resource::DestinationRule(d) => destination_rule::destination_rule(d, &mut found),
         // Every Secret field gatehouse accepts is used.
         Resource::Secret(_) => {}
     }
@@ -158,7 +161,6 @@ fn virtual_service(v: &VirtualService, f: &mut Found) {
                 f,
             );
         }
-        l4_route(&r.route, &format!("spec.tls[{i}]"), f);
     }
     for (i, r) in s.tcp.iter().enumerate() {
         for (j, m) in r.matches.iter().enumerate() {
@@ -170,7 +172,6 @@ fn virtual_service(v: &VirtualService, f: &mut Found) {
                 f,
             );
         }
-        l4_route(&r.route, &format!("spec.tcp[{i}]"), f);
     }
 }
 
@@ -188,26 +189,12 @@ fn l4_match(
     f.set(source_namespace.is_some(), format!("{p}.sourceNamespace"));
 }
 
-fn l4_route(route: &[RouteDestination], p: &str, f: &mut Found) {
-    for (k, d) in route.iter().enumerate() {
-        let dp = format!("{p}.route[{k}]");
-        f.set(
-            d.destination.subset.is_some(),
-            format!("{dp}.destination.subset"),
-        );
-    }
-}
-
 fn http_route(r: &HttpRoute, p: &str, f: &mut Found) {
     for (j, m) in r.matches.iter().enumerate() {
         http_match(m, &format!("{p}.match[{j}]"), f);
     }
     for (k, d) in r.route.iter().enumerate() {
         let dp = format!("{p}.route[{k}]");
-        f.set(
-            d.destination.subset.is_some(),
-            format!("{dp}.destination.subset"),
-        );
         f.set(d.headers.is_some(), format!("{dp}.headers"));
     }
     if let Some(rd) = &r.redirect {
@@ -229,20 +216,10 @@ fn http_route(r: &HttpRoute, p: &str, f: &mut Found) {
             "percentage.value is used (percent is deprecated)",
         );
     }
-    f.set(
-        r.mirror.as_ref().is_some_and(|m| m.subset.is_some()),
-        format!("{p}.mirror.subset"),
-    );
     if r.mirror.is_none() && r.mirror_percentage.is_some() {
         f.instead(
             format!("{p}.mirrorPercentage"),
             "it applies to mirror only (mirrors have their own percentage)",
-        );
-    }
-    for (i, m) in r.mirrors.iter().enumerate() {
-        f.set(
-            m.destination.subset.is_some(),
-            format!("{p}.mirrors[{i}].destination.subset"),
         );
     }
 }
@@ -313,7 +290,6 @@ fn endpoint(ep: &WorkloadEntry, p: &str, f: &mut Found) {
             "gatehouse connects over TCP only and skips this endpoint",
         );
     }
-    f.set(!ep.labels.is_empty(), format!("{p}.labels"));
     f.set(ep.network.is_some(), format!("{p}.network"));
     f.set(ep.locality.is_some(), format!("{p}.locality"));
     f.set(ep.weight.is_some(), format!("{p}.weight"));
@@ -352,14 +328,13 @@ mod tests {
             [
                 "spec.exportTo",
                 "spec.http[0].match[0].gateways",
-                "spec.http[0].route[0].destination.subset",
                 "spec.http[0].retries.retryRemoteLocalities",
                 "spec.http[1].fault.delay.percent",
                 "spec.tcp[0].match[0].sourceLabels",
             ]
         );
         assert_eq!(
-            fields(&vs)[3].to_string(),
+            fields(&vs)[2].to_string(),
             "VirtualService default/x: spec.http[0].retries.retryRemoteLocalities is not applied by gatehouse"
         );
     }

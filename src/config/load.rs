@@ -331,6 +331,7 @@ pub fn parse_document(
             Kind::Gateway => Resource::Gateway(typed_from(doc)?),
             Kind::VirtualService => Resource::VirtualService(typed_from(doc)?),
             Kind::ServiceEntry => Resource::ServiceEntry(typed_from(doc)?),
+            Kind::DestinationRule => Resource::DestinationRule(Box::new(typed_from(doc)?)),
             Kind::Secret => Resource::Secret(typed_from(doc)?),
         };
         Ok(r)

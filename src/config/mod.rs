@@ -1,5 +1,5 @@
 //! The API objects as users write them: Istio `Gateway`, `VirtualService`,
-//! `ServiceEntry` and core `Secret`.
+//! `ServiceEntry`, `DestinationRule` and core `Secret`.
 //!
 //! YAML and JSON are parsed at this edge into typed objects that reject
 //! unknown fields, then validated with Istio's rules; every error names the
@@ -10,6 +10,7 @@
 
 pub mod checked;
 pub mod conflicts;
+pub mod destination_rule;
 pub mod duration;
 pub mod error;
 pub mod gateway;
@@ -24,6 +25,7 @@ pub mod virtual_service;
 
 use std::fmt;
 
+pub use destination_rule::DestinationRule;
 pub use error::ConfigError;
 pub use gateway::Gateway;
 pub use meta::ObjectMeta;
@@ -44,14 +46,16 @@ pub enum Kind {
     Gateway,
     VirtualService,
     ServiceEntry,
+    DestinationRule,
     Secret,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 5] = [
         Kind::Gateway,
         Kind::VirtualService,
         Kind::ServiceEntry,
+        Kind::DestinationRule,
         Kind::Secret,
     ];
 
@@ -60,6 +64,7 @@ impl Kind {
             Kind::Gateway => "Gateway",
             Kind::VirtualService => "VirtualService",
             Kind::ServiceEntry => "ServiceEntry",
+            Kind::DestinationRule => "DestinationRule",
             Kind::Secret => "Secret",
         }
     }
@@ -70,6 +75,7 @@ impl Kind {
             Kind::Gateway => "gateway.networking.istio.io",
             Kind::VirtualService => "virtualservice.networking.istio.io",
             Kind::ServiceEntry => "serviceentry.networking.istio.io",
+            Kind::DestinationRule => "destinationrule.networking.istio.io",
             Kind::Secret => "secret",
         }
     }
@@ -95,6 +101,7 @@ impl Kind {
             "gateway" | "gateways" | "gw" => Some(Kind::Gateway),
             "virtualservice" | "virtualservices" | "vs" => Some(Kind::VirtualService),
             "serviceentry" | "serviceentries" | "se" => Some(Kind::ServiceEntry),
+            "destinationrule" | "destinationrules" | "dr" => Some(Kind::DestinationRule),
             "secret" | "secrets" => Some(Kind::Secret),
             _ => None,
         }
@@ -122,6 +129,7 @@ pub enum Resource {
     Gateway(Gateway),
     VirtualService(VirtualService),
     ServiceEntry(ServiceEntry),
+    DestinationRule(Box<DestinationRule>),
     Secret(Secret),
 }
 
@@ -131,6 +139,7 @@ impl Resource {
             Resource::Gateway(_) => Kind::Gateway,
             Resource::VirtualService(_) => Kind::VirtualService,
             Resource::ServiceEntry(_) => Kind::ServiceEntry,
+            Resource::DestinationRule(_) => Kind::DestinationRule,
             Resource::Secret(_) => Kind::Secret,
         }
     }
@@ -140,6 +149,7 @@ impl Resource {
             Resource::Gateway(o) => &o.metadata,
             Resource::VirtualService(o) => &o.metadata,
             Resource::ServiceEntry(o) => &o.metadata,
+            Resource::DestinationRule(o) => &o.metadata,
             Resource::Secret(o) => &o.metadata,
         }
     }
@@ -149,6 +159,7 @@ impl Resource {
             Resource::Gateway(o) => &mut o.metadata,
             Resource::VirtualService(o) => &mut o.metadata,
             Resource::ServiceEntry(o) => &mut o.metadata,
+            Resource::DestinationRule(o) => &mut o.metadata,
             Resource::Secret(o) => &mut o.metadata,
         }
     }
@@ -164,6 +175,7 @@ impl Resource {
             Resource::Gateway(o) => serde_json::to_vec(o),
             Resource::VirtualService(o) => serde_json::to_vec(o),
             Resource::ServiceEntry(o) => serde_json::to_vec(o),
+            Resource::DestinationRule(o) => serde_json::to_vec(o),
             Resource::Secret(o) => serde_json::to_vec(o),
         }
     }
@@ -174,6 +186,7 @@ impl Resource {
             Resource::Gateway(o) => serde_json::to_value(o),
             Resource::VirtualService(o) => serde_json::to_value(o),
             Resource::ServiceEntry(o) => serde_json::to_value(o),
+            Resource::DestinationRule(o) => serde_json::to_value(o),
             Resource::Secret(o) => serde_json::to_value(o),
         }
     }
@@ -186,6 +199,9 @@ impl Resource {
             Kind::Gateway => Resource::Gateway(serde_json::from_slice(bytes)?),
             Kind::VirtualService => Resource::VirtualService(serde_json::from_slice(bytes)?),
             Kind::ServiceEntry => Resource::ServiceEntry(serde_json::from_slice(bytes)?),
+            Kind::DestinationRule => {
+                Resource::DestinationRule(Box::new(serde_json::from_slice(bytes)?))
+            }
             Kind::Secret => Resource::Secret(serde_json::from_slice(bytes)?),
         })
     }

@@ -166,6 +166,7 @@ pub(super) fn build_model<'a>(state: &'a Objects, opts: &RunOptions) -> Model<'a
             }
             (_, Checked::VirtualService(v)) => model.virtual_services.push(v),
             (_, Checked::ServiceEntry(s)) => model.service_entries.push(s),
+            (_, Checked::DestinationRule(d)) => model.destination_rules.push(d),
             _ => {}
         }
     }
@@ -185,6 +186,13 @@ pub(super) fn build_model<'a>(state: &'a Objects, opts: &RunOptions) -> Model<'a
     model
         .service_entries
         .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    model.destination_rules.sort_by(|a, b| {
+        (&a.creation_timestamp, &a.namespace, &a.name).cmp(&(
+            &b.creation_timestamp,
+            &b.namespace,
+            &b.name,
+        ))
+    });
     model
 }
 

@@ -392,9 +392,12 @@ async fn act(
     {
         return aborted;
     }
-    let Some((dest, addr)) = pick_upstream(dests).await else {
-        facts.flags.set(Flag::NoHealthyUpstream);
-        return local(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream");
+    let (dest, addr) = match pick_upstream(dests).await {
+        Ok(picked) => picked,
+        Err(flag) => {
+            facts.flags.set(flag);
+            return local(StatusCode::SERVICE_UNAVAILABLE, flag_text(flag));
+        }
     };
     facts.destination = Some(dest.clone());
     facts.upstream = Some(addr);
@@ -469,10 +472,19 @@ fn limits(s: &super::Settings) -> framing::Limits {
     }
 }
 
-/// A destination by weight, then one of its endpoints.
+/// The body of a 503 for why no endpoint was picked.
+fn flag_text(flag: Flag) -> &'static str {
+    match flag {
+        Flag::NoClusterFound => "no cluster found",
+        _ => "no healthy upstream",
+    }
+}
+
+/// A destination by weight, then one of its endpoints; or the response
+/// flag for why there is none (`NC`: a subset no rule defines, `UH`).
 pub(crate) async fn pick_upstream(
     dests: &[routes::WeightedUpstream],
-) -> Option<(Arc<crate::upstream::Upstream>, std::net::SocketAddr)> {
+) -> Result<(Arc<crate::upstream::Upstream>, std::net::SocketAddr), Flag> {
     // One random number only when there is a choice to make.
     let n = if dests.len() > 1 {
         let mut b = [0u8; 4];
@@ -481,12 +493,16 @@ pub(crate) async fn pick_upstream(
     } else {
         0
     };
-    let dest = routes::pick_weighted(dests, n)?;
+    let dest = routes::pick_weighted(dests, n).ok_or(Flag::NoHealthyUpstream)?;
+    if let Some(why) = &dest.upstream.unavailable {
+        tracing::debug!(upstream = %dest.upstream.cluster_name(), "{why}");
+        return Err(Flag::NoClusterFound);
+    }
     match dest.upstream.pick().await {
-        Ok(a) => Some((dest.upstream.clone(), a)),
+        Ok(a) => Ok((dest.upstream.clone(), a)),
         Err(e) => {
             tracing::debug!(error = %e, "no upstream endpoint");
-            None
+            Err(Flag::NoHealthyUpstream)
         }
     }
 }

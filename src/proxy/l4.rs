@@ -131,7 +131,7 @@ pub(super) async fn forward(
         sent: 0,
         flags: "-",
     };
-    let Some((up, addr)) = super::handler::pick_upstream(&route.upstreams).await else {
+    let Ok((up, addr)) = super::handler::pick_upstream(&route.upstreams).await else {
         line.flags = "UH";
         return line.emit(shared.json_log);
     };

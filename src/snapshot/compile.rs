@@ -75,16 +75,30 @@ fn index_by_gateway<'m>(
     by_gateway
 }
 
-/// Upstreams shared by every route that names the same `host:port`.
-type Upstreams = HashMap<(String, u16), Arc<Upstream>>;
+/// Upstreams shared by every route that names the same `host:port` and
+/// subset.
+type Upstreams = HashMap<(String, u16, Option<String>), Arc<Upstream>>;
+
+/// Where destinations resolve: the ServiceEntries by host and the
+/// DestinationRules.
+struct Lookup<'m> {
+    entries: HashMap<&'m str, &'m CheckedServiceEntry>,
+    rules: upstream::RuleIndex<'m>,
+}
 
 fn weighted_upstream(
     d: &checked::route::Destination,
-    entries: &HashMap<&str, &CheckedServiceEntry>,
+    look: &Lookup<'_>,
     upstreams: &mut Upstreams,
 ) -> WeightedUpstream {
     WeightedUpstream {
-        upstream: shared_upstream(&d.host, d.port, entries, upstreams),
+        upstream: shared_upstream(
+            d.host.as_str(),
+            d.port,
+            d.subset.as_deref(),
+            look,
+            upstreams,
+        ),
         weight: d.weight,
     }
 }
@@ -92,7 +106,7 @@ fn weighted_upstream(
 fn compile_route(
     id: RouteId,
     r: &HttpRoute,
-    entries: &HashMap<&str, &CheckedServiceEntry>,
+    look: &Lookup<'_>,
     upstreams: &mut Upstreams,
 ) -> Route {
     let action = match &r.action {
@@ -101,7 +115,7 @@ fn compile_route(
         RouteAction::Forward(dests) => Action::Forward(
             dests
                 .iter()
-                .map(|d| weighted_upstream(d, entries, upstreams))
+                .map(|d| weighted_upstream(d, look, upstreams))
                 .collect(),
         ),
     };
@@ -121,29 +135,32 @@ fn compile_route(
             .mirrors
             .iter()
             .map(|m| MirrorTarget {
-                upstream: shared_upstream(&m.host, m.port, entries, upstreams),
+                upstream: shared_upstream(&m.host, m.port, m.subset.as_deref(), look, upstreams),
                 millionths: m.millionths,
             })
             .collect(),
     }
 }
 
-/// The one `Upstream` of `host:port` in this compile, made on first use.
+/// The one `Upstream` of `host:port` (and subset) in this compile, made
+/// on first use.
 fn shared_upstream(
     host: &str,
     port: Option<u16>,
-    entries: &HashMap<&str, &CheckedServiceEntry>,
+    subset: Option<&str>,
+    look: &Lookup<'_>,
     upstreams: &mut Upstreams,
 ) -> Arc<Upstream> {
-    let up = upstream::resolve(host, port, entries);
-    let key = (up.host.clone(), up.port);
+    let rule = upstream::rule_for(&look.rules, host);
+    let up = upstream::resolve(host, port, subset, &look.entries, rule);
+    let key = (up.host.clone(), up.port, up.subset.clone());
     upstreams.entry(key).or_insert_with(|| Arc::new(up)).clone()
 }
 
 /// What every server of one compile shares.
 struct Context<'m> {
     model: &'m Model<'m>,
-    entries: HashMap<&'m str, &'m CheckedServiceEntry>,
+    look: Lookup<'m>,
     upstreams: Upstreams,
     /// Each VirtualService's routes, compiled once however many servers use them.
     routes_of: HashMap<usize, Vec<Route>>,
@@ -181,7 +198,7 @@ impl Context<'_> {
             if admitted.is_empty() {
                 continue;
             }
-            let (entries, upstreams) = (&self.entries, &mut self.upstreams);
+            let (look, upstreams) = (&self.look, &mut self.upstreams);
             let routes = self.routes_of.entry(vi).or_insert_with(|| {
                 let vs_name: Arc<str> = format!("{}/{}", vs.namespace, vs.name).into();
                 vs.http
@@ -193,7 +210,7 @@ impl Context<'_> {
                             index,
                             name: r.name.as_deref().map(Arc::from),
                         };
-                        compile_route(id, r, entries, upstreams)
+                        compile_route(id, r, look, upstreams)
                     })
                     .collect()
             });
@@ -220,12 +237,13 @@ impl Context<'_> {
                     let d = checked::route::Destination {
                         host: h.clone(),
                         port: Some(p.number),
+                        subset: None,
                         weight: 1,
                     };
                     out.push(L4Route {
                         name: format!("auto {h}:{}", p.number).into(),
                         sni_hosts: vec![format!("outbound_.{}_._.{h}", p.number)],
-                        upstreams: vec![weighted_upstream(&d, &self.entries, &mut self.upstreams)],
+                        upstreams: vec![weighted_upstream(&d, &self.look, &mut self.upstreams)],
                     });
                 }
             }
@@ -290,7 +308,7 @@ impl Context<'_> {
                     upstreams: r
                         .route
                         .iter()
-                        .map(|d| weighted_upstream(d, &self.entries, &mut self.upstreams))
+                        .map(|d| weighted_upstream(d, &self.look, &mut self.upstreams))
                         .collect(),
                 });
             }
@@ -309,7 +327,10 @@ impl Context<'_> {
 pub fn compile(model: &Model<'_>, sds: &Sds, compiler: &mut Compiler, version: u64) -> Snapshot {
     let mut cx = Context {
         model,
-        entries: upstream::index(&model.service_entries),
+        look: Lookup {
+            entries: upstream::index(&model.service_entries),
+            rules: upstream::RuleIndex::new(&model.destination_rules),
+        },
         upstreams: HashMap::new(),
         routes_of: HashMap::new(),
     };

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use rustls::ServerConfig;
 
+use crate::config::checked::destination_rule::CheckedDestinationRule;
 use crate::config::checked::{
     CheckedGateway, CheckedServiceEntry, CheckedVirtualService, ServerProtocol,
 };
@@ -134,6 +135,8 @@ pub struct Model<'a> {
     /// In creation order.
     pub virtual_services: Vec<&'a CheckedVirtualService>,
     pub service_entries: Vec<&'a CheckedServiceEntry>,
+    /// In creation order (the oldest rule for a host wins, as in Istio).
+    pub destination_rules: Vec<&'a CheckedDestinationRule>,
     /// The selected Gateways as written, for what reads their TLS file
     /// paths (`secret::files`).
     pub gateway_sources: Vec<&'a Gateway>,

@@ -1,15 +1,22 @@
 //! Where a destination host goes: a `ServiceEntry`'s endpoints (STATIC
 //! addresses or DNS names), else DNS of the host itself; round-robin over
-//! the endpoints.
+//! the endpoints; and the DestinationRule policy it is sent with
+//! (`rule.rs`: the most specific rule for the host, its subset's
+//! endpoints, the merged policy).
 //!
-//! It reads only checked ServiceEntries (`config::checked`), never the
-//! serde model, and never picks an address the configuration did not name.
+//! It reads only checked objects (`config::checked`), never the serde
+//! model, and never picks an address the configuration did not name.
+
+mod rule;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::config::checked::destination_rule::{CheckedDestinationRule, ClusterPolicy};
 use crate::config::checked::{CheckedServiceEntry, Endpoint, EndpointAddress, Resolution};
+pub use rule::{RuleIndex, rule_for};
 
 /// The endpoints of one destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,13 +27,26 @@ pub enum Endpoints {
     Dns(Vec<(String, u16)>),
 }
 
-/// One destination `host:port` and how to reach it.
+/// One destination `host:port` (and subset: a cluster, in Envoy's
+/// words) and how to reach it.
 #[derive(Debug)]
 pub struct Upstream {
     pub host: String,
     pub port: u16,
+    /// The DestinationRule subset its endpoints were chosen by.
+    pub subset: Option<String>,
     pub endpoints: Endpoints,
     next: AtomicUsize,
+    /// The DestinationRule policy for this host, port and subset, merged
+    /// (`CheckedDestinationRule::resolve`); the default when no rule names
+    /// the host.
+    pub policy: Arc<ClusterPolicy>,
+    /// `namespace/name` of the DestinationRule the policy came from, for
+    /// log lines and the config dump.
+    pub rule: Option<Arc<str>>,
+    /// Why this destination has no endpoints at all by configuration
+    /// (a subset no DestinationRule defines): every request gets 503.
+    pub unavailable: Option<String>,
 }
 
 /// Why no backend could be chosen.
@@ -44,9 +64,23 @@ impl Upstream {
         Upstream {
             host,
             port,
+            subset: None,
             endpoints,
             next: AtomicUsize::new(0),
+            policy: Arc::default(),
+            rule: None,
+            unavailable: None,
         }
+    }
+
+    /// Envoy's cluster name: `outbound|PORT|SUBSET|HOST`.
+    pub fn cluster_name(&self) -> String {
+        format!(
+            "outbound|{}|{}|{}",
+            self.port,
+            self.subset.as_deref().unwrap_or(""),
+            self.host
+        )
     }
 
     /// The next address to connect to.
@@ -87,20 +121,63 @@ pub fn index<'a>(entries: &[&'a CheckedServiceEntry]) -> HashMap<&'a str, &'a Ch
     map
 }
 
-/// Resolves a route destination (a qualified, lower-case host) against the
-/// ServiceEntries.
+/// Resolves a route destination (a qualified, lower-case host, a port and
+/// a subset) against the ServiceEntries and the DestinationRule that
+/// applies to the host (`rule_for`).
 pub fn resolve(
     host: &str,
     port: Option<u16>,
+    subset: Option<&str>,
     entries: &HashMap<&str, &CheckedServiceEntry>,
+    rule: Option<&CheckedDestinationRule>,
 ) -> Upstream {
+    let mut up = endpoints_of(host, port, entries, rule.zip(subset));
+    up.subset = subset.map(str::to_owned);
+    if let Some(r) = rule {
+        up.rule = Some(format!("{}/{}", r.namespace, r.name).into());
+        match r.resolve(up.port, subset) {
+            Some(p) => up.policy = Arc::new(p),
+            None => up.unavailable = subset.map(|s| missing_subset(host, s, Some(r))),
+        }
+    } else if let Some(s) = subset {
+        up.unavailable = Some(missing_subset(host, s, None));
+    }
+    if up.unavailable.is_some() {
+        up.endpoints = Endpoints::Static(Vec::new());
+    }
+    up
+}
+
+fn missing_subset(host: &str, subset: &str, rule: Option<&CheckedDestinationRule>) -> String {
+    match rule {
+        Some(r) => format!(
+            "DestinationRule {}/{} for {host} has no subset {subset:?}",
+            r.namespace, r.name
+        ),
+        None => format!("no DestinationRule for {host} defines subset {subset:?}"),
+    }
+}
+
+/// The endpoints of `host` (those of `subset`'s labels when one is given).
+fn endpoints_of(
+    host: &str,
+    port: Option<u16>,
+    entries: &HashMap<&str, &CheckedServiceEntry>,
+    subset: Option<(&CheckedDestinationRule, &str)>,
+) -> Upstream {
+    let labels = subset.and_then(|(r, s)| r.subset(s)).map(|s| &s.labels);
+    let in_subset =
+        |ep: &Endpoint| labels.is_none_or(|l| l.iter().all(|(k, v)| ep.labels.get(k) == Some(v)));
     let Some(se) = entries.get(host) else {
         let port = port.unwrap_or(80);
-        return Upstream::new(
-            host.to_owned(),
-            port,
-            Endpoints::Dns(vec![(host.to_owned(), port)]),
-        );
+        // A subset selects endpoints by their labels; the host's own DNS
+        // name has none, so only a subset without labels keeps it.
+        let names = if labels.is_some_and(|l| !l.is_empty()) {
+            Vec::new()
+        } else {
+            vec![(host.to_owned(), port)]
+        };
+        return Upstream::new(host.to_owned(), port, Endpoints::Dns(names));
     };
     let se_port = match port {
         Some(p) => se.ports.iter().find(|sp| sp.number == p),
@@ -118,6 +195,7 @@ pub fn resolve(
         Resolution::Static => Endpoints::Static(
             se.endpoints
                 .iter()
+                .filter(|ep| in_subset(ep))
                 .filter_map(|ep| match ep.address {
                     EndpointAddress::Ip(ip) => Some(SocketAddr::new(ip, target_for(ep))),
                     EndpointAddress::Name(_) | EndpointAddress::Unix(_) => None,
@@ -127,6 +205,7 @@ pub fn resolve(
         Resolution::Dns | Resolution::DnsRoundRobin if !se.endpoints.is_empty() => Endpoints::Dns(
             se.endpoints
                 .iter()
+                .filter(|ep| in_subset(ep))
                 .filter_map(|ep| match &ep.address {
                     EndpointAddress::Ip(ip) => Some((ip.to_string(), target_for(ep))),
                     EndpointAddress::Name(n) => Some((n.clone(), target_for(ep))),
@@ -134,6 +213,7 @@ pub fn resolve(
                 })
                 .collect(),
         ),
+        _ if labels.is_some_and(|l| !l.is_empty()) => Endpoints::Dns(Vec::new()),
         _ => Endpoints::Dns(vec![(host.to_owned(), default_target)]),
     };
     Upstream::new(host.to_owned(), service_port, endpoints)

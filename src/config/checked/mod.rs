@@ -10,6 +10,7 @@
 //! does I/O.
 
 pub mod cors;
+pub mod destination_rule;
 pub mod fault;
 pub mod retry;
 pub mod route;
@@ -28,6 +29,7 @@ pub enum Checked {
     Gateway(CheckedGateway),
     VirtualService(CheckedVirtualService),
     ServiceEntry(CheckedServiceEntry),
+    DestinationRule(Box<destination_rule::CheckedDestinationRule>),
     Secret,
 }
 
@@ -136,6 +138,8 @@ pub struct Endpoint {
     pub address: EndpointAddress,
     /// Target ports by service port name.
     pub ports: BTreeMap<String, u16>,
+    /// What DestinationRule subsets select it by.
+    pub labels: BTreeMap<String, String>,
 }
 
 /// How a ServiceEntry's endpoints are found.

@@ -275,6 +275,8 @@ pub struct Mirror {
     /// Qualified and lower-cased.
     pub host: String,
     pub port: Option<u16>,
+    /// A DestinationRule subset of the host's endpoints.
+    pub subset: Option<String>,
     pub millionths: u32,
 }
 

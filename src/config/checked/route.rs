@@ -212,6 +212,8 @@ pub struct DirectResponse {
 pub struct Destination {
     pub host: String,
     pub port: Option<u16>,
+    /// A DestinationRule subset of the host's endpoints.
+    pub subset: Option<String>,
     pub weight: u32,
 }
 

@@ -28,13 +28,13 @@ pub(super) fn gateway_ref(g: &str, p: &str, e: &mut FieldErrors) {
 }
 
 /// A destination: its host qualified in the VirtualService's namespace
-/// (`host::qualify`) and its port.
+/// (`host::qualify`), its port and subset (its weight is set by the caller).
 pub(super) fn destination(
     d: &Destination,
     namespace: &str,
     p: &str,
     e: &mut FieldErrors,
-) -> Option<(String, Option<u16>)> {
+) -> Option<CheckedDestination> {
     let before = e.0.len();
     if d.host.is_empty() {
         e.push(format!("{p}.host"), "destination host is required");
@@ -57,7 +57,12 @@ pub(super) fn destination(
     let number = d
         .port
         .and_then(|sel| port(sel.number, format!("{p}.port.number"), e));
-    (e.0.len() == before).then(|| (qualify(&d.host, namespace), number))
+    (e.0.len() == before).then(|| CheckedDestination {
+        host: qualify(&d.host, namespace),
+        port: number,
+        subset: d.subset.clone(),
+        weight: 0,
+    })
 }
 
 /// One weight: an int32 that is not negative.
@@ -85,11 +90,11 @@ pub(super) fn weight(w: Option<i64>, p: &str, e: &mut FieldErrors) -> Option<u32
 /// add up to 0, and all must fit in `u32`. A lone destination without a
 /// weight gets all the traffic.
 pub(super) fn weighted(
-    dests: Vec<(String, Option<u16>, u32)>,
+    dests: Vec<CheckedDestination>,
     p: &str,
     e: &mut FieldErrors,
 ) -> Option<Vec<CheckedDestination>> {
-    let total: u64 = dests.iter().map(|(_, _, w)| u64::from(*w)).sum();
+    let total: u64 = dests.iter().map(|d| u64::from(d.weight)).sum();
     if dests.len() > 1 && total == 0 {
         e.push(p, "the destination weights add up to 0");
         return None;
@@ -107,10 +112,9 @@ pub(super) fn weighted(
     Some(
         dests
             .into_iter()
-            .map(|(host, port, w)| CheckedDestination {
-                host,
-                port,
-                weight: if total == 0 { 1 } else { w },
+            .map(|d| CheckedDestination {
+                weight: if total == 0 { 1 } else { d.weight },
+                ..d
             })
             .collect(),
     )
@@ -133,7 +137,12 @@ mod tests {
             assert_eq!(weight(Some(bad), "w", &mut e), None, "{bad}");
         }
         assert_eq!(e.0.len(), 3);
-        let d = |w: u32| ("a.b".to_owned(), None, w);
+        let d = |w: u32| CheckedDestination {
+            host: "a.b".to_owned(),
+            port: None,
+            subset: None,
+            weight: w,
+        };
         let mut e = FieldErrors::default();
         let max = u32::try_from(i32::MAX).unwrap_or(0);
         assert!(weighted(vec![d(max), d(max), d(1)], "r", &mut e).is_some());

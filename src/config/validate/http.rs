@@ -8,7 +8,8 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
 
 use super::super::checked::route::{
-    DirectResponse, HeaderOps, HttpRoute as CheckedRoute, Redirect, Rewrite, RouteAction, Scheme,
+    Destination as CheckedDestination, DirectResponse, HeaderOps, HttpRoute as CheckedRoute,
+    Redirect, Rewrite, RouteAction, Scheme,
 };
 use super::super::error::FieldErrors;
 use super::super::virtual_service::{
@@ -126,8 +127,8 @@ fn action(r: &HttpRoute, namespace: &str, p: &str, e: &mut FieldErrors) -> Optio
         if let Some(h) = &d.headers {
             headers(h, &format!("{dp}.headers"), e);
         }
-        if let (Some((host, port)), Some(w)) = (dest, w) {
-            dests.push((host, port, w));
+        if let (Some(dest), Some(w)) = (dest, w) {
+            dests.push(CheckedDestination { weight: w, ..dest });
         }
     }
     if e.0.len() != before {

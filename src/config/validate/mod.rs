@@ -12,6 +12,7 @@
 
 mod cors;
 mod destination;
+mod destination_rule;
 mod fault;
 mod gateway;
 mod http;
@@ -64,6 +65,8 @@ pub fn check(r: &Resource) -> Result<Checked, FieldErrors> {
         Resource::ServiceEntry(s) => {
             service_entry::service_entry(s, &mut e).map(Checked::ServiceEntry)
         }
+        Resource::DestinationRule(d) => destination_rule::destination_rule(d, &mut e)
+            .map(|d| Checked::DestinationRule(Box::new(d))),
         Resource::Secret(s) => {
             secret(s, &mut e);
             Some(Checked::Secret)

@@ -134,10 +134,11 @@ fn mirror(
     if let Some(pct) = pct {
         percentage(pct.value, pct_path, e);
     }
-    let (host, port) = dest?;
+    let dest = dest?;
     (e.0.len() == before).then(|| Mirror {
-        host,
-        port,
+        host: dest.host,
+        port: dest.port,
+        subset: dest.subset,
         millionths: pct.map_or(1_000_000, |v| Mirror::millionths(v.value)),
     })
 }

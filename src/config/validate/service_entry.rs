@@ -56,6 +56,7 @@ pub(super) fn service_entry(s: &ServiceEntry, e: &mut FieldErrors) -> Option<Che
         endpoints.push(Endpoint {
             address,
             ports: targets,
+            labels: ep.labels.clone(),
         });
     }
     (e.0.len() == before).then(|| CheckedServiceEntry {

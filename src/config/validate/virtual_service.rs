@@ -206,8 +206,8 @@ fn l4_routes(
             e,
         );
         let w = weight(d.weight, &format!("{p}.route[{j}].weight"), e);
-        if let (Some((host, port)), Some(w)) = (dest, w) {
-            dests.push((host, port, w));
+        if let (Some(dest), Some(w)) = (dest, w) {
+            dests.push(CheckedDestination { weight: w, ..dest });
         }
     }
     if e.0.len() != before {

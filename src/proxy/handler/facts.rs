@@ -42,6 +42,12 @@ pub enum Flag {
     /// the last attempt failed too (its answer, or the failure's status,
     /// is what the client gets).
     UpstreamRetryLimitExceeded,
+    /// `NC`: the route names a destination that does not exist (a subset
+    /// no DestinationRule defines).
+    NoClusterFound,
+    /// `UO`: the destination's connection pool was full (DestinationRule
+    /// `connectionPool`: circuit breaking).
+    UpstreamOverflow,
 }
 
 impl Flag {
@@ -59,6 +65,8 @@ impl Flag {
             Flag::DelayInjected => "DI",
             Flag::FaultInjected => "FI",
             Flag::UpstreamRetryLimitExceeded => "URX",
+            Flag::NoClusterFound => "NC",
+            Flag::UpstreamOverflow => "UO",
         }
     }
 
@@ -66,7 +74,7 @@ impl Flag {
         1 << (self as u16)
     }
 
-    const ALL: [Flag; 11] = [
+    const ALL: [Flag; 13] = [
         Flag::NoRoute,
         Flag::NoHealthyUpstream,
         Flag::UpstreamConnectFailure,
@@ -78,6 +86,8 @@ impl Flag {
         Flag::DelayInjected,
         Flag::FaultInjected,
         Flag::UpstreamRetryLimitExceeded,
+        Flag::NoClusterFound,
+        Flag::UpstreamOverflow,
     ];
 }
 
