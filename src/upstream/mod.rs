@@ -44,6 +44,11 @@ pub struct Upstream {
     /// `namespace/name` of the DestinationRule the policy came from, for
     /// log lines and the config dump.
     pub rule: Option<Arc<str>>,
+    /// Speak HTTP/2 with prior knowledge (h2c) to this destination's
+    /// endpoints (a ServiceEntry port of protocol HTTP2 or GRPC, or the
+    /// DestinationRule's `h2UpgradePolicy: UPGRADE`); else HTTP/1.1 (or
+    /// HTTP/2 where TLS's ALPN agrees on it).
+    pub h2c: bool,
     /// Why this destination has no endpoints at all by configuration
     /// (a subset no DestinationRule defines): every request gets 503.
     pub unavailable: Option<String>,
@@ -69,6 +74,7 @@ impl Upstream {
             next: AtomicUsize::new(0),
             policy: Arc::default(),
             rule: None,
+            h2c: false,
             unavailable: None,
         }
     }
