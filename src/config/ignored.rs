@@ -12,7 +12,6 @@
 
 mod destination_rule;
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use super::gateway::{Gateway, Server, TlsMode};
@@ -153,58 +152,25 @@ fn virtual_service(v: &VirtualService, f: &mut Found) {
     }
     for (i, r) in s.tls.iter().enumerate() {
         for (j, m) in r.matches.iter().enumerate() {
-            let p = format!("spec.tls[{i}].match[{j}]");
-            l4_match(
-                (&m.destination_subnets, &m.gateways),
-                (&m.source_labels, m.source_namespace.as_deref()),
-                &p,
-                f,
+            f.set(
+                !m.destination_subnets.is_empty(),
+                format!("spec.tls[{i}].match[{j}].destinationSubnets"),
             );
         }
     }
     for (i, r) in s.tcp.iter().enumerate() {
         for (j, m) in r.matches.iter().enumerate() {
-            let p = format!("spec.tcp[{i}].match[{j}]");
-            l4_match(
-                (&m.destination_subnets, &m.gateways),
-                (&m.source_labels, m.source_namespace.as_deref()),
-                &p,
-                f,
+            f.set(
+                !m.destination_subnets.is_empty(),
+                format!("spec.tcp[{i}].match[{j}].destinationSubnets"),
             );
         }
     }
 }
 
-/// What a `tls[]`/`tcp[]` match may say that gatehouse does not apply: it
-/// matches on SNI and port only.
-fn l4_match(
-    (subnets, gateways): (&[String], &[String]),
-    (labels, source_namespace): (&BTreeMap<String, String>, Option<&str>),
-    p: &str,
-    f: &mut Found,
-) {
-    f.set(!subnets.is_empty(), format!("{p}.destinationSubnets"));
-    f.set(!gateways.is_empty(), format!("{p}.gateways"));
-    f.set(!labels.is_empty(), format!("{p}.sourceLabels"));
-    f.set(source_namespace.is_some(), format!("{p}.sourceNamespace"));
-}
-
 fn http_route(r: &HttpRoute, p: &str, f: &mut Found) {
     for (j, m) in r.matches.iter().enumerate() {
         http_match(m, &format!("{p}.match[{j}]"), f);
-    }
-    for (k, d) in r.route.iter().enumerate() {
-        let dp = format!("{p}.route[{k}]");
-        f.set(d.headers.is_some(), format!("{dp}.headers"));
-    }
-    if let Some(rd) = &r.redirect {
-        f.set(rd.derive_port.is_some(), format!("{p}.redirect.derivePort"));
-    }
-    if let Some(rw) = &r.rewrite {
-        f.set(
-            rw.uri_regex_rewrite.is_some(),
-            format!("{p}.rewrite.uriRegexRewrite"),
-        );
     }
     retries(r, p, f);
     if let Some(d) = r.fault.as_ref().and_then(|f| f.delay.as_ref())
@@ -245,9 +211,6 @@ fn retries(r: &HttpRoute, p: &str, f: &mut Found) {
 }
 
 fn http_match(m: &HttpMatchRequest, p: &str, f: &mut Found) {
-    f.set(!m.gateways.is_empty(), format!("{p}.gateways"));
-    f.set(!m.source_labels.is_empty(), format!("{p}.sourceLabels"));
-    f.set(m.source_namespace.is_some(), format!("{p}.sourceNamespace"));
     f.set(m.stat_prefix.is_some(), format!("{p}.statPrefix"));
 }
 
@@ -327,14 +290,12 @@ mod tests {
             paths(&vs),
             [
                 "spec.exportTo",
-                "spec.http[0].match[0].gateways",
                 "spec.http[0].retries.retryRemoteLocalities",
                 "spec.http[1].fault.delay.percent",
-                "spec.tcp[0].match[0].sourceLabels",
             ]
         );
         assert_eq!(
-            fields(&vs)[2].to_string(),
+            fields(&vs)[1].to_string(),
             "VirtualService default/x: spec.http[0].retries.retryRemoteLocalities is not applied by gatehouse"
         );
     }

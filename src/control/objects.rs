@@ -157,7 +157,10 @@ pub struct HeldObject {
 }
 
 pub(super) fn build_model<'a>(state: &'a Objects, opts: &RunOptions) -> Model<'a> {
-    let mut model = Model::default();
+    let mut model = Model {
+        labels: opts.labels.clone(),
+        ..Model::default()
+    };
     for (_, r, c) in state.parsed.values() {
         match (r, c) {
             (Resource::Gateway(raw), Checked::Gateway(g)) if snapshot::selects(g, &opts.labels) => {

@@ -383,7 +383,11 @@ async fn act(
     let dests = match &r.route.action {
         Action::Direct(d) => return respond::direct(d),
         Action::Redirect(rd) => {
-            return respond::redirect(rd.code, &respond::location(rd, &r.origin));
+            let ports = respond::Ports {
+                listener: info.port,
+                host: respond::authority_port(r.authority),
+            };
+            return respond::redirect(rd.code, &respond::location(rd, &r.origin, ports));
         }
         Action::Forward(d) => d,
     };
@@ -392,18 +396,20 @@ async fn act(
     {
         return aborted;
     }
-    let (dest, addr) = match pick_upstream(dests).await {
+    let (picked, addr) = match pick_upstream(dests).await {
         Ok(picked) => picked,
         Err(flag) => {
             facts.flags.set(flag);
             return local(StatusCode::SERVICE_UNAVAILABLE, flag_text(flag));
         }
     };
+    let dest = &picked.upstream;
     facts.destination = Some(dest.clone());
     facts.upstream = Some(addr);
     let up = forward::Upstream {
         addr,
-        dest: &dest,
+        dest,
+        headers: picked.headers.as_deref(),
         route: r.route,
         path: r.origin.path,
         query: r.origin.query,
@@ -484,7 +490,7 @@ fn flag_text(flag: Flag) -> &'static str {
 /// flag for why there is none (`NC`: a subset no rule defines, `UH`).
 pub(crate) async fn pick_upstream(
     dests: &[routes::WeightedUpstream],
-) -> Result<(Arc<crate::upstream::Upstream>, std::net::SocketAddr), Flag> {
+) -> Result<(&routes::WeightedUpstream, std::net::SocketAddr), Flag> {
     // One random number only when there is a choice to make.
     let n = if dests.len() > 1 {
         let mut b = [0u8; 4];
@@ -499,7 +505,7 @@ pub(crate) async fn pick_upstream(
         return Err(Flag::NoClusterFound);
     }
     match dest.upstream.pick().await {
-        Ok(a) => Ok((dest.upstream.clone(), a)),
+        Ok(a) => Ok((dest, a)),
         Err(e) => {
             tracing::debug!(error = %e, "no upstream endpoint");
             Err(Flag::NoHealthyUpstream)

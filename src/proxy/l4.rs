@@ -131,10 +131,14 @@ pub(super) async fn forward(
         sent: 0,
         flags: "-",
     };
-    let Ok((up, addr)) = super::handler::pick_upstream(&route.upstreams).await else {
-        line.flags = "UH";
-        return line.emit(shared.json_log);
+    let (picked, addr) = match super::handler::pick_upstream(&route.upstreams).await {
+        Ok(p) => p,
+        Err(flag) => {
+            line.flags = flag.code();
+            return line.emit(shared.json_log);
+        }
     };
+    let up = &picked.upstream;
     line.upstream = Some((up.host.as_str(), up.port, addr));
     let connect = tokio::time::timeout(
         shared.settings.upstream_connect_timeout,

@@ -100,6 +100,7 @@ fn weighted_upstream(
             upstreams,
         ),
         weight: d.weight,
+        headers: d.headers.clone(),
     }
 }
 
@@ -157,22 +158,44 @@ fn shared_upstream(
     upstreams.entry(key).or_insert_with(|| Arc::new(up)).clone()
 }
 
+/// A route as it applies on Gateway `gw`: its `match[]` entries whose
+/// source conditions hold there (`MatchSource`); `None` when it had
+/// entries and none holds. Borrowed unless some entry was dropped.
+fn on_gateway<'r>(
+    r: &'r HttpRoute,
+    gw: &CheckedGateway,
+    labels: &BTreeMap<String, String>,
+) -> Option<std::borrow::Cow<'r, HttpRoute>> {
+    let holds = |m: &&checked::route::RouteMatch| m.source.applies(&gw.namespace, &gw.name, labels);
+    if r.matches.iter().all(|m| holds(&m)) {
+        return Some(std::borrow::Cow::Borrowed(r));
+    }
+    let kept: Vec<_> = r.matches.iter().filter(holds).cloned().collect();
+    if kept.is_empty() {
+        return None;
+    }
+    let mut owned = r.clone();
+    owned.matches = kept;
+    Some(std::borrow::Cow::Owned(owned))
+}
+
 /// What every server of one compile shares.
 struct Context<'m> {
     model: &'m Model<'m>,
     look: Lookup<'m>,
     upstreams: Upstreams,
-    /// Each VirtualService's routes, compiled once however many servers use them.
-    routes_of: HashMap<usize, Vec<Route>>,
+    /// Each VirtualService's routes on each Gateway (a `match[]` entry
+    /// may name Gateways), compiled once however many servers use them.
+    routes_of: HashMap<(usize, &'m str, &'m str), Vec<Route>>,
 }
 
-impl Context<'_> {
+impl<'m> Context<'m> {
     /// The virtual hosts one server gets from the VirtualServices bound to
     /// its Gateway: those whose hosts intersect the server's, from
     /// namespaces the server's host entries admit.
     fn vhosts(
         &mut self,
-        gw: &CheckedGateway,
+        gw: &'m CheckedGateway,
         s: &CheckedServer,
         index: &VsIndex,
     ) -> Vec<VirtualHost> {
@@ -199,18 +222,21 @@ impl Context<'_> {
                 continue;
             }
             let (look, upstreams) = (&self.look, &mut self.upstreams);
-            let routes = self.routes_of.entry(vi).or_insert_with(|| {
+            let labels = &self.model.labels;
+            let key = (vi, gw.namespace.as_str(), gw.name.as_str());
+            let routes = self.routes_of.entry(key).or_insert_with(|| {
                 let vs_name: Arc<str> = format!("{}/{}", vs.namespace, vs.name).into();
                 vs.http
                     .iter()
                     .enumerate()
-                    .map(|(index, r)| {
+                    .filter_map(|(index, r)| {
                         let id = RouteId {
                             virtual_service: vs_name.clone(),
                             index,
                             name: r.name.as_deref().map(Arc::from),
                         };
-                        compile_route(id, r, look, upstreams)
+                        let r = on_gateway(r, gw, labels)?;
+                        Some(compile_route(id, &r, look, upstreams))
                     })
                     .collect()
             });
@@ -239,6 +265,7 @@ impl Context<'_> {
                         port: Some(p.number),
                         subset: None,
                         weight: 1,
+                        headers: None,
                     };
                     out.push(L4Route {
                         name: format!("auto {h}:{}", p.number).into(),
@@ -288,7 +315,11 @@ impl Context<'_> {
                 let here: Vec<_> = r
                     .matches
                     .iter()
-                    .filter(|m| m.port.is_none_or(|p| p == s.port))
+                    .filter(|m| {
+                        m.port.is_none_or(|p| p == s.port)
+                            && m.source
+                                .applies(&gw.namespace, &gw.name, &self.model.labels)
+                    })
                     .collect();
                 if !r.matches.is_empty() && here.is_empty() {
                     continue;

@@ -135,6 +135,8 @@ pub struct Model<'a> {
     /// In creation order.
     pub virtual_services: Vec<&'a CheckedVirtualService>,
     pub service_entries: Vec<&'a CheckedServiceEntry>,
+    /// The process's `--labels`: what `match[].sourceLabels` are held to.
+    pub labels: BTreeMap<String, String>,
     /// In creation order (the oldest rule for a host wins, as in Istio).
     pub destination_rules: Vec<&'a CheckedDestinationRule>,
     /// The selected Gateways as written, for what reads their TLS file

@@ -25,6 +25,8 @@ use crate::upstream::Upstream;
 pub struct WeightedUpstream {
     pub upstream: Arc<Upstream>,
     pub weight: u32,
+    /// The destination's own `headers`, applied before the route's.
+    pub headers: Option<Arc<crate::config::checked::route::DestinationHeaders>>,
 }
 
 /// What a matched route does.
@@ -98,10 +100,14 @@ impl Route {
         self.matches.is_empty() || self.matches.iter().any(|m| m.matches(r))
     }
 
-    /// The path sent upstream: with `rewrite.uri`, the part a matching
-    /// prefix covered is replaced (Envoy's `prefix_rewrite`), else the
-    /// whole path is.
+    /// The path sent upstream: with `rewrite.uriRegexRewrite`, every match
+    /// replaced (Envoy's `regex_rewrite`); with `rewrite.uri`, the part a
+    /// matching prefix covered is replaced (Envoy's `prefix_rewrite`), else
+    /// the whole path is.
     pub fn upstream_path(&self, path: &str) -> String {
+        if let Some((re, with)) = &self.rewrite.uri_regex {
+            return re.replace_all(path, with.as_str()).into_owned();
+        }
         let Some(rw) = &self.rewrite.uri else {
             return path.to_owned();
         };
@@ -288,6 +294,7 @@ mod tests {
         let up = |w: u32| WeightedUpstream {
             upstream: Arc::new(Upstream::new("h".into(), 80, Endpoints::Static(vec![]))),
             weight: w,
+            headers: None,
         };
         let dests = [up(u32::MAX), up(u32::MAX), up(0)];
         assert!(pick_weighted(&dests, u32::MAX).is_some());

@@ -149,6 +149,7 @@ impl MatchSpec {
                 .map(|(k, s)| (k.clone(), s.matcher()))
                 .collect(),
             port: self.port,
+            source: Default::default(),
         }
     }
 
@@ -324,6 +325,7 @@ fn upstream(weight: u32) -> WeightedUpstream {
             Endpoints::Static(vec![]),
         )),
         weight,
+        headers: None,
     }
 }
 

@@ -392,12 +392,12 @@ fn cases(env: &Site) -> Vec<Case> {
         // Kinds and versions.
         case(
             "unknown-kind",
-            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: dr}\nspec: {host: a.b}\n",
+            "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: sc}\nspec: {}\n",
             1,
             None,
             Some("kind"),
             &[
-                "unknown kind \"DestinationRule\"",
+                "unknown kind \"Sidecar\"",
                 "Gateway (networking.istio.io/v1alpha3, networking.istio.io/v1beta1, networking.istio.io/v1)",
                 "Secret (v1)",
             ],
@@ -1500,7 +1500,95 @@ fn cases(env: &Site) -> Vec<Case> {
         .to_vec();
     c.prefix = "error: cases/not-utf8.yaml: ".into();
     v.push(c);
+    v.extend(destination_rule_cases());
     v
+}
+
+/// A DestinationRule for `host: shop` with `policy` (YAML under `spec:`).
+fn dr(policy: &str) -> String {
+    let mut s = String::from(
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: dr\nspec:\n  host: shop\n",
+    );
+    for line in policy.lines() {
+        s.push_str("  ");
+        s.push_str(line);
+        s.push('\n');
+    }
+    s
+}
+
+/// Unknown enum values and what gatehouse cannot honour, refused at
+/// `apply` with the field named (issue #13: "fail closed").
+fn destination_rule_cases() -> Vec<Case> {
+    let obj = Some("DestinationRule default/dr");
+    vec![
+        case(
+            "dr-istio-mutual",
+            dr("trafficPolicy:\n  tls: {mode: ISTIO_MUTUAL}"),
+            1,
+            obj,
+            Some("spec.trafficPolicy.tls.mode"),
+            &["ISTIO_MUTUAL needs Istio's mesh certificates"],
+        ),
+        case(
+            "dr-unknown-tls-mode",
+            dr("trafficPolicy:\n  tls: {mode: STRICT}"),
+            1,
+            obj,
+            Some("spec.trafficPolicy.tls.mode"),
+            &["unknown TLS mode \"STRICT\""],
+        ),
+        case(
+            "dr-mutual-without-certificate",
+            dr("trafficPolicy:\n  tls: {mode: MUTUAL}"),
+            1,
+            obj,
+            Some("spec.trafficPolicy.tls"),
+            &["mode MUTUAL needs credentialName"],
+        ),
+        case(
+            "dr-unknown-load-balancer",
+            dr("trafficPolicy:\n  loadBalancer: {simple: FASTEST}"),
+            1,
+            obj,
+            Some("spec.trafficPolicy.loadBalancer.simple"),
+            &["unknown load balancer \"FASTEST\""],
+        ),
+        case(
+            "dr-unknown-h2-upgrade",
+            dr("trafficPolicy:\n  connectionPool: {http: {h2UpgradePolicy: ALWAYS}}"),
+            1,
+            obj,
+            Some("spec.trafficPolicy.connectionPool.http.h2UpgradePolicy"),
+            &["unknown h2UpgradePolicy \"ALWAYS\""],
+        ),
+        case(
+            "dr-subset-twice",
+            dr("subsets:\n- {name: v1, labels: {version: v1}}\n- {name: v1}"),
+            1,
+            obj,
+            Some("spec.subsets[1].name"),
+            &["subset \"v1\" is defined twice"],
+        ),
+        case(
+            "dr-port-level-twice",
+            dr(
+                "trafficPolicy:\n  portLevelSettings:\n  - {port: {number: 80}}\n  - {port: {number: 80}}",
+            ),
+            1,
+            obj,
+            Some("spec.trafficPolicy.portLevelSettings[1].port.number"),
+            &["port 80 has two entries"],
+        ),
+        case(
+            "dr-unknown-field",
+            dr("trafficPolicy:\n  loadBalancr: {simple: RANDOM}"),
+            1,
+            obj,
+            Some("spec.trafficPolicy.loadBalancr"),
+            &["unknown field `loadBalancr`"],
+        ),
+    ]
 }
 
 fn indent(pem: &str) -> String {

@@ -582,9 +582,9 @@ fn delete_by_file_and_by_name() {
     assert_eq!(before, env.snapshot());
 
     // An unknown kind is a user error, not a crash.
-    let out = env.cli(&["delete", "destinationrule", "x"]);
+    let out = env.cli(&["delete", "sidecar", "x"]);
     let err = out.one_error();
-    assert!(err.contains("unknown kind \"destinationrule\""), "{err}");
+    assert!(err.contains("unknown kind \"sidecar\""), "{err}");
     let out = env.cli(&["get", "pods"]);
     let err = out.one_error();
     assert!(err.contains("unknown kind \"pods\""), "{err}");

@@ -200,55 +200,29 @@ fn cors_policy_is_applied_without_a_warning() {
     );
 }
 
+/// Applied since issue #13 (`tests/traffic/traffic_routes.rs` and
+/// `traffic_balance.rs` show them at work): no warning.
 #[test]
-fn destination_subset() {
-    let yaml = format!(
-        "{VS_HEAD}  http:\n  - route: [{{destination: {{host: shop.default.svc.cluster.local, subset: v2}}}}]\n"
-    );
-    let want = vs_line("spec.http[0].route[0].destination.subset is not applied by gatehouse");
-    applies_with_warnings(&yaml, "vs", "shop", &[&want]);
-}
-
-#[test]
-fn per_destination_headers() {
-    let yaml = format!(
-        "{VS_HEAD}  http:\n  - route:\n    - destination: {{host: shop.default.svc.cluster.local}}\n      headers: {{request: {{set: {{x-shop: \"1\"}}}}}}\n"
-    );
-    let want = vs_line("spec.http[0].route[0].headers is not applied by gatehouse");
-    applies_with_warnings(&yaml, "vs", "shop", &[&want]);
-}
-
-#[test]
-fn redirect_derive_port() {
-    let yaml = format!(
-        "{VS_HEAD}  http:\n  - redirect: {{scheme: https, derivePort: FROM_PROTOCOL_DEFAULT}}\n"
-    );
-    let want = vs_line("spec.http[0].redirect.derivePort is not applied by gatehouse");
-    applies_with_warnings(&yaml, "vs", "shop", &[&want]);
-}
-
-#[test]
-fn rewrite_uri_regex_rewrite() {
-    vs_warns(
-        "    rewrite: {uriRegexRewrite: {match: \"^/old/(.*)$\", rewrite: \"/new/\\\\1\"}}\n",
-        "spec.http[0].rewrite.uriRegexRewrite",
-    );
-}
-
-#[test]
-fn match_source_labels() {
-    vs_warns(
-        "    match: [{sourceLabels: {app: web}}]\n",
-        "spec.http[0].match[0].sourceLabels",
-    );
-}
-
-#[test]
-fn match_source_namespace() {
-    vs_warns(
-        "    match: [{sourceNamespace: web}]\n",
-        "spec.http[0].match[0].sourceNamespace",
-    );
+fn subsets_destination_headers_derive_port_regex_rewrite_and_match_sources_apply() {
+    for yaml in [
+        format!(
+            "{VS_HEAD}  http:\n  - route: [{{destination: {{host: shop.default.svc.cluster.local, subset: v2}}}}]\n"
+        ),
+        format!(
+            "{VS_HEAD}  http:\n  - route:\n    - destination: {{host: shop.default.svc.cluster.local}}\n      headers: {{request: {{set: {{x-shop: \"1\"}}}}}}\n"
+        ),
+        format!(
+            "{VS_HEAD}  http:\n  - redirect: {{scheme: https, derivePort: FROM_PROTOCOL_DEFAULT}}\n"
+        ),
+        vs_route(
+            "    rewrite: {uriRegexRewrite: {match: \"^/old/(.*)$\", rewrite: \"/new/\\\\1\"}}\n",
+        ),
+        vs_route("    match: [{sourceLabels: {app: web}}]\n"),
+        vs_route("    match: [{sourceNamespace: web}]\n"),
+        vs_route("    match: [{gateways: [shop-gateway]}]\n"),
+    ] {
+        applies_with_warnings(&yaml, "vs", "shop", &[]);
+    }
 }
 
 #[test]
@@ -256,14 +230,6 @@ fn match_stat_prefix() {
     vs_warns(
         "    match: [{uri: {prefix: /}, statPrefix: shop}]\n",
         "spec.http[0].match[0].statPrefix",
-    );
-}
-
-#[test]
-fn match_gateways() {
-    vs_warns(
-        "    match: [{gateways: [shop-gateway]}]\n",
-        "spec.http[0].match[0].gateways",
     );
 }
 
@@ -280,8 +246,8 @@ fn tls_routes_apply_and_their_unapplied_match_fields_warn() {
         "{VS_HEAD}  tls:\n  - match: [{{sniHosts: [shop.example.com], port: 443}}]\n    route: [{{destination: {{host: shop.default.svc.cluster.local}}}}]\n"
     );
     applies_with_warnings(&yaml, "vs", "shop", &[]);
-    let yaml = yaml.replace("port: 443", "sourceLabels: {app: a}");
-    let want = vs_line("spec.tls[0].match[0].sourceLabels is not applied by gatehouse");
+    let yaml = yaml.replace("port: 443", "destinationSubnets: [10.0.0.0/8]");
+    let want = vs_line("spec.tls[0].match[0].destinationSubnets is not applied by gatehouse");
     applies_with_warnings(&yaml, "vs", "shop", &[&want]);
 }
 
@@ -338,10 +304,12 @@ fn service_entry_subject_alt_names() {
 }
 
 #[test]
-fn endpoint_labels() {
-    se_warns(
+fn endpoint_labels_apply_for_subsets() {
+    applies_with_warnings(
         &se("HTTP", "{address: 127.0.0.1, labels: {version: v2}}", ""),
-        "spec.endpoints[0].labels is not applied by gatehouse",
+        "se",
+        "shop",
+        &[],
     );
 }
 

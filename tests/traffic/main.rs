@@ -14,3 +14,4 @@ mod traffic_fault;
 mod traffic_mirror;
 mod traffic_passthrough;
 mod traffic_retries;
+mod traffic_routes;

@@ -112,6 +112,46 @@ pub struct L4Match {
     pub sni_hosts: Vec<String>,
     /// The Gateway port it applies to; `None` for every port.
     pub port: Option<u16>,
+    pub source: MatchSource,
+}
+
+/// The parts of a `match[]` entry about where the request comes from,
+/// decided once per Gateway when routes are compiled, as Istio decides
+/// them per proxy: `gateways` (which Gateways the entry applies on, over
+/// the VirtualService's own list), `sourceNamespace` (the gateway's
+/// namespace: at an ingress, the proxy is the source) and `sourceLabels`
+/// (the process's `--labels`).
+#[derive(Debug, Clone, Default)]
+pub struct MatchSource {
+    /// `(namespace, name)`; `mesh` is `("", "mesh")` and names no Gateway.
+    pub gateways: Vec<(String, String)>,
+    pub namespace: Option<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl MatchSource {
+    /// Whether the entry applies on Gateway `ns/name` in a process with
+    /// `labels`.
+    pub fn applies(&self, ns: &str, name: &str, labels: &BTreeMap<String, String>) -> bool {
+        (self.gateways.is_empty() || self.gateways.iter().any(|(n, g)| n == ns && g == name))
+            && self.namespace.as_deref().is_none_or(|n| n == ns)
+            && self.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+    }
+
+    /// Whether it sets any condition.
+    pub fn is_empty(&self) -> bool {
+        self.gateways.is_empty() && self.namespace.is_none() && self.labels.is_empty()
+    }
+
+    /// A Gateway reference as written in `gateways`: `name` (in the
+    /// VirtualService's namespace), `namespace/name` or `mesh`.
+    pub fn gateway_ref(g: &str, vs_namespace: &str) -> (String, String) {
+        match g.split_once('/') {
+            Some((ns, name)) => (ns.to_owned(), name.to_owned()),
+            None if g == "mesh" => (String::new(), g.to_owned()),
+            None => (vs_namespace.to_owned(), g.to_owned()),
+        }
+    }
 }
 
 /// One ServiceEntry port.

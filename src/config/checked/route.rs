@@ -92,6 +92,8 @@ pub struct RouteMatch {
     pub without_headers: Vec<(HeaderName, Matcher)>,
     pub query_params: Vec<(String, Matcher)>,
     pub port: Option<u16>,
+    /// Decided when routes are compiled for a Gateway, never per request.
+    pub source: super::MatchSource,
 }
 
 fn header_matches(headers: &HeaderMap, name: &HeaderName, m: &Matcher) -> bool {
@@ -188,13 +190,29 @@ impl Scheme {
     }
 }
 
+/// The port a redirect's Location names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RedirectPort {
+    /// Neither `port` nor `derivePort`: the request's own (its Host's
+    /// port, if it named one), unless `authority` replaces the host.
+    #[default]
+    Keep,
+    /// `port`.
+    Set(u16),
+    /// `derivePort: FROM_REQUEST_PORT`: the port the request came in on
+    /// (Istio generates it from the listener's port).
+    FromRequest,
+    /// `derivePort: FROM_PROTOCOL_DEFAULT`: none, the scheme's default.
+    ProtocolDefault,
+}
+
 /// `redirect`: each part replaces the request's when set.
 #[derive(Debug, Clone)]
 pub struct Redirect {
     pub uri: Option<String>,
     pub authority: Option<String>,
     pub scheme: Option<Scheme>,
-    pub port: Option<u16>,
+    pub port: RedirectPort,
     /// 301 unless `redirectCode` says otherwise.
     pub code: StatusCode,
 }
@@ -208,13 +226,23 @@ pub struct DirectResponse {
 
 /// One `route[]` destination: the qualified host, its port if named, and
 /// its share (Istio's weight, an int32 that is never negative).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Destination {
     pub host: String,
     pub port: Option<u16>,
     /// A DestinationRule subset of the host's endpoints.
     pub subset: Option<String>,
     pub weight: u32,
+    /// `route[].headers`: this destination's own header operations, applied
+    /// before the route's (Envoy's order: the route's win).
+    pub headers: Option<std::sync::Arc<DestinationHeaders>>,
+}
+
+/// A destination's `headers.request` and `headers.response`.
+#[derive(Debug, Clone, Default)]
+pub struct DestinationHeaders {
+    pub request: HeaderOps,
+    pub response: HeaderOps,
 }
 
 /// What a matched route does.
@@ -231,6 +259,10 @@ pub enum RouteAction {
 #[derive(Debug, Clone, Default)]
 pub struct Rewrite {
     pub uri: Option<String>,
+    /// `uriRegexRewrite`: every match of the regex in the path is replaced
+    /// (`\1` in the rewrite names a capture group, as RE2 and Envoy write
+    /// it; stored here in the `regex` crate's `${1}` form).
+    pub uri_regex: Option<(regex::Regex, String)>,
     pub authority: Option<HeaderValue>,
 }
 

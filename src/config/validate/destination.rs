@@ -62,6 +62,7 @@ pub(super) fn destination(
         port: number,
         subset: d.subset.clone(),
         weight: 0,
+        headers: None,
     })
 }
 
@@ -142,6 +143,7 @@ mod tests {
             port: None,
             subset: None,
             weight: w,
+            headers: None,
         };
         let mut e = FieldErrors::default();
         let max = u32::try_from(i32::MAX).unwrap_or(0);

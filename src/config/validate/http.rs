@@ -7,9 +7,10 @@
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
 
+use super::super::checked::MatchSource;
 use super::super::checked::route::{
-    Destination as CheckedDestination, DirectResponse, HeaderOps, HttpRoute as CheckedRoute,
-    Redirect, Rewrite, RouteAction, Scheme,
+    Destination as CheckedDestination, DestinationHeaders, DirectResponse, HeaderOps,
+    HttpRoute as CheckedRoute, Redirect, RedirectPort, Rewrite, RouteAction, Scheme,
 };
 use super::super::error::FieldErrors;
 use super::super::virtual_service::{
@@ -22,6 +23,23 @@ use super::{duration_ms, port};
 
 /// Largest `directResponse` body Istio accepts.
 const MAX_DIRECT_BODY: usize = 1024 * 1024;
+
+/// A `match[]` entry's source conditions (checked by the match's rules).
+pub(super) fn match_source(
+    gateways: &[String],
+    namespace: Option<&str>,
+    labels: &std::collections::BTreeMap<String, String>,
+    vs_namespace: &str,
+) -> MatchSource {
+    MatchSource {
+        gateways: gateways
+            .iter()
+            .map(|g| MatchSource::gateway_ref(g, vs_namespace))
+            .collect(),
+        namespace: namespace.map(str::to_owned),
+        labels: labels.clone(),
+    }
+}
 
 /// Checks one route; `Some` only when it has no error.
 pub(super) fn http_route(
@@ -36,7 +54,16 @@ pub(super) fn http_route(
         .matches
         .iter()
         .enumerate()
-        .filter_map(|(i, m)| http_match(m, &format!("{p}.match[{i}]"), e))
+        .filter_map(|(i, raw)| {
+            let mut m = http_match(raw, &format!("{p}.match[{i}]"), e)?;
+            m.source = match_source(
+                &raw.gateways,
+                raw.source_namespace.as_deref(),
+                &raw.source_labels,
+                namespace,
+            );
+            Some(m)
+        })
         .collect();
     let action = action(r, namespace, p, e);
     let timeout = r
@@ -124,11 +151,16 @@ fn action(r: &HttpRoute, namespace: &str, p: &str, e: &mut FieldErrors) -> Optio
         let dp = format!("{p}.route[{i}]");
         let dest = destination(&d.destination, namespace, &format!("{dp}.destination"), e);
         let w = weight(d.weight, &format!("{dp}.weight"), e);
-        if let Some(h) = &d.headers {
-            headers(h, &format!("{dp}.headers"), e);
-        }
+        let ops = d.headers.as_ref().map(|h| {
+            let (request, response) = headers(h, &format!("{dp}.headers"), e);
+            std::sync::Arc::new(DestinationHeaders { request, response })
+        });
         if let (Some(dest), Some(w)) = (dest, w) {
-            dests.push(CheckedDestination { weight: w, ..dest });
+            dests.push(CheckedDestination {
+                weight: w,
+                headers: ops,
+                ..dest
+            });
         }
     }
     if e.0.len() != before {
@@ -183,14 +215,18 @@ fn redirect(rd: &HttpRedirect, p: &str, e: &mut FieldErrors) -> Option<Redirect>
             None
         }
     };
-    let port = rd.port.and_then(|n| port(n, format!("{p}.port"), e));
-    if let Some(d) = &rd.derive_port
-        && !matches!(d.as_str(), "FROM_PROTOCOL_DEFAULT" | "FROM_REQUEST_PORT")
-    {
-        e.push(
+    let mut redirect_port = RedirectPort::Keep;
+    if let Some(n) = rd.port.and_then(|n| port(n, format!("{p}.port"), e)) {
+        redirect_port = RedirectPort::Set(n);
+    }
+    match rd.derive_port.as_deref() {
+        None => {}
+        Some("FROM_PROTOCOL_DEFAULT") => redirect_port = RedirectPort::ProtocolDefault,
+        Some("FROM_REQUEST_PORT") => redirect_port = RedirectPort::FromRequest,
+        Some(d) => e.push(
             format!("{p}.derivePort"),
             format!("{d:?}: expected FROM_PROTOCOL_DEFAULT or FROM_REQUEST_PORT"),
-        );
+        ),
     }
     if rd.port.is_some() && rd.derive_port.is_some() {
         e.push(p, "port and derivePort exclude each other");
@@ -207,7 +243,7 @@ fn redirect(rd: &HttpRedirect, p: &str, e: &mut FieldErrors) -> Option<Redirect>
         uri: rd.uri.clone(),
         authority: rd.authority.clone(),
         scheme,
-        port,
+        port: redirect_port,
         code: code?,
     })
 }
@@ -263,6 +299,7 @@ fn rewrite(r: &HttpRoute, p: &str, e: &mut FieldErrors) -> Rewrite {
             "a rewrite must set uri, authority or uriRegexRewrite",
         );
     }
+    let mut uri_regex = None;
     if let Some(rr) = &rw.uri_regex_rewrite {
         if rw.uri.is_some() {
             e.push(
@@ -275,14 +312,17 @@ fn rewrite(r: &HttpRoute, p: &str, e: &mut FieldErrors) -> Rewrite {
                 format!("{p}.rewrite.uriRegexRewrite.match"),
                 "match is required",
             );
-        } else if let Err(err) = regex::Regex::new(&rr.pattern) {
-            e.push(
-                format!("{p}.rewrite.uriRegexRewrite.match"),
-                format!(
-                    "invalid regex: {}",
-                    super::super::error::one_line(&err.to_string())
+        } else {
+            match regex::Regex::new(&rr.pattern) {
+                Ok(re) => uri_regex = Some((re, substitution(&rr.rewrite))),
+                Err(err) => e.push(
+                    format!("{p}.rewrite.uriRegexRewrite.match"),
+                    format!(
+                        "invalid regex: {}",
+                        super::super::error::one_line(&err.to_string())
+                    ),
                 ),
-            );
+            }
         }
     }
     if rw.authority.is_some()
@@ -316,8 +356,36 @@ fn rewrite(r: &HttpRoute, p: &str, e: &mut FieldErrors) -> Rewrite {
     });
     Rewrite {
         uri: rw.uri.clone(),
+        uri_regex,
         authority,
     }
+}
+
+/// An RE2 substitution (`\1` names group 1, as Envoy's `regex_rewrite`
+/// writes it) in the `regex` crate's form (`${1}`, a literal `$` as `$$`).
+fn substitution(rewrite: &str) -> String {
+    let mut out = String::with_capacity(rewrite.len() + 8);
+    let mut chars = rewrite.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '$' => out.push_str("$$"),
+            '\\' => match chars.peek().copied() {
+                Some(d) if d.is_ascii_digit() => {
+                    chars.next();
+                    out.push_str("${");
+                    out.push(d);
+                    out.push('}');
+                }
+                Some('\\') => {
+                    chars.next();
+                    out.push('\\');
+                }
+                _ => out.push('\\'),
+            },
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn is_authority(name: &str) -> bool {
@@ -398,6 +466,21 @@ fn op_name(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn re2_substitutions_become_regex_ones() {
+        assert_eq!(substitution(r"\2/instance/\1"), "${2}/instance/${1}");
+        assert_eq!(substitution("/a$b"), "/a$$b");
+        assert_eq!(substitution(r"/x\\y\z"), r"/x\y\z");
+        let re = regex::Regex::new("^/service/([^/]+)(/.*)$").unwrap();
+        assert_eq!(
+            re.replace_all(
+                "/service/foo/v1/api",
+                substitution(r"\2/instance/\1").as_str()
+            ),
+            "/v1/api/instance/foo"
+        );
+    }
+
     use super::*;
 
     fn route(yaml: &str) -> (Option<CheckedRoute>, Vec<String>) {
@@ -418,7 +501,10 @@ mod tests {
             panic!("not a redirect")
         };
         assert_eq!(rd.code, StatusCode::TEMPORARY_REDIRECT);
-        assert_eq!((rd.scheme, rd.port), (Some(Scheme::Http), Some(8080)));
+        assert_eq!(
+            (rd.scheme, rd.port),
+            (Some(Scheme::Http), RedirectPort::Set(8080))
+        );
         let (c, _) = route("redirect: {authority: b.com}");
         let RouteAction::Redirect(rd) = c.unwrap().action else {
             panic!("not a redirect")

@@ -139,6 +139,7 @@ pub(super) fn http_match(m: &HttpMatchRequest, p: &str, e: &mut FieldErrors) -> 
         without_headers: without_headers?,
         query_params,
         port,
+        source: Default::default(),
     })
 }
 

@@ -117,18 +117,14 @@ fn l4(v: &VirtualService, e: &mut FieldErrors) -> (Vec<L4Route>, Vec<L4Route>) {
                     );
                 }
             }
-            let port = l4_match(
-                &m.destination_subnets,
-                m.port,
-                &m.gateways,
+            let source = (
+                &m.gateways[..],
                 m.source_namespace.as_deref(),
-                &mp,
-                e,
+                &m.source_labels,
             );
-            matches.push(L4Match {
-                sni_hosts: m.sni_hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
-                port,
-            });
+            let mut checked = l4_match(&m.destination_subnets, m.port, source, ns, &mp, e);
+            checked.sni_hosts = m.sni_hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
+            matches.push(checked);
         }
         if let Some(route) = l4_routes(&r.route, ns, &p, e) {
             tls.push(L4Route { matches, route });
@@ -139,18 +135,13 @@ fn l4(v: &VirtualService, e: &mut FieldErrors) -> (Vec<L4Route>, Vec<L4Route>) {
         let p = format!("spec.tcp[{i}]");
         let mut matches = Vec::new();
         for (j, m) in r.matches.iter().enumerate() {
-            let port = l4_match(
-                &m.destination_subnets,
-                m.port,
-                &m.gateways,
+            let source = (
+                &m.gateways[..],
                 m.source_namespace.as_deref(),
-                &format!("{p}.match[{j}]"),
-                e,
+                &m.source_labels,
             );
-            matches.push(L4Match {
-                sni_hosts: Vec::new(),
-                port,
-            });
+            let mp = format!("{p}.match[{j}]");
+            matches.push(l4_match(&m.destination_subnets, m.port, source, ns, &mp, e));
         }
         if let Some(route) = l4_routes(&r.route, ns, &p, e) {
             tcp.push(L4Route { matches, route });
@@ -159,14 +150,22 @@ fn l4(v: &VirtualService, e: &mut FieldErrors) -> (Vec<L4Route>, Vec<L4Route>) {
     (tls, tcp)
 }
 
+/// A match's `gateways`, `sourceNamespace` and `sourceLabels`.
+type Source<'a> = (
+    &'a [String],
+    Option<&'a str>,
+    &'a std::collections::BTreeMap<String, String>,
+);
+
+/// A `tls[]`/`tcp[]` match entry (its `sniHosts` set by the caller).
 fn l4_match(
     subnets: &[String],
     port: Option<u32>,
-    gateways: &[String],
-    source_namespace: Option<&str>,
+    (gateways, source_namespace, labels): Source<'_>,
+    ns: &str,
     p: &str,
     e: &mut FieldErrors,
-) -> Option<u16> {
+) -> L4Match {
     for (i, s) in subnets.iter().enumerate() {
         if let Err(why) = ip_or_cidr(s) {
             e.push(format!("{p}.destinationSubnets[{i}]"), why);
@@ -184,7 +183,11 @@ fn l4_match(
             format!("{ns:?} is not a namespace"),
         );
     }
-    port
+    L4Match {
+        sni_hosts: Vec::new(),
+        port,
+        source: super::http::match_source(gateways, source_namespace, labels, ns),
+    }
 }
 
 fn l4_routes(

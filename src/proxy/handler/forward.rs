@@ -21,6 +21,7 @@ use super::body::{BodyLimits, ClientBody, ClientBodyError};
 use super::facts::{Facts, Flag};
 use super::respond::{close, local};
 use super::{Body, mirror, retry};
+use crate::config::checked::route::DestinationHeaders;
 use crate::snapshot::routes::Route;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1), and `http2-settings`, which only
@@ -136,6 +137,8 @@ pub(super) struct Upstream<'a> {
     pub addr: SocketAddr,
     /// The destination `addr` was picked from: a retry picks there again.
     pub dest: &'a crate::upstream::Upstream,
+    /// The destination's own `headers` (`route[].headers`).
+    pub headers: Option<&'a DestinationHeaders>,
     pub route: &'a Route,
     /// The normalized path and the query, as the client sent it.
     pub path: &'a str,
@@ -196,6 +199,9 @@ pub(super) async fn forward(
         shared.settings.trusted_hops,
         facts,
     );
+    if let Some(h) = up.headers {
+        h.request.apply(&mut parts.headers);
+    }
     route.request_headers.apply(&mut parts.headers);
     let answer = match body {
         Held::Whole(body) => {
@@ -219,6 +225,9 @@ pub(super) async fn forward(
         Err(refused) => return refused,
     };
     strip_hop_by_hop(resp.headers_mut());
+    if let Some(h) = up.headers {
+        h.response.apply(resp.headers_mut());
+    }
     route.response_headers.apply(resp.headers_mut());
     resp.map(|b| b.boxed())
 }

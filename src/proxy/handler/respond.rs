@@ -9,6 +9,7 @@ use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 
 use super::Body;
+use crate::config::checked::route::RedirectPort;
 use crate::snapshot::routes::{DirectResponse, Redirect};
 
 /// A short text answer of the gateway's own.
@@ -48,18 +49,49 @@ pub(super) fn direct(d: &DirectResponse) -> Response<Body> {
 /// The request as a redirect sees it.
 pub(super) struct Origin<'a> {
     pub scheme: &'a str,
+    /// The Host, its port stripped.
     pub host: &'a str,
     pub path: &'a str,
     pub query: Option<&'a str>,
 }
 
+/// Where a request came in, for a redirect's port: the listener's port,
+/// and the port its Host named, if any.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Ports {
+    pub listener: u16,
+    pub host: Option<u16>,
+}
+
+/// The port a Host or `:authority` names (`a.com:8443`, `[::1]:8443`).
+pub(super) fn authority_port(authority: &str) -> Option<u16> {
+    let (_, port) = authority.rsplit_once(':')?;
+    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    port.parse().ok()
+}
+
 /// Where a redirect points: each part the redirect sets replaces the
 /// request's. The query is kept unless the new `uri` has one (Envoy's
-/// `path_redirect`).
-pub(super) fn location(rd: &Redirect, o: &Origin<'_>) -> String {
+/// `path_redirect`). The port is the redirect's (`port`, `derivePort`),
+/// else the request Host's unless `authority` replaced the host; a port
+/// that is the scheme's default is left out, as Envoy does.
+pub(super) fn location(rd: &Redirect, o: &Origin<'_>, ports: Ports) -> String {
     let authority = rd.authority.as_deref().unwrap_or(o.host);
-    let port = rd.port.map(|p| format!(":{p}")).unwrap_or_default();
     let scheme = rd.scheme.map_or(o.scheme, |s| s.as_str());
+    let port = match rd.port {
+        RedirectPort::Set(p) => Some(p),
+        RedirectPort::FromRequest => Some(ports.listener),
+        RedirectPort::ProtocolDefault => None,
+        RedirectPort::Keep if rd.authority.is_some() => None,
+        RedirectPort::Keep => ports.host,
+    };
+    let default = if scheme == "https" { 443 } else { 80 };
+    let port = match port {
+        Some(p) if p != default => format!(":{p}"),
+        _ => String::new(),
+    };
     let path = rd.uri.as_deref().unwrap_or(o.path);
     let query = match o.query {
         Some(q) if !path.contains('?') => format!("?{q}"),
@@ -100,17 +132,45 @@ mod tests {
             uri: uri.map(str::to_owned),
             authority: None,
             scheme: None,
-            port: None,
+            port: RedirectPort::Keep,
             code: StatusCode::MOVED_PERMANENTLY,
         };
-        assert_eq!(location(&rd(Some("/new")), &o), "https://a.com/new?x=1");
-        assert_eq!(location(&rd(Some("/new?y=2")), &o), "https://a.com/new?y=2");
+        let p = Ports {
+            listener: 8443,
+            host: None,
+        };
+        assert_eq!(location(&rd(Some("/new")), &o, p), "https://a.com/new?x=1");
+        assert_eq!(
+            location(&rd(Some("/new?y=2")), &o, p),
+            "https://a.com/new?y=2"
+        );
         let mut other = rd(None);
         other.scheme = Some(Scheme::Http);
         other.authority = Some("b.com".into());
-        other.port = Some(8080);
-        assert_eq!(location(&other, &o), "http://b.com:8080/old?x=1");
+        other.port = RedirectPort::Set(8080);
+        assert_eq!(location(&other, &o, p), "http://b.com:8080/old?x=1");
         let bare = Origin { query: None, ..o };
-        assert_eq!(location(&rd(Some("/new")), &bare), "https://a.com/new");
+        assert_eq!(location(&rd(Some("/new")), &bare, p), "https://a.com/new");
+        // The request's port is kept, its scheme's default left out.
+        let with_port = Ports {
+            listener: 8443,
+            host: Some(8443),
+        };
+        assert_eq!(
+            location(&rd(None), &bare, with_port),
+            "https://a.com:8443/old"
+        );
+        let mut derive = rd(None);
+        derive.port = RedirectPort::FromRequest;
+        assert_eq!(location(&derive, &bare, p), "https://a.com:8443/old");
+        derive.port = RedirectPort::ProtocolDefault;
+        assert_eq!(location(&derive, &bare, with_port), "https://a.com/old");
+        derive.scheme = Some(Scheme::Http);
+        derive.port = RedirectPort::Set(80);
+        assert_eq!(location(&derive, &bare, p), "http://a.com/old");
+        assert_eq!(authority_port("a.com:8443"), Some(8443));
+        assert_eq!(authority_port("[::1]:9"), Some(9));
+        assert_eq!(authority_port("[::1]"), None);
+        assert_eq!(authority_port("a.com"), None);
     }
 }
