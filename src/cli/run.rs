@@ -129,6 +129,11 @@ pub struct EdgeArgs {
     /// second; over it: GOAWAY ENHANCE_YOUR_CALM and the connection closes.
     #[arg(long = "h2-max-control-frames", default_value_t = 100, value_parser = RangedU64ValueParser::<u32>::new().range(10..=1_000_000))]
     pub h2_max_control_frames: u32,
+    /// Every connection to a data-plane listener starts with a PROXY
+    /// protocol header (v1 or v2) from the TCP load balancer in front; its
+    /// source address is the client's. A connection without one is closed.
+    #[arg(long = "proxy-protocol")]
+    pub proxy_protocol: bool,
 }
 
 /// `--headers-with-underscores`.
@@ -229,6 +234,7 @@ impl EdgeArgs {
             headers_with_underscores: self.headers_with_underscores.into(),
             stream_idle_timeout: self.stream_idle_timeout,
             expiry_warning: self.expiry_warning,
+            proxy_protocol: self.proxy_protocol,
             h2_max_control_frames: self.h2_max_control_frames,
             ..Settings::default()
         }

@@ -157,6 +157,16 @@ pub(super) async fn forward(
         }
     };
     let _ = upstream.set_nodelay(true);
+    if let Some(version) = up.policy.proxy_protocol {
+        // The client as the gateway saw it (or as the balancer in front
+        // said, with --proxy-protocol), and where it connected.
+        let local = client.local_addr().unwrap_or(conn.peer);
+        let header = super::proxy_protocol::encode(version, conn.peer, local);
+        if upstream.write_all(&header).await.is_err() {
+            line.flags = "UC";
+            return line.emit(shared.json_log);
+        }
+    }
     if upstream.write_all(&first).await.is_err() {
         line.flags = "UC";
         return line.emit(shared.json_log);

@@ -16,6 +16,7 @@ mod hello;
 mod l4;
 pub mod overload;
 pub mod path;
+pub mod proxy_protocol;
 pub mod settings;
 mod xfcc;
 
@@ -254,12 +255,22 @@ pub async fn serve_listener(
 }
 
 async fn handle_connection(
-    stream: TcpStream,
-    peer: SocketAddr,
+    mut stream: TcpStream,
+    mut peer: SocketAddr,
     port: u16,
     shared: Arc<Shared>,
     seats: Arc<overload::Seats>,
 ) {
+    if shared.settings.proxy_protocol {
+        let deadline = shared.settings.handshake_timeout;
+        match proxy_protocol::accept(&mut stream, peer, deadline).await {
+            Ok(client) => peer = client,
+            Err(e) => {
+                tracing::info!(%peer, port, error = %e, "connection closed: --proxy-protocol needs a PROXY header first");
+                return;
+            }
+        }
+    }
     let snapshot = shared.snapshot.load_full();
     let Some(listener) = snapshot.listeners.get(&port).cloned() else {
         return;

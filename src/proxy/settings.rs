@@ -47,6 +47,10 @@ pub struct Settings {
     /// How long before a serving certificate's `notAfter` it is reported
     /// EXPIRING, with a warning log (0: only EXPIRED is reported).
     pub expiry_warning: Duration,
+    /// `--proxy-protocol`: every data-plane connection starts with a PROXY
+    /// protocol header (v1 or v2) from a load balancer in front, whose
+    /// source address stands for the client (`proxy_protocol.rs`).
+    pub proxy_protocol: bool,
 }
 
 /// Envoy's `headers_with_underscores_action`: backends (CGI, many
@@ -87,6 +91,7 @@ impl Default for Settings {
             headers_with_underscores: UnderscoreAction::Reject,
             stream_idle_timeout: Duration::from_secs(300),
             expiry_warning: Duration::from_secs(7 * 24 * 3600),
+            proxy_protocol: false,
         }
     }
 }

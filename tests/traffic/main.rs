@@ -13,5 +13,6 @@ mod traffic_cors;
 mod traffic_fault;
 mod traffic_mirror;
 mod traffic_passthrough;
+mod traffic_proxy_protocol;
 mod traffic_retries;
 mod traffic_routes;

@@ -60,7 +60,13 @@ spec:
 ";
 
 /// A ServiceEntry that puts `host:port` on a loopback backend.
-fn service_entry(name: &str, host: &str, port: u16, protocol: &str, backend: u16) -> String {
+pub(crate) fn service_entry(
+    name: &str,
+    host: &str,
+    port: u16,
+    protocol: &str,
+    backend: u16,
+) -> String {
     format!(
         "apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -80,14 +86,14 @@ spec:
 }
 
 /// A loopback server thread; stops when dropped.
-struct Server {
-    port: u16,
+pub(crate) struct Server {
+    pub(crate) port: u16,
     stop: Arc<AtomicBool>,
     hits: Arc<AtomicUsize>,
 }
 
 impl Server {
-    fn start(handle: impl Fn(TcpStream) + Send + 'static) -> Server {
+    pub(crate) fn start(handle: impl Fn(TcpStream) + Send + 'static) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
@@ -108,7 +114,7 @@ impl Server {
         Server { port, stop, hits }
     }
 
-    fn hits(&self) -> usize {
+    pub(crate) fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
     }
 }
@@ -161,7 +167,7 @@ fn tls_backend(host: &str) -> (Server, String) {
 }
 
 /// A TCP backend that echoes each line back.
-fn echo_backend() -> Server {
+pub(crate) fn echo_backend() -> Server {
     Server::start(|tcp| {
         let mut out = tcp.try_clone().unwrap();
         for line in BufReader::new(tcp).lines() {

@@ -28,7 +28,13 @@ fn traffic_policy(tp: &TrafficPolicy, p: &str, f: &mut Found) {
         format!("{p}.outlierDetection"),
     );
     f.set(tp.tls.is_some(), format!("{p}.tls"));
-    f.set(tp.proxy_protocol.is_some(), format!("{p}.proxyProtocol"));
+    if tp.proxy_protocol.is_some() {
+        f.instead(
+            format!("{p}.proxyProtocol"),
+            "the PROXY header is sent on the connections of tls[] (passthrough) and tcp[] \
+             routes; HTTP routes' upstream connections are pooled and shared, and carry none",
+        );
+    }
     f.set(tp.tunnel.is_some(), format!("{p}.tunnel"));
     f.set(tp.retry_budget.is_some(), format!("{p}.retryBudget"));
     for (i, pl) in tp.port_level_settings.iter().enumerate() {
