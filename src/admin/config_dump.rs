@@ -94,24 +94,27 @@ fn server(s: &Server) -> Value {
 /// The destinations every route of the snapshot forwards to, once each,
 /// named as istioctl names Envoy's clusters.
 fn clusters(snap: Option<&Snapshot>) -> Vec<Value> {
-    let mut seen: BTreeMap<(String, u16), &Upstream> = BTreeMap::new();
+    let mut seen: BTreeMap<String, &Upstream> = BTreeMap::new();
     for l in snap.into_iter().flat_map(|s| s.listeners.values()) {
         for s in &l.servers {
             for u in routes_view::upstreams(s) {
-                seen.entry((u.host.clone(), u.port)).or_insert(u);
+                seen.entry(u.cluster_name()).or_insert(u);
             }
         }
     }
-    seen.values()
-        .map(|u| {
+    seen.iter()
+        .map(|(name, u)| {
             let (resolution, endpoints): (&str, Vec<String>) = match &u.endpoints {
                 Endpoints::Static(a) => ("STATIC", a.iter().map(ToString::to_string).collect()),
                 Endpoints::Dns(n) => ("DNS", n.iter().map(|(h, p)| format!("{h}:{p}")).collect()),
             };
             json!({
-                "name": format!("outbound|{}||{}", u.port, u.host),
+                "name": name,
                 "host": u.host,
                 "port": u.port,
+                "subset": u.subset,
+                "destination_rule": u.rule.as_deref(),
+                "unavailable": u.unavailable,
                 "resolution": resolution,
                 "endpoints": endpoints,
             })

@@ -234,15 +234,17 @@ fn clusters_table(dump: &Value) -> Vec<Vec<String>> {
         "DIRECTION".into(),
         "TYPE".into(),
         "ENDPOINTS".into(),
+        "DESTINATION RULE".into(),
     ]];
     for c in array(&dump["clusters"]) {
         rows.push(vec![
             s(&c["host"]),
             s(&c["port"]),
-            "-".into(),
+            s(&c["subset"]),
             "outbound".into(),
             s(&c["resolution"]),
             strings(&c["endpoints"], ","),
+            s(&c["destination_rule"]),
         ]);
     }
     rows

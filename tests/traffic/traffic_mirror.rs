@@ -247,3 +247,88 @@ fn mirror_percentage_copies_its_share() {
     // in about 1.7 million runs.
     assert!((150..=250).contains(&copies), "{copies} copies of {n}");
 }
+
+/// Istio's "Mirroring" task as published (the `httpbin` DestinationRule
+/// with subsets `v1` and `v2`; all traffic to `v1`, mirrored 100 % to
+/// `v2`), bound to the walkthrough's gateway and host: `v1`'s answer
+/// reaches the client, `v2` gets the copy. The two versions are one
+/// ServiceEntry host whose endpoints carry their pods' `version` labels.
+#[test]
+fn the_istio_mirroring_task_with_its_subsets() {
+    let w = Walkthrough::new();
+    let (v1, v2) = (Backend::start("httpbin v1"), Backend::start("httpbin v2"));
+    let yaml = format!(
+        "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: httpbin
+spec:
+  hosts: [httpbin.default.svc.cluster.local]
+  ports:
+  - {{number: 8000, name: http, protocol: HTTP}}
+  resolution: STATIC
+  endpoints:
+  - address: 127.0.0.1
+    ports: {{http: {}}}
+    labels: {{app: httpbin, version: v1}}
+  - address: 127.0.0.1
+    ports: {{http: {}}}
+    labels: {{app: httpbin, version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: httpbin
+spec:
+  host: httpbin
+  subsets:
+  - name: v1
+    labels:
+      version: v1
+  - name: v2
+    labels:
+      version: v2
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: frontend
+spec:
+  hosts:
+  - frontend.foocorp.com
+  gateways:
+  - foocorp-gateway
+  http:
+  - route:
+    - destination:
+        host: httpbin
+        subset: v1
+      weight: 100
+    mirror:
+      host: httpbin
+      subset: v2
+    mirrorPercentage:
+      value: 100.0
+",
+        v1.port(),
+        v2.port()
+    );
+    let applied = w.site.apply("task/mirroring.yaml", &yaml);
+    assert_eq!(applied.stderr, "", "the task warned");
+    let gw = w.start();
+    for _ in 0..4 {
+        w.site
+            .walkthrough_curl(FRONTEND, gw.port(443))
+            .path("/headers")
+            .run()
+            .assert_body("httpbin v1");
+    }
+    assert_eq!(settled(&v2, 4), 4);
+    assert_eq!(v1.hits(), 4);
+    assert_eq!(v2.last().one("host"), format!("{FRONTEND}-shadow"));
+    let dump = gw.config_dump().to_string();
+    assert!(
+        dump.contains("outbound|8000|v2|httpbin.default.svc.cluster.local"),
+        "{dump}"
+    );
+}
