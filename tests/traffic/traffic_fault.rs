@@ -160,6 +160,40 @@ fn a_grpc_abort_is_a_200_with_grpc_status() {
     assert_eq!(w.frontend.hits(), 0);
 }
 
+/// The Fault Injection task's subsets: a DestinationRule as bookinfo's
+/// `destination-rule-all.yaml` writes one, and the frontend's endpoint
+/// labelled as its v1 Deployment's pods are.
+fn task_subsets(w: &crate::support::Walkthrough) {
+    let labelled = crate::support::service_entry(
+        "frontend",
+        "frontend.ux.svc.cluster.local",
+        w.frontend.port(),
+    )
+    .replace(
+        "  - address: 127.0.0.1\n",
+        "  - address: 127.0.0.1\n    labels:\n      version: v1\n",
+    );
+    w.site.apply("task/labels.yaml", &labelled);
+    let rule = w.site.apply(
+        "task/destination-rule.yaml",
+        "apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: frontend
+spec:
+  host: frontend.ux.svc.cluster.local
+  subsets:
+  - name: v1
+    labels:
+      version: v1
+  - name: v2
+    labels:
+      version: v2
+",
+    );
+    assert_eq!(rule.stderr, "", "the task's DestinationRule warned");
+}
+
 /// The Istio "Fault Injection" task's two VirtualServices, as published
 /// but for the host, the gateway and a shorter delay, with the subset
 /// `v1` its DestinationRule (bookinfo's `destination-rule-all.yaml`
@@ -199,36 +233,7 @@ spec:
         "      delay:\n        percentage:\n          value: 100.0\n        fixedDelay: 700ms\n",
     );
     let (w, gw) = world("");
-    // The task's subsets: a DestinationRule as bookinfo's, the backend's
-    // endpoint labelled as its v1 Deployment's pods are.
-    let labelled = crate::support::service_entry(
-        "frontend",
-        "frontend.ux.svc.cluster.local",
-        w.frontend.port(),
-    )
-    .replace(
-        "  - address: 127.0.0.1\n",
-        "  - address: 127.0.0.1\n    labels:\n      version: v1\n",
-    );
-    w.site.apply("task/labels.yaml", &labelled);
-    let rule = w.site.apply(
-        "task/destination-rule.yaml",
-        "apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata:
-  name: frontend
-spec:
-  host: frontend.ux.svc.cluster.local
-  subsets:
-  - name: v1
-    labels:
-      version: v1
-  - name: v2
-    labels:
-      version: v2
-",
-    );
-    assert_eq!(rule.stderr, "", "the task's DestinationRule warned");
+    task_subsets(&w);
     let applied = w.site.apply("task/delay.yaml", &delay);
     assert_eq!(applied.stderr, "", "the task's delay warned");
     let port = gw.port(443);
