@@ -107,14 +107,17 @@ impl EncodeLabelSet for RequestLabels {
     }
 }
 
-/// `{upstream}`: the destination's `host:port` (compared by those two
-/// only, so a recompiled snapshot's new `Upstream` is the same series).
+/// `{upstream, subset}`: the destination's `host:port` and its
+/// DestinationRule subset ("" for none), compared by those three only, so
+/// a recompiled snapshot's new `Upstream` is the same series.
 #[derive(Debug, Clone)]
 pub struct UpstreamLabel(pub Arc<Upstream>);
 
 impl PartialEq for UpstreamLabel {
     fn eq(&self, other: &Self) -> bool {
-        self.0.port == other.0.port && self.0.host == other.0.host
+        self.0.port == other.0.port
+            && self.0.host == other.0.host
+            && self.0.subset == other.0.subset
     }
 }
 
@@ -124,13 +127,15 @@ impl Hash for UpstreamLabel {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.0.host.hash(state);
         self.0.port.hash(state);
+        self.0.subset.hash(state);
     }
 }
 
 impl EncodeLabelSet for UpstreamLabel {
     fn encode(&self, enc: &mut LabelSetEncoder) -> Result<(), fmt::Error> {
         let value = format!("{}:{}", self.0.host, self.0.port);
-        label(enc, "upstream", &value)
+        label(enc, "upstream", &value)?;
+        label(enc, "subset", self.0.subset.as_deref().unwrap_or(""))
     }
 }
 

@@ -139,7 +139,7 @@ pub(super) async fn forward(
         }
     };
     let up = &picked.upstream;
-    line.upstream = Some((up.host.as_str(), up.port, addr));
+    line.upstream = Some((up, addr));
     let connect = tokio::time::timeout(
         shared.settings.upstream_connect_timeout,
         TcpStream::connect(addr),
@@ -217,7 +217,7 @@ struct Line<'a> {
     conn: &'a Conn,
     route: Option<&'a str>,
     /// (cluster host, cluster port, address)
-    upstream: Option<(&'a str, u16, SocketAddr)>,
+    upstream: Option<(&'a crate::upstream::Upstream, SocketAddr)>,
     /// Bytes from the client, ClientHello included.
     received: u64,
     /// Bytes to the client.
@@ -232,7 +232,7 @@ impl Line<'_> {
         let sni = c.sni.as_deref().unwrap_or("-");
         let route = self.route.unwrap_or("-");
         let (cluster, upstream) = match self.upstream {
-            Some((h, p, a)) => (format!("outbound|{p}||{h}"), a.to_string()),
+            Some((up, a)) => (up.cluster_name(), a.to_string()),
             None => ("-".to_owned(), "-".to_owned()),
         };
         if json {

@@ -54,6 +54,17 @@ pub struct Upstream {
     pub unavailable: Option<String>,
 }
 
+/// An [`Upstream`]'s Envoy cluster name, as `Display`.
+pub struct ClusterName<'a>(&'a Upstream);
+
+impl std::fmt::Display for ClusterName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let u = self.0;
+        let subset = u.subset.as_deref().unwrap_or("");
+        write!(f, "outbound|{}|{subset}|{}", u.port, u.host)
+    }
+}
+
 /// Why no backend could be chosen.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -81,12 +92,12 @@ impl Upstream {
 
     /// Envoy's cluster name: `outbound|PORT|SUBSET|HOST`.
     pub fn cluster_name(&self) -> String {
-        format!(
-            "outbound|{}|{}|{}",
-            self.port,
-            self.subset.as_deref().unwrap_or(""),
-            self.host
-        )
+        self.cluster().to_string()
+    }
+
+    /// [`Upstream::cluster_name`], written where it goes (no allocation).
+    pub fn cluster(&self) -> ClusterName<'_> {
+        ClusterName(self)
     }
 
     /// The next address to connect to.

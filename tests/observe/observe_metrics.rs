@@ -343,7 +343,7 @@ fn assert_requests_moved(before: &Scrape, after: &Scrape) {
     assert_eq!(
         delta(
             "gatehouse_upstream_request_duration_seconds_count",
-            &[("upstream", &upstream)]
+            &[("subset", ""), ("upstream", &upstream)]
         ),
         1.0
     );
@@ -582,7 +582,7 @@ fn upstream_failures_timeouts_and_resets_are_counted_per_destination() {
         ("closed.ux.svc.cluster.local:80", 1.0, 0.0, 0.0),
         ("reset.ux.svc.cluster.local:80", 0.0, 0.0, 1.0),
     ] {
-        let l = [("upstream", host)];
+        let l = [("subset", ""), ("upstream", host)];
         assert_eq!(
             (
                 delta("gatehouse_upstream_connect_failures_total", &l),

@@ -149,7 +149,7 @@ impl Entry<'_> {
             duration_ms = self.duration_ms,
             server = self.server,
             route = %Dash(self.route),
-            upstream_cluster = %Dash(self.cluster.map(Cluster)),
+            upstream_cluster = %Dash(self.cluster.map(Upstream::cluster)),
             upstream = %Dash(self.upstream),
             upstream_ms = self.upstream_ms,
             response_flags = %self.flags,
@@ -175,16 +175,6 @@ impl<T: Display> Display for Dash<T> {
             Some(v) => v.fmt(f),
             None => f.write_str("-"),
         }
-    }
-}
-
-/// A destination as Envoy (and `/config_dump`) names its cluster:
-/// `outbound|PORT||HOST`.
-struct Cluster<'a>(&'a Upstream);
-
-impl Display for Cluster<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "outbound|{}||{}", self.0.port, self.0.host)
     }
 }
 

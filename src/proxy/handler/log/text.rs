@@ -11,7 +11,7 @@
 
 use std::fmt::{self, Display, Write};
 
-use super::{Cluster, Dash, Entry, Joined};
+use super::{Dash, Entry, Joined};
 
 /// An [`Entry`] as one text line.
 pub(super) struct Line<'a, 'b>(pub &'a Entry<'b>);
@@ -46,7 +46,11 @@ impl Display for Line<'_, '_> {
         maybe_quoted(f, Dash(e.route), route_quoted)?;
         f.write_str(" upstream_cluster=")?;
         let cluster_quoted = e.cluster.is_some_and(|c| needs_quotes(&c.host));
-        maybe_quoted(f, Dash(e.cluster.map(Cluster)), cluster_quoted)?;
+        maybe_quoted(
+            f,
+            Dash(e.cluster.map(crate::upstream::Upstream::cluster)),
+            cluster_quoted,
+        )?;
         f.write_str(" upstream_ms=")?;
         match e.upstream_ms {
             Some(ms) => write!(f, "{ms:.3}")?,
