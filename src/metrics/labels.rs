@@ -65,7 +65,7 @@ impl MethodClass {
     }
 }
 
-fn label(enc: &mut LabelSetEncoder, key: &str, value: &str) -> Result<(), fmt::Error> {
+pub(super) fn label(enc: &mut LabelSetEncoder, key: &str, value: &str) -> Result<(), fmt::Error> {
     (key, value).encode(enc.encode_label())
 }
 

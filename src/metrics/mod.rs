@@ -24,6 +24,7 @@ mod handshake;
 mod histogram;
 mod labels;
 mod requests;
+mod tcp;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
@@ -66,6 +67,8 @@ pub struct Metrics {
     sessions: Family<SessionLabels, Counter>,
     sds_pushes: Family<ResourceLabel, Counter>,
     sds_rejections: Family<ResourceLabel, Counter>,
+    tcp_connections: Family<tcp::TcpLabels, Counter>,
+    tcp_bytes: Family<tcp::TcpBytesLabels, Counter>,
     last_apply: Gauge<f64, AtomicU64>,
     /// The namespace the gateway reads its Secrets from (the `namespace`
     /// label of the expiry gauges), set once by the control loop.
@@ -94,6 +97,8 @@ impl Metrics {
             sessions: Family::default(),
             sds_pushes: Family::default(),
             sds_rejections: Family::default(),
+            tcp_connections: Family::default(),
+            tcp_bytes: Family::default(),
             last_apply: Gauge::default(),
             namespace: OnceLock::new(),
         };
@@ -165,6 +170,17 @@ impl Metrics {
             "Secret updates rejected (the last good credential kept serving), by SDS resource",
             self.sds_rejections.clone(),
         );
+        r.register(
+            "tcp_connections",
+            "Passed-on connections (TLS passthrough and TCP routes) that ended, by gateway server, route and Envoy response flags",
+            self.tcp_connections.clone(),
+        );
+        r.register_with_unit(
+            "tcp",
+            "Bytes of passed-on connections, by gateway server, route and direction (received from or sent to the client)",
+            Unit::Bytes,
+            self.tcp_bytes.clone(),
+        );
         r.register_with_unit(
             "config_last_apply_timestamp",
             "When the running config was last applied (unix time)",
@@ -218,6 +234,30 @@ impl Metrics {
     pub fn sds_rejected(&self, resource: &str) {
         let key = ResourceLabel(resource.to_owned());
         self.sds_rejections.get_or_create(&key).inc();
+    }
+
+    /// Counts one passed-on connection that ended, and its bytes.
+    pub fn tcp_connection(
+        &self,
+        server: &Arc<str>,
+        route: Option<&Arc<str>>,
+        flags: &'static str,
+        (received, sent): (u64, u64),
+    ) {
+        let key = tcp::TcpLabels {
+            server: server.clone(),
+            route: route.cloned(),
+            flags,
+        };
+        self.tcp_connections.get_or_create(&key).inc();
+        for (direction, n) in [("received", received), ("sent", sent)] {
+            let key = tcp::TcpBytesLabels {
+                server: server.clone(),
+                route: route.cloned(),
+                direction,
+            };
+            self.tcp_bytes.get_or_create(&key).inc_by(n);
+        }
     }
 
     /// The control loop published a config now.

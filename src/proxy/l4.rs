@@ -125,7 +125,7 @@ pub(super) async fn forward(
 ) {
     let mut line = Line {
         conn: &conn,
-        route: Some(&*route.name),
+        route: Some(&route.name),
         upstream: None,
         received: first.len() as u64,
         sent: 0,
@@ -135,7 +135,7 @@ pub(super) async fn forward(
         Ok(p) => p,
         Err(flag) => {
             line.flags = flag.code();
-            return line.emit(shared.json_log);
+            return line.emit(shared);
         }
     };
     let up = &picked.upstream;
@@ -149,11 +149,11 @@ pub(super) async fn forward(
         Ok(Err(e)) => {
             tracing::debug!(%addr, error = %e, "upstream connect failed");
             line.flags = "UF";
-            return line.emit(shared.json_log);
+            return line.emit(shared);
         }
         Err(_) => {
             line.flags = "UF";
-            return line.emit(shared.json_log);
+            return line.emit(shared);
         }
     };
     let _ = upstream.set_nodelay(true);
@@ -164,12 +164,12 @@ pub(super) async fn forward(
         let header = super::proxy_protocol::encode(version, conn.peer, local);
         if upstream.write_all(&header).await.is_err() {
             line.flags = "UC";
-            return line.emit(shared.json_log);
+            return line.emit(shared);
         }
     }
     if upstream.write_all(&first).await.is_err() {
         line.flags = "UC";
-        return line.emit(shared.json_log);
+        return line.emit(shared);
     }
     let counts = Arc::new(Counts::default());
     let mut client = Counted {
@@ -196,7 +196,7 @@ pub(super) async fn forward(
     }
     line.received += counts.received.load(Ordering::Relaxed);
     line.sent = counts.sent.load(Ordering::Relaxed);
-    line.emit(shared.json_log);
+    line.emit(shared);
 }
 
 /// Refuses a connection no route takes: logged with `NR`, then closed.
@@ -209,13 +209,13 @@ pub(super) fn no_route(conn: &Conn, shared: &Shared) {
         sent: 0,
         flags: "NR",
     }
-    .emit(shared.json_log);
+    .emit(shared);
 }
 
 /// The access-log line of one passed-on connection.
 struct Line<'a> {
     conn: &'a Conn,
-    route: Option<&'a str>,
+    route: Option<&'a Arc<str>>,
     /// (cluster host, cluster port, address)
     upstream: Option<(&'a crate::upstream::Upstream, SocketAddr)>,
     /// Bytes from the client, ClientHello included.
@@ -226,11 +226,18 @@ struct Line<'a> {
 }
 
 impl Line<'_> {
-    fn emit(&self, json: bool) {
+    fn emit(&self, shared: &Shared) {
+        let json = shared.json_log;
         let c = self.conn;
+        shared.metrics.tcp_connection(
+            &c.server,
+            self.route,
+            self.flags,
+            (self.received, self.sent),
+        );
         let duration_ms = c.start.elapsed().as_secs_f64() * 1000.0;
         let sni = c.sni.as_deref().unwrap_or("-");
-        let route = self.route.unwrap_or("-");
+        let route = self.route.map_or("-", |r| &**r);
         let (cluster, upstream) = match self.upstream {
             Some((up, a)) => (up.cluster_name(), a.to_string()),
             None => ("-".to_owned(), "-".to_owned()),
