@@ -170,17 +170,7 @@ impl Metrics {
             "Secret updates rejected (the last good credential kept serving), by SDS resource",
             self.sds_rejections.clone(),
         );
-        r.register(
-            "tcp_connections",
-            "Passed-on connections (TLS passthrough and TCP routes) that ended, by gateway server, route and Envoy response flags",
-            self.tcp_connections.clone(),
-        );
-        r.register_with_unit(
-            "tcp",
-            "Bytes of passed-on connections, by gateway server, route and direction (received from or sent to the client)",
-            Unit::Bytes,
-            self.tcp_bytes.clone(),
-        );
+        tcp::register(r, &self.tcp_connections, &self.tcp_bytes);
         r.register_with_unit(
             "config_last_apply_timestamp",
             "When the running config was last applied (unix time)",

@@ -9,6 +9,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::{Registry, Unit};
 
 use super::labels::label;
 
@@ -45,4 +48,23 @@ impl EncodeLabelSet for TcpBytesLabels {
         label(enc, "route", self.route.as_deref().unwrap_or(""))?;
         label(enc, "direction", self.direction)
     }
+}
+
+/// Puts the two families into the registry.
+pub(super) fn register(
+    r: &mut Registry,
+    connections: &Family<TcpLabels, Counter>,
+    bytes: &Family<TcpBytesLabels, Counter>,
+) {
+    r.register(
+        "tcp_connections",
+        "Passed-on connections (TLS passthrough and TCP routes) that ended, by gateway server, route and Envoy response flags",
+        connections.clone(),
+    );
+    r.register_with_unit(
+        "tcp",
+        "Bytes of passed-on connections, by gateway server, route and direction (received from or sent to the client)",
+        Unit::Bytes,
+        bytes.clone(),
+    );
 }
