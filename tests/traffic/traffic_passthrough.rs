@@ -406,27 +406,7 @@ spec:
         log.contains("\"CONNECTION\"").then_some(log)
     });
     assert!(log.contains("route=\"default/tcp-echo tcp[0]\""), "{log}");
-    // Counted when it ended: one connection, its bytes each way.
-    let series = |name: &str, tail: &str| {
-        format!(
-            "{name}{{server=\"default/tcp-echo-gateway/tcp\",route=\"default/tcp-echo tcp[0]\",{tail}}}"
-        )
-    };
-    let metrics = poll("the connection's metrics", Duration::from_secs(5), || {
-        let (_, body) = crate::support::http_get(gw.admin(), "/metrics").ok()?;
-        body.contains(&series("gatehouse_tcp_connections_total", "flags=\"-\""))
-            .then_some(body)
-    });
-    for (direction, bytes) in [("received", 16), ("sent", 22)] {
-        let want = format!(
-            "{} {bytes}",
-            series(
-                "gatehouse_tcp_bytes_total",
-                &format!("direction=\"{direction}\"")
-            )
-        );
-        assert!(metrics.contains(&want), "no {want} in {metrics}");
-    }
+    assert_tcp_metrics(&gw);
 }
 
 #[test]
@@ -524,4 +504,29 @@ spec:
         );
     }
     assert_eq!(nginx.hits(), hits);
+}
+
+/// The echo connection of `a_tcp_server_copies_bytes_to_its_tcp_route`,
+/// counted when it ended: one connection, its bytes each way.
+fn assert_tcp_metrics(gw: &crate::support::Gateway) {
+    let series = |name: &str, tail: &str| {
+        format!(
+            "{name}{{server=\"default/tcp-echo-gateway/tcp\",route=\"default/tcp-echo tcp[0]\",{tail}}}"
+        )
+    };
+    let metrics = poll("the connection's metrics", Duration::from_secs(5), || {
+        let (_, body) = crate::support::http_get(gw.admin(), "/metrics").ok()?;
+        body.contains(&series("gatehouse_tcp_connections_total", "flags=\"-\""))
+            .then_some(body)
+    });
+    for (direction, bytes) in [("received", 16), ("sent", 22)] {
+        let want = format!(
+            "{} {bytes}",
+            series(
+                "gatehouse_tcp_bytes_total",
+                &format!("direction=\"{direction}\"")
+            )
+        );
+        assert!(metrics.contains(&want), "no {want} in {metrics}");
+    }
 }
