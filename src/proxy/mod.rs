@@ -18,6 +18,7 @@ pub mod overload;
 pub mod path;
 pub mod proxy_protocol;
 pub mod settings;
+mod transport;
 mod xfcc;
 
 use std::net::SocketAddr;
@@ -40,7 +41,7 @@ pub use settings::Settings;
 /// What every connection of the process shares.
 pub struct Shared {
     pub snapshot: Arc<ArcSwap<Snapshot>>,
-    pub client: Client<counted::CountingConnector, handler::body::ClientBody>,
+    pub client: transport::HttpClient,
     pub settings: Settings,
     pub json_log: bool,
     /// The process-wide connection limit (see `overload`).

@@ -5,20 +5,20 @@
 //! mirrors in `retries.rs`; fault in `fault.rs`; CORS in `cors.rs`.
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, StatusCode};
+use http::StatusCode;
 
 use super::super::checked::MatchSource;
 use super::super::checked::route::{
     Destination as CheckedDestination, DestinationHeaders, DirectResponse, HeaderOps,
-    HttpRoute as CheckedRoute, Redirect, RedirectPort, Rewrite, RouteAction, Scheme,
+    HttpRoute as CheckedRoute, Redirect, RedirectPort, RouteAction, Scheme,
 };
 use super::super::error::FieldErrors;
-use super::super::virtual_service::{
-    DirectBody, HeaderOperations, Headers, HttpDirectResponse, HttpRedirect, HttpRoute,
-};
+use super::super::virtual_service::{DirectBody, HttpDirectResponse, HttpRedirect, HttpRoute};
 use super::destination::{destination, weight, weighted};
+use super::header_ops::{header_text, headers};
 use super::matching::http_match;
 use super::retries::{mirrors, retries};
+use super::rewrite::rewrite;
 use super::{duration_ms, port};
 
 /// Largest `directResponse` body Istio accepts.
@@ -170,12 +170,6 @@ fn action(r: &HttpRoute, namespace: &str, p: &str, e: &mut FieldErrors) -> Optio
 }
 
 /// A string that goes into a header value (Location, Host) as it is.
-fn header_text(s: &str, p: String, e: &mut FieldErrors) {
-    if HeaderValue::from_str(s).is_err() {
-        e.push(p, format!("{s:?} cannot be sent in a header"));
-    }
-}
-
 fn redirect(rd: &HttpRedirect, p: &str, e: &mut FieldErrors) -> Option<Redirect> {
     let before = e.0.len();
     if rd.uri.is_none()
@@ -289,198 +283,8 @@ fn direct(d: &HttpDirectResponse, p: &str, e: &mut FieldErrors) -> Option<Direct
     })
 }
 
-fn rewrite(r: &HttpRoute, p: &str, e: &mut FieldErrors) -> Rewrite {
-    let Some(rw) = &r.rewrite else {
-        return Rewrite::default();
-    };
-    if rw.uri.is_none() && rw.authority.is_none() && rw.uri_regex_rewrite.is_none() {
-        e.push(
-            format!("{p}.rewrite"),
-            "a rewrite must set uri, authority or uriRegexRewrite",
-        );
-    }
-    let mut uri_regex = None;
-    if let Some(rr) = &rw.uri_regex_rewrite {
-        if rw.uri.is_some() {
-            e.push(
-                format!("{p}.rewrite"),
-                "uri and uriRegexRewrite exclude each other",
-            );
-        }
-        if rr.pattern.is_empty() {
-            e.push(
-                format!("{p}.rewrite.uriRegexRewrite.match"),
-                "match is required",
-            );
-        } else {
-            match regex::Regex::new(&rr.pattern) {
-                Ok(re) => uri_regex = Some((re, substitution(&rr.rewrite))),
-                Err(err) => e.push(
-                    format!("{p}.rewrite.uriRegexRewrite.match"),
-                    format!(
-                        "invalid regex: {}",
-                        super::super::error::one_line(&err.to_string())
-                    ),
-                ),
-            }
-        }
-    }
-    if rw.authority.is_some()
-        && r.headers
-            .as_ref()
-            .and_then(|h| h.request.as_ref())
-            .is_some_and(|req| {
-                req.set
-                    .keys()
-                    .chain(req.add.keys())
-                    .any(|k| is_authority(k))
-            })
-    {
-        e.push(
-            format!("{p}.headers.request"),
-            "the authority is already set by rewrite.authority",
-        );
-    }
-    if let Some(uri) = &rw.uri {
-        header_text(uri, format!("{p}.rewrite.uri"), e);
-    }
-    let authority = rw.authority.as_ref().and_then(|a| {
-        HeaderValue::from_str(a)
-            .map_err(|_| {
-                e.push(
-                    format!("{p}.rewrite.authority"),
-                    format!("{a:?} is not an authority"),
-                )
-            })
-            .ok()
-    });
-    Rewrite {
-        uri: rw.uri.clone(),
-        uri_regex,
-        authority,
-    }
-}
-
-/// An RE2 substitution (`\1` names group 1, as Envoy's `regex_rewrite`
-/// writes it) in the `regex` crate's form (`${1}`, a literal `$` as `$$`).
-fn substitution(rewrite: &str) -> String {
-    let mut out = String::with_capacity(rewrite.len() + 8);
-    let mut chars = rewrite.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '$' => out.push_str("$$"),
-            '\\' => match chars.peek().copied() {
-                Some(d) if d.is_ascii_digit() => {
-                    chars.next();
-                    out.push_str("${");
-                    out.push(d);
-                    out.push('}');
-                }
-                Some('\\') => {
-                    chars.next();
-                    out.push('\\');
-                }
-                _ => out.push('\\'),
-            },
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn is_authority(name: &str) -> bool {
-    name.eq_ignore_ascii_case(":authority") || name.eq_ignore_ascii_case("host")
-}
-
-/// Header manipulation: names Envoy can set, never the pseudo-headers, and
-/// the Host header only through the request (where it is the authority:
-/// `:authority` and `host` both set the Host header sent upstream).
-fn headers(h: &Headers, p: &str, e: &mut FieldErrors) -> (HeaderOps, HeaderOps) {
-    let mut out = [HeaderOps::default(), HeaderOps::default()];
-    for (i, (dir, ops)) in [("request", &h.request), ("response", &h.response)]
-        .into_iter()
-        .enumerate()
-    {
-        if let Some(ops) = ops {
-            out[i] = header_ops(ops, dir == "request", &format!("{p}.{dir}"), e);
-        }
-    }
-    let [request, response] = out;
-    (request, response)
-}
-
-fn header_ops(ops: &HeaderOperations, request: bool, p: &str, e: &mut FieldErrors) -> HeaderOps {
-    let mut out = HeaderOps::default();
-    for name in &ops.remove {
-        if let Some(n) = op_name(name, request, false, &format!("{p}.remove.{name}"), e) {
-            out.remove.push(n);
-        }
-    }
-    for (op, map) in [("set", &ops.set), ("add", &ops.add)] {
-        for (name, value) in map {
-            let np = format!("{p}.{op}.{name}");
-            let n = op_name(name, request, true, &np, e);
-            let v = if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
-                e.push(&np, "a header value cannot hold control characters");
-                None
-            } else {
-                HeaderValue::from_str(value)
-                    .map_err(|_| e.push(&np, "not a valid header value"))
-                    .ok()
-            };
-            if let (Some(n), Some(v)) = (n, v) {
-                let list = if op == "set" {
-                    &mut out.set
-                } else {
-                    &mut out.add
-                };
-                list.push((n, v));
-            }
-        }
-    }
-    out
-}
-
-fn op_name(
-    name: &str,
-    request: bool,
-    sets: bool,
-    np: &str,
-    e: &mut FieldErrors,
-) -> Option<HeaderName> {
-    if name.is_empty() {
-        e.push(np, "a header name is required");
-    } else if request && sets && is_authority(name) {
-        return Some(http::header::HOST);
-    } else if name.eq_ignore_ascii_case("host") {
-        e.push(np, "the Host header cannot be changed here");
-    } else if name.starts_with(':') {
-        e.push(np, format!("{name:?}: pseudo-headers cannot be changed"));
-    } else if let Ok(n) = HeaderName::from_bytes(name.as_bytes()) {
-        return Some(n);
-    } else {
-        e.push(np, format!("{name:?} is not a header name"));
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn re2_substitutions_become_regex_ones() {
-        assert_eq!(substitution(r"\2/instance/\1"), "${2}/instance/${1}");
-        assert_eq!(substitution("/a$b"), "/a$$b");
-        assert_eq!(substitution(r"/x\\y\z"), r"/x\y\z");
-        let re = regex::Regex::new("^/service/([^/]+)(/.*)$").unwrap();
-        assert_eq!(
-            re.replace_all(
-                "/service/foo/v1/api",
-                substitution(r"\2/instance/\1").as_str()
-            ),
-            "/v1/api/instance/foo"
-        );
-    }
-
     use super::*;
 
     fn route(yaml: &str) -> (Option<CheckedRoute>, Vec<String>) {

@@ -15,9 +15,12 @@ mod destination;
 mod destination_rule;
 mod fault;
 mod gateway;
+mod header_ops;
 mod http;
+mod load_balancer;
 mod matching;
 mod retries;
+mod rewrite;
 mod service_entry;
 mod virtual_service;
 

@@ -217,7 +217,7 @@ pub(super) async fn forward(
             let mut req = Request::from_parts(parts, body);
             *req.uri_mut() = uri;
             *req.version_mut() = http::Version::HTTP_11;
-            send(req, shared, route, up.addr, http1, facts).await
+            send(req, shared, route, &up, http1, facts).await
         }
     };
     let mut resp = match answer {
@@ -318,13 +318,14 @@ async fn send(
     req: Request<ClientBody>,
     shared: &Shared,
     route: &Route,
-    addr: SocketAddr,
+    up: &Upstream<'_>,
     http1: bool,
     facts: &mut Facts,
 ) -> Result<Response<Incoming>, Response<Body>> {
     let (timeout, upstream_bound) = upstream_deadline(route, shared);
     let sent = std::time::Instant::now();
-    let answer = tokio::time::timeout(timeout, shared.client.request(req)).await;
+    let answer =
+        tokio::time::timeout(timeout, super::super::transport::send(shared, up.dest, req)).await;
     facts.upstream_time = Some(sent.elapsed());
     match answer {
         Ok(Ok(r)) => Ok(r),
@@ -333,7 +334,7 @@ async fn send(
             if let Some(body) = ClientBodyError::in_chain(&e) {
                 return Err(bad_body(body, http1, facts));
             }
-            tracing::debug!(error = %e, upstream = %addr, "upstream request failed");
+            tracing::debug!(error = %e, upstream = %up.addr, "upstream request failed");
             Err(unreachable(e.is_connect(), facts))
         }
     }

@@ -78,7 +78,7 @@ pub(super) fn copy(route: &Route, head: &Head, body: &Bytes, shared: &Shared) {
         };
         let body = body.clone();
         let upstream = m.upstream.clone();
-        let client = shared.client.clone();
+        let client = super::super::transport::client(shared, &upstream).clone();
         tokio::spawn(async move {
             let _seat = seat;
             let sent = async {

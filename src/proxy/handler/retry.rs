@@ -84,7 +84,7 @@ pub(super) async fn send(
         let Some(req) = head.request(addr, &body) else {
             return Err(local(StatusCode::BAD_REQUEST, "bad request target"));
         };
-        let outcome = attempt(req, shared, policy, deadline, addr).await;
+        let outcome = attempt(req, shared, up.dest, policy, deadline, addr).await;
         let retriable = policy.is_some_and(|p| match &outcome {
             Attempt::Answer(r) => p.retriable(Outcome::Answer(r.status(), r.headers())),
             Attempt::NoAnswer(why) => p.retriable(Outcome::NoAnswer(*why)),
@@ -115,6 +115,7 @@ pub(super) async fn send(
 async fn attempt(
     req: Request<ClientBody>,
     shared: &Shared,
+    dest: &crate::upstream::Upstream,
     policy: Option<&RetryPolicy>,
     deadline: Instant,
     addr: SocketAddr,
@@ -122,7 +123,7 @@ async fn attempt(
     let left = deadline.saturating_duration_since(Instant::now());
     let per_try = policy.and_then(|p| p.per_try_timeout).filter(|t| *t < left);
     let bound = per_try.unwrap_or(left);
-    match tokio::time::timeout(bound, shared.client.request(req)).await {
+    match tokio::time::timeout(bound, super::super::transport::send(shared, dest, req)).await {
         Ok(Ok(r)) => Attempt::Answer(r),
         Ok(Err(e)) => {
             tracing::debug!(error = %e, upstream = %addr, "upstream request failed");
