@@ -314,6 +314,28 @@ fn an_absent_credential_secret_fails_closed() {
 }
 
 #[test]
+fn an_invalid_credential_secret_fails_closed() {
+    let certs = Certs::new();
+    let backend = certs.backend(true, false);
+    let w = world(&backend, HOST);
+    let bad = kubectl_secret_yaml(
+        "backend-client",
+        "istio-system",
+        &[("tls.crt", b"not a certificate"), ("tls.key", b"nope")],
+    );
+    w.site.write("tls/bad.yaml", bad);
+    w.site
+        .cli(&["apply", "--validate=false", "-f", "tls/bad.yaml"])
+        .ok();
+    apply_rule(
+        &w,
+        &rule("      mode: MUTUAL\n      credentialName: backend-client\n"),
+    );
+    let gw = start(&w);
+    assert_fails_closed(&w, &gw, &backend, "backend-client was rejected");
+}
+
+#[test]
 fn an_untrusted_backend_fails_closed_unless_verification_is_skipped() {
     let certs = Certs::new();
     let backend = certs.backend(false, false);
@@ -491,4 +513,39 @@ spec:
     get(&w, &gw).assert_body(&format!(
         "version=HTTP/1.1 sni={NGINX} client=client.example.com"
     ));
+    // `proxy-config clusters` shows the cluster's TLS.
+    assert_cluster_row(
+        &w,
+        &gw,
+        NGINX,
+        &[
+            "istio-system/originate-mtls-for-nginx",
+            "MUTUAL",
+            NGINX,
+            "client-credential",
+        ],
+    );
+}
+
+/// `proxy-config clusters`: the TLS columns are there, and `host`'s row
+/// ends with `last` (DESTINATION RULE, TLS, SNI, CREDENTIAL).
+#[track_caller]
+fn assert_cluster_row(w: &Walkthrough, gw: &Gateway, host: &str, last: &[&str]) {
+    let admin = gw.admin().to_string();
+    let table = w
+        .site
+        .cli(&["proxy-config", "clusters", "--admin", &admin])
+        .ok()
+        .stdout;
+    let header = table.lines().next().unwrap_or_default();
+    assert!(
+        header.contains("TLS") && header.contains("SNI") && header.contains("CREDENTIAL"),
+        "{table}"
+    );
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(host))
+        .unwrap_or_default();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert!(cells.ends_with(last), "{table}");
 }
