@@ -188,6 +188,55 @@ fn simple_with_ca_certificates_verifies_and_sends_the_host_as_sni() {
 }
 
 #[test]
+fn simple_with_credential_name_trusts_the_secrets_ca() {
+    let certs = Certs::new();
+    let backend = certs.backend(false, false);
+    let w = world(&backend, HOST);
+    let secret = kubectl_secret_yaml(
+        "backend-ca",
+        "istio-system",
+        &[("ca.crt", certs.server.ca.as_bytes())],
+    );
+    w.site.apply("tls/secret.yaml", &secret);
+    apply_rule(
+        &w,
+        &rule("      mode: SIMPLE\n      credentialName: backend-ca\n"),
+    );
+    let gw = start(&w);
+    get(&w, &gw).assert_body(&format!("version=HTTP/1.1 sni={HOST} client=-"));
+    // A CA-only Secret is what SIMPLE needs: nothing about it is refused.
+    let log = gw.log();
+    assert!(!log.contains("rejected secret backend-ca"), "{log}");
+}
+
+/// With retries, a cluster that cannot connect runs them out: 503 with
+/// `UF` and `URX`, and still nothing reaches the backend.
+#[test]
+fn retries_of_a_failing_origination_end_in_urx() {
+    let certs = Certs::new();
+    let backend = certs.backend(false, false);
+    let w = Walkthrough::new();
+    let route = format!(
+        "  - match:\n    - uri:\n        prefix: /tls\n    retries: {{attempts: 2, retryOn: connect-failure}}\n    route:\n    - destination:\n        host: {HOST}\n        port:\n          number: 443\n"
+    );
+    w.site.apply("tls/vs.yaml", &frontend_vs_with(&route));
+    w.site.apply(
+        "tls/se.yaml",
+        &support::service_entry("tls-backend", HOST, backend.port())
+            .replace("number: 80", "number: 443"),
+    );
+    apply_rule(
+        &w,
+        &rule("      mode: SIMPLE\n      caCertificates: /nonexistent/ca.pem\n"),
+    );
+    let gw = start(&w);
+    get(&w, &gw).assert_status(503);
+    assert_eq!(access(&gw, 1)["response_flags"], "UF,URX");
+    assert_eq!(backend.hits(), 0);
+    assert_warned(&gw, "caCertificates");
+}
+
+#[test]
 fn sni_is_sent_as_set() {
     let certs = Certs::new();
     let backend = certs.backend(false, false);
