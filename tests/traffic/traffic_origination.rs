@@ -598,3 +598,43 @@ fn assert_cluster_row(w: &Walkthrough, gw: &Gateway, host: &str, last: &[&str]) 
     let cells: Vec<&str> = row.split_whitespace().collect();
     assert!(cells.ends_with(last), "{table}");
 }
+
+/// `caCrl`: a backend certificate its CRL revokes fails closed; one it
+/// does not revoke is served.
+#[test]
+fn a_backend_certificate_revoked_by_ca_crl_fails_closed() {
+    use gatehouse::pki::{Ca, KeyType, LeafSpec};
+    let root = Ca::new_root("backend root", KeyType::EcdsaP256).unwrap();
+    let inter = root.intermediate("backend intermediate").unwrap();
+    let leaf = inter.issue(&LeafSpec::server(HOST)).unwrap();
+    let backend = TlsBackend::start(&TlsBackendSpec {
+        cert: &leaf.fullchain_pem(),
+        key: &leaf.key_pem,
+        client_ca: None,
+        h2: false,
+    });
+    let w = world(&backend, HOST);
+    let ca = w.site.write("tls/ca.pem", inter.chain_pem());
+    let crl = w.site.write("tls/ca.crl", inter.crl(&[]).unwrap());
+    apply_rule(
+        &w,
+        &rule(&format!(
+            "      mode: SIMPLE\n      caCertificates: {}\n      caCrl: {}\n",
+            ca.display(),
+            crl.display()
+        )),
+    );
+    let gw = start(&w);
+    get(&w, &gw).assert_body(&format!("version=HTTP/1.1 sni={HOST} client=-"));
+    drop(gw);
+    let hits = backend.hits();
+    w.site.write(
+        "tls/ca.crl",
+        inter.crl(&[leaf.serial_hex.as_str()]).unwrap(),
+    );
+    let gw = start(&w);
+    get(&w, &gw).assert_status(503);
+    assert_eq!(access(&gw, 1)["response_flags"], "UF");
+    assert_eq!(backend.hits(), hits, "nothing may reach the backend");
+    assert_warned(&gw, "Revoked");
+}
