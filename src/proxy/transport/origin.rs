@@ -252,3 +252,70 @@ fn default_base() -> Base {
         handshake_timeout: Duration::from_secs(5),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::checked::destination_rule::ClusterPolicy;
+    use crate::upstream::Endpoints;
+
+    fn upstream(ca: &std::path::Path) -> Upstream {
+        let mut up = Upstream::new("b.example.com".into(), 443, Endpoints::Static(Vec::new()));
+        up.rule = Some("default/r".into());
+        up.policy = Arc::new(ClusterPolicy {
+            tls: Some(UpstreamTls {
+                mode: UpstreamTlsMode::Simple,
+                credential_name: None,
+                client_certificate: None,
+                private_key: None,
+                ca_certificates: Some(ca.to_owned()),
+                ca_crl: None,
+                subject_alt_names: Vec::new(),
+                sni: None,
+                insecure_skip_verify: false,
+            }),
+            ..ClusterPolicy::default()
+        });
+        up
+    }
+
+    fn ca_pem(cn: &str) -> String {
+        let ca = crate::pki::Ca::new_root(cn, crate::pki::KeyType::EcdsaP256).unwrap();
+        ca.cert_pem().to_owned()
+    }
+
+    #[tokio::test]
+    async fn a_recompile_keeps_the_client_until_the_material_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, ca_pem("one")).unwrap();
+        let sds = Sds::default();
+        let mut origins = Origins::default();
+        let attach = |o: &mut Origins| {
+            let up = o.attach(upstream(&ca), &sds);
+            o.finish();
+            up.origin.unwrap()
+        };
+        let a = attach(&mut origins);
+        let first = a.current.load_full();
+        assert_eq!(a.sni, "b.example.com");
+        assert_eq!(a.failure(), None);
+        // Same settings, same material: the same client (and pool).
+        let b = attach(&mut origins);
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(Arc::ptr_eq(&first, &b.current.load_full()));
+        // A new CA: the same origination, a new client.
+        std::fs::write(&ca, ca_pem("two")).unwrap();
+        let c = attach(&mut origins);
+        assert!(Arc::ptr_eq(&a, &c));
+        assert!(!Arc::ptr_eq(&first, &c.current.load_full()));
+        assert_eq!(c.failure(), None);
+        // The file gone: a client that refuses, and why.
+        std::fs::remove_file(&ca).unwrap();
+        let d = attach(&mut origins);
+        assert!(d.failure().is_some_and(|f| f.starts_with("caCertificates")));
+        // A compile without the cluster forgets it.
+        origins.finish();
+        assert!(origins.entries.is_empty());
+    }
+}
