@@ -117,6 +117,10 @@ fn clusters(snap: Option<&Snapshot>) -> Vec<Value> {
                 "unavailable": u.unavailable,
                 "resolution": resolution,
                 "endpoints": endpoints,
+                "tls_mode": u.origin.as_ref().map_or("DISABLE", |o| o.mode_name()),
+                "sni": u.origin.as_ref().map(|o| o.sni.as_str()),
+                "credential": u.origin.as_ref().map(|o| o.credential.as_str()),
+                "tls_error": u.origin.as_ref().and_then(|o| o.failure()),
             })
         })
         .collect()

@@ -235,6 +235,9 @@ fn clusters_table(dump: &Value) -> Vec<Vec<String>> {
         "TYPE".into(),
         "ENDPOINTS".into(),
         "DESTINATION RULE".into(),
+        "TLS".into(),
+        "SNI".into(),
+        "CREDENTIAL".into(),
     ]];
     for c in array(&dump["clusters"]) {
         rows.push(vec![
@@ -245,6 +248,9 @@ fn clusters_table(dump: &Value) -> Vec<Vec<String>> {
             s(&c["resolution"]),
             strings(&c["endpoints"], ","),
             s(&c["destination_rule"]),
+            s(&c["tls_mode"]),
+            s(&c["sni"]),
+            s(&c["credential"]),
         ]);
     }
     rows

@@ -94,6 +94,7 @@ impl Loop {
         self.files.poll();
         self.changed_secrets.clear();
         self.wanted = snapshot::wanted_credentials(&model.gateways);
+        crate::secret::upstream::want(&model.destination_rules, &mut self.wanted);
         let mut secrets = secrets_in(&self.state, &self.opts.namespace);
         secrets.extend(self.files.secrets().map(|(k, v)| (k.clone(), v.clone())));
         self.sds.refresh(&secrets, &self.wanted);

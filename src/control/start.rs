@@ -51,6 +51,7 @@ impl Loop {
             events: crate::secret::events::Events::counted(shared.metrics.clone()),
             ..Sds::default()
         };
+        let compiler = Compiler::new(crate::proxy::transport::base(&shared));
         Ok(Loop {
             store,
             opts,
@@ -64,7 +65,7 @@ impl Loop {
             backoff: FIRST_BACKOFF,
             cached_revision: None,
             sds,
-            compiler: Compiler::default(),
+            compiler,
             files: FileCredentials::default(),
             listeners: super::Listeners::default(),
             row_map: BTreeMap::new(),

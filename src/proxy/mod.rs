@@ -18,7 +18,7 @@ pub mod overload;
 pub mod path;
 pub mod proxy_protocol;
 pub mod settings;
-mod transport;
+pub mod transport;
 mod xfcc;
 
 use std::net::SocketAddr;
@@ -26,9 +26,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::LazyConfigAcceptor;
@@ -61,18 +59,10 @@ pub struct Shared {
 impl Shared {
     /// Must be called on the data-plane runtime: its listeners will run there.
     pub fn new(snapshot: Arc<ArcSwap<Snapshot>>, settings: Settings, json_log: bool) -> Shared {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(settings.upstream_connect_timeout));
-        connector.set_nodelay(true);
         let metrics = Arc::new(Metrics::new());
-        let connector = counted::CountingConnector::new(connector, metrics.upstream_gauge());
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(std::time::Duration::from_secs(60))
-            // Like nginx's `keepalive 64`: enough idle connections per
-            // backend for busy traffic, not one per client ever seen.
-            .pool_max_idle_per_host(64)
-            .pool_timer(TokioTimer::new())
-            .build(connector);
+        let connector =
+            transport::tcp_connector(settings.upstream_connect_timeout, metrics.upstream_gauge());
+        let client = transport::pooled(connector.into());
         let connections = overload::Room::new(settings.max_connections_total);
         let http = handler::http_builder(&settings);
         Shared {

@@ -12,4 +12,5 @@ pub mod events;
 pub mod expiry;
 pub mod files;
 pub mod sds;
+pub mod upstream;
 mod watch;

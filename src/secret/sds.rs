@@ -198,6 +198,16 @@ impl Sds {
             return false;
         }
         entry.source = source;
+        if hosts.is_empty() && credential::secret_server_credential(&sv.secret, now).is_none() {
+            // Wanted by DestinationRules only (no Gateway host to cover):
+            // a CA-only Secret for SIMPLE origination has no key pair to
+            // push, and that is no fault (`secret::upstream` says what a
+            // MUTUAL rule misses); a pair pushed before stays the last good.
+            if entry.good.is_none() {
+                entry.status = Status::Warming;
+            }
+            return true;
+        }
         let result = match credential::secret_server_credential(&sv.secret, now) {
             None => Err(CredentialError {
                 field: "cert".into(),

@@ -84,6 +84,9 @@ type Upstreams = HashMap<(String, u16, Option<String>), Arc<Upstream>>;
 struct Lookup<'m> {
     entries: HashMap<&'m str, &'m CheckedServiceEntry>,
     rules: upstream::RuleIndex<'m>,
+    /// TLS origination per cluster, kept by the compiler between compiles.
+    origins: std::cell::RefCell<crate::proxy::transport::Origins>,
+    sds: &'m Sds,
 }
 
 fn weighted_upstream(
@@ -155,7 +158,10 @@ fn shared_upstream(
     let rule = upstream::rule_for(&look.rules, host);
     let up = upstream::resolve(host, port, subset, &look.entries, rule);
     let key = (up.host.clone(), up.port, up.subset.clone());
-    upstreams.entry(key).or_insert_with(|| Arc::new(up)).clone()
+    upstreams
+        .entry(key)
+        .or_insert_with(|| Arc::new(look.origins.borrow_mut().attach(up, look.sds)))
+        .clone()
 }
 
 /// A route as it applies on Gateway `gw`: its `match[]` entries whose
@@ -361,6 +367,8 @@ pub fn compile(model: &Model<'_>, sds: &Sds, compiler: &mut Compiler, version: u
         look: Lookup {
             entries: upstream::index(&model.service_entries),
             rules: upstream::RuleIndex::new(&model.destination_rules),
+            origins: std::cell::RefCell::new(std::mem::take(&mut compiler.origins)),
+            sds,
         },
         upstreams: HashMap::new(),
         routes_of: HashMap::new(),
@@ -408,6 +416,8 @@ pub fn compile(model: &Model<'_>, sds: &Sds, compiler: &mut Compiler, version: u
         }
     }
     compiler.retain(&live_ids);
+    compiler.origins = cx.look.origins.into_inner();
+    compiler.origins.finish();
     let listeners = ports
         .into_iter()
         .map(|(port, servers)| (port, Arc::new(listener(port, servers))))

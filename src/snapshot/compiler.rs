@@ -41,6 +41,8 @@ pub struct Compiler {
     sessions: HashMap<String, SessionState>,
     verifiers: HashMap<VerifierKey, Arc<dyn rustls::server::danger::ClientCertVerifier>>,
     configs: HashMap<String, CachedConfig>,
+    /// TLS origination towards backends, per cluster.
+    pub(super) origins: crate::proxy::transport::Origins,
 }
 
 impl std::fmt::Debug for Compiler {
@@ -62,6 +64,14 @@ struct ConfigInputs<'a> {
 }
 
 impl Compiler {
+    /// A compiler whose upstream TLS clients connect with `base`.
+    pub fn new(base: crate::proxy::transport::Base) -> Compiler {
+        Compiler {
+            origins: crate::proxy::transport::Origins::new(base),
+            ..Compiler::default()
+        }
+    }
+
     fn session_for(
         &mut self,
         policy: &str,
@@ -198,6 +208,7 @@ pub fn with_credentials(
     compiler: &mut Compiler,
     version: u64,
 ) -> Snapshot {
+    compiler.origins.refresh_credentials(changed, sds);
     let changed: std::collections::HashSet<&str> = changed.iter().map(String::as_str).collect();
     let uses_changed = |s: &Server| s.credential.as_deref().is_some_and(|c| changed.contains(c));
     let mut listeners = BTreeMap::new();

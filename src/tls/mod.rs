@@ -9,6 +9,7 @@
 
 mod chain;
 pub mod client;
+pub mod origination;
 mod session;
 pub(crate) mod signed;
 pub mod sni;

@@ -52,6 +52,9 @@ pub struct Upstream {
     /// Why this destination has no endpoints at all by configuration
     /// (a subset no DestinationRule defines): every request gets 503.
     pub unavailable: Option<String>,
+    /// TLS to this destination's endpoints (`trafficPolicy.tls` SIMPLE or
+    /// MUTUAL): the client its requests go through; `None`: plaintext.
+    pub origin: Option<Arc<crate::proxy::transport::Origination>>,
 }
 
 /// An [`Upstream`]'s Envoy cluster name, as `Display`.
@@ -87,6 +90,7 @@ impl Upstream {
             rule: None,
             h2c: false,
             unavailable: None,
+            origin: None,
         }
     }
 

@@ -36,6 +36,7 @@ pub mod load;
 mod manifests;
 mod process;
 mod site;
+pub mod tls_backend;
 mod walkthrough;
 pub mod xfcc;
 

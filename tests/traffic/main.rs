@@ -12,6 +12,7 @@ mod support;
 mod traffic_cors;
 mod traffic_fault;
 mod traffic_mirror;
+mod traffic_origination;
 mod traffic_passthrough;
 mod traffic_proxy_protocol;
 mod traffic_retries;

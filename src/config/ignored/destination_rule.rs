@@ -27,7 +27,6 @@ fn traffic_policy(tp: &TrafficPolicy, p: &str, f: &mut Found) {
         tp.outlier_detection.is_some(),
         format!("{p}.outlierDetection"),
     );
-    f.set(tp.tls.is_some(), format!("{p}.tls"));
     if tp.proxy_protocol.is_some() {
         f.instead(
             format!("{p}.proxyProtocol"),
@@ -49,7 +48,6 @@ fn traffic_policy(tp: &TrafficPolicy, p: &str, f: &mut Found) {
             pl.outlier_detection.is_some(),
             format!("{pp}.outlierDetection"),
         );
-        f.set(pl.tls.is_some(), format!("{pp}.tls"));
     }
 }
 
