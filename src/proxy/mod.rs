@@ -10,6 +10,7 @@ mod chance;
 mod counted;
 pub mod drain;
 mod h1scan;
+mod h2c;
 mod h2watch;
 pub(crate) mod handler;
 mod hello;
@@ -42,6 +43,8 @@ pub use settings::Settings;
 pub struct Shared {
     pub snapshot: Arc<ArcSwap<Snapshot>>,
     pub client: transport::HttpClient,
+    /// HTTP/2 with prior knowledge to the clusters that speak it.
+    pub h2c: h2c::H2c,
     pub settings: Settings,
     pub json_log: bool,
     /// The process-wide connection limit (see `overload`).
@@ -66,6 +69,7 @@ impl Shared {
         connector.set_nodelay(true);
         let metrics = Arc::new(Metrics::new());
         let connector = counted::CountingConnector::new(connector, metrics.upstream_gauge());
+        let h2c = h2c::H2c::new(connector.clone());
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(std::time::Duration::from_secs(60))
             // Like nginx's `keepalive 64`: enough idle connections per
@@ -78,6 +82,7 @@ impl Shared {
         Shared {
             snapshot,
             client,
+            h2c,
             settings,
             json_log,
             connections,
