@@ -454,3 +454,75 @@ spec:
     });
     assert_eq!(r.get_ref().text, "hello istio");
 }
+
+/// `$GRPCURL`, else `grpcurl` on the PATH, if it runs.
+fn grpcurl() -> Option<String> {
+    let program = std::env::var("GRPCURL").unwrap_or_else(|_| "grpcurl".to_owned());
+    let out = support::command(&program).arg("-version").output().ok()?;
+    out.status.success().then_some(program)
+}
+
+/// The `test.Echo` service as grpcurl reads it (it parses .proto files
+/// itself: no protoc, no reflection service on the backend).
+const ECHO_PROTO: &str = "syntax = \"proto3\";
+package test;
+message Msg { string text = 1; }
+service Echo {
+  rpc Say(Msg) returns (Msg);
+  rpc Count(Msg) returns (stream Msg);
+}
+";
+
+/// `grpcurl` with the walkthrough's client certificate: `method` of
+/// `test.Echo` with `data`, through the gateway at `port`.
+fn grpcurl_call(
+    w: &Walkthrough,
+    grpcurl: &str,
+    port: u16,
+    method: &str,
+    data: &str,
+) -> support::Out {
+    w.site.write("echo.proto", ECHO_PROTO);
+    let pki = w.site.pki(FRONTEND);
+    let mut c = w.site.program(grpcurl);
+    c.args(["-proto", "echo.proto", "-authority", FRONTEND])
+        .args(["-servername", FRONTEND])
+        .arg("-cacert")
+        .arg(&pki.ca_chain)
+        .arg("-cert")
+        .arg(&pki.client_cert)
+        .arg("-key")
+        .arg(&pki.client_key)
+        .args(["-d", data])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(format!("test.Echo/{method}"));
+    support::run_bounded(c, support::COMMAND_TIMEOUT)
+}
+
+/// grpcurl, a client of another stack (Go's grpc), through the gateway:
+/// a unary call, a server stream, and the gateway's UNIMPLEMENTED.
+#[test]
+fn grpcurl_calls_through_the_gateway() {
+    let Some(grpcurl) = grpcurl() else {
+        println!("skipped: no grpcurl (set GRPCURL or put grpcurl on the PATH)");
+        return;
+    };
+    let backend = GrpcBackend::start();
+    let w = echo_world(&backend);
+    let gw = start(&w);
+    let port = gw.port(443);
+    let out = grpcurl_call(&w, &grpcurl, port, "Say", r#"{"text": "grpcurl"}"#);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["text"], "hello grpcurl", "{out:?}");
+    let out = grpcurl_call(&w, &grpcurl, port, "Count", r#"{"text": "2"}"#);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout.matches("\"text\"").count(), 2, "{out:?}");
+    // A method no route serves.
+    let w2 = world(&grpc_route("/test.Other/", ""), "GRPC", backend.port());
+    let gw2 = start(&w2);
+    let out = grpcurl_call(&w2, &grpcurl, gw2.port(443), "Say", "{}");
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("Code: Unimplemented"), "{out:?}");
+    assert!(out.stderr.contains("Message: no route"), "{out:?}");
+}
