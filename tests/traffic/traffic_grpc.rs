@@ -321,9 +321,31 @@ fn retry_on_unavailable_reads_the_grpc_status() {
         backend.port(),
     );
     let gw = start(&w);
-    let r = client(&w, &gw).unary("Flaky", "x", None).unwrap();
+    let c = client(&w, &gw);
+    let r = c.unary("Flaky", "x", None).unwrap();
     assert_eq!(r.get_ref().text, "ok");
     assert_eq!(backend.calls("/test.Echo/Flaky"), 3);
+}
+
+/// A gRPC body over 64 KiB is not kept for a retry: sent once, and the
+/// backend's UNAVAILABLE reaches the client.
+#[test]
+fn a_large_grpc_body_is_sent_once() {
+    let backend = GrpcBackend::flaky(1);
+    let w = world(
+        &grpc_route(
+            "/test.Echo/",
+            "    retries: {attempts: 3, retryOn: unavailable}\n",
+        ),
+        "GRPC",
+        backend.port(),
+    );
+    let gw = start(&w);
+    let big = "x".repeat(100 * 1024);
+    let status = client(&w, &gw).unary("Flaky", &big, None).unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(status.message(), "not yet");
+    assert_eq!(backend.calls("/test.Echo/Flaky"), 1);
 }
 
 #[test]

@@ -35,6 +35,10 @@ const BACKOFF_MAX: Duration = Duration::from_millis(250);
 /// How many picks a retry makes to find an endpoint not yet tried (as
 /// Istio's `host_selection_retry_max_attempts`).
 const REPICKS: usize = 5;
+/// How long a retry of a streamed gRPC body waits for the first attempt to
+/// have sent the body's end (it often follows the backend's answer by a
+/// frame).
+const COPY_GRACE: Duration = Duration::from_secs(1);
 
 /// The request as it goes upstream, without its body and endpoint: sent
 /// again as it is by each attempt and by the mirrors.
@@ -148,11 +152,14 @@ pub(super) async fn send(
 }
 
 /// The whole copy of a streamed body, once its first attempt has sent it
-/// all (bounded by the deadline); `None` when it grew too large, failed,
-/// or was not sent to its end.
+/// all; `None` when it grew too large, failed, or was not sent to its end
+/// within [`COPY_GRACE`] (or the deadline): the client is still streaming
+/// to a backend that has answered already, and a retry would have to wait
+/// for a client that may be waiting for that answer.
 async fn copy_of(copied: Option<super::tee::Copied>, deadline: Instant) -> Option<Bytes> {
     let rx = copied?;
-    match tokio::time::timeout_at(deadline.into(), rx).await {
+    let until = deadline.min(Instant::now() + COPY_GRACE);
+    match tokio::time::timeout_at(until.into(), rx).await {
         Ok(Ok(b)) => Some(b),
         _ => None,
     }
