@@ -82,6 +82,10 @@ struct State {
     heard: Mutex<Vec<Heard>>,
     /// `Flaky` calls still to fail.
     flaky: AtomicUsize,
+    /// Connections accepted.
+    connections: AtomicUsize,
+    /// Each connection serves one request, then goes away (GOAWAY).
+    one_per_connection: bool,
 }
 
 /// The h2c gRPC backend, on a runtime of its own; stopped when dropped.
@@ -93,18 +97,31 @@ pub struct GrpcBackend {
 
 impl GrpcBackend {
     pub fn start() -> GrpcBackend {
-        GrpcBackend::flaky(0)
+        GrpcBackend::with(0, false)
     }
 
     /// A backend whose first `n` `Flaky` calls answer UNAVAILABLE.
     pub fn flaky(n: usize) -> GrpcBackend {
+        GrpcBackend::with(n, false)
+    }
+
+    /// A backend that closes each connection (HTTP/2 GOAWAY, then the
+    /// end) once it has answered one request.
+    pub fn one_request_per_connection() -> GrpcBackend {
+        GrpcBackend::with(0, true)
+    }
+
+    fn with(flaky: usize, one_per_connection: bool) -> GrpcBackend {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        let state = Arc::new(State::default());
-        state.flaky.store(n, Ordering::SeqCst);
+        let state = Arc::new(State {
+            flaky: AtomicUsize::new(flaky),
+            one_per_connection,
+            ..State::default()
+        });
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         std_listener.set_nonblocking(true).unwrap();
         let addr = std_listener.local_addr().unwrap();
@@ -112,16 +129,8 @@ impl GrpcBackend {
         runtime.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
             while let Ok((stream, _)) = listener.accept().await {
-                let state = accept_state.clone();
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| {
-                        let state = state.clone();
-                        async move { Ok::<_, std::convert::Infallible>(serve(req, &state).await) }
-                    });
-                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
+                accept_state.connections.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(connection(stream, accept_state.clone()));
             }
         });
         GrpcBackend {
@@ -129,6 +138,11 @@ impl GrpcBackend {
             state,
             _runtime: runtime,
         }
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
     }
 
     pub fn port(&self) -> u16 {
@@ -143,6 +157,34 @@ impl GrpcBackend {
     /// Requests for `path` so far.
     pub fn calls(&self, path: &str) -> usize {
         self.heard().iter().filter(|h| h.path == path).count()
+    }
+}
+
+/// One h2c connection: requests served until the client goes, or, for a
+/// one-request backend, until the first has been answered.
+async fn connection(stream: TcpStream, state: Arc<State>) {
+    let answered = Arc::new(tokio::sync::Notify::new());
+    let svc_answered = answered.clone();
+    let svc = hyper::service::service_fn(move |req| {
+        let state = state.clone();
+        let answered = svc_answered.clone();
+        async move {
+            let resp = serve(req, &state).await;
+            if state.one_per_connection {
+                answered.notify_one();
+            }
+            Ok::<_, std::convert::Infallible>(resp)
+        }
+    });
+    let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(stream), svc);
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        () = answered.notified() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
     }
 }
 

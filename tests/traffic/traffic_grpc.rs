@@ -118,6 +118,24 @@ fn unary_call_reaches_the_backend_over_h2c() {
     assert!(h.header("x-forwarded-client-cert").is_some(), "{h:?}");
 }
 
+/// A backend that closes its HTTP/2 connection after each answer: the
+/// gateway connects again for the next call, and no call fails.
+#[test]
+fn h2c_connections_are_made_again_when_the_backend_closes_them() {
+    let backend = GrpcBackend::one_request_per_connection();
+    let w = echo_world(&backend);
+    let gw = start(&w);
+    let c = client(&w, &gw);
+    for i in 0..5 {
+        let r = c.unary("Say", &i.to_string(), None).unwrap();
+        assert_eq!(r.get_ref().text, format!("hello {i}"));
+        // The next call goes out once the backend's goodbye has arrived,
+        // or on the connection it closes (sent again on a new one).
+    }
+    assert_eq!(backend.heard().len(), 5);
+    assert!(backend.connections() >= 2, "{}", backend.connections());
+}
+
 #[test]
 fn server_streaming_passes_messages_and_trailers() {
     let backend = GrpcBackend::start();
