@@ -220,6 +220,20 @@ fn no_route_is_unimplemented_not_404() {
     assert_eq!(out.headers["grpc-status"], ["12"], "{out:?}");
     assert_eq!(out.headers["grpc-message"], ["no route"], "{out:?}");
     assert_eq!(out.body, "");
+    assert_eq!(out.headers["content-type"], ["application/grpc"]);
+    // A gRPC-Web client (HTTP/1.1 here) is answered in its own type.
+    let web = w
+        .site
+        .walkthrough_curl(FRONTEND, gw.port(443))
+        .path("/test.Echo/Say")
+        .http1_1()
+        .header("content-type: application/grpc-web+proto")
+        .arg("--data-binary")
+        .arg("")
+        .run();
+    assert_eq!(web.status, 200, "{web:?}");
+    assert_eq!(web.headers["grpc-status"], ["12"], "{web:?}");
+    assert_eq!(web.headers["content-type"], ["application/grpc-web+proto"]);
     // A request that is not gRPC still gets the plain 404.
     let plain = w
         .site

@@ -43,19 +43,46 @@ pub(super) mod code {
 pub(super) struct Call {
     /// `grpc-timeout`, when given and well formed.
     pub timeout: Option<Duration>,
+    /// What the client speaks, so that an answer is labelled as it expects.
+    pub flavor: Flavor,
+}
+
+/// gRPC, or gRPC-Web (binary or base64 text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Flavor {
+    Grpc,
+    Web,
+    WebText,
+}
+
+impl Flavor {
+    fn content_type(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            Flavor::Grpc => "application/grpc",
+            Flavor::Web => "application/grpc-web+proto",
+            Flavor::WebText => "application/grpc-web-text+proto",
+        })
+    }
 }
 
 impl Call {
     /// `Some` when the request is a gRPC call (gRPC or gRPC-Web).
     pub fn of(headers: &HeaderMap) -> Option<Call> {
         let ct = headers.get(header::CONTENT_TYPE)?.as_bytes();
-        if !ct.starts_with(b"application/grpc") {
+        let flavor = if ct.starts_with(b"application/grpc-web-text") {
+            Flavor::WebText
+        } else if ct.starts_with(b"application/grpc-web") {
+            Flavor::Web
+        } else if ct.starts_with(b"application/grpc") {
+            Flavor::Grpc
+        } else {
             return None;
-        }
+        };
         Some(Call {
             timeout: headers
                 .get("grpc-timeout")
                 .and_then(|v| parse_timeout(v.as_bytes())),
+            flavor,
         })
     }
 }
@@ -96,7 +123,10 @@ pub(super) fn code_for(status: StatusCode) -> u8 {
 /// it ([`Local`]) and the request was a gRPC call; then a trailers-only
 /// answer whose `grpc-message` is the local answer's text.
 pub(super) async fn answer(call: Option<Call>, resp: Response<Body>) -> Response<Body> {
-    if call.is_none() || resp.extensions().get::<Local>().is_none() {
+    let Some(call) = call else {
+        return resp;
+    };
+    if resp.extensions().get::<Local>().is_none() {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();
@@ -109,10 +139,7 @@ pub(super) async fn answer(call: Option<Call>, resp: Response<Body>) -> Response
     parts.status = StatusCode::OK;
     let h = &mut parts.headers;
     h.remove(header::CONTENT_LENGTH);
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/grpc"),
-    );
+    h.insert(header::CONTENT_TYPE, call.flavor.content_type());
     h.insert("grpc-status", HeaderValue::from(u16::from(code)));
     if let Ok(v) = HeaderValue::from_str(&percent_encode(text.trim_ascii())) {
         h.insert("grpc-message", v);
@@ -178,13 +205,19 @@ mod tests {
         assert_eq!(Call::of(&h), None);
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         assert_eq!(Call::of(&h), None);
-        for ct in [
-            "application/grpc",
-            "application/grpc+proto",
-            "application/grpc-web",
+        for (ct, flavor) in [
+            ("application/grpc", Flavor::Grpc),
+            ("application/grpc+proto", Flavor::Grpc),
+            ("application/grpc-web", Flavor::Web),
+            ("application/grpc-web+proto", Flavor::Web),
+            ("application/grpc-web-text", Flavor::WebText),
         ] {
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
-            assert_eq!(Call::of(&h), Some(Call { timeout: None }), "{ct}");
+            let call = Call {
+                timeout: None,
+                flavor,
+            };
+            assert_eq!(Call::of(&h), Some(call), "{ct}");
         }
         h.insert("grpc-timeout", HeaderValue::from_static("10m"));
         assert_eq!(
