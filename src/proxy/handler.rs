@@ -167,7 +167,7 @@ async fn handle(
     // the upstream (see `forward`), so a request costs one timer, not two.
     let call = grpc::Call::of(req.headers());
     let resp = route(req, info, shared, &host, &mut facts).await;
-    let resp = grpc::answer(call, resp).await;
+    let resp = grpc::answer(call, facts.start, resp).await;
     if let Some(log) = log {
         // The body's length when known before it is sent: a local
         // answer's, or a backend's Content-Length.

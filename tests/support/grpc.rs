@@ -14,6 +14,7 @@
 //! - `Flaky` (unary): UNAVAILABLE for the first `flaky` calls, then `ok`;
 //! - `Count` (server streaming): TEXT `N` streams `1`..`N`; `N!` then ends
 //!   with ABORTED "stream broke" and `x-detail: custom` in real trailers;
+//! - `Drip` (server streaming): TEXT `N` streams `1`..`N`, 100 ms apart;
 //! - `Join` (client streaming): the texts joined by `,`;
 //! - `Chat` (bidi streaming): `echo: TEXT` for each message as it comes.
 //!
@@ -211,6 +212,7 @@ async fn serve(req: http::Request<Incoming>, state: &State) -> http::Response<to
             grpc.unary(Flaky(fail), req).await
         }
         "/test.Echo/Count" => grpc.server_streaming(Count, req).await,
+        "/test.Echo/Drip" => grpc.server_streaming(Drip, req).await,
         "/test.Echo/Join" => grpc.client_streaming(Join, req).await,
         "/test.Echo/Chat" => grpc.streaming(Chat, req).await,
         p if p.starts_with("/test.") => Status::unimplemented(p).into_http(),
@@ -302,6 +304,28 @@ impl tonic::server::ServerStreamingService<Msg> for Count {
                 if broken {
                     let err = Status::with_metadata(Code::Aborted, "stream broke", detail());
                     let _ = tx.send(Err(err)).await;
+                }
+            });
+            Ok(Response::new(stream))
+        })
+    }
+}
+
+struct Drip;
+impl tonic::server::ServerStreamingService<Msg> for Drip {
+    type Response = Msg;
+    type ResponseStream = BoxStream;
+    type Future = BoxFut<BoxStream>;
+    fn call(&mut self, req: Request<Msg>) -> Self::Future {
+        Box::pin(async move {
+            let n: u32 = req.into_inner().text.parse().unwrap_or(0);
+            let (tx, stream) = channel_stream();
+            tokio::spawn(async move {
+                for i in 1..=n {
+                    if tx.send(Ok(msg(&i.to_string()))).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             });
             Ok(Response::new(stream))
@@ -421,11 +445,26 @@ impl GrpcClient {
 
     /// `Count`: the messages, then how the stream ended (with its trailers).
     pub fn count(&self, text: &str) -> (Vec<String>, Result<Option<MetadataMap>, Status>) {
+        self.server_stream("Count", text, None)
+    }
+
+    /// A server-streaming `method`: the messages, then how the stream
+    /// ended (with its trailers); with a `grpc-timeout` header if given.
+    pub fn server_stream(
+        &self,
+        method: &str,
+        text: &str,
+        timeout: Option<Duration>,
+    ) -> (Vec<String>, Result<Option<MetadataMap>, Status>) {
         let mut grpc = self.grpc.clone();
-        let req = Request::new(msg(text));
+        let mut req = Request::new(msg(text));
+        if let Some(t) = timeout {
+            let v = format!("{}m", t.as_millis()).parse().unwrap();
+            req.metadata_mut().insert("grpc-timeout", v);
+        }
         self.runtime.block_on(async move {
             grpc.ready().await.unwrap();
-            let mut stream = match grpc.server_streaming(req, path("Count"), codec()).await {
+            let mut stream = match grpc.server_streaming(req, path(method), codec()).await {
                 Ok(r) => r.into_inner(),
                 Err(s) => return (Vec::new(), Err(s)),
             };

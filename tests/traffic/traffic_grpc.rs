@@ -317,6 +317,30 @@ fn grpc_timeout_bounds_the_call_with_deadline_exceeded() {
     assert_eq!(r.get_ref().text, "slept");
 }
 
+/// A stream that outlives its `grpc-timeout` after its headers came is
+/// ended by the gateway with DEADLINE_EXCEEDED in its trailers (tonic's
+/// client bounds only the wait for the headers).
+#[test]
+fn grpc_timeout_ends_a_stream_that_outlives_it() {
+    let backend = GrpcBackend::start();
+    let w = echo_world(&backend);
+    let gw = start(&w);
+    let c = client(&w, &gw);
+    let started = Instant::now();
+    // 30 messages 100 ms apart: 3 s; the deadline is 600 ms.
+    let (got, end) = c.server_stream("Drip", "30", Some(Duration::from_millis(600)));
+    let took = started.elapsed();
+    let status = end.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(status.message(), "deadline exceeded");
+    assert!(!got.is_empty() && got.len() < 30, "{got:?}");
+    assert!(took < Duration::from_millis(2500), "{took:?}");
+    // Without a grpc-timeout the same stream runs to its end.
+    let (got, end) = c.server_stream("Drip", "5", None);
+    assert_eq!(got.len(), 5);
+    assert!(end.is_ok(), "{end:?}");
+}
+
 /// Istio's route timeout is off by default: a gRPC call without one (and
 /// without `grpc-timeout`) is not cut at `--upstream-timeout`; an HTTP
 /// request is.

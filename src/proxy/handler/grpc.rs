@@ -14,12 +14,16 @@
 //! It must never touch a backend's answer: only responses `respond::local`
 //! made (marked with [`Local`]) are rewritten.
 
-use std::time::Duration;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Body as HttpBody, Frame};
 
 use super::Body;
 
@@ -119,15 +123,24 @@ pub(super) fn code_for(status: StatusCode) -> u8 {
     }
 }
 
-/// `resp` as a gRPC client must get it: unchanged unless the gateway made
-/// it ([`Local`]) and the request was a gRPC call; then a trailers-only
-/// answer whose `grpc-message` is the local answer's text.
-pub(super) async fn answer(call: Option<Call>, resp: Response<Body>) -> Response<Body> {
+/// `resp` as a gRPC client must get it. An answer the gateway made
+/// ([`Local`]) becomes a trailers-only answer whose `grpc-message` is its
+/// text; a backend's answer to a call with a `grpc-timeout` streams until
+/// that deadline (counted from `arrived`) and no longer: then it ends with
+/// DEADLINE_EXCEEDED in its trailers ([`Bounded`]).
+pub(super) async fn answer(
+    call: Option<Call>,
+    arrived: Instant,
+    resp: Response<Body>,
+) -> Response<Body> {
     let Some(call) = call else {
         return resp;
     };
     if resp.extensions().get::<Local>().is_none() {
-        return resp;
+        return match call.timeout {
+            Some(t) => resp.map(|b| Bounded::new(b, arrived + t).boxed()),
+            None => resp,
+        };
     }
     let (mut parts, body) = resp.into_parts();
     // A local answer's body is a short text, already in memory.
@@ -146,6 +159,69 @@ pub(super) async fn answer(call: Option<Call>, resp: Response<Body>) -> Response
     }
     let empty = Full::new(Bytes::new()).map_err(|n| match n {}).boxed();
     Response::from_parts(parts, empty)
+}
+
+/// A backend's response body that ends at the call's deadline: past it,
+/// the backend's stream is dropped (its HTTP/2 stream reset) and the
+/// client gets trailers with DEADLINE_EXCEEDED, as if the stream had
+/// ended there.
+struct Bounded {
+    inner: Body,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    /// The deadline passed: the trailers were sent, or are next.
+    expired: bool,
+    done: bool,
+}
+
+impl Bounded {
+    fn new(inner: Body, deadline: Instant) -> Bounded {
+        Bounded {
+            inner,
+            deadline: Box::pin(tokio::time::sleep_until(deadline.into())),
+            expired: false,
+            done: false,
+        }
+    }
+}
+
+impl HttpBody for Bounded {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if !self.expired {
+            if let Poll::Ready(f) = Pin::new(&mut self.inner).poll_frame(cx) {
+                return Poll::Ready(f);
+            }
+            if self.deadline.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.expired = true;
+        }
+        self.done = true;
+        // Dropping the backend's body resets its stream.
+        self.inner = Empty::new().map_err(|n| match n {}).boxed();
+        let mut trailers = HeaderMap::new();
+        trailers.insert(
+            "grpc-status",
+            HeaderValue::from(u16::from(code::DEADLINE_EXCEEDED)),
+        );
+        trailers.insert(
+            "grpc-message",
+            HeaderValue::from_static("deadline exceeded"),
+        );
+        Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done || (!self.expired && self.inner.is_end_stream())
+    }
 }
 
 /// gRPC's `grpc-message` encoding: printable ASCII but `%` as is, every
