@@ -121,14 +121,10 @@ pub(super) async fn send(
             Attempt::NoAnswer(why) => p.retriable(Outcome::NoAnswer(*why)),
             Attempt::Deadline => false,
         });
-        let mut replayable = true;
         if retriable && retries < attempts && held.is_none() {
             held = copy_of(copied.take(), deadline).await;
-            replayable = held.is_some();
-        }
-        if !replayable {
-            // The streamed body could not be kept whole: sent once only.
-            retriable = false;
+            // A streamed body that could not be kept whole is sent once.
+            retriable = held.is_some();
         }
         if !retriable || retries >= attempts || Instant::now() >= deadline {
             facts.upstream_time = Some(start.elapsed());
