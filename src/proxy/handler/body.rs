@@ -215,12 +215,17 @@ impl ClientBody {
             };
         }
         self.copy = copy;
+        self.finish_copy_at_end();
+        (self, copied)
+    }
+
+    /// Hands the copy over if the body has no more to send.
+    fn finish_copy_at_end(&mut self) {
         if self.rest.as_ref().is_none_or(Body::is_end_stream)
             && let Some(c) = self.copy.take()
         {
             c.finish();
         }
-        (self, copied)
     }
 
     /// Reads the first frame now: a framing error, or a first chunk over
@@ -241,11 +246,7 @@ impl ClientBody {
             // Trailers: a held body cannot carry them again.
             None => None,
         };
-        if self.rest.as_ref().is_none_or(Body::is_end_stream)
-            && let Some(c) = self.copy.take()
-        {
-            c.finish();
-        }
+        self.finish_copy_at_end();
     }
 
     /// The read is pending: fails once the stall has lasted the idle time.
