@@ -604,3 +604,44 @@ fn grpcurl_calls_through_the_gateway() {
     assert!(out.stderr.contains("Code: Unimplemented"), "{out:?}");
     assert!(out.stderr.contains("Message: no route"), "{out:?}");
 }
+
+/// A mirror's copy goes over its own cluster's transport: a route to the
+/// walkthrough's frontend (HTTP/1.1) mirrored to an HTTP2 port reaches
+/// the HTTP/2-only backend as HTTP/2, `Host` suffixed `-shadow` as its
+/// `:authority`.
+#[test]
+fn a_mirror_to_an_http2_port_speaks_http2() {
+    let backend = GrpcBackend::start();
+    let mirror = format!(
+        "  - match:
+    - uri:
+        prefix: /plain
+    route:
+    - destination:
+        host: {}
+        port:
+          number: 80
+    mirror:
+      host: {GRPC_HOST}
+      port:
+        number: 50051
+",
+        support::FRONTEND_SERVICE
+    );
+    let w = world(&mirror, "HTTP2", backend.port());
+    let gw = start(&w);
+    let out = w
+        .site
+        .walkthrough_curl(FRONTEND, gw.port(443))
+        .path("/plain")
+        .run();
+    assert_eq!(out.status, 200, "{out:?}");
+    out.assert_body(support::FRONTEND_BODY);
+    let heard = support::poll("the mirrored copy", support::START_TIMEOUT, || {
+        backend.heard().into_iter().next()
+    });
+    assert_eq!(heard.version, http::Version::HTTP_2);
+    assert_eq!(heard.path, "/plain");
+    let shadow = format!("{FRONTEND}-shadow");
+    assert_eq!(heard.authority.as_deref(), Some(shadow.as_str()));
+}
