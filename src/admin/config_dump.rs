@@ -117,6 +117,8 @@ fn clusters(snap: Option<&Snapshot>) -> Vec<Value> {
                 "unavailable": u.unavailable,
                 "resolution": resolution,
                 "endpoints": endpoints,
+                // HTTP/2 with prior knowledge (port protocol or UPGRADE).
+                "h2c": u.h2c,
             })
         })
         .collect()

@@ -431,6 +431,26 @@ fn an_http2_port_gets_http2_from_an_http1_client() {
     assert_eq!(out.status, 200, "{out:?}");
     assert_eq!(out.http_version, "1.1");
     assert_eq!(out.body, "plain over HTTP/2");
+    // The admin view says which clusters speak h2c (it catches up with
+    // the first compile on its own time).
+    let grpc_cluster = format!("outbound|50051||{GRPC_HOST}");
+    let frontend_cluster = format!("outbound|80||{}", support::FRONTEND_SERVICE);
+    let h2c = support::poll(
+        "the clusters in /config_dump",
+        support::START_TIMEOUT,
+        || {
+            let dump = gw.config_dump();
+            let of = |name: &str| {
+                dump["clusters"]
+                    .as_array()?
+                    .iter()
+                    .find(|c| c["name"] == name)
+                    .map(|c| c["h2c"].clone())
+            };
+            Some((of(&grpc_cluster)?, of(&frontend_cluster)?))
+        },
+    );
+    assert_eq!(h2c, (true.into(), false.into()));
     let h = &backend.heard()[0];
     assert_eq!(h.version, http::Version::HTTP_2);
     // curl's Host (the walkthrough's `-HHost:`) as the :authority.
