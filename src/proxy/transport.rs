@@ -102,20 +102,119 @@ pub(crate) async fn send(
     dispatch(&shared.client, &shared.h2c, speaks(up), req).await
 }
 
+/// Whether a request the client sent as `version` goes out as HTTP/2.
+fn wants_h2(speaks: Speaks, version: Version) -> bool {
+    match speaks {
+        Speaks::Http1 => false,
+        Speaks::H2c => true,
+        Speaks::AsClient => version == Version::HTTP_2,
+    }
+}
+
 async fn dispatch(
     http1: &HttpClient,
     h2c: &H2c,
     speaks: Speaks,
     mut req: Request<ClientBody>,
 ) -> Result<Response<Incoming>, Error> {
-    let h2 = match speaks {
-        Speaks::Http1 => false,
-        Speaks::H2c => true,
-        Speaks::AsClient => req.version() == Version::HTTP_2,
-    };
-    if h2 {
+    if wants_h2(speaks, req.version()) {
         return Ok(h2c.request(req).await?);
     }
     *req.version_mut() = Version::HTTP_11;
     Ok(http1.request(req).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::config::checked::destination_rule::{
+        CheckedDestinationRule, ClusterPolicy, ConnectionPool, H2Upgrade, Policy,
+    };
+    use crate::config::checked::{CheckedServiceEntry, Resolution, ServicePort};
+
+    fn entry(protocol: &str) -> CheckedServiceEntry {
+        CheckedServiceEntry {
+            namespace: "default".into(),
+            name: "grpc".into(),
+            hosts: vec!["grpc.example.com".into()],
+            ports: vec![ServicePort {
+                number: 50051,
+                name: "grpc".into(),
+                target_port: None,
+                protocol: protocol.into(),
+            }],
+            resolution: Resolution::Static,
+            endpoints: Vec::new(),
+        }
+    }
+
+    fn rule(pool: ConnectionPool) -> CheckedDestinationRule {
+        CheckedDestinationRule {
+            namespace: "default".into(),
+            name: "grpc".into(),
+            host: "grpc.example.com".into(),
+            creation_timestamp: None,
+            policy: Policy {
+                parts: ClusterPolicy {
+                    connection_pool: Some(pool),
+                    ..ClusterPolicy::default()
+                },
+                ports: Vec::new(),
+            },
+            subsets: Vec::new(),
+        }
+    }
+
+    /// What a cluster of this port protocol and rule speaks.
+    fn speaks_for(protocol: &str, pool: Option<ConnectionPool>) -> Speaks {
+        let se = entry(protocol);
+        let entries: HashMap<&str, &CheckedServiceEntry> =
+            HashMap::from([("grpc.example.com", &se)]);
+        let r = pool.map(rule);
+        let up =
+            crate::upstream::resolve("grpc.example.com", Some(50051), None, &entries, r.as_ref());
+        speaks(&up)
+    }
+
+    #[test]
+    fn the_port_protocol_and_the_rule_choose_http2() {
+        assert_eq!(speaks_for("GRPC", None), Speaks::H2c);
+        assert_eq!(speaks_for("HTTP2", None), Speaks::H2c);
+        assert_eq!(speaks_for("HTTP", None), Speaks::Http1);
+        assert_eq!(speaks_for("", None), Speaks::Http1);
+        let upgrade = |h2_upgrade| ConnectionPool {
+            h2_upgrade,
+            ..ConnectionPool::default()
+        };
+        assert_eq!(
+            speaks_for("HTTP", Some(upgrade(H2Upgrade::Upgrade))),
+            Speaks::H2c
+        );
+        assert_eq!(
+            speaks_for("HTTP", Some(upgrade(H2Upgrade::DoNotUpgrade))),
+            Speaks::Http1
+        );
+        // DO_NOT_UPGRADE leaves an HTTP/2 port alone.
+        assert_eq!(
+            speaks_for("GRPC", Some(upgrade(H2Upgrade::DoNotUpgrade))),
+            Speaks::H2c
+        );
+        // useClientProtocol wins over both, as in Istio.
+        let as_client = ConnectionPool {
+            use_client_protocol: true,
+            h2_upgrade: H2Upgrade::Upgrade,
+            ..ConnectionPool::default()
+        };
+        assert_eq!(speaks_for("GRPC", Some(as_client)), Speaks::AsClient);
+    }
+
+    #[test]
+    fn as_the_client_follows_the_clients_version() {
+        assert!(wants_h2(Speaks::AsClient, Version::HTTP_2));
+        assert!(!wants_h2(Speaks::AsClient, Version::HTTP_11));
+        assert!(wants_h2(Speaks::H2c, Version::HTTP_11));
+        assert!(!wants_h2(Speaks::Http1, Version::HTTP_2));
+    }
 }
