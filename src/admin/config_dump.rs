@@ -121,6 +121,8 @@ fn clusters(snap: Option<&Snapshot>) -> Vec<Value> {
                 "sni": u.origin.as_ref().map(|o| o.sni.as_str()),
                 "credential": u.origin.as_ref().map(|o| o.credential.as_str()),
                 "tls_error": u.origin.as_ref().and_then(|o| o.failure()),
+                // HTTP/2 with prior knowledge (port protocol or UPGRADE).
+                "h2c": u.h2c,
             })
         })
         .collect()

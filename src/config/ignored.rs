@@ -115,7 +115,7 @@ fn server(s: &Server, p: &str, f: &mut Found) {
         let shown = &port.protocol;
         let served_as = match port.protocol.to_ascii_uppercase().as_str() {
             "HTTP2" | "GRPC" => Some(format!(
-                "{shown} is served as HTTP (HTTP/1.1 and cleartext HTTP/2 from clients, HTTP/1.1 to backends)"
+                "{shown} is served as HTTP (HTTP/1.1 and cleartext HTTP/2 from clients; to backends as their ServiceEntry port's protocol says)"
             )),
             "TLS" if !passthrough => Some(format!(
                 "{shown} is served as HTTPS (TLS is terminated and the connection must carry HTTP; tls and tcp routes are served only by PASSTHROUGH and TCP servers)"
@@ -220,7 +220,8 @@ fn service_entry(s: &ServiceEntry, f: &mut Found) {
     for (i, port) in spec.ports.iter().enumerate() {
         let shown = &port.protocol;
         let instead = match port.protocol.to_ascii_uppercase().as_str() {
-            "" | "HTTP" => None,
+            // HTTP2 and GRPC: HTTP/2 with prior knowledge (h2c).
+            "" | "HTTP" | "HTTP2" | "GRPC" => None,
             "HTTPS" | "TLS" => Some(format!(
                 "gatehouse sends cleartext HTTP/1.1 to this port, not {shown}"
             )),

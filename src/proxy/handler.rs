@@ -7,8 +7,9 @@
 //! direct responses, errors as status codes), `fault` (the route's
 //! injected delay and abort), `forward` (the upstream
 //! request with the gateway's headers; `body` carries the client's body;
-//! `retry` sends a held body again, `mirror` copies it to the mirrors)
-//! and `log` (the access log).
+//! `retry` sends a held body again, `mirror` copies it to the mirrors),
+//! `grpc` (a gRPC call's deadline, and the gateway's own answers to it as
+//! gRPC statuses) and `log` (the access log).
 //! The data plane reads only the snapshot: never the serde config model.
 
 mod activity;
@@ -20,12 +21,14 @@ pub(crate) mod facts;
 mod fault;
 mod forward;
 mod framing;
+mod grpc;
 mod log;
 mod mirror;
 mod request_id;
 mod respond;
 mod retry;
 mod stall;
+mod tee;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -162,7 +165,9 @@ async fn handle(
     });
     // The whole-request deadline is enforced where a request can wait: on
     // the upstream (see `forward`), so a request costs one timer, not two.
+    let call = grpc::Call::of(req.headers());
     let resp = route(req, info, shared, &host, &mut facts).await;
+    let resp = grpc::answer(call, facts.start, resp).await;
     if let Some(log) = log {
         // The body's length when known before it is sent: a local
         // answer's, or a backend's Content-Length.
@@ -323,6 +328,7 @@ async fn act(
         query: r.origin.query,
         authority: r.authority,
         peek_body: r.peek_body,
+        grpc: grpc::Call::of(req.headers()),
     };
     forward::forward(req, info, shared, up, facts).await
 }

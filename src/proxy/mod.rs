@@ -10,6 +10,7 @@ mod chance;
 mod counted;
 pub mod drain;
 mod h1scan;
+mod h2c;
 mod h2watch;
 pub(crate) mod handler;
 mod hello;
@@ -40,6 +41,8 @@ pub use settings::Settings;
 pub struct Shared {
     pub snapshot: Arc<ArcSwap<Snapshot>>,
     pub client: transport::HttpClient,
+    /// HTTP/2 with prior knowledge to the clusters that speak it.
+    pub h2c: h2c::H2c,
     pub settings: Settings,
     pub json_log: bool,
     /// The process-wide connection limit (see `overload`).
@@ -62,12 +65,14 @@ impl Shared {
         let metrics = Arc::new(Metrics::new());
         let connector =
             transport::tcp_connector(settings.upstream_connect_timeout, metrics.upstream_gauge());
+        let h2c = h2c::H2c::new(connector.clone());
         let client = transport::pooled(connector.into());
         let connections = overload::Room::new(settings.max_connections_total);
         let http = handler::http_builder(&settings);
         Shared {
             snapshot,
             client,
+            h2c,
             settings,
             json_log,
             connections,

@@ -14,8 +14,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::config::checked::destination_rule::{CheckedDestinationRule, ClusterPolicy};
-use crate::config::checked::{CheckedServiceEntry, Endpoint, EndpointAddress, Resolution};
+use crate::config::checked::destination_rule::{CheckedDestinationRule, ClusterPolicy, H2Upgrade};
+use crate::config::checked::{
+    CheckedServiceEntry, Endpoint, EndpointAddress, Resolution, ServicePort,
+};
 pub use rule::{RuleIndex, rule_for};
 
 /// The endpoints of one destination.
@@ -157,7 +159,10 @@ pub fn resolve(
     if let Some(r) = rule {
         up.rule = Some(format!("{}/{}", r.namespace, r.name).into());
         match r.resolve(up.port, subset) {
-            Some(p) => up.policy = Arc::new(p),
+            Some(p) => {
+                up.h2c |= upgrades_to_h2(&p);
+                up.policy = Arc::new(p);
+            }
             None => up.unavailable = subset.map(|s| missing_subset(host, s, Some(r))),
         }
     } else if let Some(s) = subset {
@@ -167,6 +172,14 @@ pub fn resolve(
         up.endpoints = Endpoints::Static(Vec::new());
     }
     up
+}
+
+/// `connectionPool.http.h2UpgradePolicy: UPGRADE`: HTTP/2 with prior
+/// knowledge to a port declared HTTP/1.1 (or not declared).
+fn upgrades_to_h2(p: &ClusterPolicy) -> bool {
+    p.connection_pool
+        .as_ref()
+        .is_some_and(|c| c.h2_upgrade == H2Upgrade::Upgrade)
 }
 
 fn missing_subset(host: &str, subset: &str, rule: Option<&CheckedDestinationRule>) -> String {
@@ -237,5 +250,7 @@ fn endpoints_of(
         _ if labels.is_some_and(|l| !l.is_empty()) => Endpoints::Dns(Vec::new()),
         _ => Endpoints::Dns(vec![(host.to_owned(), default_target)]),
     };
-    Upstream::new(host.to_owned(), service_port, endpoints)
+    let mut up = Upstream::new(host.to_owned(), service_port, endpoints);
+    up.h2c = se_port.is_some_and(ServicePort::speaks_h2);
+    up
 }

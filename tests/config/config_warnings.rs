@@ -389,14 +389,13 @@ fn service_entry_protocol_tls() {
     );
 }
 
+/// HTTP2 and GRPC ports are spoken to with HTTP/2 (h2c): no warning
+/// (traffic_grpc shows the backend sees HTTP/2).
 #[test]
-fn service_entry_protocol_http2() {
-    se_protocol("HTTP2", "gatehouse sends HTTP/1.1 to this port, not HTTP2");
-}
-
-#[test]
-fn service_entry_protocol_grpc() {
-    se_protocol("GRPC", "gatehouse sends HTTP/1.1 to this port, not GRPC");
+fn service_entry_protocols_http2_and_grpc_are_applied() {
+    for protocol in ["HTTP2", "GRPC", "grpc"] {
+        applies_with_warnings(&se(protocol, EP, ""), "se", "shop", &[]);
+    }
 }
 
 #[test]
@@ -436,7 +435,7 @@ fn gateway_protocol_http2() {
     gw_protocol(
         "HTTP2",
         "",
-        "HTTP2 is served as HTTP (HTTP/1.1 and cleartext HTTP/2 from clients, HTTP/1.1 to backends)",
+        "HTTP2 is served as HTTP (HTTP/1.1 and cleartext HTTP/2 from clients; to backends as their ServiceEntry port's protocol says)",
     );
 }
 
@@ -445,7 +444,7 @@ fn gateway_protocol_grpc() {
     gw_protocol(
         "GRPC",
         "",
-        "GRPC is served as HTTP (HTTP/1.1 and cleartext HTTP/2 from clients, HTTP/1.1 to backends)",
+        "GRPC is served as HTTP (HTTP/1.1 and cleartext HTTP/2 from clients; to backends as their ServiceEntry port's protocol says)",
     );
 }
 
@@ -684,7 +683,7 @@ fn admin_lists_ignored_fields_of_what_the_gateway_holds() {
     let site = Site::new();
     let yaml = format!(
         "{}---\n{}",
-        se("GRPC", EP, ""),
+        se("MONGO", EP, ""),
         vs_route("    fault: {delay: {fixedDelay: 1s, percentage: {value: 5}, percent: 5}}\n")
     );
     site.write("m.yaml", &yaml);

@@ -32,6 +32,7 @@ pub mod client;
 mod curl;
 pub mod etcd;
 mod gateway;
+pub mod grpc;
 pub mod load;
 mod manifests;
 mod process;

@@ -11,6 +11,7 @@ mod support;
 
 mod traffic_cors;
 mod traffic_fault;
+mod traffic_grpc;
 mod traffic_mirror;
 mod traffic_origination;
 mod traffic_passthrough;

@@ -160,6 +160,17 @@ pub struct ServicePort {
     pub number: u16,
     pub name: String,
     pub target_port: Option<u16>,
+    /// `protocol`, upper-cased (Istio reads it case-insensitively);
+    /// empty when not given.
+    pub protocol: String,
+}
+
+impl ServicePort {
+    /// Whether the port speaks HTTP/2 with prior knowledge (h2c): Istio's
+    /// `HTTP2` and `GRPC`.
+    pub fn speaks_h2(&self) -> bool {
+        matches!(self.protocol.as_str(), "HTTP2" | "GRPC")
+    }
 }
 
 /// Where an endpoint is.

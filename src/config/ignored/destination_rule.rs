@@ -22,7 +22,9 @@ pub(super) fn destination_rule(d: &DestinationRule, f: &mut Found) {
 
 fn traffic_policy(tp: &TrafficPolicy, p: &str, f: &mut Found) {
     f.set(tp.load_balancer.is_some(), format!("{p}.loadBalancer"));
-    f.set(tp.connection_pool.is_some(), format!("{p}.connectionPool"));
+    if let Some(cp) = &tp.connection_pool {
+        connection_pool(cp, &format!("{p}.connectionPool"), f);
+    }
     f.set(
         tp.outlier_detection.is_some(),
         format!("{p}.outlierDetection"),
@@ -93,14 +95,6 @@ fn connection_pool(cp: &ConnectionPoolSettings, p: &str, f: &mut Found) {
         );
         f.set(h.max_retries.is_some(), format!("{hp}.maxRetries"));
         f.set(h.idle_timeout.is_some(), format!("{hp}.idleTimeout"));
-        f.set(
-            h.h2_upgrade_policy.is_some(),
-            format!("{hp}.h2UpgradePolicy"),
-        );
-        f.set(
-            h.use_client_protocol.is_some(),
-            format!("{hp}.useClientProtocol"),
-        );
         f.set(
             h.max_concurrent_streams.is_some(),
             format!("{hp}.maxConcurrentStreams"),

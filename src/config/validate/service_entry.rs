@@ -35,6 +35,7 @@ pub(super) fn service_entry(s: &ServiceEntry, e: &mut FieldErrors) -> Option<Che
                 number,
                 name: sp.name.clone(),
                 target_port,
+                protocol: sp.protocol.to_ascii_uppercase(),
             });
         }
     }

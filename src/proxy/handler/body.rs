@@ -15,7 +15,9 @@
 //! than that one frame, and it costs one timer per stall, not per frame.
 //! The exception is a route that retries or mirrors: a body that has
 //! declared at most [`REPLAY_MAX_BYTES`] is read whole first
-//! ([`read_whole`]) so that it can be sent again; no other body is held.
+//! ([`read_whole`]) so that it can be sent again; and a gRPC call on a
+//! route that retries keeps a copy of at most that many bytes as it
+//! streams (`ClientBody::copied`, `tee`); no other body is held.
 
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -169,6 +171,8 @@ pub struct ClientBody {
     left: u64,
     /// Armed while a read is pending (slow POST).
     stall: StallTimer,
+    /// A copy kept for a retry (`ClientBody::copied`), until the end.
+    copy: Option<super::tee::Copy>,
 }
 
 impl ClientBody {
@@ -182,6 +186,7 @@ impl ClientBody {
                 n => n,
             },
             stall: StallTimer::new(limits.idle),
+            copy: None,
         }
     }
 
@@ -194,6 +199,32 @@ impl ClientBody {
             left: u64::MAX,
             // Never armed: a held body is never pending.
             stall: StallTimer::new(DISCARD_FOR),
+            copy: None,
+        }
+    }
+
+    /// The body, keeping a copy of what it sends (see `tee`): whole, it
+    /// arrives at the receiver once the body has ended.
+    pub fn copied(mut self) -> (ClientBody, super::tee::Copied) {
+        let (copy, copied) = super::tee::Copy::new();
+        let mut copy = Some(copy);
+        if let Some(f) = &self.first {
+            copy = match f.data_ref() {
+                Some(d) => copy.and_then(|c| c.push(d)),
+                None => None,
+            };
+        }
+        self.copy = copy;
+        self.finish_copy_at_end();
+        (self, copied)
+    }
+
+    /// Hands the copy over if the body has no more to send.
+    fn finish_copy_at_end(&mut self) {
+        if self.rest.as_ref().is_none_or(Body::is_end_stream)
+            && let Some(c) = self.copy.take()
+        {
+            c.finish();
         }
     }
 
@@ -204,6 +235,18 @@ impl ClientBody {
         let first = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
         body.first = first.transpose()?;
         Ok(body)
+    }
+
+    /// Adds `frame` to the copy; hands the copy over if that was the end
+    /// (the sender may not poll again once `is_end_stream` says so).
+    fn keep_copy(&mut self, frame: &Frame<Bytes>) {
+        let copy = self.copy.take();
+        self.copy = match frame.data_ref() {
+            Some(d) => copy.and_then(|c| c.push(d)),
+            // Trailers: a held body cannot carry them again.
+            None => None,
+        };
+        self.finish_copy_at_end();
     }
 
     /// The read is pending: fails once the stall has lasted the idle time.
@@ -236,7 +279,12 @@ impl Body for ClientBody {
             Poll::Ready(Some(Err(e))) => {
                 return Poll::Ready(Some(Err(ClientBodyError(Fault::Client(e)))));
             }
-            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Ready(None) => {
+                if let Some(c) = self.copy.take() {
+                    c.finish();
+                }
+                return Poll::Ready(None);
+            }
         };
         self.stall.moved();
         if let Some(d) = frame.data_ref() {
@@ -245,6 +293,9 @@ impl Body for ClientBody {
                 return Poll::Ready(Some(Err(ClientBodyError(Fault::TooLarge))));
             }
             self.left -= n;
+        }
+        if self.copy.is_some() {
+            self.keep_copy(&frame);
         }
         Poll::Ready(Some(Ok(frame)))
     }

@@ -56,6 +56,22 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::TRANSFER_ENCODING);
 }
 
+/// Whether the client's `te` names `trailers`.
+fn accepts_trailers(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("trailers")
+        })
+}
+
 /// The client's address as Envoy's `xff_num_trusted_hops` decides it:
 /// with `trusted_hops` N > 0 the Nth address from the right of the
 /// client's `x-forwarded-for` (the one the last trusted proxy saw), else,
@@ -84,7 +100,13 @@ fn forwarded_headers(
     trusted_hops: u32,
     facts: &mut Facts,
 ) {
+    let trailers = accepts_trailers(headers);
     strip_hop_by_hop(headers);
+    // `te: trailers` alone passes (as Envoy passes it): gRPC needs it, and
+    // it is the one TE value HTTP/2 allows (RFC 9113 §8.2.2).
+    if trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
     headers.insert(header::HOST, outward_host);
     let peer = info.peer.ip();
     let client = client_address(headers, peer, trusted_hops);
@@ -147,6 +169,8 @@ pub(super) struct Upstream<'a> {
     pub authority: &'a str,
     /// Read the body's first frame before forwarding (chunked HTTP/1.1).
     pub peek_body: bool,
+    /// `Some` for a gRPC call: its `grpc-timeout` bounds the deadline.
+    pub grpc: Option<super::grpc::Call>,
 }
 
 /// The client's body as it goes upstream: held whole (a route that
@@ -207,17 +231,30 @@ pub(super) async fn forward(
         Held::Whole(body) => {
             let head = retry::Head {
                 method: parts.method,
+                version: parts.version,
                 headers: parts.headers,
                 path_and_query: pq,
             };
             mirror::copy(route, &head, &body, shared);
-            retry::send(&head, body, shared, &up, facts).await
+            retry::send(&head, retry::Replay::Whole(body), shared, &up, facts).await
+        }
+        // A gRPC call on a route that retries: sent as it streams, a copy
+        // kept for the retries (`tee`).
+        Held::Streamed(body) if up.grpc.is_some() && route.retries.is_some() => {
+            let head = retry::Head {
+                method: parts.method,
+                version: parts.version,
+                headers: parts.headers,
+                path_and_query: pq,
+            };
+            let (body, copied) = body.copied();
+            let replay = retry::Replay::Copied(body, copied);
+            retry::send(&head, replay, shared, &up, facts).await
         }
         Held::Streamed(body) => {
             let mut req = Request::from_parts(parts, body);
             *req.uri_mut() = uri;
-            *req.version_mut() = http::Version::HTTP_11;
-            send(req, shared, route, &up, http1, facts).await
+            send(req, shared, &up, http1, facts).await
         }
     };
     let mut resp = match answer {
@@ -286,6 +323,27 @@ pub(super) fn upstream_deadline(route: &Route, shared: &Shared) -> (std::time::D
     )
 }
 
+/// The deadline of one request going to `up`: [`upstream_deadline`], but
+/// for a gRPC call the route's timeout only if it sets one (Istio's
+/// default is none, so that long streams live; the whole-request timeout
+/// still bounds the wait for the response headers), and its
+/// `grpc-timeout` within that (504, a gRPC DEADLINE_EXCEEDED, when it
+/// passes).
+pub(super) fn deadline(up: &Upstream<'_>, shared: &Shared) -> (std::time::Duration, bool) {
+    let Some(call) = up.grpc else {
+        return upstream_deadline(up.route, shared);
+    };
+    let whole_request = shared.settings.request_timeout;
+    let asked = match (up.route.timeout, call.timeout) {
+        (Some(r), Some(g)) => Some(r.min(g)),
+        (r, g) => r.or(g),
+    };
+    match asked {
+        Some(t) if t <= whole_request => (t, true),
+        _ => (whole_request, false),
+    }
+}
+
 /// The answer when the deadline of [`upstream_deadline`] passed.
 pub(super) fn timed_out(upstream_bound: bool, facts: &mut Facts) -> Response<Body> {
     if upstream_bound {
@@ -317,12 +375,11 @@ pub(super) fn unreachable(connect: bool, facts: &mut Facts) -> Response<Body> {
 async fn send(
     req: Request<ClientBody>,
     shared: &Shared,
-    route: &Route,
     up: &Upstream<'_>,
     http1: bool,
     facts: &mut Facts,
 ) -> Result<Response<Incoming>, Response<Body>> {
-    let (timeout, upstream_bound) = upstream_deadline(route, shared);
+    let (timeout, upstream_bound) = deadline(up, shared);
     let sent = std::time::Instant::now();
     let answer =
         tokio::time::timeout(timeout, super::super::transport::send(shared, up.dest, req)).await;

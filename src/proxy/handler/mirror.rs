@@ -73,6 +73,7 @@ pub(super) fn copy(route: &Route, head: &Head, body: &Bytes, shared: &Shared) {
         headers.insert(HOST, shadow_host.clone());
         let copy = Head {
             method: head.method.clone(),
+            version: head.version,
             headers,
             path_and_query: head.path_and_query.clone(),
         };

@@ -12,7 +12,8 @@ use super::Body;
 use crate::config::checked::route::RedirectPort;
 use crate::snapshot::routes::{DirectResponse, Redirect};
 
-/// A short text answer of the gateway's own.
+/// A short text answer of the gateway's own (for a gRPC request, turned
+/// into a gRPC status by `grpc::answer`).
 pub(super) fn local(status: StatusCode, body: &str) -> Response<Body> {
     let mut r = Response::new(
         Full::new(Bytes::from(format!("{body}\n")))
@@ -24,6 +25,8 @@ pub(super) fn local(status: StatusCode, body: &str) -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    // A gRPC client gets it as a gRPC status (`grpc::answer`).
+    r.extensions_mut().insert(super::grpc::Local);
     r
 }
 

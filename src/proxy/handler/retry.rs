@@ -8,8 +8,11 @@
 //! answer (or the gateway's for no answer) goes to the client with Envoy's
 //! `URX` flag.
 //!
-//! It must never send a streamed body twice: it only ever gets a body
-//! held whole, and a route without `retries` makes one attempt here.
+//! It must never send a streamed body twice: it gets a body held whole,
+//! or a gRPC call's streamed body with the copy `tee` kept of it, which a
+//! retry sends only when the copy is whole (the body ended within 64 KiB
+//! and without trailers); a route without `retries` makes one attempt
+//! here.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -32,11 +35,17 @@ const BACKOFF_MAX: Duration = Duration::from_millis(250);
 /// How many picks a retry makes to find an endpoint not yet tried (as
 /// Istio's `host_selection_retry_max_attempts`).
 const REPICKS: usize = 5;
+/// How long a retry of a streamed gRPC body waits for the first attempt to
+/// have sent the body's end (it often follows the backend's answer by a
+/// frame).
+const COPY_GRACE: Duration = Duration::from_secs(1);
 
 /// The request as it goes upstream, without its body and endpoint: sent
 /// again as it is by each attempt and by the mirrors.
 pub(super) struct Head {
     pub method: Method,
+    /// The client's HTTP version (the transport decides what goes out).
+    pub version: http::Version,
     pub headers: HeaderMap,
     pub path_and_query: String,
 }
@@ -44,13 +53,26 @@ pub(super) struct Head {
 impl Head {
     /// The request to `addr` with `body`.
     pub(super) fn request(&self, addr: SocketAddr, body: &Bytes) -> Option<Request<ClientBody>> {
-        let mut r = Request::new(ClientBody::replay(body.clone()));
+        self.request_with(addr, ClientBody::replay(body.clone()))
+    }
+
+    fn request_with(&self, addr: SocketAddr, body: ClientBody) -> Option<Request<ClientBody>> {
+        let mut r = Request::new(body);
         *r.method_mut() = self.method.clone();
         *r.uri_mut() = forward::upstream_uri(addr, &self.path_and_query)?;
-        *r.version_mut() = http::Version::HTTP_11;
+        *r.version_mut() = self.version;
         *r.headers_mut() = self.headers.clone();
         Some(r)
     }
+}
+
+/// The body each attempt sends.
+pub(super) enum Replay {
+    /// Held whole before the first attempt.
+    Whole(Bytes),
+    /// A gRPC call's body, streamed to the first attempt while a copy is
+    /// kept (`tee`): a retry sends the copy, once the body has ended whole.
+    Copied(ClientBody, super::tee::Copied),
 }
 
 /// What one attempt came to.
@@ -66,12 +88,12 @@ enum Attempt {
 /// the flags, the last endpoint and the upstream's time in `facts`.
 pub(super) async fn send(
     head: &Head,
-    body: Bytes,
+    body: Replay,
     shared: &Shared,
     up: &Upstream<'_>,
     facts: &mut Facts,
 ) -> Result<Response<Incoming>, Response<Body>> {
-    let (timeout, upstream_bound) = forward::upstream_deadline(up.route, shared);
+    let (timeout, upstream_bound) = forward::deadline(up, shared);
     let start = Instant::now();
     let deadline = start + timeout;
     let policy = up.route.retries.as_ref();
@@ -79,17 +101,31 @@ pub(super) async fn send(
     let mut addr = up.addr;
     let mut tried = Vec::new();
     let mut retries = 0;
+    let (mut held, mut first, mut copied) = match body {
+        Replay::Whole(b) => (Some(b), None, None),
+        Replay::Copied(b, rx) => (None, Some(b), Some(rx)),
+    };
     loop {
         facts.upstream = Some(addr);
-        let Some(req) = head.request(addr, &body) else {
+        let body = match (first.take(), &held) {
+            (Some(b), _) => b,
+            (None, Some(b)) => ClientBody::replay(b.clone()),
+            (None, None) => return Err(local(StatusCode::BAD_REQUEST, "no body to send")),
+        };
+        let Some(req) = head.request_with(addr, body) else {
             return Err(local(StatusCode::BAD_REQUEST, "bad request target"));
         };
         let outcome = attempt(req, shared, up.dest, policy, deadline, addr).await;
-        let retriable = policy.is_some_and(|p| match &outcome {
+        let mut retriable = policy.is_some_and(|p| match &outcome {
             Attempt::Answer(r) => p.retriable(Outcome::Answer(r.status(), r.headers())),
             Attempt::NoAnswer(why) => p.retriable(Outcome::NoAnswer(*why)),
             Attempt::Deadline => false,
         });
+        if retriable && retries < attempts && held.is_none() {
+            held = copy_of(copied.take(), deadline).await;
+            // A streamed body that could not be kept whole is sent once.
+            retriable = held.is_some();
+        }
         if !retriable || retries >= attempts || Instant::now() >= deadline {
             facts.upstream_time = Some(start.elapsed());
             if retriable && retries >= attempts {
@@ -108,6 +144,20 @@ pub(super) async fn send(
         if let Some(next) = repick(up.dest, &tried).await {
             addr = next;
         }
+    }
+}
+
+/// The whole copy of a streamed body, once its first attempt has sent it
+/// all; `None` when it grew too large, failed, or was not sent to its end
+/// within [`COPY_GRACE`] (or the deadline): the client is still streaming
+/// to a backend that has answered already, and a retry would have to wait
+/// for a client that may be waiting for that answer.
+async fn copy_of(copied: Option<super::tee::Copied>, deadline: Instant) -> Option<Bytes> {
+    let rx = copied?;
+    let until = deadline.min(Instant::now() + COPY_GRACE);
+    match tokio::time::timeout_at(until.into(), rx).await {
+        Ok(Ok(b)) => Some(b),
+        _ => None,
     }
 }
 

@@ -1,16 +1,20 @@
 //! How a request reaches a backend: the one place that chooses the client
 //! a cluster's requests go through. The primary request, each retry and
 //! each mirrored copy ask here, so a cluster's transport is decided once
-//! for all three: the process's plain HTTP/1.1 client, or the cluster's
-//! own TLS client when its DestinationRule originates TLS (`origin.rs`;
-//! HTTP/2 when the backend picks `h2` by ALPN, `connector.rs`).
+//! for all three: the cluster's own TLS client when its DestinationRule
+//! originates TLS (`origin.rs`; HTTP/2 when the backend picks `h2` by
+//! ALPN, `connector.rs`); else HTTP/2 with prior knowledge (h2c,
+//! `../h2c.rs`) when the destination's ServiceEntry port is `HTTP2` or
+//! `GRPC` or its DestinationRule says `h2UpgradePolicy: UPGRADE` (with
+//! `useClientProtocol`, the protocol the client spoke); else HTTP/1.1
+//! through the process's pooled client.
 
 mod connector;
 mod origin;
 
 use std::time::Duration;
 
-use http::{Request, Response};
+use http::{Request, Response, Version};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -19,6 +23,7 @@ use prometheus_client::metrics::gauge::Gauge;
 
 use super::Shared;
 use super::counted::CountingConnector;
+use super::h2c::{H2c, H2cError};
 use super::handler::body::ClientBody;
 use crate::upstream::Upstream;
 pub use connector::Connector;
@@ -59,22 +64,212 @@ pub fn base(shared: &Shared) -> Base {
     }
 }
 
-/// The client for `up`'s requests.
-pub(crate) fn client(shared: &Shared, up: &Upstream) -> HttpClient {
-    match &up.origin {
-        Some(o) => o.client(),
-        None => shared.client.clone(),
+/// Why a request got no answer from the backend.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(transparent)]
+    Http1(#[from] hyper_util::client::legacy::Error),
+    #[error(transparent)]
+    H2c(#[from] H2cError),
+}
+
+impl Error {
+    /// The connection could not be made (nothing was sent).
+    pub fn is_connect(&self) -> bool {
+        match self {
+            Error::Http1(e) => e.is_connect(),
+            Error::H2c(e) => matches!(e, H2cError::Connect { .. }),
+        }
     }
 }
 
-/// Sends `req` (its URI already names the endpoint) over `up`'s transport.
+/// The HTTP version a cluster speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Speaks {
+    Http1,
+    H2c,
+    /// `useClientProtocol`: HTTP/2 to the backend when the client spoke it.
+    AsClient,
+}
+
+fn speaks(up: &Upstream) -> Speaks {
+    // TLS to the backend: ALPN decides (`connector.rs`), never h2c.
+    if up.origin.is_some() {
+        return Speaks::Http1;
+    }
+    let as_client = up
+        .policy
+        .connection_pool
+        .as_ref()
+        .is_some_and(|c| c.use_client_protocol);
+    // Istio: useClientProtocol makes h2UpgradePolicy ineffective.
+    if as_client {
+        Speaks::AsClient
+    } else if up.h2c {
+        Speaks::H2c
+    } else {
+        Speaks::Http1
+    }
+}
+
+/// A cluster's transport, cheap to clone (a mirror's task keeps one).
+#[derive(Clone)]
+pub(crate) struct Transport {
+    http1: HttpClient,
+    h2c: H2c,
+    speaks: Speaks,
+}
+
+impl Transport {
+    /// Sends `req` (its URI already names the endpoint; its version is the
+    /// client's).
+    pub(crate) async fn request(
+        &self,
+        req: Request<ClientBody>,
+    ) -> Result<Response<Incoming>, Error> {
+        dispatch(&self.http1, &self.h2c, self.speaks, req).await
+    }
+}
+
+/// The transport for `up`'s requests.
+pub(crate) fn client(shared: &Shared, up: &Upstream) -> Transport {
+    Transport {
+        http1: match &up.origin {
+            Some(o) => o.client(),
+            None => shared.client.clone(),
+        },
+        h2c: shared.h2c.clone(),
+        speaks: speaks(up),
+    }
+}
+
+/// Sends `req` (its URI already names the endpoint; its version is the
+/// client's) over `up`'s transport.
 pub(crate) async fn send(
     shared: &Shared,
     up: &Upstream,
     req: Request<ClientBody>,
-) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
+) -> Result<Response<Incoming>, Error> {
     match &up.origin {
-        Some(o) => o.client().request(req).await,
-        None => shared.client.request(req).await,
+        Some(o) => dispatch(&o.client(), &shared.h2c, Speaks::Http1, req).await,
+        None => dispatch(&shared.client, &shared.h2c, speaks(up), req).await,
+    }
+}
+
+/// Whether a request the client sent as `version` goes out as HTTP/2.
+fn wants_h2(speaks: Speaks, version: Version) -> bool {
+    match speaks {
+        Speaks::Http1 => false,
+        Speaks::H2c => true,
+        Speaks::AsClient => version == Version::HTTP_2,
+    }
+}
+
+async fn dispatch(
+    http1: &HttpClient,
+    h2c: &H2c,
+    speaks: Speaks,
+    mut req: Request<ClientBody>,
+) -> Result<Response<Incoming>, Error> {
+    if wants_h2(speaks, req.version()) {
+        return Ok(h2c.request(req).await?);
+    }
+    *req.version_mut() = Version::HTTP_11;
+    Ok(http1.request(req).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::config::checked::destination_rule::{
+        CheckedDestinationRule, ClusterPolicy, ConnectionPool, H2Upgrade, Policy,
+    };
+    use crate::config::checked::{CheckedServiceEntry, Resolution, ServicePort};
+
+    fn entry(protocol: &str) -> CheckedServiceEntry {
+        CheckedServiceEntry {
+            namespace: "default".into(),
+            name: "grpc".into(),
+            hosts: vec!["grpc.example.com".into()],
+            ports: vec![ServicePort {
+                number: 50051,
+                name: "grpc".into(),
+                target_port: None,
+                protocol: protocol.into(),
+            }],
+            resolution: Resolution::Static,
+            endpoints: Vec::new(),
+        }
+    }
+
+    fn rule(pool: ConnectionPool) -> CheckedDestinationRule {
+        CheckedDestinationRule {
+            namespace: "default".into(),
+            name: "grpc".into(),
+            host: "grpc.example.com".into(),
+            creation_timestamp: None,
+            policy: Policy {
+                parts: ClusterPolicy {
+                    connection_pool: Some(pool),
+                    ..ClusterPolicy::default()
+                },
+                ports: Vec::new(),
+            },
+            subsets: Vec::new(),
+        }
+    }
+
+    /// What a cluster of this port protocol and rule speaks.
+    fn speaks_for(protocol: &str, pool: Option<ConnectionPool>) -> Speaks {
+        let se = entry(protocol);
+        let entries: HashMap<&str, &CheckedServiceEntry> =
+            HashMap::from([("grpc.example.com", &se)]);
+        let r = pool.map(rule);
+        let up =
+            crate::upstream::resolve("grpc.example.com", Some(50051), None, &entries, r.as_ref());
+        speaks(&up)
+    }
+
+    #[test]
+    fn the_port_protocol_and_the_rule_choose_http2() {
+        assert_eq!(speaks_for("GRPC", None), Speaks::H2c);
+        assert_eq!(speaks_for("HTTP2", None), Speaks::H2c);
+        assert_eq!(speaks_for("HTTP", None), Speaks::Http1);
+        assert_eq!(speaks_for("", None), Speaks::Http1);
+        let upgrade = |h2_upgrade| ConnectionPool {
+            h2_upgrade,
+            ..ConnectionPool::default()
+        };
+        assert_eq!(
+            speaks_for("HTTP", Some(upgrade(H2Upgrade::Upgrade))),
+            Speaks::H2c
+        );
+        assert_eq!(
+            speaks_for("HTTP", Some(upgrade(H2Upgrade::DoNotUpgrade))),
+            Speaks::Http1
+        );
+        // DO_NOT_UPGRADE leaves an HTTP/2 port alone.
+        assert_eq!(
+            speaks_for("GRPC", Some(upgrade(H2Upgrade::DoNotUpgrade))),
+            Speaks::H2c
+        );
+        // useClientProtocol wins over both, as in Istio.
+        let as_client = ConnectionPool {
+            use_client_protocol: true,
+            h2_upgrade: H2Upgrade::Upgrade,
+            ..ConnectionPool::default()
+        };
+        assert_eq!(speaks_for("GRPC", Some(as_client)), Speaks::AsClient);
+    }
+
+    #[test]
+    fn as_the_client_follows_the_clients_version() {
+        assert!(wants_h2(Speaks::AsClient, Version::HTTP_2));
+        assert!(!wants_h2(Speaks::AsClient, Version::HTTP_11));
+        assert!(wants_h2(Speaks::H2c, Version::HTTP_11));
+        assert!(!wants_h2(Speaks::Http1, Version::HTTP_2));
     }
 }
