@@ -131,8 +131,9 @@ pub(super) async fn forward(
         sent: 0,
         flags: "-",
     };
-    let (picked, addr) = match super::handler::pick_upstream(&route.upstreams).await {
-        Ok(p) => p,
+    let keys = super::handler::pick::Keys::peer(conn.peer.ip());
+    let (picked, addr) = match super::handler::pick::pick_upstream(&route.upstreams, &keys).await {
+        Ok(p) => (p.dest, p.addr),
         Err(flag) => {
             line.flags = flag.code();
             return line.emit(shared);
@@ -144,7 +145,13 @@ pub(super) async fn forward(
         shared.settings.upstream_connect_timeout,
         TcpStream::connect(addr),
     );
-    let mut upstream = match connect.await {
+    let connected = connect.await;
+    // Outlier detection hears of connect failures (and successes).
+    if let Some(e) = up.endpoint_of(addr) {
+        let ok = matches!(connected, Ok(Ok(_)));
+        up.report(e, crate::upstream::outlier::connect_outcome(ok));
+    }
+    let mut upstream = match connected {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             tracing::debug!(%addr, error = %e, "upstream connect failed");

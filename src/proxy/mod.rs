@@ -6,7 +6,7 @@
 //! another server's host get 421, never that server's routes.
 
 mod alert;
-mod chance;
+pub(crate) mod chance;
 mod counted;
 pub mod drain;
 mod h1scan;

@@ -84,6 +84,8 @@ type Upstreams = HashMap<(String, u16, Option<String>), Arc<Upstream>>;
 struct Lookup<'m> {
     entries: HashMap<&'m str, &'m CheckedServiceEntry>,
     rules: upstream::RuleIndex<'m>,
+    /// Where clusters keep their balancing state across compiles.
+    registry: upstream::Registry,
 }
 
 fn weighted_upstream(
@@ -153,9 +155,15 @@ fn shared_upstream(
     upstreams: &mut Upstreams,
 ) -> Arc<Upstream> {
     let rule = upstream::rule_for(&look.rules, host);
-    let up = upstream::resolve(host, port, subset, &look.entries, rule);
+    let mut up = upstream::resolve(host, port, subset, &look.entries, rule);
     let key = (up.host.clone(), up.port, up.subset.clone());
-    upstreams.entry(key).or_insert_with(|| Arc::new(up)).clone()
+    upstreams
+        .entry(key)
+        .or_insert_with(|| {
+            look.registry.attach(&mut up);
+            Arc::new(up)
+        })
+        .clone()
 }
 
 /// A route as it applies on Gateway `gw`: its `match[]` entries whose
@@ -361,6 +369,7 @@ pub fn compile(model: &Model<'_>, sds: &Sds, compiler: &mut Compiler, version: u
         look: Lookup {
             entries: upstream::index(&model.service_entries),
             rules: upstream::RuleIndex::new(&model.destination_rules),
+            registry: compiler.upstreams.clone(),
         },
         upstreams: HashMap::new(),
         routes_of: HashMap::new(),

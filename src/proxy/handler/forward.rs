@@ -325,7 +325,7 @@ async fn send(
     let (timeout, upstream_bound) = upstream_deadline(route, shared);
     let sent = std::time::Instant::now();
     let answer =
-        tokio::time::timeout(timeout, super::super::transport::send(shared, up.dest, req)).await;
+        tokio::time::timeout(timeout, super::lease::send(shared, up.dest, up.addr, req)).await;
     facts.upstream_time = Some(sent.elapsed());
     match answer {
         Ok(Ok(r)) => Ok(r),

@@ -79,6 +79,8 @@ pub(super) async fn send(
     let mut addr = up.addr;
     let mut tried = Vec::new();
     let mut retries = 0;
+    // The retry in flight holds one of the cluster's `maxRetries`.
+    let mut _retry_slot = None;
     loop {
         facts.upstream = Some(addr);
         let Some(req) = head.request(addr, &body) else {
@@ -100,6 +102,19 @@ pub(super) async fn send(
                 Attempt::NoAnswer(why) => Err(no_answer(why, facts)),
                 Attempt::Deadline => Err(forward::timed_out(upstream_bound, facts)),
             };
+        }
+        if let Some(limits) = up.dest.limits() {
+            let Some(slot) = limits.retry() else {
+                // Envoy's retry overflow: the answer so far goes out.
+                tracing::debug!(upstream = %addr, "maxRetries in flight: not retried");
+                facts.upstream_time = Some(start.elapsed());
+                return match outcome {
+                    Attempt::Answer(r) => Ok(r),
+                    Attempt::NoAnswer(why) => Err(no_answer(why, facts)),
+                    Attempt::Deadline => Err(forward::timed_out(upstream_bound, facts)),
+                };
+            };
+            _retry_slot = Some(slot);
         }
         retries += 1;
         tracing::debug!(retry = retries, upstream = %addr, "retrying upstream request");
@@ -123,7 +138,7 @@ async fn attempt(
     let left = deadline.saturating_duration_since(Instant::now());
     let per_try = policy.and_then(|p| p.per_try_timeout).filter(|t| *t < left);
     let bound = per_try.unwrap_or(left);
-    match tokio::time::timeout(bound, super::super::transport::send(shared, dest, req)).await {
+    match tokio::time::timeout(bound, super::lease::send(shared, dest, addr, req)).await {
         Ok(Ok(r)) => Attempt::Answer(r),
         Ok(Err(e)) => {
             tracing::debug!(error = %e, upstream = %addr, "upstream request failed");
