@@ -1,0 +1,421 @@
+//! DestinationRule `loadBalancer`, `connectionPool` and
+//! `outlierDetection`, and subsets by weight, through the walkthrough's
+//! gateway with curl and real backends: round robin spreads evenly; least
+//! request sends less to a busy endpoint; consistent hashing by header,
+//! cookie (the gateway sets it) and source IP sticks; Istio's Circuit
+//! Breaking task overflows with 503 `UO` in the access log and the
+//! overflow metric; outlier detection ejects a failing endpoint and
+//! brings it back; Istio's Request Routing and Traffic Shifting tasks
+//! split by subset and weight.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{self, Backend, FRONTEND, Failing, Gateway, Walkthrough};
+
+/// The reviews service: a STATIC ServiceEntry whose endpoints are the
+/// `backends` (each `127.0.0.1` on its own port, labelled `version: vN`
+/// from 1), a DestinationRule with `policy` (YAML under `spec:`, after
+/// `host`) and the frontend's VirtualService with `http` (its `http:`
+/// entries).
+fn reviews(backends: &[&Backend], policy: &str, http: &str) -> String {
+    let endpoints: String = backends
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            format!(
+                "  - address: 127.0.0.1\n    ports: {{http: {}}}\n    labels: {{app: reviews, version: v{}}}\n",
+                b.port(),
+                i + 1
+            )
+        })
+        .collect();
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: reviews
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  ports:
+  - {{number: 9080, name: http, protocol: HTTP}}
+  resolution: STATIC
+  endpoints:
+{endpoints}---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: reviews
+spec:
+  host: reviews
+{policy}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: frontend
+spec:
+  hosts:
+  - frontend.foocorp.com
+  gateways:
+  - foocorp-gateway
+  http:
+{http}"
+    )
+}
+
+/// Every request to reviews, whatever its subset.
+const ALL_TO_REVIEWS: &str = "  - route:\n    - destination:\n        host: reviews\n";
+
+/// Applies `yaml` to the walkthrough (asserting no warning) and starts the
+/// gateway with JSON logs.
+fn start(w: &Walkthrough, yaml: &str) -> Gateway {
+    let applied = w.site.apply("task/reviews.yaml", yaml);
+    assert_eq!(applied.stderr, "", "apply warned");
+    w.site.start_gateway_with(&[443], &["--log-format", "json"])
+}
+
+fn backends(n: usize) -> Vec<Backend> {
+    (1..=n).map(|i| Backend::start(&format!("v{i}"))).collect()
+}
+
+fn hits(bs: &[Backend]) -> Vec<usize> {
+    bs.iter().map(Backend::hits).collect()
+}
+
+/// One request with `headers`: its body (the backend's name) and the
+/// response's `set-cookie`.
+fn get(w: &Walkthrough, gw: &Gateway, headers: &[&str]) -> (String, Option<String>) {
+    let mut c = w.site.walkthrough_curl(FRONTEND, gw.port(443)).path("/");
+    for h in headers {
+        c = c.header(h);
+    }
+    let out = c.run();
+    out.assert_status(200);
+    let cookie = out.header("set-cookie").map(str::to_owned);
+    (out.body.trim().to_owned(), cookie)
+}
+
+/// `n` requests on one connection, each answered 200.
+fn repeat(w: &Walkthrough, gw: &Gateway, n: usize) {
+    let out = w
+        .site
+        .walkthrough_curl(FRONTEND, gw.port(443))
+        .path("/")
+        .run_repeated(n, Duration::from_secs(60));
+    assert!(out.iter().all(|t| t.status == 200), "{out:?}");
+}
+
+/// The access lines' fields once `n` are written.
+fn access(gw: &Gateway, n: usize) -> Vec<Value> {
+    support::poll("access lines", support::START_TIMEOUT, || {
+        let lines: Vec<Value> = gw
+            .log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["target"] == "access")
+            .map(|v| v["fields"].clone())
+            .collect();
+        (lines.len() >= n).then_some(lines)
+    })
+}
+
+#[test]
+fn round_robin_takes_the_endpoints_in_turn() {
+    let w = Walkthrough::new();
+    let bs = backends(3);
+    let refs: Vec<&Backend> = bs.iter().collect();
+    let yaml = reviews(
+        &refs,
+        "  trafficPolicy:\n    loadBalancer: {simple: ROUND_ROBIN}",
+        ALL_TO_REVIEWS,
+    );
+    let gw = start(&w, &yaml);
+    repeat(&w, &gw, 30);
+    assert_eq!(hits(&bs), [10, 10, 10]);
+}
+
+#[test]
+fn without_a_load_balancer_it_is_round_robin_too() {
+    let w = Walkthrough::new();
+    let bs = backends(2);
+    let refs: Vec<&Backend> = bs.iter().collect();
+    let yaml = reviews(&refs, "  trafficPolicy: {}", ALL_TO_REVIEWS);
+    let gw = start(&w, &yaml);
+    repeat(&w, &gw, 20);
+    assert_eq!(hits(&bs), [10, 10]);
+}
+
+/// 100 requests at once (one curl, parallel transfers) to a slow and a
+/// fast endpoint: round robin would give the slow one 50; least request
+/// gives it only when both of its two draws are the slow one (a quarter),
+/// since the slow one always has requests in flight.
+#[test]
+fn least_request_sends_less_to_the_busy_endpoint() {
+    let w = Walkthrough::new();
+    let slow = Backend::slow("slow", Duration::from_secs(4));
+    let fast = Backend::start("fast");
+    let yaml = reviews(
+        &[&slow, &fast],
+        "  trafficPolicy:\n    loadBalancer: {simple: LEAST_REQUEST}",
+        ALL_TO_REVIEWS,
+    );
+    let gw = start(&w, &yaml);
+    let out = w
+        .site
+        .walkthrough_curl(FRONTEND, gw.port(443))
+        .path("/")
+        .http1_1()
+        .arg("--parallel")
+        .arg("--parallel-max")
+        .arg("100")
+        .run_repeated(100, Duration::from_secs(60));
+    assert!(out.iter().all(|t| t.status == 200), "{out:?}");
+    assert_eq!(slow.hits() + fast.hits(), 100);
+    // Binomial(100, ~0.27): mean ~27, sd ~4.5; 40 is 3 sd above.
+    assert!(
+        slow.hits() < 40,
+        "slow {} fast {}",
+        slow.hits(),
+        fast.hits()
+    );
+}
+
+#[test]
+fn a_header_hash_sticks_each_user_to_one_endpoint() {
+    let w = Walkthrough::new();
+    let bs = backends(3);
+    let refs: Vec<&Backend> = bs.iter().collect();
+    let yaml = reviews(
+        &refs,
+        "  trafficPolicy:\n    loadBalancer:\n      consistentHash: {httpHeaderName: x-user}",
+        ALL_TO_REVIEWS,
+    );
+    let gw = start(&w, &yaml);
+    let mut owner = BTreeMap::new();
+    for round in 0..3 {
+        for user in 0..8 {
+            let (body, _) = get(&w, &gw, &[&format!("x-user: user{user}")]);
+            let first = owner.entry(user).or_insert_with(|| body.clone());
+            assert_eq!(*first, body, "user{user} moved in round {round}");
+        }
+    }
+    let distinct: std::collections::BTreeSet<&String> = owner.values().collect();
+    assert!(distinct.len() >= 2, "8 users all on {distinct:?}");
+}
+
+#[test]
+fn a_cookie_hash_sets_the_cookie_then_sticks() {
+    let w = Walkthrough::new();
+    let bs = backends(3);
+    let refs: Vec<&Backend> = bs.iter().collect();
+    let yaml = reviews(
+        &refs,
+        "  trafficPolicy:
+    loadBalancer:
+      consistentHash:
+        httpCookie: {name: session, path: /, ttl: 60s}",
+        ALL_TO_REVIEWS,
+    );
+    let gw = start(&w, &yaml);
+    for _ in 0..3 {
+        let (first, cookie) = get(&w, &gw, &[]);
+        let cookie = cookie.expect("a Set-Cookie for the missing hash cookie");
+        let (pair, attrs) = cookie.split_once(';').unwrap();
+        assert!(pair.starts_with("session=\""), "{cookie}");
+        assert_eq!(attrs, " Max-Age=60; Path=/; HttpOnly", "{cookie}");
+        for _ in 0..5 {
+            let (body, again) = get(&w, &gw, &[&format!("cookie: {pair}")]);
+            assert_eq!(body, first, "the cookie {pair} moved");
+            assert_eq!(again, None, "a cookie sent is not set again");
+        }
+    }
+}
+
+#[test]
+fn a_source_ip_hash_sticks() {
+    let w = Walkthrough::new();
+    let bs = backends(3);
+    let refs: Vec<&Backend> = bs.iter().collect();
+    let yaml = reviews(
+        &refs,
+        "  trafficPolicy:\n    loadBalancer:\n      consistentHash: {useSourceIp: true}",
+        ALL_TO_REVIEWS,
+    );
+    let gw = start(&w, &yaml);
+    repeat(&w, &gw, 20);
+    let mut h = hits(&bs);
+    h.sort_unstable();
+    assert_eq!(h, [0, 0, 20]);
+}
+
+/// The value of the metric line starting with `prefix`.
+fn metric(gw: &Gateway, prefix: &str) -> Option<f64> {
+    let (_, body) = support::http_get(gw.admin(), "/metrics").ok()?;
+    body.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Istio's "Circuit Breaking" task: its DestinationRule as published
+/// (`httpbin` renamed `reviews`), then concurrent requests to a backend
+/// that takes its time: one in flight and one waiting at most, so some
+/// get 503 with `UO`, counted in `gatehouse_upstream_overflows_total`.
+#[test]
+fn the_istio_circuit_breaking_task_overflows_with_uo() {
+    let w = Walkthrough::new();
+    let slow = Backend::slow("v1", Duration::from_millis(1500));
+    let yaml = reviews(
+        &[&slow],
+        "  trafficPolicy:
+    connectionPool:
+      tcp:
+        maxConnections: 1
+      http:
+        http1MaxPendingRequests: 1
+        maxRequestsPerConnection: 1
+    outlierDetection:
+      consecutive5xxErrors: 1
+      interval: 1s
+      baseEjectionTime: 3m
+      maxEjectionPercent: 100",
+        ALL_TO_REVIEWS,
+    );
+    let gw = start(&w, &yaml);
+    let out = w
+        .site
+        .walkthrough_curl(FRONTEND, gw.port(443))
+        .path("/")
+        .http1_1()
+        .arg("--parallel")
+        .arg("--parallel-max")
+        .arg("6")
+        .run_repeated(6, Duration::from_secs(60));
+    let ok = out.iter().filter(|t| t.status == 200).count();
+    let overflowed = out.iter().filter(|t| t.status == 503).count();
+    assert_eq!(ok + overflowed, 6, "{out:?}");
+    assert!(ok >= 1 && overflowed >= 1, "{out:?}");
+    let lines = access(&gw, 6);
+    let uo = lines.iter().filter(|l| l["response_flags"] == "UO").count();
+    assert_eq!(uo, overflowed, "{lines:?}");
+    let counted = support::poll("the overflow metric", support::START_TIMEOUT, || {
+        metric(
+            &gw,
+            "gatehouse_upstream_overflows_total{upstream=\"reviews.default.svc.cluster.local:9080\"",
+        )
+    });
+    assert_eq!(counted, overflowed as f64);
+    // An overflow is not the endpoint's failure: it was never ejected.
+    assert!(!gw.log().contains("endpoint ejected"));
+    assert_eq!(get(&w, &gw, &[]).0, "v1");
+}
+
+/// One failing endpoint of two: after `consecutive5xxErrors` it gets
+/// nothing for `baseEjectionTime`, then it is back (recovered by then).
+#[test]
+fn outlier_detection_ejects_a_failing_endpoint_and_brings_it_back() {
+    let w = Walkthrough::new();
+    let failing = Backend::failing("recovered", 3, Failing::Status(500));
+    let good = Backend::start("good");
+    let yaml = reviews(
+        &[&failing, &good],
+        "  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBIN}
+    outlierDetection:
+      consecutive5xxErrors: 3
+      interval: 1s
+      baseEjectionTime: 2s
+      maxEjectionPercent: 100",
+        ALL_TO_REVIEWS,
+    );
+    let gw = start(&w, &yaml);
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let out = w
+            .site
+            .walkthrough_curl(FRONTEND, gw.port(443))
+            .path("/")
+            .run();
+        statuses.push(out.status);
+    }
+    let ejected_at = Instant::now();
+    assert_eq!(statuses, [500, 200, 500, 200, 500, 200]);
+    assert!(gw.log().contains("outlier detection: endpoint ejected"));
+    repeat(&w, &gw, 10);
+    assert_eq!(failing.hits(), 3, "an ejected endpoint got requests");
+    assert_eq!(good.hits(), 13);
+    // Back after its ejection time: it answers again.
+    std::thread::sleep(Duration::from_millis(2100).saturating_sub(ejected_at.elapsed()));
+    let bodies: Vec<String> = (0..4).map(|_| get(&w, &gw, &[]).0).collect();
+    assert!(bodies.iter().any(|b| b == "recovered"), "{bodies:?}");
+    assert!(
+        gw.log()
+            .contains("endpoint returned to the load balancing pool")
+    );
+}
+
+/// The subsets of Istio's bookinfo `reviews` DestinationRule.
+const SUBSETS: &str = "  subsets:
+  - name: v1
+    labels: {version: v1}
+  - name: v2
+    labels: {version: v2}
+  - name: v3
+    labels: {version: v3}";
+
+/// Istio's "Request Routing" task (`virtual-service-reviews-test-v2`):
+/// `end-user: jason` goes to v2, everyone else to v1.
+#[test]
+fn the_istio_request_routing_task_routes_by_subset() {
+    let w = Walkthrough::new();
+    let bs = backends(3);
+    let refs: Vec<&Backend> = bs.iter().collect();
+    let http = "  - match:
+    - headers:
+        end-user:
+          exact: jason
+    route:
+    - destination:
+        host: reviews
+        subset: v2
+  - route:
+    - destination:
+        host: reviews
+        subset: v1
+";
+    let gw = start(&w, &reviews(&refs, SUBSETS, http));
+    for _ in 0..3 {
+        assert_eq!(get(&w, &gw, &["end-user: jason"]).0, "v2");
+        assert_eq!(get(&w, &gw, &[]).0, "v1");
+    }
+    assert_eq!(hits(&bs), [3, 3, 0]);
+}
+
+/// Istio's "Traffic Shifting" task (`virtual-service-reviews-50-v3`): 50%
+/// to v1 and 50% to v3, measured over 400 requests.
+#[test]
+fn the_istio_traffic_shifting_task_splits_fifty_fifty() {
+    let w = Walkthrough::new();
+    let bs = backends(3);
+    let refs: Vec<&Backend> = bs.iter().collect();
+    let http = "  - route:
+    - destination:
+        host: reviews
+        subset: v1
+      weight: 50
+    - destination:
+        host: reviews
+        subset: v3
+      weight: 50
+";
+    let gw = start(&w, &reviews(&refs, SUBSETS, http));
+    repeat(&w, &gw, 400);
+    let h = hits(&bs);
+    assert_eq!(h[0] + h[2], 400);
+    assert_eq!(h[1], 0);
+    // Binomial(400, 0.5): sd 10; 5 sd either side fails once in ~1.7M.
+    assert!((150..=250).contains(&h[0]), "{h:?}");
+}
