@@ -141,10 +141,13 @@ pub(super) async fn forward(
     };
     let up = &picked.upstream;
     line.upstream = Some((up, addr));
-    let connect = tokio::time::timeout(
-        shared.settings.upstream_connect_timeout,
-        TcpStream::connect(addr),
-    );
+    let connect_timeout = up
+        .policy
+        .connection_pool
+        .as_ref()
+        .and_then(|p| p.connect_timeout)
+        .unwrap_or(shared.settings.upstream_connect_timeout);
+    let connect = tokio::time::timeout(connect_timeout, TcpStream::connect(addr));
     let connected = connect.await;
     // Outlier detection hears of connect failures (and successes).
     if let Some(e) = up.endpoint_of(addr) {

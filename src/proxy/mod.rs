@@ -16,6 +16,7 @@ mod hello;
 mod l4;
 pub mod overload;
 pub mod path;
+mod pool;
 pub mod proxy_protocol;
 pub mod settings;
 mod transport;

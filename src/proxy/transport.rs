@@ -16,7 +16,11 @@ use crate::upstream::Upstream;
 pub type HttpClient = Client<CountingConnector, ClientBody>;
 
 /// The client for `up`'s requests.
-pub(crate) fn client<'a>(shared: &'a Shared, _up: &'a Upstream) -> &'a HttpClient {
+pub(crate) fn client<'a>(shared: &'a Shared, up: &'a Upstream) -> &'a HttpClient {
+    // A DestinationRule's connect timeout, keepalive or idle timeout.
+    if let Some(own) = super::pool::own_client(shared, up) {
+        return own;
+    }
     &shared.client
 }
 

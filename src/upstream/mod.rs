@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use crate::config::checked::destination_rule::{CheckedDestinationRule, ClusterPolicy};
 use crate::config::checked::{CheckedServiceEntry, Endpoint, EndpointAddress, Resolution};
-pub use registry::Registry;
+pub use registry::{Registry, TransportSlot};
 pub use rule::{RuleIndex, rule_for};
 
 /// The endpoints of one destination.
@@ -58,6 +58,10 @@ pub struct Upstream {
     /// DestinationRule's `h2UpgradePolicy: UPGRADE`); else HTTP/1.1 (or
     /// HTTP/2 where TLS's ALPN agrees on it).
     pub h2c: bool,
+    /// The slot of this cluster's own connection pool, when its
+    /// `connectionPool` sets a connect timeout, TCP keepalive or idle
+    /// timeout (`proxy::pool` fills it); else it shares the gateway's.
+    pub transport: Option<Arc<TransportSlot>>,
     /// Why this destination has no endpoints at all by configuration
     /// (a subset no DestinationRule defines): every request gets 503.
     pub unavailable: Option<String>,
@@ -95,6 +99,7 @@ impl Upstream {
             policy: Arc::default(),
             rule: None,
             h2c: false,
+            transport: None,
             unavailable: None,
         }
     }

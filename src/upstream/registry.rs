@@ -11,15 +11,25 @@
 //! Its lock is taken only by the compiler (on the control plane), never on
 //! the request path.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
 
 use super::Upstream;
 use super::limits::Limits;
 use super::outlier::EndpointState;
 use super::ring::{MIN_RING_SIZE, Ring};
-use crate::config::checked::destination_rule::LbAlgorithm;
+use crate::config::checked::destination_rule::{ConnectionPool, Keepalive, LbAlgorithm};
+
+/// Where a cluster's own connection pool lives, made by the proxy on first
+/// use (`proxy::pool`): this module only keeps it, whatever its type.
+pub type TransportSlot = OnceLock<Box<dyn Any + Send + Sync>>;
+
+/// What a cluster's own connection pool is made from: `tcp.connectTimeout`,
+/// `tcp.tcpKeepalive`, `http.idleTimeout`.
+type TransportKey = (Option<Duration>, Option<Keepalive>, Option<Duration>);
 
 /// One cluster's state.
 #[derive(Debug, Default)]
@@ -29,6 +39,7 @@ pub struct ClusterState {
     endpoints: Mutex<HashMap<String, Weak<EndpointState>>>,
     ring: Mutex<Option<(Vec<String>, Arc<Ring>)>>,
     limits: Mutex<Option<Arc<Limits>>>,
+    transport: Mutex<Option<(TransportKey, Arc<TransportSlot>)>>,
 }
 
 /// The clusters' states by cluster name; a clone shares them.
@@ -65,6 +76,11 @@ impl Registry {
             .connection_pool
             .as_ref()
             .and_then(|p| cluster.limits_for(p));
+        up.transport = up
+            .policy
+            .connection_pool
+            .as_ref()
+            .and_then(|p| cluster.transport_for(p));
         up.balance.cluster = cluster;
     }
 }
@@ -104,12 +120,34 @@ impl ClusterState {
         r
     }
 
+    /// The slot of the cluster's own connection pool when `pool` sets what
+    /// the shared one cannot vary (kept while those settings are
+    /// unchanged, so its idle connections survive a recompile).
+    fn transport_for(&self, pool: &ConnectionPool) -> Option<Arc<TransportSlot>> {
+        let key = (
+            pool.connect_timeout,
+            pool.keepalive.clone(),
+            pool.idle_timeout,
+        );
+        if key == (None, None, None) {
+            return None;
+        }
+        let Ok(mut kept) = self.transport.lock() else {
+            return Some(Arc::default());
+        };
+        if let Some((k, slot)) = kept.as_ref()
+            && *k == key
+        {
+            return Some(slot.clone());
+        }
+        let slot: Arc<TransportSlot> = Arc::default();
+        *kept = Some((key, slot.clone()));
+        Some(slot)
+    }
+
     /// The limits of `pool`, the kept ones (and their counts of what is in
     /// flight) while the settings are unchanged.
-    fn limits_for(
-        &self,
-        pool: &crate::config::checked::destination_rule::ConnectionPool,
-    ) -> Option<Arc<Limits>> {
+    fn limits_for(&self, pool: &ConnectionPool) -> Option<Arc<Limits>> {
         let Ok(mut kept) = self.limits.lock() else {
             return Limits::new(pool).map(Arc::new);
         };

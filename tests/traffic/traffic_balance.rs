@@ -419,3 +419,80 @@ fn the_istio_traffic_shifting_task_splits_fifty_fifty() {
     // Binomial(400, 0.5): sd 10; 5 sd either side fails once in ~1.7M.
     assert!((150..=250).contains(&h[0]), "{h:?}");
 }
+
+/// A loopback port whose listen queue is full, so that a connect there
+/// hangs (its SYN is dropped), with what keeps it full.
+fn hanging_port() -> (std::net::TcpListener, Vec<std::net::TcpStream>, u16) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let mut held = Vec::new();
+    for _ in 0..1000 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(s) => held.push(s),
+            Err(_) => return (l, held, addr.port()),
+        }
+    }
+    panic!("the listen queue of {addr} never filled");
+}
+
+/// `tcp.connectTimeout` bounds the connect: a backend that never accepts
+/// gets 503 `UF` after 300 ms, not the gateway's default 5 s.
+#[test]
+fn connect_timeout_bounds_the_connect() {
+    let w = Walkthrough::new();
+    let (_listener, _held, port) = hanging_port();
+    let yaml = format!(
+        "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: reviews
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  ports:
+  - {{number: 9080, name: http, protocol: HTTP}}
+  resolution: STATIC
+  endpoints:
+  - address: 127.0.0.1
+    ports: {{http: {port}}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: reviews
+spec:
+  host: reviews
+  trafficPolicy:
+    connectionPool:
+      tcp:
+        connectTimeout: 300ms
+        tcpKeepalive: {{time: 60s, interval: 10s, probes: 3}}
+      http:
+        idleTimeout: 30s
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: frontend
+spec:
+  hosts:
+  - frontend.foocorp.com
+  gateways:
+  - foocorp-gateway
+  http:
+{ALL_TO_REVIEWS}"
+    );
+    let gw = start(&w, &yaml);
+    let t = Instant::now();
+    let out = w
+        .site
+        .walkthrough_curl(FRONTEND, gw.port(443))
+        .path("/")
+        .run();
+    let took = t.elapsed();
+    out.assert_status(503);
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_millis(2500),
+        "{took:?}"
+    );
+    assert_eq!(access(&gw, 1)[0]["response_flags"], "UF");
+}

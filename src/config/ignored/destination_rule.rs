@@ -99,8 +99,6 @@ fn outlier_detection(od: &OutlierDetection, p: &str, f: &mut Found) {
 fn connection_pool(cp: &ConnectionPoolSettings, p: &str, f: &mut Found) {
     if let Some(t) = &cp.tcp {
         let tp = format!("{p}.tcp");
-        f.set(t.connect_timeout.is_some(), format!("{tp}.connectTimeout"));
-        f.set(t.tcp_keepalive.is_some(), format!("{tp}.tcpKeepalive"));
         f.set(
             t.max_connection_duration.is_some(),
             format!("{tp}.maxConnectionDuration"),
@@ -109,7 +107,6 @@ fn connection_pool(cp: &ConnectionPoolSettings, p: &str, f: &mut Found) {
     }
     if let Some(h) = &cp.http {
         let hp = format!("{p}.http");
-        f.set(h.idle_timeout.is_some(), format!("{hp}.idleTimeout"));
         f.set(
             h.h2_upgrade_policy.is_some(),
             format!("{hp}.h2UpgradePolicy"),
