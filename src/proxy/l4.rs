@@ -113,6 +113,35 @@ pub(super) struct Conn {
     pub start: Instant,
 }
 
+/// A connection to `addr` of `up` under the cluster's `connectTimeout`
+/// (else `--upstream-connect-timeout`); outlier detection hears how it
+/// went.
+async fn connect(
+    up: &crate::upstream::Upstream,
+    addr: SocketAddr,
+    shared: &Shared,
+) -> Option<TcpStream> {
+    let timeout = up
+        .policy
+        .connection_pool
+        .as_ref()
+        .and_then(|p| p.connect_timeout)
+        .unwrap_or(shared.settings.upstream_connect_timeout);
+    let connected = tokio::time::timeout(timeout, TcpStream::connect(addr)).await;
+    if let Some(e) = up.endpoint_of(addr) {
+        let ok = matches!(connected, Ok(Ok(_)));
+        up.report(e, crate::upstream::outlier::connect_outcome(ok));
+    }
+    match connected {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            tracing::debug!(%addr, error = %e, "upstream connect failed");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
 /// Connects to `route`'s backend, writes `first` (the ClientHello, or
 /// nothing), then copies both ways until either side closes or the
 /// connection is idle for `--idle-timeout`.
@@ -141,30 +170,9 @@ pub(super) async fn forward(
     };
     let up = &picked.upstream;
     line.upstream = Some((up, addr));
-    let connect_timeout = up
-        .policy
-        .connection_pool
-        .as_ref()
-        .and_then(|p| p.connect_timeout)
-        .unwrap_or(shared.settings.upstream_connect_timeout);
-    let connect = tokio::time::timeout(connect_timeout, TcpStream::connect(addr));
-    let connected = connect.await;
-    // Outlier detection hears of connect failures (and successes).
-    if let Some(e) = up.endpoint_of(addr) {
-        let ok = matches!(connected, Ok(Ok(_)));
-        up.report(e, crate::upstream::outlier::connect_outcome(ok));
-    }
-    let mut upstream = match connected {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::debug!(%addr, error = %e, "upstream connect failed");
-            line.flags = "UF";
-            return line.emit(shared);
-        }
-        Err(_) => {
-            line.flags = "UF";
-            return line.emit(shared);
-        }
+    let Some(mut upstream) = connect(up, addr, shared).await else {
+        line.flags = "UF";
+        return line.emit(shared);
     };
     let _ = upstream.set_nodelay(true);
     if let Some(version) = up.policy.proxy_protocol {
