@@ -148,14 +148,16 @@ fn without_a_load_balancer_it_is_round_robin_too() {
     assert_eq!(hits(&bs), [10, 10]);
 }
 
-/// 100 requests at once (one curl, parallel transfers) to a slow and a
-/// fast endpoint: round robin would give the slow one 50; least request
-/// gives it only when both of its two draws are the slow one (a quarter),
-/// since the slow one always has requests in flight.
+/// A slow and a fast endpoint. First 16 requests at once: those that land
+/// on the slow one (some do: all 16 on the fast one is a chance of 2^-16)
+/// stay in flight for 6 s. Then 60 more at once: round
+/// robin would give the slow one 30; least request gives it one only when
+/// both of its two draws are the slow one (a quarter), as it has more
+/// requests in flight than the fast one.
 #[test]
 fn least_request_sends_less_to_the_busy_endpoint() {
     let w = Walkthrough::new();
-    let slow = Backend::slow("slow", Duration::from_secs(4));
+    let slow = Backend::slow("slow", Duration::from_secs(6));
     let fast = Backend::start("fast");
     let yaml = reviews(
         &[&slow, &fast],
@@ -163,24 +165,31 @@ fn least_request_sends_less_to_the_busy_endpoint() {
         ALL_TO_REVIEWS,
     );
     let gw = start(&w, &yaml);
-    let out = w
-        .site
-        .walkthrough_curl(FRONTEND, gw.port(443))
-        .path("/")
-        .http1_1()
-        .arg("--parallel")
-        .arg("--parallel-max")
-        .arg("100")
-        .run_repeated(100, Duration::from_secs(60));
-    assert!(out.iter().all(|t| t.status == 200), "{out:?}");
-    assert_eq!(slow.hits() + fast.hits(), 100);
-    // Binomial(100, ~0.27): mean ~27, sd ~4.5; 40 is 3 sd above.
-    assert!(
-        slow.hits() < 40,
-        "slow {} fast {}",
-        slow.hits(),
-        fast.hits()
-    );
+    let port = gw.port(443);
+    let burst = |n: usize| {
+        w.site
+            .walkthrough_curl(FRONTEND, port)
+            .path("/")
+            .http1_1()
+            .arg("--parallel")
+            .arg("--parallel-max")
+            .arg(&n.to_string())
+            .run_repeated(n, Duration::from_secs(60))
+    };
+    std::thread::scope(|s| {
+        let preload = s.spawn(|| burst(16));
+        let busy = support::poll(
+            "a request in flight on the slow one",
+            support::START_TIMEOUT,
+            || (slow.hits() + fast.hits() >= 16 && slow.hits() > 0).then(|| slow.hits()),
+        );
+        let out = burst(60);
+        assert!(out.iter().all(|t| t.status == 200), "{out:?}");
+        let to_slow = slow.hits() - busy;
+        // Binomial(60, 1/4): mean 15, sd 3.4; 30 is over 4 sd above.
+        assert!(to_slow < 30, "slow {to_slow} of 60 (fast {})", fast.hits());
+        assert!(preload.join().unwrap().iter().all(|t| t.status == 200));
+    });
 }
 
 #[test]
