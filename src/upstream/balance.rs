@@ -104,21 +104,23 @@ impl Upstream {
             return None;
         }
         let now = outlier::now_ms();
-        let name = self.cluster();
-        let mut usable = 0;
-        for e in eps {
-            usable += usize::from(e.available(now, &name));
-        }
-        let min_health = self
-            .policy
-            .outlier
-            .as_ref()
-            .map_or(0, |o| o.min_health_percent);
-        // Below minHealthPercent, outlier detection steps aside.
-        let all = usable * 100 < min_health as usize * eps.len();
-        if usable == 0 && !all {
-            return None;
-        }
+        // Without outlier detection nobody is ejected: no scan.
+        let all = match &self.policy.outlier {
+            None => true,
+            Some(o) => {
+                let name = self.cluster();
+                let mut usable = 0;
+                for e in eps {
+                    usable += usize::from(e.available(now, &name));
+                }
+                // Below minHealthPercent, outlier detection steps aside.
+                let all = usable * 100 < o.min_health_percent as usize * eps.len();
+                if usable == 0 && !all {
+                    return None;
+                }
+                all
+            }
+        };
         let ok = |i: usize| all || !eps[i].ejected(now);
         let next_ok = |from: usize| {
             (0..eps.len())
@@ -241,6 +243,20 @@ mod tests {
         u.report(&u.balance.endpoints[0], Outcome::NoAnswer);
         u.report(&u.balance.endpoints[2], Outcome::NoAnswer);
         assert_eq!(u.choose(None), None, "all ejected: no healthy upstream");
+    }
+
+    #[test]
+    fn below_min_health_percent_the_ejected_serve_again() {
+        let mut u = up(2, LbAlgorithm::RoundRobin);
+        let mut p = (*u.policy).clone();
+        if let Some(o) = p.outlier.as_mut() {
+            o.min_health_percent = 60;
+        }
+        u.policy = Arc::new(p);
+        u.report(&u.balance.endpoints[0], Outcome::Status(500));
+        // One of two healthy is 50%, below 60%: both take turns.
+        let picks: Vec<usize> = (0..4).filter_map(|_| u.choose(None)).collect();
+        assert_eq!(picks, [0, 1, 0, 1]);
     }
 
     #[test]

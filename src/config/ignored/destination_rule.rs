@@ -121,3 +121,58 @@ fn connection_pool(cp: &ConnectionPoolSettings, p: &str, f: &mut Found) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn warned(json: &str) -> Vec<String> {
+        let d: DestinationRule = serde_json::from_str(json).unwrap();
+        let mut f = Found::default();
+        destination_rule(&d, &mut f);
+        f.0.into_iter().map(|(p, _)| p).collect()
+    }
+
+    #[test]
+    fn balancing_pools_and_outlier_detection_are_applied() {
+        // Istio's circuit-breaking task, plus the rest that is applied.
+        let applied = warned(
+            r#"{"apiVersion":"networking.istio.io/v1","kind":"DestinationRule",
+            "metadata":{"name":"httpbin"},"spec":{"host":"httpbin","trafficPolicy":{
+             "loadBalancer":{"simple":"LEAST_REQUEST","warmupDurationSecs":"30s"},
+             "connectionPool":{"tcp":{"maxConnections":1,"connectTimeout":"1s",
+               "tcpKeepalive":{"time":"60s"}},
+              "http":{"http1MaxPendingRequests":1,"maxRequestsPerConnection":1,
+               "http2MaxRequests":10,"maxRetries":2,"idleTimeout":"30s"}},
+             "outlierDetection":{"consecutive5xxErrors":1,"consecutiveGatewayErrors":2,
+              "interval":"1s","baseEjectionTime":"3m","maxEjectionPercent":100,
+              "minHealthPercent":50}},
+             "subsets":[{"name":"v1","labels":{"version":"v1"},"trafficPolicy":{
+              "loadBalancer":{"consistentHash":{"httpCookie":{"name":"u","ttl":"0s"}}}}}]}}"#,
+        );
+        assert!(applied.is_empty(), "{applied:?}");
+    }
+
+    #[test]
+    fn what_is_not_applied_still_warns() {
+        let ignored = warned(
+            r#"{"apiVersion":"networking.istio.io/v1","kind":"DestinationRule",
+            "metadata":{"name":"r"},"spec":{"host":"r","trafficPolicy":{
+             "loadBalancer":{"consistentHash":{"useSourceIp":true,"maglev":{}},
+               "localityLbSetting":{}},
+             "connectionPool":{"tcp":{"maxConnectionDuration":"1h"}},
+             "outlierDetection":{"splitExternalLocalOriginErrors":true,
+              "consecutiveLocalOriginFailures":2}}}}"#,
+        );
+        assert_eq!(
+            ignored,
+            [
+                "spec.trafficPolicy.loadBalancer.consistentHash.maglev",
+                "spec.trafficPolicy.loadBalancer.localityLbSetting",
+                "spec.trafficPolicy.connectionPool.tcp.maxConnectionDuration",
+                "spec.trafficPolicy.outlierDetection.splitExternalLocalOriginErrors",
+                "spec.trafficPolicy.outlierDetection.consecutiveLocalOriginFailures",
+            ]
+        );
+    }
+}
