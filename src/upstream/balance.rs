@@ -260,6 +260,24 @@ mod tests {
     }
 
     #[test]
+    fn a_warming_endpoint_gets_a_smaller_share() {
+        let mut u = up(2, LbAlgorithm::RoundRobin);
+        let mut p = (*u.policy).clone();
+        p.load_balancer = Some(LoadBalancer {
+            algorithm: LbAlgorithm::RoundRobin,
+            warmup: Some(Duration::from_millis(1)),
+        });
+        u.policy = Arc::new(p);
+        // Endpoint 1 just appeared (as far as its age says); 0 is old.
+        let mut new = EndpointState::new("10.0.0.1:80".into());
+        new.added_ms = u64::MAX / 2;
+        u.balance.endpoints[1] = Arc::new(new);
+        let to_new = (0..1000).filter(|_| u.choose(None) == Some(1)).count();
+        // Round robin would give it 500; warming, about a tenth of that.
+        assert!(to_new < 150, "{to_new}");
+    }
+
+    #[test]
     fn least_request_prefers_the_idle() {
         let u = up(2, LbAlgorithm::LeastRequest);
         u.balance.endpoints[0].active.store(5, Ordering::Relaxed);

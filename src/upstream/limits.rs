@@ -157,6 +157,11 @@ impl Limits {
         self.per_connection > 0
     }
 
+    /// Whether `maxRequestsPerConnection` is 1.
+    pub fn one_request_per_connection(&self) -> bool {
+        self.per_connection == 1
+    }
+
     /// Whether the connection at `local` has served its
     /// `maxRequestsPerConnection` with this request (it must then close).
     pub fn connection_spent(&self, local: Option<SocketAddr>) -> bool {

@@ -505,3 +505,27 @@ spec:
     );
     assert_eq!(access(&gw, 1)[0]["response_flags"], "UF");
 }
+
+/// `maxRequestsPerConnection: 1` closes each upstream connection after its
+/// request: none stays open in the pool, where without it one does
+/// (`gatehouse_upstream_connections_active`).
+#[test]
+fn max_requests_per_connection_closes_spent_connections() {
+    for (policy, pooled) in [
+        (
+            "  trafficPolicy:\n    connectionPool:\n      http: {maxRequestsPerConnection: 1}",
+            0.0,
+        ),
+        ("  trafficPolicy: {}", 1.0),
+    ] {
+        let w = Walkthrough::new();
+        let b = Backend::start("v1");
+        let gw = start(&w, &reviews(&[&b], policy, ALL_TO_REVIEWS));
+        repeat(&w, &gw, 5);
+        assert_eq!(b.hits(), 5);
+        let open = support::poll("the pool to settle", support::START_TIMEOUT, || {
+            metric(&gw, "gatehouse_upstream_connections_active ").filter(|n| *n == pooled)
+        });
+        assert_eq!(open, pooled, "{policy}");
+    }
+}

@@ -329,7 +329,10 @@ async fn send(
     facts.upstream_time = Some(sent.elapsed());
     match answer {
         Ok(Ok(r)) => Ok(r),
-        Err(_) => Err(timed_out(upstream_bound, facts)),
+        Err(_) => {
+            super::lease::timed_out(up.dest, up.addr);
+            Err(timed_out(upstream_bound, facts))
+        }
         Ok(Err(e)) => {
             if let Some(body) = ClientBodyError::in_chain(&e) {
                 return Err(bad_body(body, http1, facts));

@@ -72,6 +72,13 @@ pub(super) async fn send(
 ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
     let mut lease = Lease::begin(dest, addr);
     let per_connection = dest.limits().filter(|l| l.limits_connections());
+    if per_connection.is_some_and(|l| l.one_request_per_connection()) {
+        // Each connection serves one request: both ends close it after.
+        req.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
     let captured = per_connection.map(|_| capture_connection(&mut req));
     let answer = super::super::transport::send(shared, dest, req).await;
     lease.outcome = Some(match &answer {
@@ -90,6 +97,14 @@ pub(super) async fn send(
         }
     }
     answer
+}
+
+/// An attempt on `addr` of `dest` cut off by a timeout: for outlier
+/// detection, no answer (Envoy counts a timeout as a gateway error).
+pub(super) fn timed_out(dest: &Upstream, addr: SocketAddr) {
+    if let Some(e) = dest.endpoint_of(addr) {
+        dest.report(e, Outcome::NoAnswer);
+    }
 }
 
 /// `resp` with `admission` held until its body has been sent (or

@@ -150,8 +150,14 @@ async fn attempt(
                 NoAnswer::Reset
             })
         }
-        Err(_) if per_try.is_some() => Attempt::NoAnswer(NoAnswer::PerTryTimeout),
-        Err(_) => Attempt::Deadline,
+        Err(_) => {
+            super::lease::timed_out(dest, addr);
+            if per_try.is_some() {
+                Attempt::NoAnswer(NoAnswer::PerTryTimeout)
+            } else {
+                Attempt::Deadline
+            }
+        }
     }
 }
 
