@@ -20,6 +20,7 @@ use tokio::net::TcpStream;
 use super::Shared;
 use crate::metrics::Outcome;
 use crate::snapshot::l4::L4Route;
+use crate::upstream::limits::Admission;
 
 /// A connection to a port with a PASSTHROUGH server: its ClientHello is
 /// read and kept, its SNI picks the server (exact, longest wildcard, `*`);
@@ -113,32 +114,39 @@ pub(super) struct Conn {
     pub start: Instant,
 }
 
-/// A connection to `addr` of `up` under the cluster's `connectTimeout`
-/// (else `--upstream-connect-timeout`); outlier detection hears how it
-/// went.
+/// A connection to `addr` of `up`, admitted by the cluster's circuit
+/// breakers (`maxConnections`; waiting as `http1MaxPendingRequests` allows,
+/// at most the connect timeout: else `UO`) and made under its
+/// `connectTimeout` (else `--upstream-connect-timeout`: else `UF`);
+/// outlier detection hears how the connect went. The admission is held
+/// as long as the connection.
 async fn connect(
     up: &crate::upstream::Upstream,
     addr: SocketAddr,
     shared: &Shared,
-) -> Option<TcpStream> {
+) -> Result<(TcpStream, Option<Admission>), &'static str> {
     let timeout = up
         .policy
         .connection_pool
         .as_ref()
         .and_then(|p| p.connect_timeout)
         .unwrap_or(shared.settings.upstream_connect_timeout);
+    let admission = match up.limits() {
+        Some(l) => Some(l.admit(timeout).await.map_err(|_| "UO")?),
+        None => None,
+    };
     let connected = tokio::time::timeout(timeout, TcpStream::connect(addr)).await;
     if let Some(e) = up.endpoint_of(addr) {
         let ok = matches!(connected, Ok(Ok(_)));
         up.report(e, crate::upstream::outlier::connect_outcome(ok));
     }
     match connected {
-        Ok(Ok(s)) => Some(s),
+        Ok(Ok(s)) => Ok((s, admission)),
         Ok(Err(e)) => {
             tracing::debug!(%addr, error = %e, "upstream connect failed");
-            None
+            Err("UF")
         }
-        Err(_) => None,
+        Err(_) => Err("UF"),
     }
 }
 
@@ -170,9 +178,12 @@ pub(super) async fn forward(
     };
     let up = &picked.upstream;
     line.upstream = Some((up, addr));
-    let Some(mut upstream) = connect(up, addr, shared).await else {
-        line.flags = "UF";
-        return line.emit(shared);
+    let (mut upstream, _admission) = match connect(up, addr, shared).await {
+        Ok(c) => c,
+        Err(flag) => {
+            line.flags = flag;
+            return line.emit(shared);
+        }
     };
     let _ = upstream.set_nodelay(true);
     if let Some(version) = up.policy.proxy_protocol {

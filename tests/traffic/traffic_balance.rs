@@ -529,3 +529,98 @@ fn max_requests_per_connection_closes_spent_connections() {
         assert_eq!(open, pooled, "{policy}");
     }
 }
+
+/// A `tcp[]` route's cluster with `maxConnections: 1`: while one
+/// connection is open, a second waits its `connectTimeout` for room, then
+/// is closed with `UO`; once the first closes, a new one goes through.
+#[test]
+fn max_connections_bounds_a_tcp_route() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpStream;
+
+    use crate::traffic_passthrough::{echo_backend, service_entry};
+
+    let site = support::Site::new();
+    let echo = echo_backend();
+    let se = service_entry(
+        "tcp-echo",
+        "tcp-echo.default.svc.cluster.local",
+        9000,
+        "TCP",
+        echo.port,
+    );
+    site.apply("se.yaml", &se);
+    let out = site.apply(
+        "tcp.yaml",
+        "apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: tcp-echo-gateway
+spec:
+  servers:
+  - port: {number: 31400, name: tcp, protocol: TCP}
+    hosts: [\"*\"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: tcp-echo
+spec:
+  hosts: [\"*\"]
+  gateways: [tcp-echo-gateway]
+  tcp:
+  - route:
+    - destination: {host: tcp-echo, port: {number: 9000}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: tcp-echo
+spec:
+  host: tcp-echo
+  trafficPolicy:
+    connectionPool:
+      tcp: {maxConnections: 1, connectTimeout: 500ms}
+",
+    );
+    assert_eq!(out.stderr, "", "apply warned");
+    let gw = site.start_gateway_with(&[31400], &["--log-format", "json"]);
+    let port = gw.port(31400);
+    // A line through the gateway, or `None` when it closed instead.
+    let echo_line = |s: &TcpStream, text: &str| -> Option<String> {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        (&*s).write_all(format!("{text}\n").as_bytes()).ok()?;
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).ok()?;
+        (!line.is_empty()).then_some(line)
+    };
+    let first = support::poll("the first connection", support::START_TIMEOUT, || {
+        let s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        echo_line(&s, "one").map(|_| s)
+    });
+    let second = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let t = Instant::now();
+    assert_eq!(
+        echo_line(&second, "two"),
+        None,
+        "a second connection got through"
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        t.elapsed()
+    );
+    let uo = support::poll("the UO line", support::START_TIMEOUT, || {
+        gw.log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["target"] == "access" && v["fields"]["response_flags"] == "UO")
+    });
+    assert_eq!(uo["fields"]["message"], "connection", "{uo}");
+    drop(first);
+    let third = support::poll("room again", support::START_TIMEOUT, || {
+        let s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        echo_line(&s, "three")
+    });
+    assert_eq!(third, "echo: three\n");
+}
