@@ -530,29 +530,9 @@ fn max_requests_per_connection_closes_spent_connections() {
     }
 }
 
-/// A `tcp[]` route's cluster with `maxConnections: 1`: while one
-/// connection is open, a second waits its `connectTimeout` for room, then
-/// is closed with `UO`; once the first closes, a new one goes through.
-#[test]
-fn max_connections_bounds_a_tcp_route() {
-    use std::io::{BufRead, BufReader, Write};
-    use std::net::TcpStream;
-
-    use crate::traffic_passthrough::{echo_backend, service_entry};
-
-    let site = support::Site::new();
-    let echo = echo_backend();
-    let se = service_entry(
-        "tcp-echo",
-        "tcp-echo.default.svc.cluster.local",
-        9000,
-        "TCP",
-        echo.port,
-    );
-    site.apply("se.yaml", &se);
-    let out = site.apply(
-        "tcp.yaml",
-        "apiVersion: networking.istio.io/v1
+/// Istio's TCP traffic task's Gateway and VirtualService, with a
+/// DestinationRule of one connection at most.
+const TCP_LIMITED: &str = "apiVersion: networking.istio.io/v1
 kind: Gateway
 metadata:
   name: tcp-echo-gateway
@@ -581,19 +561,41 @@ spec:
   trafficPolicy:
     connectionPool:
       tcp: {maxConnections: 1, connectTimeout: 500ms}
-",
+";
+
+/// A line through the gateway, or `None` when it closed instead.
+fn echo_line(s: &std::net::TcpStream, text: &str) -> Option<String> {
+    use std::io::{BufRead, BufReader, Write};
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    (&*s).write_all(format!("{text}\n").as_bytes()).ok()?;
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).ok()?;
+    (!line.is_empty()).then_some(line)
+}
+
+/// A `tcp[]` route's cluster with `maxConnections: 1`: while one
+/// connection is open, a second waits its `connectTimeout` for room, then
+/// is closed with `UO`; once the first closes, a new one goes through.
+#[test]
+fn max_connections_bounds_a_tcp_route() {
+    use std::net::TcpStream;
+
+    use crate::traffic_passthrough::{echo_backend, service_entry};
+
+    let site = support::Site::new();
+    let echo = echo_backend();
+    let se = service_entry(
+        "tcp-echo",
+        "tcp-echo.default.svc.cluster.local",
+        9000,
+        "TCP",
+        echo.port,
     );
+    site.apply("se.yaml", &se);
+    let out = site.apply("tcp.yaml", TCP_LIMITED);
     assert_eq!(out.stderr, "", "apply warned");
     let gw = site.start_gateway_with(&[31400], &["--log-format", "json"]);
     let port = gw.port(31400);
-    // A line through the gateway, or `None` when it closed instead.
-    let echo_line = |s: &TcpStream, text: &str| -> Option<String> {
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        (&*s).write_all(format!("{text}\n").as_bytes()).ok()?;
-        let mut line = String::new();
-        BufReader::new(s).read_line(&mut line).ok()?;
-        (!line.is_empty()).then_some(line)
-    };
     let first = support::poll("the first connection", support::START_TIMEOUT, || {
         let s = TcpStream::connect(("127.0.0.1", port)).ok()?;
         echo_line(&s, "one").map(|_| s)
