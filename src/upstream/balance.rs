@@ -87,12 +87,14 @@ impl Upstream {
 
     /// The state of the endpoint `addr` was picked from.
     pub fn endpoint_of(&self, addr: SocketAddr) -> Option<&Arc<EndpointState>> {
-        match self.balance.by_addr.get(&addr) {
-            Some(i) => self.balance.endpoints.get(*i),
-            // A DNS endpoint: only when it is the only one.
-            None if self.balance.endpoints.len() == 1 => self.balance.endpoints.first(),
-            None => None,
+        if let Some(i) = self.balance.by_addr.get(&addr) {
+            return self.balance.endpoints.get(*i);
         }
+        // A DNS endpoint: the one last resolved to `addr`.
+        self.balance
+            .endpoints
+            .iter()
+            .find(|e| e.resolved.load().as_deref() == Some(&addr))
     }
 
     /// Chooses an endpoint index, or `None` when none may be used (none
@@ -275,6 +277,21 @@ mod tests {
         let to_new = (0..1000).filter(|_| u.choose(None) == Some(1)).count();
         // Round robin would give it 500; warming, about a tenth of that.
         assert!(to_new < 150, "{to_new}");
+    }
+
+    #[tokio::test]
+    async fn a_dns_endpoint_is_found_by_its_resolved_address() {
+        let names = vec![("127.0.0.1".to_owned(), 81), ("127.0.0.2".to_owned(), 82)];
+        let u = Upstream::new("svc".into(), 80, Endpoints::Dns(names));
+        let a = u.pick().await.unwrap();
+        let b = u.pick().await.unwrap();
+        assert_eq!(
+            (a.to_string(), b.to_string()),
+            ("127.0.0.1:81".into(), "127.0.0.2:82".into())
+        );
+        assert_eq!(u.endpoint_of(a).unwrap().name, "127.0.0.1:81");
+        assert_eq!(u.endpoint_of(b).unwrap().name, "127.0.0.2:82");
+        assert!(u.endpoint_of("127.0.0.3:83".parse().unwrap()).is_none());
     }
 
     #[test]

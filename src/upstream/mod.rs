@@ -138,9 +138,15 @@ impl Upstream {
                 let mut addrs = tokio::net::lookup_host((name.as_str(), *port))
                     .await
                     .map_err(|e| UpstreamError::Resolve(name.clone(), e.to_string()))?;
-                addrs
+                let addr = addrs
                     .next()
-                    .ok_or_else(|| UpstreamError::NoEndpoint(name.clone()))
+                    .ok_or_else(|| UpstreamError::NoEndpoint(name.clone()))?;
+                if let Some(e) = self.balance.endpoints.get(i)
+                    && e.resolved.load().as_deref() != Some(&addr)
+                {
+                    e.resolved.store(Some(Arc::new(addr)));
+                }
+                Ok(addr)
             }
         }
     }

@@ -74,6 +74,9 @@ pub struct EndpointState {
     returned_at: AtomicU64,
     /// `now_ms` when this gateway first saw it (slow start).
     pub added_ms: u64,
+    /// A DNS endpoint's address as last resolved, so that an attempt on
+    /// it finds its state by address.
+    pub resolved: arc_swap::ArcSwapOption<std::net::SocketAddr>,
 }
 
 impl EndpointState {
@@ -87,6 +90,7 @@ impl EndpointState {
             ejections: AtomicU32::new(0),
             returned_at: AtomicU64::new(0),
             added_ms: now_ms(),
+            resolved: arc_swap::ArcSwapOption::empty(),
         }
     }
 

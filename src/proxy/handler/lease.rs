@@ -72,8 +72,12 @@ pub(super) async fn send(
 ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
     let mut lease = Lease::begin(dest, addr);
     let per_connection = dest.limits().filter(|l| l.limits_connections());
-    if per_connection.is_some_and(|l| l.one_request_per_connection()) {
-        // Each connection serves one request: both ends close it after.
+    if per_connection.is_some_and(|l| l.one_request_per_connection())
+        && req.version() <= http::Version::HTTP_11
+    {
+        // Each connection serves one request: both ends close it after
+        // (HTTP/1 only: HTTP/2 has no such header; its poisoned
+        // connection is not used again).
         req.headers_mut().insert(
             http::header::CONNECTION,
             http::HeaderValue::from_static("close"),
