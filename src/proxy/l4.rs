@@ -152,7 +152,8 @@ async fn connect(
 
 /// Connects to `route`'s backend, writes `first` (the ClientHello, or
 /// nothing), then copies both ways until either side closes or the
-/// connection is idle for `--idle-timeout`.
+/// connection is idle for the cluster's `tcp.idleTimeout` (else
+/// `--idle-timeout`).
 pub(super) async fn forward(
     client: TcpStream,
     first: Vec<u8>,
@@ -206,7 +207,13 @@ pub(super) async fn forward(
         counts: counts.clone(),
         origin: conn.start,
     };
-    let idle = shared.settings.idle_timeout;
+    // The DestinationRule's `tcp.idleTimeout`, else `--idle-timeout`.
+    let idle = up
+        .policy
+        .connection_pool
+        .as_ref()
+        .and_then(|p| p.tcp_idle_timeout)
+        .unwrap_or(shared.settings.idle_timeout);
     let copy = tokio::io::copy_bidirectional(&mut client, &mut upstream);
     tokio::pin!(copy);
     loop {

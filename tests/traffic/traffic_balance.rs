@@ -626,3 +626,53 @@ fn max_connections_bounds_a_tcp_route() {
     });
     assert_eq!(third, "echo: three\n");
 }
+
+/// `tcp.idleTimeout` on a `tcp[]` route's cluster: a connection quiet for
+/// longer is closed (flag `SI`), where `--idle-timeout` is an hour.
+#[test]
+fn tcp_idle_timeout_closes_a_quiet_tcp_connection() {
+    use std::io::Read;
+    use std::net::TcpStream;
+
+    use crate::traffic_passthrough::{echo_backend, service_entry};
+
+    let site = support::Site::new();
+    let echo = echo_backend();
+    let se = service_entry(
+        "tcp-echo",
+        "tcp-echo.default.svc.cluster.local",
+        9000,
+        "TCP",
+        echo.port,
+    );
+    site.apply("se.yaml", &se);
+    let yaml = TCP_LIMITED.replace(
+        "{maxConnections: 1, connectTimeout: 500ms}",
+        "{idleTimeout: 400ms}",
+    );
+    let out = site.apply("tcp.yaml", &yaml);
+    // Said to apply to TCP routes only, not silently taken.
+    assert!(out.stderr.contains("tcp.idleTimeout"), "{}", out.stderr);
+    let gw = site.start_gateway_with(&[31400], &["--log-format", "json"]);
+    let port = gw.port(31400);
+    let s = support::poll("a connection", support::START_TIMEOUT, || {
+        let s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        echo_line(&s, "hello").map(|_| s)
+    });
+    let quiet = Instant::now();
+    let mut rest = Vec::new();
+    (&s).read_to_end(&mut rest).unwrap();
+    let closed_after = quiet.elapsed();
+    assert!(rest.is_empty(), "{rest:?}");
+    assert!(
+        closed_after >= Duration::from_millis(300) && closed_after < Duration::from_secs(4),
+        "{closed_after:?}"
+    );
+    let si = support::poll("the SI line", support::START_TIMEOUT, || {
+        gw.log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["target"] == "access" && v["fields"]["response_flags"] == "SI")
+    });
+    assert_eq!(si["fields"]["message"], "connection", "{si}");
+}

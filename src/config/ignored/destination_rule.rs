@@ -103,7 +103,13 @@ fn connection_pool(cp: &ConnectionPoolSettings, p: &str, f: &mut Found) {
             t.max_connection_duration.is_some(),
             format!("{tp}.maxConnectionDuration"),
         );
-        f.set(t.idle_timeout.is_some(), format!("{tp}.idleTimeout"));
+        if t.idle_timeout.is_some() {
+            f.instead(
+                format!("{tp}.idleTimeout"),
+                "applied to the connections of tcp[] and tls[] (passthrough) routes; HTTP \
+                 routes' pooled connections close after http.idleTimeout",
+            );
+        }
     }
     if let Some(h) = &cp.http {
         let hp = format!("{p}.http");
