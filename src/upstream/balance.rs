@@ -274,6 +274,10 @@ mod tests {
         let mut new = EndpointState::new("10.0.0.1:80".into());
         new.added_ms = u64::MAX / 2;
         u.balance.endpoints[1] = Arc::new(new);
+        // Seen at the clock's start: at least 1 ms, the whole window, ago.
+        let mut old = EndpointState::new("10.0.0.0:80".into());
+        old.added_ms = 0;
+        u.balance.endpoints[0] = Arc::new(old);
         let to_new = (0..1000).filter(|_| u.choose(None) == Some(1)).count();
         // Round robin would give it 500; warming, about a tenth of that.
         assert!(to_new < 150, "{to_new}");
