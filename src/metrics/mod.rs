@@ -48,6 +48,15 @@ pub use requests::ConnCache;
 use crate::control::Status;
 use crate::secret::sds::ResourceKind;
 
+/// `gatehouse_upstream_overflows_total{upstream, subset}`.
+fn register_overflows(r: &mut Registry, family: &Family<UpstreamLabel, Counter>) {
+    r.register(
+        "upstream_overflows",
+        "Requests refused by a destination's circuit breakers, DestinationRule connectionPool (response flag UO)",
+        family.clone(),
+    );
+}
+
 /// The content type of `/metrics`.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -61,6 +70,7 @@ pub struct Metrics {
     upstream_connect_failures: Family<UpstreamLabel, Counter>,
     upstream_timeouts: Family<UpstreamLabel, Counter>,
     upstream_resets: Family<UpstreamLabel, Counter>,
+    upstream_overflows: Family<UpstreamLabel, Counter>,
     downstream_active: Family<PortLabel, Gauge>,
     upstream_active: Gauge,
     handshakes: Family<HandshakeLabels, Counter>,
@@ -91,6 +101,7 @@ impl Metrics {
             upstream_connect_failures: Family::default(),
             upstream_timeouts: Family::default(),
             upstream_resets: Family::default(),
+            upstream_overflows: Family::default(),
             downstream_active: Family::default(),
             upstream_active: Gauge::default(),
             handshakes: Family::default(),
@@ -140,6 +151,7 @@ impl Metrics {
             "Requests whose upstream connection ended before the response headers (response flag UC)",
             self.upstream_resets.clone(),
         );
+        register_overflows(r, &self.upstream_overflows);
         r.register(
             "downstream_connections_active",
             "Open client connections, by Gateway port",

@@ -57,10 +57,11 @@ impl Hit {
     }
 }
 
-const UPSTREAM_FAILURES: [Flag; 3] = [
+const UPSTREAM_FAILURES: [Flag; 4] = [
     Flag::UpstreamConnectFailure,
     Flag::UpstreamTimeout,
     Flag::UpstreamConnectionTermination,
+    Flag::UpstreamOverflow,
 ];
 
 impl Metrics {
@@ -137,6 +138,9 @@ impl Metrics {
         }
         if flags.has(Flag::UpstreamConnectionTermination) {
             self.upstream_resets.get_or_create(key).inc();
+        }
+        if flags.has(Flag::UpstreamOverflow) {
+            self.upstream_overflows.get_or_create(key).inc();
         }
     }
 }

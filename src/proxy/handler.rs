@@ -5,11 +5,14 @@
 //! route selection (`snapshot::routes`, pure), `cors` (the route's CORS
 //! policy: preflights answered, headers added), `respond` (redirects,
 //! direct responses, errors as status codes), `fault` (the route's
-//! injected delay and abort), `forward` (the upstream
-//! request with the gateway's headers; `body` carries the client's body;
-//! `retry` sends a held body again, `mirror` copies it to the mirrors),
-//! `grpc` (a gRPC call's deadline, and the gateway's own answers to it as
-//! gRPC statuses) and `log` (the access log).
+//! injected delay and abort), `pick` (a destination, its circuit
+//! breakers' admission and an endpoint by its load balancer), `forward`
+//! (the upstream request with the gateway's headers; `body` carries the
+//! client's body; `lease` counts each attempt on its endpoint and reports
+//! its outcome to outlier detection; `retry` sends a held body again,
+//! `mirror` copies it to the mirrors), `grpc` (a gRPC call's deadline, and
+//! the gateway's own answers to it as gRPC statuses) and `log` (the access
+//! log).
 //! The data plane reads only the snapshot: never the serde config model.
 
 mod activity;
@@ -22,8 +25,10 @@ mod fault;
 mod forward;
 mod framing;
 mod grpc;
+mod lease;
 mod log;
 mod mirror;
+pub(crate) mod pick;
 mod request_id;
 mod respond;
 mod retry;
@@ -309,20 +314,30 @@ async fn act(
     {
         return aborted;
     }
-    let (picked, addr) = match pick_upstream(dests).await {
+    let keys = pick::Keys {
+        headers: Some(req.headers()),
+        query: r.origin.query,
+        peer: info.peer.ip(),
+    };
+    let picked = match pick::pick_upstream(dests, &keys).await {
         Ok(picked) => picked,
         Err(flag) => {
             facts.flags.set(flag);
             return local(StatusCode::SERVICE_UNAVAILABLE, flag_text(flag));
         }
     };
-    let dest = &picked.upstream;
+    let dest = &picked.dest.upstream;
     facts.destination = Some(dest.clone());
-    facts.upstream = Some(addr);
+    let wait = forward::upstream_deadline(r.route, shared).0;
+    let admission = match pick::admit(picked.dest, wait, facts).await {
+        Ok(a) => a,
+        Err(refused) => return refused,
+    };
+    facts.upstream = Some(picked.addr);
     let up = forward::Upstream {
-        addr,
+        addr: picked.addr,
         dest,
-        headers: picked.headers.as_deref(),
+        headers: picked.dest.headers.as_deref(),
         route: r.route,
         path: r.origin.path,
         query: r.origin.query,
@@ -330,7 +345,8 @@ async fn act(
         peek_body: r.peek_body,
         grpc: grpc::Call::of(req.headers()),
     };
-    forward::forward(req, info, shared, up, facts).await
+    let resp = forward::forward(req, info, shared, up, facts).await;
+    pick::answered(resp, picked.cookie, admission)
 }
 
 /// A request refused for its framing or size. One whose framing is in
@@ -397,32 +413,5 @@ fn flag_text(flag: Flag) -> &'static str {
     match flag {
         Flag::NoClusterFound => "no cluster found",
         _ => "no healthy upstream",
-    }
-}
-
-/// A destination by weight, then one of its endpoints; or the response
-/// flag for why there is none (`NC`: a subset no rule defines, `UH`).
-pub(crate) async fn pick_upstream(
-    dests: &[routes::WeightedUpstream],
-) -> Result<(&routes::WeightedUpstream, std::net::SocketAddr), Flag> {
-    // One random number only when there is a choice to make.
-    let n = if dests.len() > 1 {
-        let mut b = [0u8; 4];
-        let _ = aws_lc_rs::rand::fill(&mut b);
-        u32::from_le_bytes(b)
-    } else {
-        0
-    };
-    let dest = routes::pick_weighted(dests, n).ok_or(Flag::NoHealthyUpstream)?;
-    if let Some(why) = &dest.upstream.unavailable {
-        tracing::debug!(upstream = %dest.upstream.cluster_name(), "{why}");
-        return Err(Flag::NoClusterFound);
-    }
-    match dest.upstream.pick().await {
-        Ok(a) => Ok((dest, a)),
-        Err(e) => {
-            tracing::debug!(error = %e, "no upstream endpoint");
-            Err(Flag::NoHealthyUpstream)
-        }
     }
 }

@@ -20,6 +20,7 @@ use tokio::net::TcpStream;
 use super::Shared;
 use crate::metrics::Outcome;
 use crate::snapshot::l4::L4Route;
+use crate::upstream::limits::Admission;
 
 /// A connection to a port with a PASSTHROUGH server: its ClientHello is
 /// read and kept, its SNI picks the server (exact, longest wildcard, `*`);
@@ -113,9 +114,46 @@ pub(super) struct Conn {
     pub start: Instant,
 }
 
+/// A connection to `addr` of `up`, admitted by the cluster's circuit
+/// breakers (`maxConnections`; waiting as `http1MaxPendingRequests` allows,
+/// at most the connect timeout: else `UO`) and made under its
+/// `connectTimeout` (else `--upstream-connect-timeout`: else `UF`);
+/// outlier detection hears how the connect went. The admission is held
+/// as long as the connection.
+async fn connect(
+    up: &crate::upstream::Upstream,
+    addr: SocketAddr,
+    shared: &Shared,
+) -> Result<(TcpStream, Option<Admission>), &'static str> {
+    let timeout = up
+        .policy
+        .connection_pool
+        .as_ref()
+        .and_then(|p| p.connect_timeout)
+        .unwrap_or(shared.settings.upstream_connect_timeout);
+    let admission = match up.limits() {
+        Some(l) => Some(l.admit(timeout).await.map_err(|_| "UO")?),
+        None => None,
+    };
+    let connected = tokio::time::timeout(timeout, TcpStream::connect(addr)).await;
+    if let Some(e) = up.endpoint_of(addr) {
+        let ok = matches!(connected, Ok(Ok(_)));
+        up.report(e, crate::upstream::outlier::connect_outcome(ok));
+    }
+    match connected {
+        Ok(Ok(s)) => Ok((s, admission)),
+        Ok(Err(e)) => {
+            tracing::debug!(%addr, error = %e, "upstream connect failed");
+            Err("UF")
+        }
+        Err(_) => Err("UF"),
+    }
+}
+
 /// Connects to `route`'s backend, writes `first` (the ClientHello, or
 /// nothing), then copies both ways until either side closes or the
-/// connection is idle for `--idle-timeout`.
+/// connection is idle for the cluster's `tcp.idleTimeout` (else
+/// `--idle-timeout`).
 pub(super) async fn forward(
     client: TcpStream,
     first: Vec<u8>,
@@ -131,8 +169,9 @@ pub(super) async fn forward(
         sent: 0,
         flags: "-",
     };
-    let (picked, addr) = match super::handler::pick_upstream(&route.upstreams).await {
-        Ok(p) => p,
+    let keys = super::handler::pick::Keys::peer(conn.peer.ip());
+    let (picked, addr) = match super::handler::pick::pick_upstream(&route.upstreams, &keys).await {
+        Ok(p) => (p.dest, p.addr),
         Err(flag) => {
             line.flags = flag.code();
             return line.emit(shared);
@@ -140,19 +179,10 @@ pub(super) async fn forward(
     };
     let up = &picked.upstream;
     line.upstream = Some((up, addr));
-    let connect = tokio::time::timeout(
-        shared.settings.upstream_connect_timeout,
-        TcpStream::connect(addr),
-    );
-    let mut upstream = match connect.await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::debug!(%addr, error = %e, "upstream connect failed");
-            line.flags = "UF";
-            return line.emit(shared);
-        }
-        Err(_) => {
-            line.flags = "UF";
+    let (mut upstream, _admission) = match connect(up, addr, shared).await {
+        Ok(c) => c,
+        Err(flag) => {
+            line.flags = flag;
             return line.emit(shared);
         }
     };
@@ -177,7 +207,13 @@ pub(super) async fn forward(
         counts: counts.clone(),
         origin: conn.start,
     };
-    let idle = shared.settings.idle_timeout;
+    // The DestinationRule's `tcp.idleTimeout`, else `--idle-timeout`.
+    let idle = up
+        .policy
+        .connection_pool
+        .as_ref()
+        .and_then(|p| p.tcp_idle_timeout)
+        .unwrap_or(shared.settings.idle_timeout);
     let copy = tokio::io::copy_bidirectional(&mut client, &mut upstream);
     tokio::pin!(copy);
     loop {

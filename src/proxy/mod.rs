@@ -6,7 +6,7 @@
 //! another server's host get 421, never that server's routes.
 
 mod alert;
-mod chance;
+pub(crate) mod chance;
 mod counted;
 pub mod drain;
 mod h1scan;
@@ -17,6 +17,7 @@ mod hello;
 mod l4;
 pub mod overload;
 pub mod path;
+mod pool;
 pub mod proxy_protocol;
 pub mod settings;
 pub mod transport;

@@ -87,6 +87,8 @@ struct Lookup<'m> {
     /// TLS origination per cluster, kept by the compiler between compiles.
     origins: std::cell::RefCell<crate::proxy::transport::Origins>,
     sds: &'m Sds,
+    /// Where clusters keep their balancing state across compiles.
+    registry: upstream::Registry,
 }
 
 fn weighted_upstream(
@@ -156,11 +158,14 @@ fn shared_upstream(
     upstreams: &mut Upstreams,
 ) -> Arc<Upstream> {
     let rule = upstream::rule_for(&look.rules, host);
-    let up = upstream::resolve(host, port, subset, &look.entries, rule);
+    let mut up = upstream::resolve(host, port, subset, &look.entries, rule);
     let key = (up.host.clone(), up.port, up.subset.clone());
     upstreams
         .entry(key)
-        .or_insert_with(|| Arc::new(look.origins.borrow_mut().attach(up, look.sds)))
+        .or_insert_with(|| {
+            look.registry.attach(&mut up);
+            Arc::new(look.origins.borrow_mut().attach(up, look.sds))
+        })
         .clone()
 }
 
@@ -369,6 +374,7 @@ pub fn compile(model: &Model<'_>, sds: &Sds, compiler: &mut Compiler, version: u
             rules: upstream::RuleIndex::new(&model.destination_rules),
             origins: std::cell::RefCell::new(std::mem::take(&mut compiler.origins)),
             sds,
+            registry: compiler.upstreams.clone(),
         },
         upstreams: HashMap::new(),
         routes_of: HashMap::new(),

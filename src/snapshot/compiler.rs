@@ -35,9 +35,12 @@ type VerifierKey = (String, bool, crate::tls::ExtraChecks);
 ///   never resume; each server binds its sessions to its own identity, so
 ///   sharing them never lets one server's session resume on another;
 /// - client verifiers per (trust, mode, allow-lists);
-/// - built configs per server, reused while their inputs are unchanged.
+/// - built configs per server, reused while their inputs are unchanged;
+/// - each cluster's load-balancing, outlier and circuit-breaker state
+///   (`upstream::Registry`).
 #[derive(Default)]
 pub struct Compiler {
+    pub(super) upstreams: crate::upstream::Registry,
     sessions: HashMap<String, SessionState>,
     verifiers: HashMap<VerifierKey, Arc<dyn rustls::server::danger::ClientCertVerifier>>,
     configs: HashMap<String, CachedConfig>,

@@ -1,23 +1,31 @@
 //! Where a destination host goes: a `ServiceEntry`'s endpoints (STATIC
-//! addresses or DNS names), else DNS of the host itself; round-robin over
-//! the endpoints; and the DestinationRule policy it is sent with
+//! addresses or DNS names), else DNS of the host itself; which endpoint
+//! gets a request (`balance.rs`, over `ring.rs` for `consistentHash`,
+//! skipping what `outlier.rs` ejected); the circuit breakers
+//! (`limits.rs`); the state of all three kept across recompiles
+//! (`registry.rs`); and the DestinationRule policy it is sent with
 //! (`rule.rs`: the most specific rule for the host, its subset's
 //! endpoints, the merged policy).
 //!
 //! It reads only checked objects (`config::checked`), never the serde
 //! model, and never picks an address the configuration did not name.
 
+mod balance;
+pub mod limits;
+pub mod outlier;
+mod registry;
+pub mod ring;
 mod rule;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::config::checked::destination_rule::{CheckedDestinationRule, ClusterPolicy, H2Upgrade};
 use crate::config::checked::{
     CheckedServiceEntry, Endpoint, EndpointAddress, Resolution, ServicePort,
 };
+pub use registry::{Registry, TransportSlot};
 pub use rule::{RuleIndex, rule_for};
 
 /// The endpoints of one destination.
@@ -38,7 +46,8 @@ pub struct Upstream {
     /// The DestinationRule subset its endpoints were chosen by.
     pub subset: Option<String>,
     pub endpoints: Endpoints,
-    next: AtomicUsize,
+    /// How its endpoints are chosen, and their state (`balance`).
+    balance: balance::Balance,
     /// The DestinationRule policy for this host, port and subset, merged
     /// (`CheckedDestinationRule::resolve`); the default when no rule names
     /// the host.
@@ -51,6 +60,10 @@ pub struct Upstream {
     /// DestinationRule's `h2UpgradePolicy: UPGRADE`); else HTTP/1.1 (or
     /// HTTP/2 where TLS's ALPN agrees on it).
     pub h2c: bool,
+    /// The slot of this cluster's own connection pool, when its
+    /// `connectionPool` sets a connect timeout, TCP keepalive or idle
+    /// timeout (`proxy::pool` fills it); else it shares the gateway's.
+    pub transport: Option<Arc<TransportSlot>>,
     /// Why this destination has no endpoints at all by configuration
     /// (a subset no DestinationRule defines): every request gets 503.
     pub unavailable: Option<String>,
@@ -86,11 +99,12 @@ impl Upstream {
             host,
             port,
             subset: None,
+            balance: balance::Balance::new(&endpoints),
             endpoints,
-            next: AtomicUsize::new(0),
             policy: Arc::default(),
             rule: None,
             h2c: false,
+            transport: None,
             unavailable: None,
             origin: None,
         }
@@ -106,27 +120,39 @@ impl Upstream {
         ClusterName(self)
     }
 
-    /// The next address to connect to.
+    /// The next address to connect to, by the cluster's load balancer
+    /// without a hash key (a retry's or a mirror's pick).
     pub async fn pick(&self) -> Result<SocketAddr, UpstreamError> {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        self.pick_by(None).await
+    }
+
+    /// The address to connect to for a request whose `consistentHash` key
+    /// hashes to `hash` (if the cluster hashes and the request has one).
+    pub async fn pick_by(&self, hash: Option<u64>) -> Result<SocketAddr, UpstreamError> {
+        let i = self
+            .choose(hash)
+            .ok_or_else(|| UpstreamError::NoEndpoint(self.host.clone()))?;
         match &self.endpoints {
-            Endpoints::Static(addrs) => {
-                if addrs.is_empty() {
-                    return Err(UpstreamError::NoEndpoint(self.host.clone()));
-                }
-                Ok(addrs[n % addrs.len()])
-            }
+            Endpoints::Static(addrs) => addrs
+                .get(i)
+                .copied()
+                .ok_or_else(|| UpstreamError::NoEndpoint(self.host.clone())),
             Endpoints::Dns(names) => {
-                if names.is_empty() {
-                    return Err(UpstreamError::NoEndpoint(self.host.clone()));
-                }
-                let (name, port) = &names[n % names.len()];
+                let (name, port) = names
+                    .get(i)
+                    .ok_or_else(|| UpstreamError::NoEndpoint(self.host.clone()))?;
                 let mut addrs = tokio::net::lookup_host((name.as_str(), *port))
                     .await
                     .map_err(|e| UpstreamError::Resolve(name.clone(), e.to_string()))?;
-                addrs
+                let addr = addrs
                     .next()
-                    .ok_or_else(|| UpstreamError::NoEndpoint(name.clone()))
+                    .ok_or_else(|| UpstreamError::NoEndpoint(name.clone()))?;
+                if let Some(e) = self.balance.endpoints.get(i)
+                    && e.resolved.load().as_deref() != Some(&addr)
+                {
+                    e.resolved.store(Some(Arc::new(addr)));
+                }
+                Ok(addr)
             }
         }
     }
@@ -170,6 +196,7 @@ pub fn resolve(
     }
     if up.unavailable.is_some() {
         up.endpoints = Endpoints::Static(Vec::new());
+        up.balance = balance::Balance::new(&up.endpoints);
     }
     up
 }

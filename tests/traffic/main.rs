@@ -9,6 +9,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod traffic_balance;
 mod traffic_cors;
 mod traffic_fault;
 mod traffic_grpc;

@@ -3,7 +3,7 @@
 
 use super::Found;
 use crate::config::destination_rule::{
-    ConnectionPoolSettings, DestinationRule, LoadBalancerSettings, TrafficPolicy,
+    ConnectionPoolSettings, DestinationRule, LoadBalancerSettings, OutlierDetection, TrafficPolicy,
 };
 
 pub(super) fn destination_rule(d: &DestinationRule, f: &mut Found) {
@@ -21,14 +21,15 @@ pub(super) fn destination_rule(d: &DestinationRule, f: &mut Found) {
 }
 
 fn traffic_policy(tp: &TrafficPolicy, p: &str, f: &mut Found) {
-    f.set(tp.load_balancer.is_some(), format!("{p}.loadBalancer"));
+    if let Some(lb) = &tp.load_balancer {
+        load_balancer(lb, &format!("{p}.loadBalancer"), f);
+    }
     if let Some(cp) = &tp.connection_pool {
         connection_pool(cp, &format!("{p}.connectionPool"), f);
     }
-    f.set(
-        tp.outlier_detection.is_some(),
-        format!("{p}.outlierDetection"),
-    );
+    if let Some(od) = &tp.outlier_detection {
+        outlier_detection(od, &format!("{p}.outlierDetection"), f);
+    }
     if tp.proxy_protocol.is_some() {
         f.instead(
             format!("{p}.proxyProtocol"),
@@ -46,58 +47,128 @@ fn traffic_policy(tp: &TrafficPolicy, p: &str, f: &mut Found) {
         if let Some(cp) = &pl.connection_pool {
             connection_pool(cp, &format!("{pp}.connectionPool"), f);
         }
-        f.set(
-            pl.outlier_detection.is_some(),
-            format!("{pp}.outlierDetection"),
-        );
+        if let Some(od) = &pl.outlier_detection {
+            outlier_detection(od, &format!("{pp}.outlierDetection"), f);
+        }
     }
 }
 
 fn load_balancer(lb: &LoadBalancerSettings, p: &str, f: &mut Found) {
-    f.set(lb.simple.is_some(), format!("{p}.simple"));
-    f.set(lb.consistent_hash.is_some(), format!("{p}.consistentHash"));
+    if let Some(h) = &lb.consistent_hash {
+        let hp = format!("{p}.consistentHash");
+        if h.ring_hash.is_some() || h.maglev.is_some() || h.minimum_ring_size.is_some() {
+            let field = if h.maglev.is_some() {
+                "maglev"
+            } else if h.ring_hash.is_some() {
+                "ringHash"
+            } else {
+                "minimumRingSize"
+            };
+            f.instead(
+                format!("{hp}.{field}"),
+                "gatehouse hashes onto a ring of at least 1024 points (Envoy's default \
+                 minimumRingSize); the ring's size and Maglev are not configurable",
+            );
+        }
+        let cookie_attributes = h
+            .http_cookie
+            .as_ref()
+            .is_some_and(|c| !c.attributes.is_empty());
+        f.set(cookie_attributes, format!("{hp}.httpCookie.attributes"));
+    }
     f.set(
         lb.locality_lb_setting.is_some(),
         format!("{p}.localityLbSetting"),
     );
-    f.set(
-        lb.warmup_duration_secs.is_some(),
-        format!("{p}.warmupDurationSecs"),
-    );
     f.set(lb.warmup.is_some(), format!("{p}.warmup"));
+}
+
+fn outlier_detection(od: &OutlierDetection, p: &str, f: &mut Found) {
+    f.set(
+        od.split_external_local_origin_errors == Some(true),
+        format!("{p}.splitExternalLocalOriginErrors"),
+    );
+    f.set(
+        od.consecutive_local_origin_failures.is_some(),
+        format!("{p}.consecutiveLocalOriginFailures"),
+    );
 }
 
 fn connection_pool(cp: &ConnectionPoolSettings, p: &str, f: &mut Found) {
     if let Some(t) = &cp.tcp {
         let tp = format!("{p}.tcp");
-        f.set(t.max_connections.is_some(), format!("{tp}.maxConnections"));
-        f.set(t.connect_timeout.is_some(), format!("{tp}.connectTimeout"));
-        f.set(t.tcp_keepalive.is_some(), format!("{tp}.tcpKeepalive"));
         f.set(
             t.max_connection_duration.is_some(),
             format!("{tp}.maxConnectionDuration"),
         );
-        f.set(t.idle_timeout.is_some(), format!("{tp}.idleTimeout"));
+        if t.idle_timeout.is_some() {
+            f.instead(
+                format!("{tp}.idleTimeout"),
+                "applied to the connections of tcp[] and tls[] (passthrough) routes; HTTP \
+                 routes' pooled connections close after http.idleTimeout",
+            );
+        }
     }
     if let Some(h) = &cp.http {
         let hp = format!("{p}.http");
         f.set(
-            h.http1_max_pending_requests.is_some(),
-            format!("{hp}.http1MaxPendingRequests"),
-        );
-        f.set(
-            h.http2_max_requests.is_some(),
-            format!("{hp}.http2MaxRequests"),
-        );
-        f.set(
-            h.max_requests_per_connection.is_some(),
-            format!("{hp}.maxRequestsPerConnection"),
-        );
-        f.set(h.max_retries.is_some(), format!("{hp}.maxRetries"));
-        f.set(h.idle_timeout.is_some(), format!("{hp}.idleTimeout"));
-        f.set(
             h.max_concurrent_streams.is_some(),
             format!("{hp}.maxConcurrentStreams"),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn warned(json: &str) -> Vec<String> {
+        let d: DestinationRule = serde_json::from_str(json).unwrap();
+        let mut f = Found::default();
+        destination_rule(&d, &mut f);
+        f.0.into_iter().map(|(p, _)| p).collect()
+    }
+
+    #[test]
+    fn balancing_pools_and_outlier_detection_are_applied() {
+        // Istio's circuit-breaking task, plus the rest that is applied.
+        let applied = warned(
+            r#"{"apiVersion":"networking.istio.io/v1","kind":"DestinationRule",
+            "metadata":{"name":"httpbin"},"spec":{"host":"httpbin","trafficPolicy":{
+             "loadBalancer":{"simple":"LEAST_REQUEST","warmupDurationSecs":"30s"},
+             "connectionPool":{"tcp":{"maxConnections":1,"connectTimeout":"1s",
+               "tcpKeepalive":{"time":"60s"}},
+              "http":{"http1MaxPendingRequests":1,"maxRequestsPerConnection":1,
+               "http2MaxRequests":10,"maxRetries":2,"idleTimeout":"30s"}},
+             "outlierDetection":{"consecutive5xxErrors":1,"consecutiveGatewayErrors":2,
+              "interval":"1s","baseEjectionTime":"3m","maxEjectionPercent":100,
+              "minHealthPercent":50}},
+             "subsets":[{"name":"v1","labels":{"version":"v1"},"trafficPolicy":{
+              "loadBalancer":{"consistentHash":{"httpCookie":{"name":"u","ttl":"0s"}}}}}]}}"#,
+        );
+        assert!(applied.is_empty(), "{applied:?}");
+    }
+
+    #[test]
+    fn what_is_not_applied_still_warns() {
+        let ignored = warned(
+            r#"{"apiVersion":"networking.istio.io/v1","kind":"DestinationRule",
+            "metadata":{"name":"r"},"spec":{"host":"r","trafficPolicy":{
+             "loadBalancer":{"consistentHash":{"useSourceIp":true,"maglev":{}},
+               "localityLbSetting":{}},
+             "connectionPool":{"tcp":{"maxConnectionDuration":"1h"}},
+             "outlierDetection":{"splitExternalLocalOriginErrors":true,
+              "consecutiveLocalOriginFailures":2}}}}"#,
+        );
+        assert_eq!(
+            ignored,
+            [
+                "spec.trafficPolicy.loadBalancer.consistentHash.maglev",
+                "spec.trafficPolicy.loadBalancer.localityLbSetting",
+                "spec.trafficPolicy.connectionPool.tcp.maxConnectionDuration",
+                "spec.trafficPolicy.outlierDetection.splitExternalLocalOriginErrors",
+                "spec.trafficPolicy.outlierDetection.consecutiveLocalOriginFailures",
+            ]
         );
     }
 }

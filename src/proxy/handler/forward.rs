@@ -382,11 +382,14 @@ async fn send(
     let (timeout, upstream_bound) = deadline(up, shared);
     let sent = std::time::Instant::now();
     let answer =
-        tokio::time::timeout(timeout, super::super::transport::send(shared, up.dest, req)).await;
+        tokio::time::timeout(timeout, super::lease::send(shared, up.dest, up.addr, req)).await;
     facts.upstream_time = Some(sent.elapsed());
     match answer {
         Ok(Ok(r)) => Ok(r),
-        Err(_) => Err(timed_out(upstream_bound, facts)),
+        Err(_) => {
+            super::lease::timed_out(up.dest, up.addr);
+            Err(timed_out(upstream_bound, facts))
+        }
         Ok(Err(e)) => {
             if let Some(body) = ClientBodyError::in_chain(&e) {
                 return Err(bad_body(body, http1, facts));

@@ -105,6 +105,8 @@ pub(super) async fn send(
         Replay::Whole(b) => (Some(b), None, None),
         Replay::Copied(b, rx) => (None, Some(b), Some(rx)),
     };
+    // The retry in flight holds one of the cluster's `maxRetries`.
+    let mut _retry_slot = None;
     loop {
         facts.upstream = Some(addr);
         let body = match (first.take(), &held) {
@@ -136,6 +138,19 @@ pub(super) async fn send(
                 Attempt::NoAnswer(why) => Err(no_answer(why, facts)),
                 Attempt::Deadline => Err(forward::timed_out(upstream_bound, facts)),
             };
+        }
+        if let Some(limits) = up.dest.limits() {
+            let Some(slot) = limits.retry() else {
+                // Envoy's retry overflow: the answer so far goes out.
+                tracing::debug!(upstream = %addr, "maxRetries in flight: not retried");
+                facts.upstream_time = Some(start.elapsed());
+                return match outcome {
+                    Attempt::Answer(r) => Ok(r),
+                    Attempt::NoAnswer(why) => Err(no_answer(why, facts)),
+                    Attempt::Deadline => Err(forward::timed_out(upstream_bound, facts)),
+                };
+            };
+            _retry_slot = Some(slot);
         }
         retries += 1;
         tracing::debug!(retry = retries, upstream = %addr, "retrying upstream request");
@@ -173,7 +188,7 @@ async fn attempt(
     let left = deadline.saturating_duration_since(Instant::now());
     let per_try = policy.and_then(|p| p.per_try_timeout).filter(|t| *t < left);
     let bound = per_try.unwrap_or(left);
-    match tokio::time::timeout(bound, super::super::transport::send(shared, dest, req)).await {
+    match tokio::time::timeout(bound, super::lease::send(shared, dest, addr, req)).await {
         Ok(Ok(r)) => Attempt::Answer(r),
         Ok(Err(e)) => {
             tracing::debug!(error = %e, upstream = %addr, "upstream request failed");
@@ -185,8 +200,14 @@ async fn attempt(
                 NoAnswer::Reset
             })
         }
-        Err(_) if per_try.is_some() => Attempt::NoAnswer(NoAnswer::PerTryTimeout),
-        Err(_) => Attempt::Deadline,
+        Err(_) => {
+            super::lease::timed_out(dest, addr);
+            if per_try.is_some() {
+                Attempt::NoAnswer(NoAnswer::PerTryTimeout)
+            } else {
+                Attempt::Deadline
+            }
+        }
     }
 }
 

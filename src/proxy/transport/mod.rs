@@ -137,11 +137,18 @@ pub(crate) fn client(shared: &Shared, up: &Upstream) -> Transport {
     Transport {
         http1: match &up.origin {
             Some(o) => o.client(),
-            None => shared.client.clone(),
+            None => plain(shared, up).clone(),
         },
         h2c: shared.h2c.clone(),
         speaks: speaks(up),
     }
+}
+
+/// `up`'s plain HTTP/1.1 client: its own when its DestinationRule's
+/// connection pool sets a connect timeout, keepalive or idle timeout
+/// (`pool.rs`), else the process's.
+fn plain<'a>(shared: &'a Shared, up: &'a Upstream) -> &'a HttpClient {
+    super::pool::own_client(shared, up).unwrap_or(&shared.client)
 }
 
 /// Sends `req` (its URI already names the endpoint; its version is the
@@ -153,8 +160,14 @@ pub(crate) async fn send(
 ) -> Result<Response<Incoming>, Error> {
     match &up.origin {
         Some(o) => dispatch(&o.client(), &shared.h2c, Speaks::Http1, req).await,
-        None => dispatch(&shared.client, &shared.h2c, speaks(up), req).await,
+        None => dispatch(plain(shared, up), &shared.h2c, speaks(up), req).await,
     }
+}
+
+/// Whether a request the client sent as `version` goes to `up` over h2c
+/// (else HTTP/1.1, or over TLS what ALPN picks).
+pub(crate) fn goes_h2c(up: &Upstream, version: Version) -> bool {
+    wants_h2(speaks(up), version)
 }
 
 /// Whether a request the client sent as `version` goes out as HTTP/2.
