@@ -260,9 +260,9 @@ impl<'m> Context<'m> {
     }
 
     /// An AUTO_PASSTHROUGH server's routes: one per ServiceEntry host the
-    /// server's hosts cover and per port of it, taken by Istio's SNI form
-    /// `outbound_.PORT_._.HOST` (no subset: gatehouse has no subsets, so
-    /// an SNI naming one finds no route and is refused).
+    /// server's hosts cover, per port of it and per subset its
+    /// DestinationRule defines, taken by Istio's SNI form
+    /// `outbound_.PORT_.SUBSET_.HOST` (`outbound_.PORT_._.HOST` for none).
     fn auto_passthrough(&mut self, s: &CheckedServer) -> L4 {
         let mut out = Vec::new();
         for se in &self.model.service_entries {
@@ -270,23 +270,41 @@ impl<'m> Context<'m> {
                 if h.starts_with('*') || !s.hosts.iter().any(|sh| host::matches(&sh.host, h)) {
                     continue;
                 }
+                let subsets: Vec<Option<String>> = std::iter::once(None)
+                    .chain(
+                        upstream::rule_for(&self.look.rules, h)
+                            .into_iter()
+                            .flat_map(|r| r.subsets.iter().map(|s| Some(s.name.clone()))),
+                    )
+                    .collect();
                 for p in &se.ports {
-                    let d = checked::route::Destination {
-                        host: h.clone(),
-                        port: Some(p.number),
-                        subset: None,
-                        weight: 1,
-                        headers: None,
-                    };
-                    out.push(L4Route {
-                        name: format!("auto {h}:{}", p.number).into(),
-                        sni_hosts: vec![format!("outbound_.{}_._.{h}", p.number)],
-                        upstreams: vec![weighted_upstream(&d, &self.look, &mut self.upstreams)],
-                    });
+                    for subset in &subsets {
+                        out.push(self.auto_route(h, p.number, subset.as_deref()));
+                    }
                 }
             }
         }
         L4::Passthrough(Arc::new(out))
+    }
+
+    /// The AUTO_PASSTHROUGH route of `host:port` (and subset).
+    fn auto_route(&mut self, host: &str, port: u16, subset: Option<&str>) -> L4Route {
+        let d = checked::route::Destination {
+            host: host.to_owned(),
+            port: Some(port),
+            subset: subset.map(str::to_owned),
+            weight: 1,
+            headers: None,
+        };
+        let label = subset.unwrap_or("");
+        L4Route {
+            name: match subset {
+                Some(sub) => format!("auto {host}:{port} {sub}").into(),
+                None => format!("auto {host}:{port}").into(),
+            },
+            sni_hosts: vec![format!("outbound_.{port}_.{label}_.{host}")],
+            upstreams: vec![weighted_upstream(&d, &self.look, &mut self.upstreams)],
+        }
     }
 
     /// A PASSTHROUGH or TCP server's connection routes: the `tls[]` (or

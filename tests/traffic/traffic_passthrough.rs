@@ -490,7 +490,7 @@ spec:
         out.stdout
     );
     assert!(nginx.hits() >= 1);
-    // A subset gatehouse does not know, or a port the entry lacks: refused.
+    // A subset no rule defines, or a port the entry lacks: refused.
     let hits = nginx.hits();
     for other in [
         format!("outbound_.8443_.v1_.{host}"),
@@ -504,6 +504,35 @@ spec:
         );
     }
     assert_eq!(nginx.hits(), hits);
+    // A subset its DestinationRule defines: routed by Istio's SNI form.
+    apply_subset_rule(&site, host);
+    let sni = format!("outbound_.8443_.v1_.{host}");
+    let out = poll("the subset's route", Duration::from_secs(10), || {
+        let out = site.s_client_input(port, &["-servername", &sni], b"");
+        out.stdout.contains("intermediate").then_some(out)
+    });
+    assert!(out.stdout.contains(&format!("{host} intermediate")));
+    assert!(nginx.hits() > hits);
+}
+
+/// A DestinationRule for `host` that defines the subset `v1` (all its
+/// endpoints).
+fn apply_subset_rule(site: &Site, host: &str) {
+    let out = site.apply(
+        "dr.yaml",
+        &format!(
+            "apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: my-nginx
+spec:
+  host: {host}
+  subsets:
+  - name: v1
+"
+        ),
+    );
+    assert!(!out.stderr.contains("Warning"), "{}", out.stderr);
 }
 
 /// The echo connection of `a_tcp_server_copies_bytes_to_its_tcp_route`,
