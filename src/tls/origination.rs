@@ -8,6 +8,16 @@
 //! `subjectAltNames` when they are given, else be valid for the SNI name
 //! (Envoy's `auto_san_validation`). It offers ALPN `h2` and `http/1.1`.
 //!
+//! X.509 v1 backend certificates (no extensions, so no SAN: what
+//! `openssl x509 -req` without `-extfile` makes, as istio.io's "Egress
+//! Gateways with TLS Origination" task does), which webpki refuses, take
+//! gatehouse's own chain check ([`super::chain::Chain`], against the
+//! rule's CAs and CRLs; never the system store, whose roots are only
+//! known to webpki). Their name check: without `subjectAltNames`, the SNI
+//! name must match the subject CN (RFC 6125's legacy fallback for a
+//! certificate without SANs); with `subjectAltNames`, they fail, as in
+//! Envoy, whose SAN matchers never read the CN.
+//!
 //! It must never: build a config that verifies less than it was asked to
 //! (a missing CA is the caller's failure, never "trust anything"), or
 //! show key material in a `Debug` or an error.
@@ -23,6 +33,8 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme,
 };
 
+use super::chain::{Chain, is_legacy_version};
+use super::verifier::Checked as ClientChecked;
 use crate::crypto::provider;
 
 /// Whom the backend's certificate must chain to.
@@ -88,8 +100,14 @@ pub fn client_config(m: &Material, v: &Verify) -> Result<Arc<ClientConfig>, Stri
                 .only_check_end_entity_revocation();
         }
         let inner = b.build().map_err(|e| e.to_string())?;
+        let legacy = m
+            .roots
+            .cas
+            .as_ref()
+            .map(|cas| Chain::new(cas.clone(), m.roots.crls.clone()));
         Arc::new(Checked {
             inner,
+            legacy,
             subject_alt_names: v.subject_alt_names.clone(),
         })
     };
@@ -175,12 +193,66 @@ fn dns_matches(cert_name: &str, wanted: &str) -> bool {
     }
 }
 
-/// webpki's chain check, then the name check: `subjectAltNames` when
-/// given (the SNI name is then not required), else the SNI name.
+/// The subject CN of a certificate without a subjectAltName extension
+/// (RFC 6125 §6.4.4: the CN is a host name only when there are no SANs).
+fn legacy_common_name(cert: &CertificateDer<'_>) -> Option<String> {
+    let (_, x) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    if !matches!(x.subject_alternative_name(), Ok(None)) {
+        return None;
+    }
+    let mut cns = x.subject().iter_common_name();
+    let cn = cns.next()?.as_str().ok()?.to_owned();
+    // More than one CN: which one names the host is ambiguous.
+    cns.next().is_none().then_some(cn)
+}
+
+/// webpki's chain check (gatehouse's own for a v1 leaf), then the name
+/// check: `subjectAltNames` when given (the SNI name is then not
+/// required), else the SNI name.
 #[derive(Debug)]
 struct Checked {
     inner: Arc<WebPkiServerVerifier>,
+    /// The rule's own CAs and CRLs, for v1 leaves; `None` with the system
+    /// store (v1 leaves are then refused).
+    legacy: Option<Chain>,
     subject_alt_names: Vec<String>,
+}
+
+impl Checked {
+    /// A v1 leaf: the chain by [`Chain`], then the name (see the module).
+    fn verify_legacy(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        let Some(chain) = &self.legacy else {
+            return Err(Error::General(
+                "the backend certificate is X.509 v1: set caCertificates or credentialName to trust it"
+                    .to_owned(),
+            ));
+        };
+        chain
+            .verify(end_entity.as_ref(), intermediates, now)
+            .map_err(Error::InvalidCertificate)?;
+        if !self.subject_alt_names.is_empty() {
+            return Err(Error::General(format!(
+                "the backend certificate (X.509 v1, no SANs) carries none of subjectAltNames [{}]",
+                self.subject_alt_names.join(", ")
+            )));
+        }
+        let sni = match server_name {
+            ServerName::DnsName(d) => d.as_ref(),
+            _ => "",
+        };
+        match legacy_common_name(end_entity) {
+            Some(cn) if !sni.is_empty() && dns_matches(&cn, sni) => {
+                Ok(ServerCertVerified::assertion())
+            }
+            _ => Err(Error::InvalidCertificate(CertificateError::NotValidForName)),
+        }
+    }
 }
 
 impl ServerCertVerifier for Checked {
@@ -192,6 +264,9 @@ impl ServerCertVerifier for Checked {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
+        if is_legacy_version(end_entity.as_ref()) {
+            return self.verify_legacy(end_entity, intermediates, server_name, now);
+        }
         let chain =
             self.inner
                 .verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
@@ -223,6 +298,9 @@ impl ServerCertVerifier for Checked {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
+        if is_legacy_version(cert.as_ref()) {
+            return ClientChecked::verify_legacy_signature(cert, message, dss, false);
+        }
         self.inner.verify_tls12_signature(message, cert, dss)
     }
 
@@ -232,6 +310,9 @@ impl ServerCertVerifier for Checked {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
+        if is_legacy_version(cert.as_ref()) {
+            return ClientChecked::verify_legacy_signature(cert, message, dss, true);
+        }
         self.inner.verify_tls13_signature(message, cert, dss)
     }
 
@@ -329,5 +410,7 @@ mod tests {
         assert!(has("10.0.0.7"));
         assert!(!has("other.example.com"));
         assert!(!carries_one_of(&cert, &[]));
+        // With SANs, the CN never names the host.
+        assert_eq!(legacy_common_name(&cert), None);
     }
 }

@@ -191,8 +191,9 @@ impl Checked {
         Ok(())
     }
 
-    /// A handshake signature by a v1 leaf, which webpki will not parse.
-    fn verify_legacy_signature(
+    /// A handshake signature by a v1 leaf, which webpki will not parse
+    /// (also used for v1 backend certificates by `origination`).
+    pub(crate) fn verify_legacy_signature(
         cert: &CertificateDer<'_>,
         message: &[u8],
         dss: &DigitallySignedStruct,

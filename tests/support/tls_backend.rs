@@ -139,6 +139,7 @@ fn server_config(spec: &TlsBackendSpec<'_>) -> rustls::ServerConfig {
         .collect::<Result<_, _>>()
         .unwrap();
     let key = PrivateKeyDer::from_pem_slice(spec.key.as_bytes()).unwrap();
+    let signer = provider.key_provider.load_private_key(key).unwrap();
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .unwrap();
@@ -156,7 +157,11 @@ fn server_config(spec: &TlsBackendSpec<'_>) -> rustls::ServerConfig {
         }
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder.with_single_cert(chain, key).unwrap();
+    // Not `with_single_cert`: its key check parses the certificate with
+    // webpki, which refuses X.509 v1 ones (that real backends serve).
+    let certified = rustls::sign::CertifiedKey::new(chain, signer);
+    let mut config =
+        builder.with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified)));
     config.alpn_protocols = if spec.h2 {
         vec![b"h2".to_vec(), b"http/1.1".to_vec()]
     } else {

@@ -633,3 +633,125 @@ fn a_backend_certificate_revoked_by_ca_crl_fails_closed() {
     assert_eq!(backend.hits(), hits, "nothing may reach the backend");
     assert_warned(&gw, "Revoked");
 }
+
+/// Runs `openssl args` in `dir`; it must succeed.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the openssl CLI");
+    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+}
+
+/// istio.io's "Egress Gateways with TLS Origination" certificates, made
+/// with its own commands in `dir`: a v3 CA `{ca}.crt` and, when `server`,
+/// the X.509 v1 `my-nginx...crt` it signs (no extensions, no SAN).
+fn istio_io_certs(dir: &std::path::Path, ca: &str, server: bool) {
+    let (crt, key) = (format!("{ca}.crt"), format!("{ca}.key"));
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-sha256",
+            "-nodes",
+            "-days",
+            "365",
+            "-newkey",
+            "rsa:2048",
+            "-subj",
+            "/O=example Inc./CN=example.com",
+            "-keyout",
+            &key,
+            "-out",
+            &crt,
+        ],
+    );
+    if !server {
+        return;
+    }
+    let n = "my-nginx.mesh-external.svc.cluster.local";
+    let subj = format!("/CN={n}/O=some organization");
+    let (csr, nkey, ncrt) = (format!("{n}.csr"), format!("{n}.key"), format!("{n}.crt"));
+    openssl(
+        dir,
+        &[
+            "req", "-out", &csr, "-newkey", "rsa:2048", "-nodes", "-keyout", &nkey, "-subj", &subj,
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-sha256",
+            "-days",
+            "365",
+            "-CA",
+            &crt,
+            "-CAkey",
+            &key,
+            "-set_serial",
+            "0",
+            "-in",
+            &csr,
+            "-out",
+            &ncrt,
+        ],
+    );
+}
+
+#[test]
+fn istio_io_v1_backend_certificate_is_verified_by_its_ca() {
+    use rustls::pki_types::pem::PemObject;
+    const NGINX: &str = "my-nginx.mesh-external.svc.cluster.local";
+    let tmp = tempfile::tempdir().unwrap();
+    istio_io_certs(tmp.path(), "example.com", true);
+    istio_io_certs(tmp.path(), "other", false);
+    let read = |f: &str| std::fs::read_to_string(tmp.path().join(f)).unwrap();
+    let cert = read(&format!("{NGINX}.crt"));
+    let der = rustls::pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).unwrap();
+    let (_, x) = x509_parser::parse_x509_certificate(&der).unwrap();
+    assert_eq!(x.version(), x509_parser::x509::X509Version::V1, "a v1 leaf");
+    let backend = TlsBackend::start(&TlsBackendSpec {
+        cert: &cert,
+        key: &read(&format!("{NGINX}.key")),
+        client_ca: None,
+        h2: false,
+    });
+    let w = world(&backend, NGINX);
+    let dr = |ca: &str, more: &str| {
+        let ca = tmp.path().join(ca);
+        rule(&format!(
+            "      mode: SIMPLE\n      caCertificates: {}\n{more}",
+            ca.display()
+        ))
+        .replace(&format!("host: {HOST}"), &format!("host: {NGINX}"))
+    };
+    // The SNI name (the host) matches the CN: a v1 leaf has no SANs.
+    apply_rule(&w, &dr("example.com.crt", ""));
+    let gw = start(&w);
+    get(&w, &gw).assert_body(&format!("version=HTTP/1.1 sni={NGINX} client=-"));
+    drop(gw);
+    let refused = |yaml: &str, reason: &str| {
+        apply_rule(&w, yaml);
+        let hits = backend.hits();
+        let gw = start(&w);
+        get(&w, &gw).assert_status(503);
+        assert_eq!(access(&gw, 1)["response_flags"], "UF");
+        assert_eq!(backend.hits(), hits, "nothing may reach the backend");
+        assert_warned(&gw, reason);
+    };
+    // A CA that did not sign it (same subject, other key): fails closed.
+    refused(&dr("other.crt", ""), "certificate");
+    // An SNI name that is not the CN: the name check fails.
+    refused(
+        &dr("example.com.crt", "      sni: other.example.com\n"),
+        "NotValidForName",
+    );
+    // subjectAltNames are matched against SANs only (as Envoy does): a
+    // v1 leaf carries none, so even its own CN fails.
+    let sans = format!("      subjectAltNames:\n      - {NGINX}\n");
+    refused(&dr("example.com.crt", &sans), "subjectAltNames");
+}
