@@ -17,7 +17,6 @@ mod hello;
 mod l4;
 pub mod overload;
 pub mod path;
-mod pool;
 pub mod proxy_protocol;
 pub mod settings;
 pub mod transport;

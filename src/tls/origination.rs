@@ -34,7 +34,7 @@ use rustls::{
 };
 
 use super::chain::{Chain, is_legacy_version};
-use super::verifier::Checked as ClientChecked;
+use super::verifier::handshake_signature;
 use crate::crypto::provider;
 
 /// Whom the backend's certificate must chain to.
@@ -298,10 +298,9 @@ impl ServerCertVerifier for Checked {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        if is_legacy_version(cert.as_ref()) {
-            return ClientChecked::verify_legacy_signature(cert, message, dss, false);
-        }
-        self.inner.verify_tls12_signature(message, cert, dss)
+        handshake_signature(cert, message, dss, false, || {
+            self.inner.verify_tls12_signature(message, cert, dss)
+        })
     }
 
     fn verify_tls13_signature(
@@ -310,10 +309,9 @@ impl ServerCertVerifier for Checked {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        if is_legacy_version(cert.as_ref()) {
-            return ClientChecked::verify_legacy_signature(cert, message, dss, true);
-        }
-        self.inner.verify_tls13_signature(message, cert, dss)
+        handshake_signature(cert, message, dss, true, || {
+            self.inner.verify_tls13_signature(message, cert, dss)
+        })
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

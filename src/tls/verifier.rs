@@ -190,29 +190,6 @@ impl Checked {
         }
         Ok(())
     }
-
-    /// A handshake signature by a v1 leaf, which webpki will not parse
-    /// (also used for v1 backend certificates by `origination`).
-    pub(crate) fn verify_legacy_signature(
-        cert: &CertificateDer<'_>,
-        message: &[u8],
-        dss: &DigitallySignedStruct,
-        tls13: bool,
-    ) -> Result<HandshakeSignatureValid, Error> {
-        let (_, c) = x509_parser::parse_x509_certificate(cert.as_ref())
-            .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
-        if verify_handshake(
-            c.public_key().raw,
-            dss.scheme,
-            message,
-            dss.signature(),
-            tls13,
-        ) {
-            Ok(HandshakeSignatureValid::assertion())
-        } else {
-            Err(Error::InvalidCertificate(CertificateError::BadSignature))
-        }
-    }
 }
 
 impl ClientCertVerifier for Checked {
@@ -248,10 +225,9 @@ impl ClientCertVerifier for Checked {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        if is_legacy_version(cert.as_ref()) {
-            return Self::verify_legacy_signature(cert, message, dss, false);
-        }
-        self.inner.verify_tls12_signature(message, cert, dss)
+        handshake_signature(cert, message, dss, false, || {
+            self.inner.verify_tls12_signature(message, cert, dss)
+        })
     }
 
     fn verify_tls13_signature(
@@ -260,13 +236,51 @@ impl ClientCertVerifier for Checked {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        if is_legacy_version(cert.as_ref()) {
-            return Self::verify_legacy_signature(cert, message, dss, true);
-        }
-        self.inner.verify_tls13_signature(message, cert, dss)
+        handshake_signature(cert, message, dss, true, || {
+            self.inner.verify_tls13_signature(message, cert, dss)
+        })
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
+    }
+}
+
+/// A handshake signature by `cert`: a v1 leaf's through gatehouse's own
+/// check (webpki will not parse it), any other's through `webpki`. Used
+/// for client certificates here and for backend ones by `origination`.
+pub(crate) fn handshake_signature(
+    cert: &CertificateDer<'_>,
+    message: &[u8],
+    dss: &DigitallySignedStruct,
+    tls13: bool,
+    webpki: impl FnOnce() -> Result<HandshakeSignatureValid, Error>,
+) -> Result<HandshakeSignatureValid, Error> {
+    if is_legacy_version(cert.as_ref()) {
+        legacy_signature(cert, message, dss, tls13)
+    } else {
+        webpki()
+    }
+}
+
+/// A handshake signature by a v1 leaf, which webpki will not parse.
+fn legacy_signature(
+    cert: &CertificateDer<'_>,
+    message: &[u8],
+    dss: &DigitallySignedStruct,
+    tls13: bool,
+) -> Result<HandshakeSignatureValid, Error> {
+    let (_, c) = x509_parser::parse_x509_certificate(cert.as_ref())
+        .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    if verify_handshake(
+        c.public_key().raw,
+        dss.scheme,
+        message,
+        dss.signature(),
+        tls13,
+    ) {
+        Ok(HandshakeSignatureValid::assertion())
+    } else {
+        Err(Error::InvalidCertificate(CertificateError::BadSignature))
     }
 }

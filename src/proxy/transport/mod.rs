@@ -11,6 +11,7 @@
 
 mod connector;
 mod origin;
+mod pool;
 
 use std::time::Duration;
 
@@ -34,17 +35,31 @@ pub type HttpClient = Client<Connector, ClientBody>;
 
 /// The counted TCP connector of every upstream client.
 pub fn tcp_connector(connect_timeout: Duration, gauge: Gauge) -> CountingConnector {
+    CountingConnector::new(tcp(connect_timeout), gauge)
+}
+
+/// The TCP connector every upstream client starts from (no Nagle).
+fn tcp(connect_timeout: Duration) -> HttpConnector {
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(connect_timeout));
     connector.set_nodelay(true);
-    CountingConnector::new(connector, gauge)
+    connector
 }
+
+/// How long an idle pooled upstream connection is kept, unless a
+/// DestinationRule's `idleTimeout` says otherwise.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A pooled client over `connector`, with the pool every upstream client
 /// has.
 pub fn pooled(connector: Connector) -> HttpClient {
+    pooled_for(connector, IDLE_TIMEOUT)
+}
+
+/// [`pooled`], keeping idle connections for `idle`.
+fn pooled_for(connector: Connector, idle: Duration) -> HttpClient {
     Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(std::time::Duration::from_secs(60))
+        .pool_idle_timeout(idle)
         // Like nginx's `keepalive 64`: enough idle connections per
         // backend for busy traffic, not one per client ever seen.
         .pool_max_idle_per_host(64)
@@ -148,7 +163,7 @@ pub(crate) fn client(shared: &Shared, up: &Upstream) -> Transport {
 /// connection pool sets a connect timeout, keepalive or idle timeout
 /// (`pool.rs`), else the process's.
 fn plain<'a>(shared: &'a Shared, up: &'a Upstream) -> &'a HttpClient {
-    super::pool::own_client(shared, up).unwrap_or(&shared.client)
+    pool::own_client(shared, up).unwrap_or(&shared.client)
 }
 
 /// Sends `req` (its URI already names the endpoint; its version is the
