@@ -24,7 +24,9 @@ use crate::store::{self, AnyStore};
 #[derive(Debug, Parser)]
 #[command(name = "gatehouse", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Where objects live: `dir:PATH` (default: dir: under $XDG_DATA_HOME/gatehouse).
+    /// Where objects live: `dir:PATH` (default: dir: under $XDG_DATA_HOME/gatehouse),
+    /// `etcd://HOST:PORT,...`, `kube` (the API server of KUBECONFIG or
+    /// ~/.kube/config) or `kube:in-cluster` (the pod's service account).
     #[arg(long, global = true, env = "GATEHOUSE_STORE")]
     pub store: Option<String>,
 
@@ -302,11 +304,17 @@ impl Context {
     }
 
     pub fn open_store(&self) -> anyhow::Result<AnyStore> {
+        self.open_store_with(store::KubeOptions::default())
+    }
+
+    /// Opens the store; `kube` says which namespaces a Kubernetes store
+    /// reads (only `run` watches, so only `run` needs to say).
+    pub fn open_store_with(&self, kube: store::KubeOptions) -> anyhow::Result<AnyStore> {
         let url = self.store_url.as_deref().unwrap_or("dir:");
         if url.starts_with("etcd") {
             return Ok(store::open_with(url, self.etcd.options()?)?);
         }
-        Ok(store::open(url)?)
+        Ok(store::open_any(url, store::EtcdOptions::default(), kube)?)
     }
 
     pub fn namespace(&self) -> &str {

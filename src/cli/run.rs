@@ -30,9 +30,15 @@ pub struct RunArgs {
     #[arg(long, default_value = "127.0.0.1:15000")]
     pub admin: SocketAddr,
     /// Local cache of the served config, used when the store (etcd) is
-    /// unreachable at start (default for etcd stores: DATA_DIR/gatehouse/replica-cache.json).
+    /// unreachable at start (default for etcd and Kubernetes stores:
+    /// DATA_DIR/gatehouse/replica-cache.json).
     #[arg(long)]
     pub cache: Option<std::path::PathBuf>,
+    /// With `--store kube`: the namespaces whose Istio, Gateway API,
+    /// Service and EndpointSlice objects are read (comma-separated; default:
+    /// all). Secrets are read in the gateway's namespace (`-n`) only.
+    #[arg(long = "watch-namespaces", value_delimiter = ',')]
+    pub watch_namespaces: Vec<String>,
     #[command(flatten)]
     pub edge: EdgeArgs,
     /// Data-plane worker threads (default: the available cores). The
@@ -318,7 +324,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
     let store_url = ctx.store_url.as_deref().unwrap_or("dir:");
     let cache = match args.cache {
         Some(c) => Some(c),
-        None if store_url.starts_with("etcd") => {
+        None if store_url.starts_with("etcd") || store_url.starts_with("kube") => {
             Some(crate::store::default_location()?.join("replica-cache.json"))
         }
         None => None,
@@ -338,7 +344,11 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
         listen: parse_listen(&args.listen)?,
         json_log: json,
     };
-    let store = ctx.open_store()?;
+    let store = ctx.open_store_with(crate::store::KubeOptions {
+        gateway_namespace: opts.namespace.clone(),
+        watch_namespaces: args.watch_namespaces.clone(),
+        ..Default::default()
+    })?;
     let nofile = runtime::nofile::raise();
     let mut settings = args.edge.settings();
     settings.max_connections_total = args

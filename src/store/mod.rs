@@ -5,8 +5,8 @@
 //! lets a caller [`list`](Store::list) the objects and then
 //! [`watch`](Store::watch) every later change, exactly once and in order.
 //! It is kind-agnostic: parsing and validation belong to `config`. Callers
-//! hold an [`AnyStore`] from [`open`], so etcd and Kubernetes backends can be
-//! added later without touching them; the first backend is the embedded
+//! hold an [`AnyStore`] from [`open`], so the etcd and Kubernetes backends (`kube`)
+//! need nothing of them; the first backend is the embedded
 //! directory store in [`dir`]; `url` says which backend a `--store` value
 //! names and opens it.
 //!
@@ -18,6 +18,7 @@ pub mod crypt;
 pub mod dir;
 pub mod etcd;
 mod fsutil;
+pub mod kube;
 mod log;
 mod url;
 
@@ -28,7 +29,10 @@ use tokio::sync::mpsc;
 
 pub use dir::DirStore;
 pub use etcd::{EtcdOptions, EtcdStore};
-pub use url::{Location, default_location, location_from_env, open, open_with, parse_url};
+pub use kube::{KubeOptions, KubeSource, KubeStore};
+pub use url::{
+    Location, default_location, location_from_env, open, open_any, open_with, parse_url,
+};
 
 /// The identity of an object: its kind, namespace (empty for cluster-scoped
 /// kinds) and name.
@@ -272,6 +276,7 @@ pub trait Store: Send + Sync {
 pub enum AnyStore {
     Dir(DirStore),
     Etcd(EtcdStore),
+    Kube(KubeStore),
 }
 
 impl Store for AnyStore {
@@ -279,6 +284,7 @@ impl Store for AnyStore {
         match self {
             AnyStore::Dir(s) => s.apply(puts).await,
             AnyStore::Etcd(s) => s.apply(puts).await,
+            AnyStore::Kube(s) => s.apply(puts).await,
         }
     }
 
@@ -286,6 +292,7 @@ impl Store for AnyStore {
         match self {
             AnyStore::Dir(s) => s.delete(keys).await,
             AnyStore::Etcd(s) => s.delete(keys).await,
+            AnyStore::Kube(s) => s.delete(keys).await,
         }
     }
 
@@ -293,6 +300,7 @@ impl Store for AnyStore {
         match self {
             AnyStore::Dir(s) => s.get(key).await,
             AnyStore::Etcd(s) => s.get(key).await,
+            AnyStore::Kube(s) => s.get(key).await,
         }
     }
 
@@ -304,6 +312,7 @@ impl Store for AnyStore {
         match self {
             AnyStore::Dir(s) => s.list(kind, namespace).await,
             AnyStore::Etcd(s) => s.list(kind, namespace).await,
+            AnyStore::Kube(s) => s.list(kind, namespace).await,
         }
     }
 
@@ -311,6 +320,7 @@ impl Store for AnyStore {
         match self {
             AnyStore::Dir(s) => s.watch(from_revision).await,
             AnyStore::Etcd(s) => s.watch(from_revision).await,
+            AnyStore::Kube(s) => s.watch(from_revision).await,
         }
     }
 }

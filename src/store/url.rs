@@ -1,5 +1,5 @@
 //! Store URLs: which backend a `--store` value names (`dir:PATH`, a bare
-//! path, `etcd://HOST:PORT,...`), where the default directory store lives,
+//! path, `etcd://HOST:PORT,...`, `kube`, `kube:in-cluster`), where the default directory store lives,
 //! and opening the store a URL names.
 //!
 //! Parsing must never touch the disk or the network; only `open` does.
@@ -7,9 +7,10 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use super::kube::{KubeOptions, KubeSource, KubeStore};
 use super::{AnyStore, DirStore, EtcdOptions, EtcdStore, StoreError};
 
-const SUPPORTED: &str = "supported: \"dir:<path>\", \"dir:\" (the default location), a bare path, or \"etcd://HOST:PORT[,HOST:PORT...]\"";
+const SUPPORTED: &str = "supported: \"dir:<path>\", \"dir:\" (the default location), a bare path, \"etcd://HOST:PORT[,HOST:PORT...]\", \"kube\" (KUBECONFIG or ~/.kube/config) or \"kube:in-cluster\"";
 
 /// Where a store URL points, before anything is opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +19,8 @@ pub enum Location {
     Dir(Option<PathBuf>),
     /// An etcd cluster: `http://` or `https://` endpoints.
     Etcd(Vec<String>),
+    /// A Kubernetes API server.
+    Kube(KubeSource),
 }
 
 /// Parses a store URL: `dir:/some/path`, `dir:` (the default location), or a
@@ -25,6 +28,11 @@ pub enum Location {
 pub fn parse_url(url: &str) -> Result<Location, StoreError> {
     if url.is_empty() {
         return Err(StoreError::BadUrl(format!("empty store URL ({SUPPORTED})")));
+    }
+    match url {
+        "kube" | "kube:" | "kubernetes" => return Ok(Location::Kube(KubeSource::Kubeconfig)),
+        "kube:in-cluster" => return Ok(Location::Kube(KubeSource::InCluster)),
+        _ => {}
     }
     if let Some(rest) = url.strip_prefix("dir:") {
         // Accept the URL form `dir:///abs/path` (empty authority) as well.
@@ -81,7 +89,17 @@ pub fn open(url: &str) -> Result<AnyStore, StoreError> {
 /// Opens a store; `etcd` carries the options an etcd URL needs (TLS, user,
 /// prefix, encryption keys). Its `endpoints` are taken from the URL.
 pub fn open_with(url: &str, etcd: EtcdOptions) -> Result<AnyStore, StoreError> {
+    open_any(url, etcd, KubeOptions::default())
+}
+
+/// Opens a store with the options of every backend; `kube` says which
+/// namespaces a running gateway reads (its `source` comes from the URL).
+pub fn open_any(url: &str, etcd: EtcdOptions, kube: KubeOptions) -> Result<AnyStore, StoreError> {
     match parse_url(url)? {
+        Location::Kube(source) => Ok(AnyStore::Kube(KubeStore::new(KubeOptions {
+            source,
+            ..kube
+        }))),
         Location::Dir(path) => {
             let path = match path {
                 Some(path) => path,
@@ -158,7 +176,22 @@ mod tests {
                 "http://127.0.0.1:2381".into()
             ]))
         );
-        for url in ["", "etcd://", "dir://host/x", "https://k8s", "kubernetes:"] {
+        assert_eq!(
+            parse_url("kube").ok(),
+            Some(Location::Kube(KubeSource::Kubeconfig))
+        );
+        assert_eq!(
+            parse_url("kube:in-cluster").ok(),
+            Some(Location::Kube(KubeSource::InCluster))
+        );
+        for url in [
+            "",
+            "etcd://",
+            "dir://host/x",
+            "https://k8s",
+            "kubernetes:",
+            "kube:elsewhere",
+        ] {
             let err = parse_url(url)
                 .err()
                 .map(|e| e.to_string())
