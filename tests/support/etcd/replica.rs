@@ -28,7 +28,7 @@ pub struct Replica {
 }
 
 impl Replica {
-    pub(super) fn spawn(mut c: Command, name: &str, log: PathBuf, cache: PathBuf) -> Replica {
+    pub fn spawn(mut c: Command, name: &str, log: PathBuf, cache: PathBuf) -> Replica {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
