@@ -231,13 +231,19 @@ fn a_not_ready_endpoint_gets_no_request_and_none_ready_is_503_uh() {
     });
     assert_eq!(status, 503, "{body}");
     assert_eq!(ready.hits() + not_ready.hits(), 20);
-    let flagged = support::poll("the access line", support::START_TIMEOUT, || {
+    let flagged = access_503(&gw);
+    assert_eq!(flagged["response_flags"], "UH", "{flagged}");
+}
+
+/// The fields of the first access line with status 503 (JSON logs).
+fn access_503(gw: &Gateway) -> Value {
+    support::poll("a 503 access line", support::START_TIMEOUT, || {
         gw.log()
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .find(|v| v["target"] == "access" && v["fields"]["status"] == 503)
-    });
-    assert_eq!(flagged["fields"]["response_flags"], "UH", "{flagged}");
+            .map(|v| v["fields"].clone())
+    })
 }
 
 #[test]
@@ -294,7 +300,7 @@ fn the_service_deleted_falls_back_to_dns_of_the_host() {
     let site = site();
     let backend = Backend::start(FRONTEND_BODY);
     site.apply("ux/frontend.yaml", &one_slice("v1beta1", backend.port()));
-    let gw = site.start_gateway(&[443]);
+    let gw = site.start_gateway_with(&[443], &["--log-format", "json"]);
     assert_eq!(get_ok(&site, &gw), FRONTEND_BODY);
     site.cli(&["delete", "service", "frontend", "-n", "ux"])
         .ok();
@@ -310,6 +316,7 @@ fn the_service_deleted_falls_back_to_dns_of_the_host() {
     assert_eq!(status, 503);
     assert_eq!(cluster(&gw)["resolution"], "DNS");
     assert_eq!(backend.hits(), 1);
+    assert_eq!(access_503(&gw)["response_flags"], "UH");
 }
 
 #[test]
@@ -347,4 +354,30 @@ fn a_slice_with_port_0_is_refused_naming_the_field() {
     );
     let listed = site.cli(&["get", "endpointslices", "-n", "ux"]);
     assert!(!listed.stdout.contains("bad"), "{listed:?}");
+}
+
+#[test]
+fn an_fqdn_slice_is_stored_with_a_warning_and_not_used() {
+    let site = site();
+    let backend = Backend::start(FRONTEND_BODY);
+    let fqdn = slice(
+        "frontend-a",
+        "v1",
+        &[("http", backend.port())],
+        &[("localhost", None)],
+    )
+    .replace("addressType: IPv4", "addressType: FQDN");
+    let yaml = format!("{}---\n{fqdn}", service(&[("http", 80, 8080)]));
+    let applied = site.apply("ux/frontend.yaml", &yaml);
+    assert!(
+        applied.stderr.starts_with("Warning: ")
+            && applied.stderr.contains("EndpointSlice ux/frontend-a")
+            && applied.stderr.contains("addressType")
+            && applied.stderr.contains("FQDN endpoints are not used"),
+        "{}",
+        applied.stderr
+    );
+    let gw = site.start_gateway(&[443]);
+    let (status, _) = get(&site, &gw);
+    assert_eq!((status, backend.hits()), (503, 0));
 }
