@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::{
-    self, Backend, FRONTEND, FRONTEND_BODY, GATEWAY_YAML, Gateway, Site, VIRTUAL_SERVICES_YAML,
+    self, Backend, FRONTEND, FRONTEND_BODY, Failing, GATEWAY_YAML, Gateway, Site,
+    VIRTUAL_SERVICES_YAML,
 };
 
 /// The walkthrough without its ServiceEntries: certificates, the
@@ -380,4 +381,87 @@ fn an_fqdn_slice_is_stored_with_a_warning_and_not_used() {
     let gw = site.start_gateway(&[443]);
     let (status, _) = get(&site, &gw);
     assert_eq!((status, backend.hits()), (503, 0));
+}
+
+/// A slice `NAME` whose only endpoint is `backend`, ready.
+fn slice_of(name: &str, backend: &Backend) -> String {
+    slice(
+        name,
+        "v1beta1",
+        &[("http", backend.port())],
+        &[("127.0.0.1", None)],
+    )
+}
+
+#[test]
+fn a_slice_update_keeps_an_ejected_endpoint_ejected() {
+    let site = site();
+    let failing = Backend::failing("failing", 1000, Failing::Status(500));
+    let (good, new) = (Backend::start("good"), Backend::start("new"));
+    let rule = "apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: frontend, namespace: ux}
+spec:
+  host: frontend.ux.svc.cluster.local
+  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBIN}
+    outlierDetection:
+      consecutive5xxErrors: 1
+      interval: 1s
+      baseEjectionTime: 3m
+      maxEjectionPercent: 100
+";
+    let yaml = format!(
+        "{}---\n{}---\n{}---\n{rule}",
+        service(&[("http", 80, 8080)]),
+        slice_of("frontend-a", &failing),
+        slice_of("frontend-b", &good),
+    );
+    site.apply("ux/frontend.yaml", &yaml);
+    let gw = site.start_gateway(&[443]);
+    let statuses = |n: usize| -> Vec<u16> {
+        site.walkthrough_curl(FRONTEND, gw.port(443))
+            .run_repeated(n, Duration::from_secs(60))
+            .iter()
+            .map(|t| t.status)
+            .collect()
+    };
+    let first = statuses(6);
+    assert_eq!(failing.hits(), 1, "{first:?}");
+    // A third endpoint arrives: the snapshot is compiled again, and the
+    // failing endpoint must stay ejected (a fresh state would give it a
+    // third of the requests again).
+    site.apply("ux/frontend-c.yaml", &slice_of("frontend-c", &new));
+    support::poll("the new endpoint", support::START_TIMEOUT, || {
+        statuses(1);
+        (new.hits() > 0).then_some(())
+    });
+    let later = statuses(12);
+    assert!(later.iter().all(|s| *s == 200), "{later:?}");
+    assert_eq!(failing.hits(), 1, "the ejection was forgotten");
+}
+
+#[test]
+fn an_external_name_service_goes_to_its_dns_name() {
+    let site = site();
+    let backend = Backend::start(FRONTEND_BODY);
+    let port = backend.port();
+    let vs = support::frontend_vs_with("").replace("number: 80", &format!("number: {port}"));
+    site.apply("foocorp/frontend-vs.yaml", &vs);
+    let external = "apiVersion: v1
+kind: Service
+metadata: {name: frontend, namespace: ux}
+spec:
+  type: ExternalName
+  externalName: localhost
+";
+    site.apply("ux/frontend.yaml", external);
+    let gw = site.start_gateway(&[443]);
+    assert_eq!(get_ok(&site, &gw), FRONTEND_BODY);
+    let c = cluster(&gw);
+    assert_eq!(c["resolution"], "DNS");
+    assert_eq!(
+        c["endpoints"],
+        serde_json::json!([format!("localhost:{port}")])
+    );
 }
