@@ -155,6 +155,17 @@ fn a_service_and_a_v1beta1_slice_route_the_walkthrough_host() {
     );
     let listed = site.cli(&["get", "endpointslices", "-n", "ux"]).ok();
     assert!(listed.stdout.contains("frontend-a"), "{}", listed.stdout);
+    let admin = gw.admin().to_string();
+    let table = site
+        .cli(&["proxy-config", "clusters", "--admin", &admin])
+        .ok();
+    let row = table
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(support::FRONTEND_SERVICE))
+        .unwrap_or_else(|| panic!("{}", table.stdout));
+    let endpoint = format!("127.0.0.1:{}", backend.port());
+    assert!(row.contains(" STATIC ") && row.contains(&endpoint), "{row}");
 }
 
 #[test]
@@ -464,4 +475,64 @@ spec:
         c["endpoints"],
         serde_json::json!([format!("localhost:{port}")])
     );
+}
+
+/// A Service port whose `appProtocol` is `kubernetes.io/h2c` is spoken to
+/// with HTTP/2 with prior knowledge: a gRPC call passes whole.
+#[test]
+fn an_h2c_app_protocol_speaks_http2_to_the_endpoints() {
+    use crate::support::grpc::{GrpcBackend, GrpcClient};
+    let site = site();
+    let backend = GrpcBackend::start();
+    let route = "  - match:
+    - uri:
+        prefix: /test.Echo/
+    route:
+    - destination:
+        host: echo.ux.svc.cluster.local
+        port:
+          number: 50051
+";
+    site.apply(
+        "foocorp/frontend-vs.yaml",
+        &support::frontend_vs_with(route),
+    );
+    let yaml = format!(
+        "apiVersion: v1
+kind: Service
+metadata: {{name: echo, namespace: ux}}
+spec:
+  ports:
+  - {{name: echo, port: 50051, targetPort: 9000, appProtocol: kubernetes.io/h2c}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: echo-a
+  namespace: ux
+  labels: {{kubernetes.io/service-name: echo}}
+addressType: IPv4
+ports:
+- {{name: echo, port: {}}}
+endpoints:
+- addresses: [127.0.0.1]
+",
+        backend.port()
+    );
+    site.apply("ux/echo.yaml", &yaml);
+    let gw = site.start_gateway(&[443]);
+    let pki = site.pki(FRONTEND);
+    let read = |p: &std::path::Path| std::fs::read(site.path(p)).unwrap();
+    let c = GrpcClient::new(
+        FRONTEND,
+        gw.port(443),
+        &read(&pki.ca_chain),
+        &read(&pki.client_cert),
+        &read(&pki.client_key),
+    );
+    let r = c.unary("Say", "world", None).unwrap();
+    assert_eq!(r.get_ref().text, "hello world");
+    let heard = backend.heard();
+    assert_eq!(heard.len(), 1, "{heard:?}");
+    assert_eq!(heard[0].version, http::Version::HTTP_2);
 }
