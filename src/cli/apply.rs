@@ -371,5 +371,5 @@ pub async fn delete(ctx: &Context, args: DeleteArgs) -> anyhow::Result<()> {
 }
 
 pub(super) fn get_kinds_hint() -> String {
-    "known kinds: gateway (gw), virtualservice (vs), serviceentry (se), secret".into()
+    "known kinds: gateway (gw), virtualservice (vs), serviceentry (se), destinationrule (dr), secret, service (svc), endpointslice".into()
 }

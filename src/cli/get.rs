@@ -257,6 +257,8 @@ fn table(kind: Kind, objs: &[&Object], all_ns: bool, prefix_kind: bool, wide: bo
         Kind::ServiceEntry => &["HOSTS", "LOCATION", "RESOLUTION", "AGE"][..],
         Kind::DestinationRule => &["HOST", "AGE"][..],
         Kind::Secret => &["TYPE", "DATA", "AGE"][..],
+        Kind::Service => &["TYPE", "CLUSTER-IP", "PORT(S)", "AGE"][..],
+        Kind::EndpointSlice => &["ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"][..],
     });
     let mut rows = vec![header.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
     for o in objs {
@@ -325,6 +327,8 @@ fn columns(r: &Resource, wide: bool) -> Vec<String> {
             s.secret_type.clone().unwrap_or_else(|| "Opaque".into()),
             s.data.len().to_string(),
         ],
+        Resource::Service(s) => s.columns(),
+        Resource::EndpointSlice(s) => s.columns(),
     }
 }
 

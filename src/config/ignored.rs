@@ -83,6 +83,17 @@ pub fn fields(r: &Resource) -> Vec<Ignored> {
         Resource::DestinationRule(d) => destination_rule::destination_rule(d, &mut found),
         // Every Secret field gatehouse accepts is used.
         Resource::Secret(_) => {}
+        // Cluster state: what discovery does not read is tolerated, not
+        // warned about; only FQDN slices go unused.
+        Resource::Service(_) => {}
+        Resource::EndpointSlice(s) => {
+            if s.is_fqdn() {
+                found.instead(
+                    "addressType",
+                    "FQDN endpoints are not used for discovery (only IPv4 and IPv6 slices)",
+                );
+            }
+        }
     }
     let meta = r.meta();
     found

@@ -333,6 +333,8 @@ pub fn parse_document(
             Kind::ServiceEntry => Resource::ServiceEntry(typed_from(doc)?),
             Kind::DestinationRule => Resource::DestinationRule(Box::new(typed_from(doc)?)),
             Kind::Secret => Resource::Secret(typed_from(doc)?),
+            Kind::Service => Resource::Service(Box::new(typed_from(doc)?)),
+            Kind::EndpointSlice => Resource::EndpointSlice(Box::new(typed_from(doc)?)),
         };
         Ok(r)
     };

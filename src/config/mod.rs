@@ -11,6 +11,7 @@
 pub mod checked;
 pub mod conflicts;
 pub mod destination_rule;
+pub mod discovery;
 pub mod duration;
 pub mod error;
 pub mod gateway;
@@ -26,6 +27,7 @@ pub mod virtual_service;
 use std::fmt;
 
 pub use destination_rule::DestinationRule;
+pub use discovery::{EndpointSlice, Service};
 pub use error::ConfigError;
 pub use gateway::Gateway;
 pub use meta::ObjectMeta;
@@ -48,15 +50,19 @@ pub enum Kind {
     ServiceEntry,
     DestinationRule,
     Secret,
+    Service,
+    EndpointSlice,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Gateway,
         Kind::VirtualService,
         Kind::ServiceEntry,
         Kind::DestinationRule,
         Kind::Secret,
+        Kind::Service,
+        Kind::EndpointSlice,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +72,8 @@ impl Kind {
             Kind::ServiceEntry => "ServiceEntry",
             Kind::DestinationRule => "DestinationRule",
             Kind::Secret => "Secret",
+            Kind::Service => "Service",
+            Kind::EndpointSlice => "EndpointSlice",
         }
     }
 
@@ -77,13 +85,16 @@ impl Kind {
             Kind::ServiceEntry => "serviceentry.networking.istio.io",
             Kind::DestinationRule => "destinationrule.networking.istio.io",
             Kind::Secret => "secret",
+            Kind::Service => "service",
+            Kind::EndpointSlice => "endpointslice.discovery.k8s.io",
         }
     }
 
     /// The apiVersions this kind is accepted with.
     pub fn api_versions(self) -> &'static [&'static str] {
         match self {
-            Kind::Secret => &["v1"],
+            Kind::Secret | Kind::Service => &["v1"],
+            Kind::EndpointSlice => discovery::ENDPOINT_SLICE_VERSIONS,
             _ => ISTIO_VERSIONS,
         }
     }
@@ -103,6 +114,8 @@ impl Kind {
             "serviceentry" | "serviceentries" | "se" => Some(Kind::ServiceEntry),
             "destinationrule" | "destinationrules" | "dr" => Some(Kind::DestinationRule),
             "secret" | "secrets" => Some(Kind::Secret),
+            "service" | "services" | "svc" => Some(Kind::Service),
+            "endpointslice" | "endpointslices" => Some(Kind::EndpointSlice),
             _ => None,
         }
     }
@@ -131,6 +144,8 @@ pub enum Resource {
     ServiceEntry(ServiceEntry),
     DestinationRule(Box<DestinationRule>),
     Secret(Secret),
+    Service(Box<Service>),
+    EndpointSlice(Box<EndpointSlice>),
 }
 
 impl Resource {
@@ -141,6 +156,8 @@ impl Resource {
             Resource::ServiceEntry(_) => Kind::ServiceEntry,
             Resource::DestinationRule(_) => Kind::DestinationRule,
             Resource::Secret(_) => Kind::Secret,
+            Resource::Service(_) => Kind::Service,
+            Resource::EndpointSlice(_) => Kind::EndpointSlice,
         }
     }
 
@@ -151,6 +168,8 @@ impl Resource {
             Resource::ServiceEntry(o) => &o.metadata,
             Resource::DestinationRule(o) => &o.metadata,
             Resource::Secret(o) => &o.metadata,
+            Resource::Service(o) => &o.metadata,
+            Resource::EndpointSlice(o) => &o.metadata,
         }
     }
 
@@ -161,6 +180,8 @@ impl Resource {
             Resource::ServiceEntry(o) => &mut o.metadata,
             Resource::DestinationRule(o) => &mut o.metadata,
             Resource::Secret(o) => &mut o.metadata,
+            Resource::Service(o) => &mut o.metadata,
+            Resource::EndpointSlice(o) => &mut o.metadata,
         }
     }
 
@@ -177,6 +198,8 @@ impl Resource {
             Resource::ServiceEntry(o) => serde_json::to_vec(o),
             Resource::DestinationRule(o) => serde_json::to_vec(o),
             Resource::Secret(o) => serde_json::to_vec(o),
+            Resource::Service(o) => serde_json::to_vec(o),
+            Resource::EndpointSlice(o) => serde_json::to_vec(o),
         }
     }
 
@@ -188,6 +211,8 @@ impl Resource {
             Resource::ServiceEntry(o) => serde_json::to_value(o),
             Resource::DestinationRule(o) => serde_json::to_value(o),
             Resource::Secret(o) => serde_json::to_value(o),
+            Resource::Service(o) => serde_json::to_value(o),
+            Resource::EndpointSlice(o) => serde_json::to_value(o),
         }
     }
 
@@ -203,6 +228,10 @@ impl Resource {
                 Resource::DestinationRule(Box::new(serde_json::from_slice(bytes)?))
             }
             Kind::Secret => Resource::Secret(serde_json::from_slice(bytes)?),
+            Kind::Service => Resource::Service(Box::new(serde_json::from_slice(bytes)?)),
+            Kind::EndpointSlice => {
+                Resource::EndpointSlice(Box::new(serde_json::from_slice(bytes)?))
+            }
         })
     }
 }

@@ -170,6 +170,8 @@ pub(super) fn build_model<'a>(state: &'a Objects, opts: &RunOptions) -> Model<'a
             (_, Checked::VirtualService(v)) => model.virtual_services.push(v),
             (_, Checked::ServiceEntry(s)) => model.service_entries.push(s),
             (_, Checked::DestinationRule(d)) => model.destination_rules.push(d),
+            (_, Checked::Service(s)) => model.services.push(s),
+            (_, Checked::EndpointSlice(s)) => model.endpoint_slices.push(s),
             _ => {}
         }
     }

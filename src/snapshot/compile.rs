@@ -85,6 +85,8 @@ type Upstreams = HashMap<(String, u16, Option<String>), Arc<Upstream>>;
 /// DestinationRules.
 struct Lookup<'m> {
     entries: HashMap<&'m str, &'m CheckedServiceEntry>,
+    /// Kubernetes Services, for hosts no ServiceEntry names.
+    services: upstream::kube::Services<'m>,
     rules: upstream::RuleIndex<'m>,
     /// TLS origination per cluster, kept by the compiler between compiles.
     origins: std::cell::RefCell<crate::proxy::transport::Origins>,
@@ -160,7 +162,8 @@ fn shared_upstream(
     upstreams: &mut Upstreams,
 ) -> Arc<Upstream> {
     let rule = upstream::rule_for(&look.rules, host);
-    let mut up = upstream::resolve(host, port, subset, &look.entries, rule);
+    let within = (&look.entries, &look.services);
+    let mut up = upstream::resolve_in(host, port, subset, within, rule);
     let key = (up.host.clone(), up.port, up.subset.clone());
     upstreams
         .entry(key)
@@ -269,6 +272,7 @@ pub fn compile(model: &Model<'_>, sds: &Sds, compiler: &mut Compiler, version: u
         model,
         look: Lookup {
             entries: upstream::index(&model.service_entries),
+            services: upstream::kube::Services::new(&model.services, &model.endpoint_slices),
             rules: upstream::RuleIndex::new(&model.destination_rules),
             origins: std::cell::RefCell::new(std::mem::take(&mut compiler.origins)),
             sds,

@@ -142,6 +142,10 @@ pub struct Model<'a> {
     /// The selected Gateways as written, for what reads their TLS file
     /// paths (`secret::files`).
     pub gateway_sources: Vec<&'a Gateway>,
+    /// Kubernetes Services and EndpointSlices, for discovery
+    /// (`upstream::kube`).
+    pub services: Vec<&'a crate::config::discovery::CheckedService>,
+    pub endpoint_slices: Vec<&'a crate::config::discovery::CheckedEndpointSlice>,
 }
 
 /// Whether a Gateway's selector picks this process.

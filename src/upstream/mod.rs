@@ -1,5 +1,6 @@
 //! Where a destination host goes: a `ServiceEntry`'s endpoints (STATIC
-//! addresses or DNS names), else DNS of the host itself; which endpoint
+//! addresses or DNS names), else a Kubernetes Service's ready endpoints
+//! (`kube.rs`), else DNS of the host itself; which endpoint
 //! gets a request (`balance.rs`, over `ring.rs` for `consistentHash`,
 //! skipping what `outlier.rs` ejected); the circuit breakers
 //! (`limits.rs`); the state of all three kept across recompiles
@@ -11,6 +12,7 @@
 //! model, and never picks an address the configuration did not name.
 
 mod balance;
+pub mod kube;
 pub mod limits;
 pub mod outlier;
 mod registry;
@@ -180,7 +182,33 @@ pub fn resolve(
     entries: &HashMap<&str, &CheckedServiceEntry>,
     rule: Option<&CheckedDestinationRule>,
 ) -> Upstream {
-    let mut up = endpoints_of(host, port, entries, rule.zip(subset));
+    resolve_in(
+        host,
+        port,
+        subset,
+        (entries, &kube::Services::default()),
+        rule,
+    )
+}
+
+/// [`resolve`], with the Kubernetes Services a host without a
+/// ServiceEntry resolves through (a ServiceEntry wins, as in Istio).
+pub fn resolve_in(
+    host: &str,
+    port: Option<u16>,
+    subset: Option<&str>,
+    (entries, services): (&HashMap<&str, &CheckedServiceEntry>, &kube::Services<'_>),
+    rule: Option<&CheckedDestinationRule>,
+) -> Upstream {
+    let from_service = if entries.contains_key(host) {
+        None
+    } else {
+        services.resolve(host, port, labelled(rule.zip(subset)))
+    };
+    let mut up = match from_service {
+        Some(up) => up,
+        None => endpoints_of(host, port, entries, rule.zip(subset)),
+    };
     up.subset = subset.map(str::to_owned);
     if let Some(r) = rule {
         up.rule = Some(format!("{}/{}", r.namespace, r.name).into());
@@ -217,6 +245,13 @@ fn missing_subset(host: &str, subset: &str, rule: Option<&CheckedDestinationRule
         ),
         None => format!("no DestinationRule for {host} defines subset {subset:?}"),
     }
+}
+
+/// Whether `subset` selects endpoints by labels.
+fn labelled(subset: Option<(&CheckedDestinationRule, &str)>) -> bool {
+    subset
+        .and_then(|(r, s)| r.subset(s))
+        .is_some_and(|s| !s.labels.is_empty())
 }
 
 /// The endpoints of `host` (those of `subset`'s labels when one is given).

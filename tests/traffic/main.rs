@@ -11,6 +11,7 @@ mod support;
 
 mod traffic_balance;
 mod traffic_cors;
+mod traffic_discovery;
 mod traffic_fault;
 mod traffic_grpc;
 mod traffic_mirror;

@@ -31,6 +31,8 @@ pub enum Checked {
     ServiceEntry(CheckedServiceEntry),
     DestinationRule(Box<destination_rule::CheckedDestinationRule>),
     Secret,
+    Service(super::discovery::CheckedService),
+    EndpointSlice(super::discovery::CheckedEndpointSlice),
 }
 
 /// Protocols a Gateway server carries, as gatehouse serves them.

@@ -31,7 +31,7 @@ use super::checked::Checked;
 use super::error::FieldErrors;
 use super::host::{is_dns1123_label, is_dns1123_subdomain};
 use super::secret::{SECRET_TYPES, Secret};
-use super::{Resource, duration};
+use super::{Resource, discovery, duration};
 
 /// Every problem with `r`, by field; empty when it is valid.
 pub fn validate(r: &Resource) -> FieldErrors {
@@ -73,6 +73,10 @@ pub fn check(r: &Resource) -> Result<Checked, FieldErrors> {
         Resource::Secret(s) => {
             secret(s, &mut e);
             Some(Checked::Secret)
+        }
+        Resource::Service(s) => discovery::check_service(s, &mut e).map(Checked::Service),
+        Resource::EndpointSlice(s) => {
+            discovery::check_endpoint_slice(s, &mut e).map(Checked::EndpointSlice)
         }
     };
     match checked {
