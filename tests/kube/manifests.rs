@@ -239,20 +239,26 @@ const READS: &[(&str, &[&str])] = &[
 #[test]
 fn rbac_reads_what_the_provider_needs_and_writes_nothing() {
     let api = rbac_only();
-    for (resource, scope) in READS {
-        for verb in ["get", "list", "watch"] {
-            assert!(
-                can_i(&api, verb, resource, scope),
-                "cannot {verb} {resource} {scope:?}"
-            );
+    // One thread per resource: some 130 kubectl runs, mostly waiting.
+    std::thread::scope(|threads| {
+        for (resource, scope) in READS {
+            let api = &api;
+            threads.spawn(move || {
+                for verb in ["get", "list", "watch"] {
+                    assert!(
+                        can_i(api, verb, resource, scope),
+                        "cannot {verb} {resource} {scope:?}"
+                    );
+                }
+                for verb in ["create", "update", "patch", "delete", "deletecollection"] {
+                    assert!(
+                        !can_i(api, verb, resource, scope),
+                        "can {verb} {resource} {scope:?}"
+                    );
+                }
+            });
         }
-        for verb in ["create", "update", "patch", "delete", "deletecollection"] {
-            assert!(
-                !can_i(&api, verb, resource, scope),
-                "can {verb} {resource} {scope:?}"
-            );
-        }
-    }
+    });
     // The Istio kinds in every namespace, one by one too.
     assert!(can_i(
         &api,
@@ -263,6 +269,51 @@ fn rbac_reads_what_the_provider_needs_and_writes_nothing() {
     assert!(!can_i(&api, "get", "pods", ALL));
     assert!(!can_i(&api, "list", "namespaces", &[]));
     assert!(!can_i(&api, "*", "*", ALL));
+    assert_writes_only_status_and_leases(&api);
+}
+
+/// Every rule of the Role and ClusterRole that allows more than reading is
+/// on a `/status` subresource or on Leases, and none uses a wildcard.
+fn assert_writes_only_status_and_leases(api: &ApiServer) {
+    for what in [
+        ["clusterrole", "gatehouse", "--all-namespaces"],
+        ["role", "gatehouse", "--namespace=istio-system"],
+    ] {
+        let out = api
+            .kubectl(&["get", what[0], what[1], what[2], "-o", "json"])
+            .ok();
+        let role: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let rules = role["rules"].as_array().unwrap();
+        assert!(!rules.is_empty(), "{} has no rules", what[0]);
+        for rule in rules {
+            let strings = |field: &str| -> Vec<String> {
+                rule[field]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let (verbs, resources) = (strings("verbs"), strings("resources"));
+            assert!(
+                !verbs.contains(&"*".to_owned()) && !resources.contains(&"*".to_owned()),
+                "wildcard in {rule}"
+            );
+            let writes = verbs
+                .iter()
+                .any(|v| !["get", "list", "watch"].contains(&v.as_str()));
+            let allowed = resources
+                .iter()
+                .all(|r| r.ends_with("/status") || r == "leases");
+            assert!(
+                !writes || allowed,
+                "{} writes more than status: {rule}",
+                what[0]
+            );
+        }
+    }
 }
 
 #[test]

@@ -95,7 +95,29 @@ impl ApiServer {
     }
 
     /// An API server without CRDs (seconds faster, for tests of core kinds).
+    /// Its ports are picked free but not held until the processes bind
+    /// them, and a loaded machine may miss the script's 60 s deadline:
+    /// then it starts again, in a new folder (at most three times).
     pub fn start_bare() -> ApiServer {
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            match ApiServer::try_start() {
+                Ok(s) => return s,
+                Err(why) => {
+                    eprintln!("kube-apiserver did not start; starting it again:\n{why}");
+                    failures.push(why);
+                }
+            }
+        }
+        panic!(
+            "kube-apiserver did not start, three times:\n{}",
+            failures.join("\n---\n")
+        );
+    }
+
+    /// One `apiserver.sh start`; on failure, what it said (and whatever it
+    /// started is killed).
+    fn try_start() -> Result<ApiServer, String> {
         let script = k8s_dir().join("apiserver.sh");
         let dir = tempfile::tempdir().unwrap();
         let out = run_bounded(script_cmd(&script, dir.path(), "start"), START_TIMEOUT);
@@ -129,15 +151,21 @@ impl ApiServer {
             dir,
         };
         // From here on, Drop cleans up whatever did start.
-        assert!(
-            out.code == Some(0) && api_pid != 0,
-            "apiserver.sh start failed\nstdout:\n{}\nstderr:\n{}\napiserver.log (tail):\n{}",
-            out.stdout,
-            out.stderr,
-            s.log_tail()
-        );
+        if out.code != Some(0) || api_pid == 0 {
+            let etcd_log = std::fs::read_to_string(s.dir().join("etcd.log")).unwrap_or_default();
+            let etcd_tail: Vec<&str> = etcd_log.lines().rev().take(5).collect();
+            return Err(format!(
+                "apiserver.sh start: {:?}\nstdout:\n{}\nstderr:\n{}\napiserver.log (tail):\n{}\n\
+                 etcd.log (tail, newest first):\n{}",
+                out.code,
+                out.stdout,
+                out.stderr,
+                s.log_tail(),
+                etcd_tail.join("\n")
+            ));
+        }
         s.argv = read_cmdline(api_pid);
-        s
+        Ok(s)
     }
 
     /// Installs the Istio 1.30.3 and Gateway API v1.6.1 CRDs beside
