@@ -16,7 +16,7 @@ export PROTOC=/nonexistent/protoc
 # chromium and its WebDriver, chromedriver, for the dashboard's browser test)
 need=()
 for pair in curl:curl openssl:openssl etcd:etcd-server etcdctl:etcd-client \
-            chromium:chromium chromedriver:chromium-driver; do
+            chromium:chromium chromedriver:chromium-driver kubectl:kubernetes-client; do
   tool=${pair%%:*}; pkg=${pair#*:}
   command -v "$tool" >/dev/null 2>&1 || need+=("$pkg")
 done
@@ -42,6 +42,28 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# The Kubernetes tests (tests/kube) run a real kube-apiserver, which
+# apiserver.sh builds once from Debian's source package (about 5 minutes on
+# 2 cores, then cached in /var/cache/gatehouse-k8s; later calls return at
+# once). It builds in the background while cargo builds, and the tests wait
+# for it. The folder holding apiserver.sh: GATEHOUSE_K8S_DIR, else
+# ../shared/k8s, else /work/shared/k8s (as tests/support/kube.rs looks).
+k8s_dir=${GATEHOUSE_K8S_DIR:-}
+if [ -z "$k8s_dir" ]; then
+  for d in ../shared/k8s /work/shared/k8s; do
+    if [ -f "$d/apiserver.sh" ]; then k8s_dir=$d; break; fi
+  done
+fi
+if [ -z "$k8s_dir" ] || [ ! -f "$k8s_dir/apiserver.sh" ]; then
+  echo "no apiserver.sh for the Kubernetes tests: set GATEHOUSE_K8S_DIR" >&2
+  exit 1
+fi
+GATEHOUSE_K8S_DIR=$(cd "$k8s_dir" && pwd)
+export GATEHOUSE_K8S_DIR
+k8s_log=$(mktemp -t apiserver-build.XXXXXX)
+bash "$GATEHOUSE_K8S_DIR/apiserver.sh" build >"$k8s_log" 2>&1 &
+k8s_build=$!
+
 if ! cargo deny --version >/dev/null 2>&1; then
   # A release build of cargo-deny: about 4 CPU-minutes (31 min of wall
   # time on a busy 2-core machine).
@@ -77,6 +99,13 @@ cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
 # them offline against a database already on disk: `--offline`).
 echo "== cargo deny check bans licenses sources"
 cargo deny --locked check bans licenses sources
+
+echo "== kube-apiserver for the Kubernetes tests"
+if ! wait "$k8s_build"; then
+  cat "$k8s_log" >&2
+  exit 1
+fi
+rm -f "$k8s_log"
 
 echo "== cargo test --workspace"
 cargo test --workspace --all-targets --locked 2>&1

@@ -33,6 +33,7 @@ mod curl;
 pub mod etcd;
 mod gateway;
 pub mod grpc;
+pub mod kube;
 pub mod load;
 mod manifests;
 mod process;

@@ -1,0 +1,13 @@
+//! Kubernetes, against a real kube-apiserver (`../shared/k8s/apiserver.sh`,
+//! driven by `support::kube`): the manifests of `deploy/kubernetes/` and
+//! their least-privilege RBAC, and the harness's own stop, restart and
+//! compaction. Each test starts its own API server and etcd.
+//!
+//! Run one module with `cargo test --test kube manifests::`.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod apiserver;
+mod manifests;
