@@ -1,5 +1,6 @@
 //! Kubernetes, against a real kube-apiserver (`../shared/k8s/apiserver.sh`,
-//! driven by `support::kube`): the manifests of `deploy/kubernetes/` and
+//! driven by `support::kube`): the walkthrough with kubectl and `--store
+//! kube` replicas (rotation, API server outages), the manifests of `deploy/kubernetes/` and
 //! their least-privilege RBAC, and the harness's own stop, restart and
 //! compaction. Each test starts its own API server and etcd.
 //!
@@ -10,4 +11,7 @@
 mod support;
 
 mod apiserver;
+mod kube_rbac;
+mod kube_walkthrough;
 mod manifests;
+mod site;

@@ -236,10 +236,13 @@ fn cert_source(t: &ServerTls, mode: TlsMode, p: &str, e: &mut FieldErrors) {
         if let Some(v) = v
             && !is_dns1123_subdomain(v)
         {
-            e.push(
-                format!("{p}.{field}"),
-                format!("{v:?} is not a valid Secret name"),
-            );
+            let why = match v.split_once('/') {
+                Some((ns, _)) => format!(
+                    "{v:?} names a Secret in namespace {ns:?}: a gateway reads Secrets only in its own namespace (`gatehouse run -n`); create the Secret there and name it without a namespace"
+                ),
+                None => format!("{v:?} is not a valid Secret name"),
+            };
+            e.push(format!("{p}.{field}"), why);
         }
     }
     if !has_cred_name && !has_cred_names {
