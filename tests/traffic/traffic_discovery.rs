@@ -242,7 +242,11 @@ fn a_not_ready_endpoint_gets_no_request_and_none_ready_is_503_uh() {
         (status != 200).then_some((status, body))
     });
     assert_eq!(status, 503, "{body}");
-    assert_eq!(ready.hits() + not_ready.hits(), 20);
+    // Until the update arrived, requests still reached the ready one;
+    // from then on, none reaches either.
+    let hits = ready.hits();
+    assert_eq!(get(&site, &gw).0, 503);
+    assert_eq!((ready.hits(), not_ready.hits()), (hits, 0));
     let flagged = access_503(&gw);
     assert_eq!(flagged["response_flags"], "UH", "{flagged}");
 }
@@ -317,17 +321,21 @@ fn the_service_deleted_falls_back_to_dns_of_the_host() {
     site.cli(&["delete", "service", "frontend", "-n", "ux"])
         .ok();
     // frontend.ux.svc.cluster.local has no DNS name here: 503.
-    let status = support::poll(
+    let (status, body) = support::poll(
         "503 once the Service is gone",
         support::START_TIMEOUT,
         || {
-            let (status, _) = get(&site, &gw);
-            (status != 200).then_some(status)
+            let (status, body) = get(&site, &gw);
+            (status != 200).then_some((status, body))
         },
     );
-    assert_eq!(status, 503);
+    assert_eq!(status, 503, "{body}\n{}", gw.log());
     assert_eq!(cluster(&gw)["resolution"], "DNS");
-    assert_eq!(backend.hits(), 1);
+    // Until the delete arrived, requests still reached the backend; from
+    // then on, none does.
+    let hits = backend.hits();
+    assert_eq!(get(&site, &gw).0, 503);
+    assert_eq!(backend.hits(), hits);
     assert_eq!(access_503(&gw)["response_flags"], "UH");
 }
 
