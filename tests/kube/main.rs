@@ -12,6 +12,7 @@ mod support;
 
 mod apiserver;
 mod kube_rbac;
+mod kube_scale;
 mod kube_walkthrough;
 mod manifests;
 mod site;

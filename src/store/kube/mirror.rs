@@ -13,6 +13,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use kube::Client;
 use kube::api::{Api, DynamicObject};
 use kube::core::ApiResource;
@@ -100,14 +102,44 @@ impl Mirror {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Waits until every part has listed once, at most `timeout`.
-    pub async fn synced(&self, timeout: Duration) -> Result<(), StoreError> {
+    /// Waits until every part has listed once. A list that is under way
+    /// (10,000 Secrets take seconds) is waited for, up to `cap`; a part
+    /// whose list keeps failing for `patience` ends the wait, so a gateway
+    /// whose API server is away starts from its cache instead.
+    pub async fn synced(&self, patience: Duration, cap: Duration) -> Result<(), StoreError> {
         let mut rx = self.health.subscribe();
-        let done =
-            tokio::time::timeout(timeout, rx.wait_for(|h| h.iter().all(|(ok, _)| *ok))).await;
-        if matches!(done, Ok(Ok(_))) {
-            return Ok(());
+        let start = Instant::now();
+        let mut failing_since: Option<Instant> = None;
+        loop {
+            let (all, failing) = {
+                let h = rx.borrow_and_update();
+                (
+                    h.iter().all(|(ok, _)| *ok),
+                    h.iter().any(|(ok, e)| !ok && e.is_some()),
+                )
+            };
+            if all {
+                return Ok(());
+            }
+            let now = Instant::now();
+            failing_since = if failing {
+                Some(failing_since.unwrap_or(now))
+            } else {
+                None
+            };
+            let deadline = failing_since.map_or(start + cap, |f| (f + patience).min(start + cap));
+            if now >= deadline {
+                return Err(self.unsynced(now - start));
+            }
+            match tokio::time::timeout(deadline - now, rx.changed()).await {
+                Ok(Ok(())) | Err(_) => {}
+                Ok(Err(_)) => return Err(self.unsynced(now - start)),
+            }
         }
+    }
+
+    /// Why the mirror is not in sync: each part not listed yet, and why.
+    fn unsynced(&self, waited: Duration) -> StoreError {
         let h = self.health.borrow().clone();
         let missing: Vec<String> = h
             .iter()
@@ -118,16 +150,16 @@ impl Mirror {
                 None => format!("{}: no answer yet", p.describe()),
             })
             .collect();
-        Err(StoreError::Unavailable(format!(
-            "the Kubernetes API server has not listed {} within {} s: {}",
+        StoreError::Unavailable(format!(
+            "the Kubernetes API server has not listed {} after {:.1} s: {}",
             if missing.len() == 1 {
                 "this kind"
             } else {
                 "these kinds"
             },
-            timeout.as_secs(),
+            waited.as_secs_f64(),
             missing.join("; ")
-        )))
+        ))
     }
 
     /// The objects of `kind`/`namespace` (all if `None`) and the revision.

@@ -30,8 +30,10 @@ use self::kinds::KindSpec;
 use self::mirror::Mirror;
 use super::{Object, ObjectKey, Outcome, Put, StoreError, WatchReceiver};
 
-/// How long a first list may take before the gateway starts from its cache.
-const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the first list may keep failing before the gateway starts
+/// from its cache; and how long a list that makes progress may take.
+const SYNC_PATIENCE: Duration = Duration::from_secs(5);
+const SYNC_CAP: Duration = Duration::from_secs(120);
 /// One API call's deadline (the CLI's commands).
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 /// The field manager of every write.
@@ -148,7 +150,7 @@ impl KubeStore {
                 Ok::<_, StoreError>(Mirror::start(&client, parts))
             })
             .await?;
-        m.synced(SYNC_TIMEOUT).await?;
+        m.synced(SYNC_PATIENCE, SYNC_CAP).await?;
         Ok(m)
     }
 
