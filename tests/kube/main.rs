@@ -11,6 +11,7 @@
 mod support;
 
 mod apiserver;
+mod kube_cli;
 mod kube_rbac;
 mod kube_scale;
 mod kube_walkthrough;
