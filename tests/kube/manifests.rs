@@ -421,3 +421,40 @@ fn rbac_writes_only_gateway_api_status_and_its_lease() {
     assert!(!can_i(&api, "delete", "leases.coordination.k8s.io", OWN));
     assert!(!can_i(&api, "create", "leases.coordination.k8s.io", OTHER));
 }
+
+/// The ServiceAccount's own token (not impersonation): what the provider
+/// in the Deployment sees.
+#[test]
+fn service_account_token_reads_own_secrets_and_is_forbidden_elsewhere() {
+    let api = rbac_only();
+    api.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "s",
+        "-n",
+        "default",
+        "--from-literal=k=v",
+    ])
+    .ok();
+    let sa = api.kubeconfig_service_account("istio-system", "gatehouse");
+    let whoami = api.kubectl_with(&sa, &["get", "secrets", "-n", "default"]);
+    assert_eq!(whoami.code, Some(1), "{whoami:?}");
+    assert!(
+        whoami.stderr.contains(
+            "User \"system:serviceaccount:istio-system:gatehouse\" cannot list resource \"secrets\""
+        ),
+        "{whoami:?}"
+    );
+    let own = api.kubectl_with(&sa, &["get", "secrets", "-n", "istio-system"]);
+    assert_eq!(own.code, Some(0), "{own:?}");
+    let vs = api.kubectl_with(&sa, &["get", "virtualservices.networking.istio.io", "-A"]);
+    assert_eq!(vs.code, Some(0), "{vs:?}");
+    let write = api.kubectl_with(&sa, &["create", "configmap", "x", "-n", "istio-system"]);
+    assert!(
+        write
+            .stderr
+            .contains("cannot create resource \"configmaps\""),
+        "{write:?}"
+    );
+}

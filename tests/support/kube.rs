@@ -200,6 +200,34 @@ impl ApiServer {
         self.dir.path().join("kubeconfig-gatehouse")
     }
 
+    /// A kubeconfig that authenticates as the ServiceAccount `ns/name`
+    /// with a real token (TokenRequest, `kubectl create token`, valid for an
+    /// hour): a process using it has exactly the RBAC bound to that account.
+    /// The account must exist.
+    pub fn kubeconfig_service_account(&self, ns: &str, name: &str) -> PathBuf {
+        let token = self
+            .kubectl(&["create", "token", name, "-n", ns])
+            .ok()
+            .stdout;
+        let path = self.dir.path().join(format!("kubeconfig-sa-{ns}-{name}"));
+        let config = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    \
+             server: {}\n    certificate-authority: {}\nusers:\n- name: {name}\n  user:\n    \
+             token: {}\ncontexts:\n- name: local\n  context: {{cluster: local, user: {name}}}\n\
+             current-context: local\n",
+            self.url,
+            self.ca_cert().display(),
+            token.trim()
+        );
+        std::fs::write(&path, config).unwrap();
+        path
+    }
+
+    /// `kubectl ARGS` with `kubeconfig` (from [`ApiServer::kubeconfig_service_account`]).
+    pub fn kubectl_with(&self, kubeconfig: &Path, args: &[&str]) -> Out {
+        run_bounded(self.kubectl_cmd(kubeconfig, args), COMMAND_TIMEOUT)
+    }
+
     /// The API server's CA certificate (self-signed at first start).
     pub fn ca_cert(&self) -> PathBuf {
         self.dir.path().join("certs/apiserver.crt")
@@ -269,7 +297,7 @@ impl ApiServer {
     /// has exited.
     pub fn stop(&mut self) {
         match std::mem::replace(&mut self.api, Running::Stopped) {
-            Running::Started(pid) => kill_and_wait(pid),
+            Running::Started(pid) => kill_and_wait(pid, self.dir.path()),
             Running::Restarted(mut child) => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -371,7 +399,7 @@ impl Drop for ApiServer {
     fn drop(&mut self) {
         self.stop();
         if self.etcd_pid != 0 {
-            kill_and_wait(self.etcd_pid);
+            kill_and_wait(self.etcd_pid, self.dir.path());
         }
     }
 }
@@ -403,26 +431,34 @@ fn read_cmdline(pid: u32) -> Vec<String> {
 }
 
 /// SIGTERM to `pid` (a process `apiserver.sh` started, not our child), then
-/// SIGKILL if it is still there after [`EXIT_TIMEOUT`]; returns once
-/// /proc no longer shows it running.
-fn kill_and_wait(pid: u32) {
-    let gone = || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            // A zombie (state Z) waits only for its reaper: it is gone.
-            .map_or(true, |s| {
-                s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z'))
-            })
+/// SIGKILL if it is still there after [`EXIT_TIMEOUT`]; returns once it is
+/// gone. Only while its command line names `dir` (its state folder): a
+/// process that exited long ago may have left its id to another one.
+fn kill_and_wait(pid: u32, dir: &Path) {
+    let dir = dir.to_string_lossy().into_owned();
+    let ours = || {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&dir))
+    };
+    let running = || {
+        // A zombie (state Z) waits only for its reaper: it is gone.
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        }) && ours()
     };
     let signal = |sig: &str| {
-        let _ = command("kill")
-            .args([sig, &pid.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        if ours() {
+            let _ = command("kill")
+                .args([sig, &pid.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
     };
     signal("-TERM");
-    if try_poll(EXIT_TIMEOUT, || gone().then_some(())).is_none() {
+    if try_poll(EXIT_TIMEOUT, || (!running()).then_some(())).is_none() {
         signal("-KILL");
-        let _ = try_poll(EXIT_TIMEOUT, || gone().then_some(()));
+        let _ = try_poll(EXIT_TIMEOUT, || (!running()).then_some(()));
     }
 }
