@@ -9,7 +9,11 @@
 //! (etcd keeps running, so every object survives), and etcd can be
 //! compacted, so a watch's resourceVersion falls out of its history.
 //! Everything started here is killed, by its process id, when the
-//! [`ApiServer`] is dropped.
+//! [`ApiServer`] is dropped (`pids.rs`). `objects.rs` makes what nothing on
+//! this server makes by itself: namespaces, and Services whose
+//! EndpointSlices point at local backends. A ServiceAccount's real token
+//! ([`ApiServer::kubeconfig_service_account`]) runs a process with exactly
+//! the RBAC bound to that account.
 //!
 //! Never skips: a machine without `apiserver.sh` fails the test with the
 //! places it looked, because these tests must run in CI.
@@ -18,7 +22,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::{COMMAND_TIMEOUT, Out, command, poll_every, run_bounded, run_bounded_input, try_poll};
+mod objects;
+mod pids;
+
+use super::{COMMAND_TIMEOUT, Out, command, poll_every, run_bounded, run_bounded_input};
+use pids::{kill_and_wait, read_cmdline};
 
 /// How long `apiserver.sh start` may take (it waits up to 60 s for `/readyz`).
 const START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -26,8 +34,6 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 const CRDS_TIMEOUT: Duration = Duration::from_secs(180);
 /// How long a restarted API server may take to answer `/readyz`.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a stopped process may take to exit after SIGTERM.
-const EXIT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The user the gatehouse provider runs as in production, for
 /// `kubectl auth can-i --as` (bound by `deploy/kubernetes/rbac.yaml`).
@@ -412,53 +418,4 @@ fn script_cmd(script: &Path, dir: &Path, verb: &str) -> Command {
         c.env("GATEHOUSE_K8S_CACHE", cache);
     }
     c
-}
-
-/// The command line of process `pid`, from /proc.
-fn read_cmdline(pid: u32) -> Vec<String> {
-    let raw = std::fs::read(format!("/proc/{pid}/cmdline"))
-        .unwrap_or_else(|e| panic!("cannot read kube-apiserver's command line: {e}"));
-    let argv: Vec<String> = raw
-        .split(|b| *b == 0)
-        .filter(|a| !a.is_empty())
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect();
-    assert!(
-        argv.first().is_some_and(|a| a.ends_with("kube-apiserver")),
-        "process {pid} is not kube-apiserver: {argv:?}"
-    );
-    argv
-}
-
-/// SIGTERM to `pid` (a process `apiserver.sh` started, not our child), then
-/// SIGKILL if it is still there after [`EXIT_TIMEOUT`]; returns once it is
-/// gone. Only while its command line names `dir` (its state folder): a
-/// process that exited long ago may have left its id to another one.
-fn kill_and_wait(pid: u32, dir: &Path) {
-    let dir = dir.to_string_lossy().into_owned();
-    let ours = || {
-        std::fs::read(format!("/proc/{pid}/cmdline"))
-            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&dir))
-    };
-    let running = || {
-        // A zombie (state Z) waits only for its reaper: it is gone.
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-            s.rsplit_once(") ")
-                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
-        }) && ours()
-    };
-    let signal = |sig: &str| {
-        if ours() {
-            let _ = command("kill")
-                .args([sig, &pid.to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-    };
-    signal("-TERM");
-    if try_poll(EXIT_TIMEOUT, || (!running()).then_some(())).is_none() {
-        signal("-KILL");
-        let _ = try_poll(EXIT_TIMEOUT, || (!running()).then_some(()));
-    }
 }
