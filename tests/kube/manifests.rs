@@ -59,6 +59,7 @@ fn manifests_apply_server_side_and_read_back() {
     api.apply(&yaml);
 
     assert_deployment(&api);
+    assert_wiring(&api);
     let svc = ["service", "gatehouse"];
     assert_eq!(get(&api, &svc, "{.spec.type}"), "LoadBalancer");
     assert_eq!(get(&api, &svc, "{.spec.ports[0].port}"), "443");
@@ -130,6 +131,70 @@ fn assert_deployment(api: &ApiServer) {
     ] {
         assert!(args.contains(arg), "{arg} not in the args: {args}");
     }
+}
+
+/// The Service, the PodDisruptionBudget and the probes reach the pods the
+/// Deployment makes, on the ports gatehouse is told to listen on.
+fn assert_wiring(api: &ApiServer) {
+    let deploy = ["deployment", "gatehouse"];
+    let labels = get(api, &deploy, "{.spec.template.metadata.labels}");
+    let labels: serde_json::Value = serde_json::from_str(&labels).unwrap();
+    for (what, path) in [
+        (["service", "gatehouse"], "{.spec.selector}"),
+        (["pdb", "gatehouse"], "{.spec.selector.matchLabels}"),
+        (["deployment", "gatehouse"], "{.spec.selector.matchLabels}"),
+    ] {
+        let selector: serde_json::Value = serde_json::from_str(&get(api, &what, path)).unwrap();
+        let selector = selector.as_object().unwrap();
+        assert!(!selector.is_empty(), "{what:?} selects everything");
+        for (k, v) in selector {
+            assert_eq!(
+                &labels[k], v,
+                "{what:?} selects {k}={v}, the pods have {labels}"
+            );
+        }
+    }
+    let c = "{.spec.template.spec.containers[0]";
+    let port = |name: &str| {
+        get(
+            api,
+            &deploy,
+            &format!("{c}.ports[?(@.name==\"{name}\")].containerPort}}"),
+        )
+    };
+    let args = get(api, &deploy, &format!("{c}.args}}"));
+    let (https, admin) = (port("https"), port("admin"));
+    assert!(
+        !https.is_empty() && !admin.is_empty(),
+        "no https or admin container port"
+    );
+    assert!(
+        args.contains(&format!("--listen=443=0.0.0.0:{https}")),
+        "{args}"
+    );
+    assert!(args.contains(&format!("--admin=0.0.0.0:{admin}")), "{args}");
+    assert_eq!(
+        get(
+            api,
+            &["service", "gatehouse"],
+            "{.spec.ports[0].targetPort}"
+        ),
+        "https"
+    );
+    assert_eq!(
+        get(api, &deploy, &format!("{c}.readinessProbe.httpGet.port}}")),
+        "admin"
+    );
+    // The admin token file is the Secret's key, mounted where the flag says.
+    let mount = get(
+        api,
+        &deploy,
+        &format!("{c}.volumeMounts[?(@.name==\"admin-token\")].mountPath}}"),
+    );
+    assert!(
+        args.contains(&format!("--admin-token-file={mount}/token")),
+        "{args}"
+    );
 }
 
 /// The drain outlasts nothing: SIGTERM comes after preStop, and the kubelet
