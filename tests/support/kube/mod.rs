@@ -299,12 +299,13 @@ impl ApiServer {
         out.code == Some(0) && out.stdout.trim() == "ok"
     }
 
-    /// Stops the API server only (etcd keeps running) and waits until it
-    /// has exited.
+    /// Stops the API server only (SIGTERM, as a rolling restart would; etcd
+    /// keeps running) and waits until it has exited.
     pub fn stop(&mut self) {
         match std::mem::replace(&mut self.api, Running::Stopped) {
             Running::Started(pid) => kill_and_wait(pid, self.dir.path()),
             Running::Restarted(mut child) => {
+                kill_and_wait(child.id(), self.dir.path());
                 let _ = child.kill();
                 let _ = child.wait();
             }

@@ -32,10 +32,17 @@ pub(super) fn read_cmdline(pid: u32) -> Vec<String> {
 /// gone. Only while its command line names `dir` (its state folder): a
 /// process that exited long ago may have left its id to another one.
 pub(super) fn kill_and_wait(pid: u32, dir: &Path) {
-    let dir = dir.to_string_lossy().into_owned();
+    // apiserver.sh names the folder as `cd DIR && pwd` prints it.
+    let names: Vec<String> = [Some(dir.to_path_buf()), std::fs::canonicalize(dir).ok()]
+        .into_iter()
+        .flatten()
+        .map(|d| d.to_string_lossy().into_owned())
+        .collect();
     let ours = || {
-        std::fs::read(format!("/proc/{pid}/cmdline"))
-            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&dir))
+        std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+            let c = String::from_utf8_lossy(&c);
+            names.iter().any(|d| c.contains(d.as_str()))
+        })
     };
     let running = || {
         // A zombie (state Z) waits only for its reaper: it is gone.
