@@ -523,3 +523,47 @@ fn service_account_token_reads_own_secrets_and_is_forbidden_elsewhere() {
         "{write:?}"
     );
 }
+
+/// The image the Dockerfile builds runs as the user the Deployment
+/// requires (runAsNonRoot needs a numeric USER), and exposes the ports the
+/// Deployment names.
+#[test]
+fn dockerfile_user_and_ports_match_the_deployment() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dockerfile = std::fs::read_to_string(format!("{root}/Dockerfile")).unwrap();
+    let deployment = std::fs::read_to_string(format!("{DEPLOY}/deployment.yaml")).unwrap();
+    let last = |prefix: &str| -> String {
+        dockerfile
+            .lines()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .next_back()
+            .unwrap_or_else(|| panic!("no {prefix} in the Dockerfile"))
+            .trim()
+            .to_owned()
+    };
+    let user = last("USER ");
+    let uid = user.split(':').next().unwrap();
+    assert!(
+        uid.parse::<u32>().is_ok_and(|u| u != 0),
+        "USER {user} is not a numeric non-root uid"
+    );
+    assert!(
+        deployment.contains(&format!("runAsUser: {uid}\n")),
+        "runAsUser is not {uid}"
+    );
+    let exposed = last("EXPOSE ");
+    for port in exposed.split_whitespace() {
+        assert!(
+            deployment.contains(&format!("containerPort: {port}\n")),
+            "the Dockerfile exposes {port}, the Deployment has no such containerPort"
+        );
+    }
+    assert!(
+        dockerfile.contains("ENTRYPOINT [\"/usr/local/bin/gatehouse\"]"),
+        "the image's entrypoint is not gatehouse"
+    );
+    assert!(
+        deployment.contains("        - run\n"),
+        "the Deployment does not run `gatehouse run`"
+    );
+}
