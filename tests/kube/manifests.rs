@@ -60,6 +60,7 @@ fn manifests_apply_server_side_and_read_back() {
 
     assert_deployment(&api);
     assert_wiring(&api);
+    assert_grace_period_covers_prestop_and_drain(&api);
     let svc = ["service", "gatehouse"];
     assert_eq!(get(&api, &svc, "{.spec.type}"), "LoadBalancer");
     assert_eq!(get(&api, &svc, "{.spec.ports[0].port}"), "443");
@@ -199,13 +200,10 @@ fn assert_wiring(api: &ApiServer) {
 
 /// The drain outlasts nothing: SIGTERM comes after preStop, and the kubelet
 /// kills at terminationGracePeriodSeconds, counted from the start of preStop.
-#[test]
-fn grace_period_covers_prestop_and_drain() {
-    let api = ApiServer::start();
-    api.apply(&rendered(&api));
+fn assert_grace_period_covers_prestop_and_drain(api: &ApiServer) {
     let deploy = ["deployment", "gatehouse"];
     let grace: u64 = get(
-        &api,
+        api,
         &deploy,
         "{.spec.template.spec.terminationGracePeriodSeconds}",
     )
@@ -213,12 +211,12 @@ fn grace_period_covers_prestop_and_drain() {
     .unwrap();
     let c = "{.spec.template.spec.containers[0]";
     let pre_stop = get(
-        &api,
+        api,
         &deploy,
         &format!("{c}.lifecycle.preStop.exec.command[1]}}"),
     );
     let pre_stop: u64 = pre_stop.parse().unwrap();
-    let args = get(&api, &deploy, &format!("{c}.args}}"));
+    let args = get(api, &deploy, &format!("{c}.args}}"));
     let drain = args
         .split("--drain-timeout=")
         .nth(1)
