@@ -73,3 +73,49 @@ fn compaction_expires_old_resource_versions() {
         "{watch:?}"
     );
 }
+
+#[test]
+fn services_and_endpoint_slices_point_at_loopback() {
+    let api = ApiServer::start_bare();
+    let backend: std::net::SocketAddr = "127.0.0.1:18080".parse().unwrap();
+    api.service("ux", "frontend", 80, &[backend]);
+    let port = api
+        .kubectl(&[
+            "get",
+            "service",
+            "frontend",
+            "-n",
+            "ux",
+            "-o",
+            "jsonpath={.spec.ports[0].port}",
+        ])
+        .ok();
+    assert_eq!(port.stdout, "80");
+    let slice = api
+        .kubectl(&[
+            "get",
+            "endpointslices",
+            "-n",
+            "ux",
+            "-l",
+            "kubernetes.io/service-name=frontend",
+            "-o",
+            "jsonpath={.items[0].endpoints[0].addresses[0]}:{.items[0].ports[0].port}",
+        ])
+        .ok();
+    assert_eq!(slice.stdout, "127.0.0.1:18080");
+    // Not ready: the same slice, replaced.
+    api.endpoint_slice("ux", "frontend", &[(backend, false)]);
+    let ready = api
+        .kubectl(&[
+            "get",
+            "endpointslice",
+            "frontend-gatehouse-test",
+            "-n",
+            "ux",
+            "-o",
+            "jsonpath={.endpoints[0].conditions.ready}",
+        ])
+        .ok();
+    assert_eq!(ready.stdout, "false");
+}

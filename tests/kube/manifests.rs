@@ -1,8 +1,10 @@
-//! `deploy/kubernetes/` applied server-side to a real API server, read
-//! back, and its RBAC checked with `kubectl auth can-i` as the
-//! ServiceAccount the Deployment runs as.
+//! `deploy/kubernetes/` applied server-side to a real API server and read
+//! back, checked against `gatehouse run` and the Dockerfile; its RBAC in
+//! `rbac`.
 
-use crate::support::kube::{ApiServer, GATEHOUSE_SA};
+mod rbac;
+
+use crate::support::kube::ApiServer;
 
 const DEPLOY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/kubernetes");
 
@@ -59,6 +61,8 @@ fn manifests_apply_server_side_and_read_back() {
     api.apply(&yaml);
 
     assert_deployment(&api);
+    assert_wiring(&api);
+    assert_grace_period_covers_prestop_and_drain(&api);
     let svc = ["service", "gatehouse"];
     assert_eq!(get(&api, &svc, "{.spec.type}"), "LoadBalancer");
     assert_eq!(get(&api, &svc, "{.spec.ports[0].port}"), "443");
@@ -132,15 +136,76 @@ fn assert_deployment(api: &ApiServer) {
     }
 }
 
+/// The Service, the PodDisruptionBudget and the probes reach the pods the
+/// Deployment makes, on the ports gatehouse is told to listen on.
+fn assert_wiring(api: &ApiServer) {
+    let deploy = ["deployment", "gatehouse"];
+    let labels = get(api, &deploy, "{.spec.template.metadata.labels}");
+    let labels: serde_json::Value = serde_json::from_str(&labels).unwrap();
+    for (what, path) in [
+        (["service", "gatehouse"], "{.spec.selector}"),
+        (["pdb", "gatehouse"], "{.spec.selector.matchLabels}"),
+        (["deployment", "gatehouse"], "{.spec.selector.matchLabels}"),
+    ] {
+        let selector: serde_json::Value = serde_json::from_str(&get(api, &what, path)).unwrap();
+        let selector = selector.as_object().unwrap();
+        assert!(!selector.is_empty(), "{what:?} selects everything");
+        for (k, v) in selector {
+            assert_eq!(
+                &labels[k], v,
+                "{what:?} selects {k}={v}, the pods have {labels}"
+            );
+        }
+    }
+    let c = "{.spec.template.spec.containers[0]";
+    let port = |name: &str| {
+        get(
+            api,
+            &deploy,
+            &format!("{c}.ports[?(@.name==\"{name}\")].containerPort}}"),
+        )
+    };
+    let args = get(api, &deploy, &format!("{c}.args}}"));
+    let (https, admin) = (port("https"), port("admin"));
+    assert!(
+        !https.is_empty() && !admin.is_empty(),
+        "no https or admin container port"
+    );
+    assert!(
+        args.contains(&format!("--listen=443=0.0.0.0:{https}")),
+        "{args}"
+    );
+    assert!(args.contains(&format!("--admin=0.0.0.0:{admin}")), "{args}");
+    assert_eq!(
+        get(
+            api,
+            &["service", "gatehouse"],
+            "{.spec.ports[0].targetPort}"
+        ),
+        "https"
+    );
+    assert_eq!(
+        get(api, &deploy, &format!("{c}.readinessProbe.httpGet.port}}")),
+        "admin"
+    );
+    // The admin token file is the Secret's key, mounted where the flag says.
+    let mount = get(
+        api,
+        &deploy,
+        &format!("{c}.volumeMounts[?(@.name==\"admin-token\")].mountPath}}"),
+    );
+    assert!(
+        args.contains(&format!("--admin-token-file={mount}/token")),
+        "{args}"
+    );
+}
+
 /// The drain outlasts nothing: SIGTERM comes after preStop, and the kubelet
 /// kills at terminationGracePeriodSeconds, counted from the start of preStop.
-#[test]
-fn grace_period_covers_prestop_and_drain() {
-    let api = ApiServer::start();
-    api.apply(&rendered(&api));
+fn assert_grace_period_covers_prestop_and_drain(api: &ApiServer) {
     let deploy = ["deployment", "gatehouse"];
     let grace: u64 = get(
-        &api,
+        api,
         &deploy,
         "{.spec.template.spec.terminationGracePeriodSeconds}",
     )
@@ -148,12 +213,12 @@ fn grace_period_covers_prestop_and_drain() {
     .unwrap();
     let c = "{.spec.template.spec.containers[0]";
     let pre_stop = get(
-        &api,
+        api,
         &deploy,
         &format!("{c}.lifecycle.preStop.exec.command[1]}}"),
     );
     let pre_stop: u64 = pre_stop.parse().unwrap();
-    let args = get(&api, &deploy, &format!("{c}.args}}"));
+    let args = get(api, &deploy, &format!("{c}.args}}"));
     let drain = args
         .split("--drain-timeout=")
         .nth(1)
@@ -189,235 +254,46 @@ fn deployment_flags_exist_in_gatehouse_run() {
     }
 }
 
-/// Only the RBAC of deploy/kubernetes (with its Namespace and
-/// ServiceAccount): nothing else is bound on this server. With the CRDs:
-/// `kubectl auth can-i` resolves a resource through discovery.
-fn rbac_only() -> ApiServer {
-    let api = ApiServer::start();
-    for file in ["namespace.yaml", "serviceaccount.yaml", "rbac.yaml"] {
-        api.kubectl(&["apply", "--server-side", "-f", &format!("{DEPLOY}/{file}")])
-            .ok();
-    }
-    api
-}
-
-/// `kubectl auth can-i VERB RESOURCE [SCOPE]` as the ServiceAccount.
-fn can_i(api: &ApiServer, verb: &str, resource: &str, scope: &[&str]) -> bool {
-    let mut args = vec!["auth", "can-i", "--as", GATEHOUSE_SA, verb, resource];
-    args.extend_from_slice(scope);
-    let out = api.kubectl(&args);
-    match (out.code, out.stdout.trim()) {
-        (Some(0), "yes") => true,
-        (Some(1), "no") => false,
-        _ => panic!("kubectl auth can-i {verb} {resource} {scope:?}: {out:?}"),
-    }
-}
-
-const ALL: &[&str] = &["-A"];
-const OWN: &[&str] = &["-n", "istio-system"];
-const OTHER: &[&str] = &["-n", "default"];
-
-/// What the provider reads, with the scope it reads it in.
-const READS: &[(&str, &[&str])] = &[
-    ("secrets", OWN),
-    ("configmaps", OWN),
-    ("gateways.networking.istio.io", ALL),
-    ("virtualservices.networking.istio.io", ALL),
-    ("destinationrules.networking.istio.io", ALL),
-    ("serviceentries.networking.istio.io", ALL),
-    ("services", ALL),
-    ("endpointslices.discovery.k8s.io", ALL),
-    ("gatewayclasses.gateway.networking.k8s.io", ALL),
-    ("gateways.gateway.networking.k8s.io", ALL),
-    ("httproutes.gateway.networking.k8s.io", ALL),
-    ("grpcroutes.gateway.networking.k8s.io", ALL),
-    ("tlsroutes.gateway.networking.k8s.io", ALL),
-    ("referencegrants.gateway.networking.k8s.io", ALL),
-    ("backendtlspolicies.gateway.networking.k8s.io", ALL),
-];
-
+/// The image the Dockerfile builds runs as the user the Deployment
+/// requires (runAsNonRoot needs a numeric USER), and exposes the ports the
+/// Deployment names.
 #[test]
-fn rbac_reads_what_the_provider_needs_and_writes_nothing() {
-    let api = rbac_only();
-    // One thread per resource: some 130 kubectl runs, mostly waiting.
-    std::thread::scope(|threads| {
-        for (resource, scope) in READS {
-            let api = &api;
-            threads.spawn(move || {
-                for verb in ["get", "list", "watch"] {
-                    assert!(
-                        can_i(api, verb, resource, scope),
-                        "cannot {verb} {resource} {scope:?}"
-                    );
-                }
-                for verb in ["create", "update", "patch", "delete", "deletecollection"] {
-                    assert!(
-                        !can_i(api, verb, resource, scope),
-                        "can {verb} {resource} {scope:?}"
-                    );
-                }
-            });
-        }
-    });
-    // The Istio kinds in every namespace, one by one too.
-    assert!(can_i(
-        &api,
-        "watch",
-        "virtualservices.networking.istio.io",
-        &["-n", "ux"]
-    ));
-    assert!(!can_i(&api, "get", "pods", ALL));
-    assert!(!can_i(&api, "list", "namespaces", &[]));
-    assert!(!can_i(&api, "*", "*", ALL));
-    assert_writes_only_status_and_leases(&api);
-}
-
-/// Every rule of the Role and ClusterRole that allows more than reading is
-/// on a `/status` subresource or on Leases, and none uses a wildcard.
-fn assert_writes_only_status_and_leases(api: &ApiServer) {
-    for what in [
-        ["clusterrole", "gatehouse", "--all-namespaces"],
-        ["role", "gatehouse", "--namespace=istio-system"],
-    ] {
-        let out = api
-            .kubectl(&["get", what[0], what[1], what[2], "-o", "json"])
-            .ok();
-        let role: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-        let rules = role["rules"].as_array().unwrap();
-        assert!(!rules.is_empty(), "{} has no rules", what[0]);
-        for rule in rules {
-            let strings = |field: &str| -> Vec<String> {
-                rule[field]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|v| v.as_str().map(str::to_owned))
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            };
-            let (verbs, resources) = (strings("verbs"), strings("resources"));
-            assert!(
-                !verbs.contains(&"*".to_owned()) && !resources.contains(&"*".to_owned()),
-                "wildcard in {rule}"
-            );
-            let writes = verbs
-                .iter()
-                .any(|v| !["get", "list", "watch"].contains(&v.as_str()));
-            let allowed = resources
-                .iter()
-                .all(|r| r.ends_with("/status") || r == "leases");
-            assert!(
-                !writes || allowed,
-                "{} writes more than status: {rule}",
-                what[0]
-            );
-        }
-    }
-}
-
-#[test]
-fn rbac_reads_secrets_only_in_its_own_namespace() {
-    let api = rbac_only();
-    assert!(can_i(&api, "list", "secrets", OWN));
-    assert!(!can_i(&api, "get", "secrets", OTHER));
-    assert!(!can_i(&api, "list", "secrets", OTHER));
-    assert!(!can_i(&api, "get", "secrets", ALL));
-    assert!(!can_i(&api, "list", "secrets", ALL));
-    assert!(!can_i(&api, "create", "secrets", OWN));
-    assert!(!can_i(&api, "patch", "secrets", OWN));
-
-    // What the provider sees: its own namespace's Secrets, and Forbidden
-    // for another's.
-    api.kubectl(&[
-        "create",
-        "secret",
-        "generic",
-        "s",
-        "-n",
-        "default",
-        "--from-literal=k=v",
-    ])
-    .ok();
-    api.kubectl(&[
-        "create",
-        "secret",
-        "generic",
-        "mine",
-        "-n",
-        "istio-system",
-        "--from-literal=k=v",
-    ])
-    .ok();
-    let own = api
-        .kubectl(&[
-            "get",
-            "secrets",
-            "-n",
-            "istio-system",
-            "--as",
-            GATEHOUSE_SA,
-            "-o",
-            "name",
-        ])
-        .ok();
-    assert!(own.stdout.contains("secret/mine"), "{own:?}");
-    let other = api.kubectl(&["get", "secret", "s", "-n", "default", "--as", GATEHOUSE_SA]);
-    assert_eq!(other.code, Some(1), "{other:?}");
+fn dockerfile_user_and_ports_match_the_deployment() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dockerfile = std::fs::read_to_string(format!("{root}/Dockerfile")).unwrap();
+    let deployment = std::fs::read_to_string(format!("{DEPLOY}/deployment.yaml")).unwrap();
+    let last = |prefix: &str| -> String {
+        dockerfile
+            .lines()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .next_back()
+            .unwrap_or_else(|| panic!("no {prefix} in the Dockerfile"))
+            .trim()
+            .to_owned()
+    };
+    let user = last("USER ");
+    let uid = user.split(':').next().unwrap();
     assert!(
-        other.stderr.contains("Forbidden")
-            && other.stderr.contains("cannot get resource \"secrets\""),
-        "{other:?}"
+        uid.parse::<u32>().is_ok_and(|u| u != 0),
+        "USER {user} is not a numeric non-root uid"
     );
-}
-
-#[test]
-fn rbac_writes_only_gateway_api_status_and_its_lease() {
-    let api = rbac_only();
-    for kind in [
-        "gatewayclasses",
-        "gateways",
-        "httproutes",
-        "grpcroutes",
-        "tlsroutes",
-        "backendtlspolicies",
-    ] {
-        let resource = format!("{kind}.gateway.networking.k8s.io");
-        for verb in ["update", "patch"] {
-            let status = [ALL, &["--subresource", "status"]].concat();
-            assert!(
-                can_i(&api, verb, &resource, &status),
-                "cannot {verb} {resource}/status"
-            );
-        }
-    }
-    let status = [ALL, &["--subresource", "status"]].concat();
-    assert!(!can_i(
-        &api,
-        "patch",
-        "referencegrants.gateway.networking.k8s.io",
-        &status
-    ));
-    assert!(!can_i(&api, "patch", "gateways.networking.istio.io", ALL));
-    assert!(!can_i(
-        &api,
-        "patch",
-        "gateways.networking.istio.io",
-        &status
-    ));
-    assert!(!can_i(
-        &api,
-        "patch",
-        "gateways.gateway.networking.k8s.io",
-        ALL
-    ));
-
-    for verb in ["get", "create", "update"] {
+    assert!(
+        deployment.contains(&format!("runAsUser: {uid}\n")),
+        "runAsUser is not {uid}"
+    );
+    let exposed = last("EXPOSE ");
+    for port in exposed.split_whitespace() {
         assert!(
-            can_i(&api, verb, "leases.coordination.k8s.io", OWN),
-            "cannot {verb} leases"
+            deployment.contains(&format!("containerPort: {port}\n")),
+            "the Dockerfile exposes {port}, the Deployment has no such containerPort"
         );
     }
-    assert!(!can_i(&api, "delete", "leases.coordination.k8s.io", OWN));
-    assert!(!can_i(&api, "create", "leases.coordination.k8s.io", OTHER));
+    assert!(
+        dockerfile.contains("ENTRYPOINT [\"/usr/local/bin/gatehouse\"]"),
+        "the image's entrypoint is not gatehouse"
+    );
+    assert!(
+        deployment.contains("        - run\n"),
+        "the Deployment does not run `gatehouse run`"
+    );
 }
