@@ -17,6 +17,7 @@
 pub mod kinds;
 mod mirror;
 mod object;
+pub mod status;
 
 use std::fmt;
 use std::sync::Arc;
@@ -65,6 +66,7 @@ pub struct KubeStore {
     opts: Arc<KubeOptions>,
     client: Arc<OnceCell<Client>>,
     mirror: Arc<OnceCell<Mirror>>,
+    status: Arc<OnceCell<status::StatusWriter>>,
 }
 
 impl fmt::Debug for KubeStore {
@@ -111,6 +113,7 @@ impl KubeStore {
             opts: Arc::new(opts),
             client: Arc::default(),
             mirror: Arc::default(),
+            status: Arc::default(),
         }
     }
 
@@ -174,6 +177,19 @@ impl KubeStore {
             Api::namespaced_with(client, &key.namespace, &ar)
         };
         Ok((spec, api))
+    }
+
+    /// Hands the statuses the objects should have to the writer (started on
+    /// first use; it writes only while this replica holds the Lease).
+    pub async fn publish_status(&self, desired: status::Desired) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let ns = self.opts.gateway_namespace.clone();
+        let w = self
+            .status
+            .get_or_init(|| async move { status::StatusWriter::start(client, ns) })
+            .await;
+        w.publish(desired);
+        Ok(())
     }
 
     pub async fn get(&self, key: &ObjectKey) -> Result<Option<Object>, StoreError> {

@@ -43,6 +43,7 @@ const READS: &[(&str, &[&str])] = &[
     ("destinationrules.networking.istio.io", ALL),
     ("serviceentries.networking.istio.io", ALL),
     ("services", ALL),
+    ("namespaces", ALL),
     ("endpointslices.discovery.k8s.io", ALL),
     ("gatewayclasses.gateway.networking.k8s.io", ALL),
     ("gateways.gateway.networking.k8s.io", ALL),
@@ -84,7 +85,6 @@ fn reads_what_the_provider_needs_and_writes_nothing() {
         &["-n", "ux"]
     ));
     assert!(!can_i(&api, "get", "pods", ALL));
-    assert!(!can_i(&api, "list", "namespaces", &[]));
     assert!(!can_i(&api, "*", "*", ALL));
     assert_writes_only_status_and_leases(&api);
 }
