@@ -257,6 +257,7 @@ fn table(kind: Kind, objs: &[&Object], all_ns: bool, prefix_kind: bool, wide: bo
         Kind::ServiceEntry => &["HOSTS", "LOCATION", "RESOLUTION", "AGE"][..],
         Kind::DestinationRule => &["HOST", "AGE"][..],
         Kind::Secret => &["TYPE", "DATA", "AGE"][..],
+        k => crate::config::gateway_api::column_titles(k),
     });
     let mut rows = vec![header.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
     for o in objs {
@@ -325,6 +326,7 @@ fn columns(r: &Resource, wide: bool) -> Vec<String> {
             s.secret_type.clone().unwrap_or_else(|| "Opaque".into()),
             s.data.len().to_string(),
         ],
+        Resource::GatewayApi(o) => o.columns(),
     }
 }
 

@@ -83,6 +83,7 @@ pub fn fields(r: &Resource) -> Vec<Ignored> {
         Resource::DestinationRule(d) => destination_rule::destination_rule(d, &mut found),
         // Every Secret field gatehouse accepts is used.
         Resource::Secret(_) => {}
+        Resource::GatewayApi(o) => found.0.extend(super::gateway_api::ignored::fields(o)),
     }
     let meta = r.meta();
     found

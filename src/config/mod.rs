@@ -14,6 +14,7 @@ pub mod destination_rule;
 pub mod duration;
 pub mod error;
 pub mod gateway;
+pub mod gateway_api;
 pub mod host;
 pub mod ignored;
 pub mod load;
@@ -48,15 +49,28 @@ pub enum Kind {
     ServiceEntry,
     DestinationRule,
     Secret,
+    GatewayClass,
+    /// The Gateway API's Gateway (`Gateway.gateway.networking.k8s.io`).
+    K8sGateway,
+    HttpRoute,
+    ReferenceGrant,
+    ConfigMap,
+    Namespace,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Gateway,
         Kind::VirtualService,
         Kind::ServiceEntry,
         Kind::DestinationRule,
         Kind::Secret,
+        Kind::GatewayClass,
+        Kind::K8sGateway,
+        Kind::HttpRoute,
+        Kind::ReferenceGrant,
+        Kind::ConfigMap,
+        Kind::Namespace,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +80,12 @@ impl Kind {
             Kind::ServiceEntry => "ServiceEntry",
             Kind::DestinationRule => "DestinationRule",
             Kind::Secret => "Secret",
+            Kind::GatewayClass => "GatewayClass",
+            Kind::K8sGateway => "Gateway.gateway.networking.k8s.io",
+            Kind::HttpRoute => "HTTPRoute",
+            Kind::ReferenceGrant => "ReferenceGrant",
+            Kind::ConfigMap => "ConfigMap",
+            Kind::Namespace => "Namespace",
         }
     }
 
@@ -77,13 +97,21 @@ impl Kind {
             Kind::ServiceEntry => "serviceentry.networking.istio.io",
             Kind::DestinationRule => "destinationrule.networking.istio.io",
             Kind::Secret => "secret",
+            Kind::GatewayClass => "gatewayclass.gateway.networking.k8s.io",
+            Kind::K8sGateway => "gateway.gateway.networking.k8s.io",
+            Kind::HttpRoute => "httproute.gateway.networking.k8s.io",
+            Kind::ReferenceGrant => "referencegrant.gateway.networking.k8s.io",
+            Kind::ConfigMap => "configmap",
+            Kind::Namespace => "namespace",
         }
     }
 
     /// The apiVersions this kind is accepted with.
     pub fn api_versions(self) -> &'static [&'static str] {
         match self {
-            Kind::Secret => &["v1"],
+            Kind::Secret | Kind::ConfigMap | Kind::Namespace => &["v1"],
+            Kind::GatewayClass | Kind::K8sGateway | Kind::HttpRoute => gateway_api::V1,
+            Kind::ReferenceGrant => gateway_api::GRANT_VERSIONS,
             _ => ISTIO_VERSIONS,
         }
     }
@@ -95,6 +123,9 @@ impl Kind {
     /// Resolves what users type after `get` / `delete`: kind names, plurals,
     /// short names, and `kind.group` forms, case-insensitively.
     pub fn from_cli(s: &str) -> Option<Kind> {
+        if let Some(k) = gateway_api::from_cli(s) {
+            return Some(k);
+        }
         let lower = s.to_ascii_lowercase();
         let base = lower.split('.').next().unwrap_or("");
         match base {
@@ -131,6 +162,8 @@ pub enum Resource {
     ServiceEntry(ServiceEntry),
     DestinationRule(Box<DestinationRule>),
     Secret(Secret),
+    /// The Gateway API kinds and the core objects they read.
+    GatewayApi(Box<gateway_api::Object>),
 }
 
 impl Resource {
@@ -141,6 +174,7 @@ impl Resource {
             Resource::ServiceEntry(_) => Kind::ServiceEntry,
             Resource::DestinationRule(_) => Kind::DestinationRule,
             Resource::Secret(_) => Kind::Secret,
+            Resource::GatewayApi(o) => o.kind(),
         }
     }
 
@@ -151,6 +185,7 @@ impl Resource {
             Resource::ServiceEntry(o) => &o.metadata,
             Resource::DestinationRule(o) => &o.metadata,
             Resource::Secret(o) => &o.metadata,
+            Resource::GatewayApi(o) => o.meta(),
         }
     }
 
@@ -161,6 +196,7 @@ impl Resource {
             Resource::ServiceEntry(o) => &mut o.metadata,
             Resource::DestinationRule(o) => &mut o.metadata,
             Resource::Secret(o) => &mut o.metadata,
+            Resource::GatewayApi(o) => o.meta_mut(),
         }
     }
 
@@ -177,6 +213,7 @@ impl Resource {
             Resource::ServiceEntry(o) => serde_json::to_vec(o),
             Resource::DestinationRule(o) => serde_json::to_vec(o),
             Resource::Secret(o) => serde_json::to_vec(o),
+            Resource::GatewayApi(o) => serde_json::to_vec(&o.to_value()?),
         }
     }
 
@@ -188,6 +225,7 @@ impl Resource {
             Resource::ServiceEntry(o) => serde_json::to_value(o),
             Resource::DestinationRule(o) => serde_json::to_value(o),
             Resource::Secret(o) => serde_json::to_value(o),
+            Resource::GatewayApi(o) => o.to_value(),
         }
     }
 
@@ -195,6 +233,9 @@ impl Resource {
     /// objects, but another writer may have put anything there: a failure is
     /// an error, never a panic.
     pub fn from_json(kind: Kind, bytes: &[u8]) -> Result<Resource, serde_json::Error> {
+        if let Some(o) = gateway_api::Object::from_json(kind, bytes) {
+            return o.map(Resource::from);
+        }
         Ok(match kind {
             Kind::Gateway => Resource::Gateway(serde_json::from_slice(bytes)?),
             Kind::VirtualService => Resource::VirtualService(serde_json::from_slice(bytes)?),
@@ -203,6 +244,8 @@ impl Resource {
                 Resource::DestinationRule(Box::new(serde_json::from_slice(bytes)?))
             }
             Kind::Secret => Resource::Secret(serde_json::from_slice(bytes)?),
+            // Every other kind was read above.
+            _ => return Err(serde::de::Error::custom(format!("unknown kind {kind}"))),
         })
     }
 }

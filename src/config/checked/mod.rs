@@ -31,6 +31,9 @@ pub enum Checked {
     ServiceEntry(CheckedServiceEntry),
     DestinationRule(Box<destination_rule::CheckedDestinationRule>),
     Secret,
+    /// A Gateway API object: what it serves depends on the others, so it
+    /// is translated as a whole (`config::gateway_api::translate`).
+    GatewayApi,
 }
 
 /// Protocols a Gateway server carries, as gatehouse serves them.

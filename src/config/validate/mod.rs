@@ -74,6 +74,7 @@ pub fn check(r: &Resource) -> Result<Checked, FieldErrors> {
             secret(s, &mut e);
             Some(Checked::Secret)
         }
+        Resource::GatewayApi(o) => Some(o.check(&mut e)),
     };
     match checked {
         Some(c) if e.is_empty() => Ok(c),
