@@ -186,6 +186,14 @@ pub fn is_ours(kind: Kind) -> bool {
     )
 }
 
+/// Whether objects of `kind` have a Gateway API status.
+pub fn has_status(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::GatewayClass | Kind::K8sGateway | Kind::HttpRoute
+    )
+}
+
 /// The column titles for `kubectl get` of these kinds.
 pub fn column_titles(kind: Kind) -> &'static [&'static str] {
     match kind {

@@ -138,6 +138,20 @@ impl Report {
         Some(json!({ "parents": parents }))
     }
 
+    /// Puts an object's status into its `-o yaml|json` document, beside
+    /// what `status.gatehouse` already holds.
+    pub fn merge_into(&self, kind: crate::config::Kind, ns: &str, name: &str, doc: &mut Value) {
+        let (Some(Value::Object(status)), Some(obj)) =
+            (self.status_of(kind, ns, name), doc.as_object_mut())
+        else {
+            return;
+        };
+        let entry = obj.entry("status").or_insert_with(|| json!({}));
+        if let Some(map) = entry.as_object_mut() {
+            map.extend(status);
+        }
+    }
+
     /// The status of any object by kind, if it has one.
     pub fn status_of(&self, kind: crate::config::Kind, ns: &str, name: &str) -> Option<Value> {
         use crate::config::Kind;

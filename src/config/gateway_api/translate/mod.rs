@@ -15,6 +15,8 @@ mod http;
 mod listeners;
 pub(crate) mod refs;
 mod routes;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
