@@ -1,0 +1,162 @@
+//! HTTPS listeners: frontend-cert-validation (client certificates checked
+//! against each port's ConfigMap CA, refused without one), and
+//! tls-cert-cross-namespace (a certificateRef to another namespace is
+//! refused with RefNotPermitted until its ReferenceGrant exists).
+
+use crate::common::{CLASS, example, ours, service, status, until};
+use crate::support::{Backend, Site, issue, kubectl_secret_yaml};
+
+/// A ConfigMap `name` holding `pem` as `ca.crt` (JSON: no indenting).
+fn ca_config_map(name: &str, pem: &str) -> String {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "default"},
+        "data": {"ca.crt": pem},
+    })
+    .to_string()
+}
+
+/// The `(status, reason)` of a listener's condition.
+fn listener_condition(site: &Site, ns: &str, gw: &str, i: usize, kind: &str) -> (String, String) {
+    let s = status(site, "gateway.gateway.networking.k8s.io", ns, gw);
+    let c = s["listeners"][i]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == kind))
+        .cloned()
+        .unwrap_or_else(|| panic!("no {kind} in {s}"));
+    (
+        c["status"].as_str().unwrap().into(),
+        c["reason"].as_str().unwrap().into(),
+    )
+}
+
+fn route(name: &str, ns: &str, gw: &str, backend: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: {name}
+  namespace: {ns}
+spec:
+  parentRefs:
+  - name: {gw}
+  rules:
+  - backendRefs:
+    - name: {backend}
+      port: 80
+---
+"
+    )
+}
+
+#[test]
+fn frontend_cert_validation_per_port() {
+    let site = Site::new();
+    let app = Backend::start("app");
+    let (foo, bar) = ("foo.example.com", "bar.example.com");
+    for host in [foo, bar] {
+        site.pki_init(host);
+        let pki = site.pki(host);
+        let name = format!("{}-cert", host.replace('.', "-"));
+        let (crt, key) = (pki.server_cert.display(), pki.server_key.display());
+        site.cli(&[
+            "create",
+            "secret",
+            "generic",
+            &name,
+            &format!("--from-file=tls.crt={crt}"),
+            &format!("--from-file=tls.key={key}"),
+        ])
+        .ok();
+        let ca = std::fs::read_to_string(site.path(&pki.ca_chain)).unwrap();
+        site.apply(
+            &format!("{host}-ca.json"),
+            &ca_config_map(&format!("{}-ca-cert", host.replace('.', "-")), &ca),
+        );
+    }
+    let manifests = format!(
+        "{CLASS}---\n{}{}{}",
+        ours(
+            &example("frontend-cert-validation.yaml"),
+            "client-validation-basic"
+        ),
+        route("app", "default", "client-validation-basic", "app"),
+        service("app", "default", 80, app.port()),
+    );
+    site.apply("gw.yaml", &manifests);
+    let gw = site.start_gateway(&[443, 8443]);
+    let (p443, p8443) = (gw.port(443), gw.port(8443));
+    site.walkthrough_curl(foo, p443).run().assert_body("app");
+    site.walkthrough_curl(foo, p443)
+        .no_client_cert()
+        .run()
+        .assert_refused();
+    site.walkthrough_curl(bar, p8443).run().assert_body("app");
+    // Port 8443's own CA (perPort), not the default: foo's client is refused there.
+    let foo_pki = site.pki(foo);
+    site.walkthrough_curl(bar, p8443)
+        .client_cert(&foo_pki.client_cert, &foo_pki.client_key)
+        .run()
+        .assert_refused();
+    site.walkthrough_curl(bar, p8443)
+        .no_client_cert()
+        .run()
+        .assert_refused();
+    for i in 0..2 {
+        let c = listener_condition(
+            &site,
+            "default",
+            "client-validation-basic",
+            i,
+            "ResolvedRefs",
+        );
+        assert_eq!(c, ("True".into(), "ResolvedRefs".into()));
+    }
+}
+
+#[test]
+fn a_certificate_in_another_namespace_needs_a_reference_grant() {
+    let site = Site::new();
+    let app = Backend::start("app");
+    let host = "foo.example.com";
+    let cred = issue("*.example.com", None);
+    site.write("ca.pem", &cred.ca);
+    let secret = kubectl_secret_yaml(
+        "wildcard-example-com-cert",
+        "gateway-api-example-ns2",
+        &[
+            ("tls.crt", cred.cert.as_bytes()),
+            ("tls.key", cred.key.as_bytes()),
+        ],
+    );
+    site.apply("secret.yaml", &secret);
+    let published = example("tls-cert-cross-namespace.yaml");
+    let (gateway, grant) = published.split_once("\n---").unwrap();
+    let ns1 = "gateway-api-example-ns1";
+    let manifests = format!(
+        "{CLASS}---\n{}{}{}",
+        ours(gateway, "cross-namespace-tls-gateway"),
+        route("app", ns1, "cross-namespace-tls-gateway", "app"),
+        service("app", ns1, 80, app.port()),
+    );
+    site.apply("gw.yaml", &manifests);
+    // Its only listener is refused, so port 443 is not even bound: the
+    // gateway starts with the admin endpoint alone.
+    let mut gw = site.start_gateway_with(&[], &["--listen", "443=127.0.0.1:0"]);
+    let c = listener_condition(&site, ns1, "cross-namespace-tls-gateway", 0, "ResolvedRefs");
+    assert_eq!(c, ("False".into(), "RefNotPermitted".into()));
+
+    site.apply("grant.yaml", grant);
+    // Panics unless 443 starts listening only now.
+    let port = gw.wait_new_listener(443, std::time::Duration::from_secs(15));
+    let curl = || {
+        site.curl(&format!("https://{host}:{port}/"))
+            .resolve(host, port)
+            .cacert("ca.pem")
+            .run()
+    };
+    until(curl, |o| o.status == 200).assert_body("app");
+    let c = listener_condition(&site, ns1, "cross-namespace-tls-gateway", 0, "ResolvedRefs");
+    assert_eq!(c, ("True".into(), "ResolvedRefs".into()));
+}
