@@ -160,3 +160,61 @@ fn a_certificate_in_another_namespace_needs_a_reference_grant() {
     let c = listener_condition(&site, ns1, "cross-namespace-tls-gateway", 0, "ResolvedRefs");
     assert_eq!(c, ("True".into(), "ResolvedRefs".into()));
 }
+
+#[test]
+fn listeners_sharing_a_port_keep_hosts_apart() {
+    let site = Site::new();
+    let app = Backend::start("app");
+    let (foo, bar) = ("foo.example.com", "bar.example.com");
+    let mut listeners = String::new();
+    for host in [foo, bar] {
+        site.pki_init(host);
+        let pki = site.pki(host);
+        let name = host.replace('.', "-");
+        let (crt, key) = (pki.server_cert.display(), pki.server_key.display());
+        site.cli(&[
+            "create",
+            "secret",
+            "generic",
+            &name,
+            &format!("--from-file=tls.crt={crt}"),
+            &format!("--from-file=tls.key={key}"),
+        ])
+        .ok();
+        listeners.push_str(&format!(
+            "  - name: {name}\n    protocol: HTTPS\n    port: 443\n    hostname: {host}\n    tls:\n      certificateRefs:\n      - name: {name}\n"
+        ));
+    }
+    let manifests = format!(
+        "{CLASS}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: shared
+spec:
+  gatewayClassName: gatehouse
+  listeners:
+{listeners}---
+{}{}",
+        route("app", "default", "shared", "app"),
+        service("app", "default", 80, app.port()),
+    );
+    site.apply("gw.yaml", &manifests);
+    let gw = site.start_gateway(&[443]);
+    let port = gw.port(443);
+    let curl = |host| site.walkthrough_curl(host, port).no_client_cert();
+    curl(foo).run().assert_body("app");
+    curl(bar).run().assert_body("app");
+    // SNI foo, Host bar: the other listener's host on this connection.
+    curl(foo).host_header(bar).run().assert_status(421);
+    // No listener for this name: no default certificate, the handshake ends.
+    site.curl(&format!("https://baz.example.com:{port}/"))
+        .resolve("baz.example.com", port)
+        .cacert(site.pki(foo).ca_chain)
+        .run()
+        .assert_refused();
+    assert_eq!(app.hits(), 2);
+    let s = status(&site, "gtw", "default", "shared");
+    assert_eq!(s["listeners"][0]["attachedRoutes"], 1, "{s}");
+    assert_eq!(s["listeners"][1]["attachedRoutes"], 1, "{s}");
+}

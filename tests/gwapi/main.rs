@@ -11,6 +11,7 @@
 mod support;
 
 mod common;
+mod gwapi_apply;
 mod gwapi_cross;
 mod gwapi_http;
 mod gwapi_tls;

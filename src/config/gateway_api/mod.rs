@@ -186,6 +186,13 @@ pub fn is_ours(kind: Kind) -> bool {
     )
 }
 
+/// Whether `kind` is cluster-scoped in Kubernetes (GatewayClass,
+/// Namespace): such objects are found by name, whatever namespace a store
+/// keys them under (none, or `default` as `apply` gives every object).
+pub fn is_cluster_scoped(kind: Kind) -> bool {
+    matches!(kind, Kind::GatewayClass | Kind::Namespace)
+}
+
 /// Whether objects of `kind` have a Gateway API status.
 pub fn has_status(kind: Kind) -> bool {
     matches!(

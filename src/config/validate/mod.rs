@@ -54,7 +54,8 @@ pub fn check(r: &Resource) -> Result<Checked, FieldErrors> {
             ),
         );
     }
-    if !is_dns1123_label(meta.ns()) {
+    let cluster_scoped = super::gateway_api::is_cluster_scoped(r.kind());
+    if !is_dns1123_label(meta.ns()) && !(cluster_scoped && meta.ns().is_empty()) {
         e.push(
             "metadata.namespace",
             format!("{:?} is not a valid namespace", meta.ns()),
