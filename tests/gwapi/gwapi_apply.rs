@@ -87,8 +87,15 @@ spec:
         assert_eq!(out.code, Some(1), "{out:?}");
         // One line per problem, each naming the file, object and field.
         let err = out.stderr.trim();
-        assert!(err.lines().all(|l| l.starts_with("error: bad.yaml: document 1")), "{err}");
-        assert!(err.lines().any(|l| l.contains(field)), "want {field} in {err}");
+        assert!(
+            err.lines()
+                .all(|l| l.starts_with("error: bad.yaml: document 1")),
+            "{err}"
+        );
+        assert!(
+            err.lines().any(|l| l.contains(field)),
+            "want {field} in {err}"
+        );
     }
     assert_eq!(site.snapshot(), before, "nothing stored");
 }

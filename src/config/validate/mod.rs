@@ -54,8 +54,9 @@ pub fn check(r: &Resource) -> Result<Checked, FieldErrors> {
             ),
         );
     }
-    let cluster_scoped = super::gateway_api::is_cluster_scoped(r.kind());
-    if !is_dns1123_label(meta.ns()) && !(cluster_scoped && meta.ns().is_empty()) {
+    // A cluster-scoped object (GatewayClass, Namespace) may come with none.
+    let scopeless = super::gateway_api::is_cluster_scoped(r.kind()) && meta.ns().is_empty();
+    if !scopeless && !is_dns1123_label(meta.ns()) {
         e.push(
             "metadata.namespace",
             format!("{:?} is not a valid namespace", meta.ns()),
