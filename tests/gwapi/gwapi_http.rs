@@ -283,3 +283,56 @@ fn traffic_splitting_by_weight() {
         "weight 0 got traffic (before the change: {before})"
     );
 }
+
+#[test]
+fn cors_filter() {
+    let site = Site::new();
+    let backend = Backend::start("infra");
+    let manifests = format!(
+        "{CLASS}---\n{}---\n{}{}",
+        http_gateway("same-namespace"),
+        service("infra-backend-v1", "default", 8080, backend.port()),
+        ours(
+            &example("http-cors/httproute-all-fields-set.yaml"),
+            "same-namespace"
+        ),
+    );
+    let applied = site.apply("cors.yaml", &manifests);
+    assert!(!applied.stderr.contains("Warning"), "{applied:?}");
+    let gw = site.start_gateway(&[80]);
+    let port = gw.port(80);
+    let path = "/cors-behavior-creds-true";
+    for origin in ["https://www.foo.com", "https://api.bar.com"] {
+        let out = get(&site, port, "any.example", path)
+            .arg("-XOPTIONS")
+            .header(&format!("origin: {origin}"))
+            .header("access-control-request-method: GET")
+            .run();
+        out.assert_status(200);
+        assert_eq!(
+            out.header("access-control-allow-origin"),
+            Some(origin),
+            "{out:?}"
+        );
+        assert_eq!(out.header("access-control-allow-credentials"), Some("true"));
+        assert_eq!(
+            out.header("access-control-allow-methods"),
+            Some("GET,OPTIONS")
+        );
+        assert_eq!(out.header("access-control-max-age"), Some("3600"));
+    }
+    assert_eq!(backend.hits(), 0, "a preflight reached the backend");
+    let out = get(&site, port, "any.example", path)
+        .header("origin: https://www.foo.com")
+        .run();
+    out.assert_body("infra");
+    assert_eq!(
+        out.header("access-control-expose-headers"),
+        Some("x-header-3,x-header-4")
+    );
+    let other = get(&site, port, "any.example", path)
+        .header("origin: https://evil.example")
+        .run();
+    other.assert_body("infra");
+    assert_eq!(other.header("access-control-allow-origin"), None);
+}

@@ -136,7 +136,7 @@ fn route(r: &HttpRoute, found: &mut Found) {
 
 fn filter(f: &Filter, p: &str, found: &mut Found) {
     let why = match f.filter_type.as_str() {
-        "CORS" | "ExtensionRef" | "ExternalAuth" => {
+        "ExtensionRef" | "ExternalAuth" => {
             found.push((p.to_owned(), None));
             return;
         }

@@ -16,7 +16,7 @@ use super::World;
 use super::refs::{From, To, permitted};
 use crate::config::checked::{Checked, HttpRoute as CheckedHttpRoute};
 use crate::config::gateway_api::GROUP;
-use crate::config::gateway_api::route_types::{BackendRef, Filter, HttpRoute, Match, Rule};
+use crate::config::gateway_api::route_types::{BackendRef, Cors, Filter, HttpRoute, Match, Rule};
 use crate::config::{Resource, validate};
 
 /// The spec's order of matches: exact path, then (here) regex, then the
@@ -351,6 +351,9 @@ fn filters(filters: &[Filter], sub: &SubPath, e: &mut Map<String, Value>) -> Res
             }
             e.insert("rewrite".into(), Value::Object(v));
         }
+        if let Some(c) = &f.cors {
+            e.insert("corsPolicy".into(), cors(c));
+        }
         if let Some(p) = f.request_redirect.as_ref().and_then(|r| r.path.as_ref()) {
             let uri = match (
                 p.replace_full_path.as_deref(),
@@ -368,6 +371,31 @@ fn filters(filters: &[Filter], sub: &SubPath, e: &mut Map<String, Value>) -> Res
         e.insert("headers".into(), Value::Object(headers));
     }
     Ok(())
+}
+
+/// The `CORS` filter as an Istio `corsPolicy`: an origin with `*` in it
+/// is a regex where `*` is any run of characters, `*` alone is any origin.
+fn cors(c: &Cors) -> Value {
+    let origins: Vec<Value> = c
+        .allow_origins
+        .iter()
+        .map(|o| match o.as_str() {
+            "*" => json!({"exact": "*"}),
+            o if o.contains('*') => {
+                let parts: Vec<String> = o.split('*').map(regex::escape).collect();
+                json!({"regex": parts.join(".*")})
+            }
+            o => json!({"exact": o}),
+        })
+        .collect();
+    json!({
+        "allowOrigins": origins,
+        "allowMethods": c.allow_methods,
+        "allowHeaders": c.allow_headers,
+        "exposeHeaders": c.expose_headers,
+        "maxAge": format!("{}s", c.max_age.unwrap_or(5)),
+        "allowCredentials": c.allow_credentials.unwrap_or(false),
+    })
 }
 
 /// `ReplacePrefixMatch` for one sub-match: the matched prefix `/p` (or
