@@ -336,3 +336,56 @@ fn cors_filter() {
     other.assert_body("infra");
     assert_eq!(other.header("access-control-allow-origin"), None);
 }
+
+#[test]
+fn request_mirror_and_request_timeout() {
+    let site = Site::new();
+    let (v1, v2) = (Backend::start("v1"), Backend::start("v2"));
+    let slow = Backend::slow("slow", std::time::Duration::from_secs(3));
+    let timeout = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: slow
+spec:
+  parentRefs:
+  - name: mirror-gateway
+  hostnames:
+  - slow.example
+  rules:
+  - backendRefs:
+    - name: slow
+      port: 8080
+    timeouts:
+      request: 500ms
+";
+    let manifests = format!(
+        "{CLASS}---\n{}---\n{}{}{}{}---\n{timeout}",
+        http_gateway("mirror-gateway"),
+        service("foo-v1", "default", 8080, v1.port()),
+        service("foo-v2", "default", 8080, v2.port()),
+        service("slow", "default", 8080, slow.port()),
+        example("http-request-mirroring/httproute-mirroring.yaml"),
+    );
+    site.apply("mirror.yaml", &manifests);
+    let gw = site.start_gateway(&[80]);
+    let port = gw.port(80);
+    get(&site, port, "mirror.example", "/copy")
+        .run()
+        .assert_body("v1");
+    let copied = until(
+        || get(&site, port, "mirror.example", "/copy").run(),
+        |_| v2.hits() >= 1,
+    );
+    copied.assert_body("v1");
+    assert!(v2.hits() >= 1, "the mirror got no copy");
+    assert_eq!(v2.last().path, "/copy");
+    let started = std::time::Instant::now();
+    get(&site, port, "slow.example", "/")
+        .run()
+        .assert_status(504);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -218,3 +218,67 @@ spec:
     assert_eq!(s["listeners"][0]["attachedRoutes"], 1, "{s}");
     assert_eq!(s["listeners"][1]["attachedRoutes"], 1, "{s}");
 }
+
+#[test]
+fn a_rotated_certificate_is_served() {
+    let site = Site::new();
+    let app = Backend::start("app");
+    let host = "foo.example.com";
+    let (old, new) = (issue(host, None), issue(host, None));
+    site.write("old-ca.pem", &old.ca);
+    site.write("new-ca.pem", &new.ca);
+    let secret = |c: &crate::support::Cred| {
+        kubectl_secret_yaml(
+            "foo",
+            "default",
+            &[
+                ("tls.crt", c.cert.as_bytes()),
+                ("tls.key", c.key.as_bytes()),
+            ],
+        )
+    };
+    let manifests = format!(
+        "{CLASS}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gw
+spec:
+  gatewayClassName: gatehouse
+  listeners:
+  - name: https
+    protocol: HTTPS
+    port: 443
+    hostname: {host}
+    tls:
+      certificateRefs:
+      - name: foo
+---
+{}{}---
+{}",
+        route("app", "default", "gw", "app"),
+        service("app", "default", 80, app.port()),
+        secret(&old),
+    );
+    site.apply("gw.yaml", &manifests);
+    let gw = site.start_gateway(&[443]);
+    let port = gw.port(443);
+    let curl = |ca: &str| {
+        site.curl(&format!("https://{host}:{port}/"))
+            .resolve(host, port)
+            .cacert(ca)
+            .run()
+    };
+    curl("old-ca.pem").assert_body("app");
+    curl("new-ca.pem").assert_refused();
+    site.apply("rotate.yaml", &secret(&new));
+    until(|| curl("new-ca.pem"), |o| o.status == 200).assert_body("app");
+    curl("old-ca.pem").assert_refused();
+    assert!(
+        gw.log().contains(
+            "RESOURCE NAME:k8s-gateway:default/foo, EVENT: pushed key/cert pair to proxy"
+        ),
+        "{}",
+        gw.log()
+    );
+}
