@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::{Context, Reported};
 use crate::config::conflicts::{self, Conflict, ServerRef};
 use crate::config::service_entry::Location;
-use crate::config::{Gateway, Kind, Resource, ignored};
+use crate::config::{Gateway, Kind, Resource, gateway_api, ignored};
 use crate::store::{AnyStore, Object, ObjectKey, Store};
 
 #[derive(Debug, Args)]
@@ -126,9 +126,18 @@ async fn print_documents(
     } else {
         Vec::new()
     };
+    let report = if found.iter().any(|(k, _)| gateway_api::has_status(*k)) {
+        Some(gateway_api_report(store).await?)
+    } else {
+        None
+    };
     let mut items = Vec::new();
     for (kind, o) in found {
-        items.push(document(*kind, o, &conflicts)?);
+        let mut doc = document(*kind, o, &conflicts)?;
+        if let Some(r) = &report {
+            r.merge_into(*kind, &o.key.namespace, &o.key.name, &mut doc);
+        }
+        items.push(doc);
     }
     let value = if one && items.len() == 1 {
         items.remove(0)
@@ -141,6 +150,30 @@ async fn print_documents(
         print!("{}", serde_saphyr::to_string(&value)?);
     }
     Ok(())
+}
+
+/// The Gateway API status of every object, computed from the whole store
+/// as a running gateway computes it.
+async fn gateway_api_report(store: &AnyStore) -> anyhow::Result<gateway_api::status::Report> {
+    let (objects, _) = store.list(None, None).await?;
+    let mut parsed = Vec::new();
+    let mut secrets = std::collections::HashMap::new();
+    for o in &objects {
+        let Some(kind) = Kind::from_kind(&o.key.kind) else {
+            continue;
+        };
+        match Resource::from_json(kind, &o.value) {
+            Ok(Resource::GatewayApi(g)) => parsed.push((o.resource_version, *g)),
+            Ok(Resource::Secret(s)) => {
+                let key = (o.key.namespace.clone(), o.key.name.clone());
+                secrets.insert(key, (o.resource_version, std::sync::Arc::new(s)));
+            }
+            _ => {}
+        }
+    }
+    let refs: Vec<_> = parsed.iter().map(|(rv, o)| (*rv, o)).collect();
+    let lookup = |ns: &str, name: &str| secrets.get(&(ns.to_owned(), name.to_owned())).cloned();
+    Ok(gateway_api::translate::status(&refs, &lookup))
 }
 
 /// `ConflictingGateways` among every Gateway in the store, as `apply`
@@ -259,6 +292,7 @@ fn table(kind: Kind, objs: &[&Object], all_ns: bool, prefix_kind: bool, wide: bo
         Kind::Secret => &["TYPE", "DATA", "AGE"][..],
         Kind::Service => &["TYPE", "CLUSTER-IP", "PORT(S)", "AGE"][..],
         Kind::EndpointSlice => &["ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"][..],
+        k => crate::config::gateway_api::column_titles(k),
     });
     let mut rows = vec![header.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
     for o in objs {
@@ -329,6 +363,7 @@ fn columns(r: &Resource, wide: bool) -> Vec<String> {
         ],
         Resource::Service(s) => s.columns(),
         Resource::EndpointSlice(s) => s.columns(),
+        Resource::GatewayApi(o) => o.columns(),
     }
 }
 

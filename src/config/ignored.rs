@@ -94,6 +94,7 @@ pub fn fields(r: &Resource) -> Vec<Ignored> {
                 );
             }
         }
+        Resource::GatewayApi(o) => found.0.extend(super::gateway_api::ignored::fields(o)),
     }
     let meta = r.meta();
     found

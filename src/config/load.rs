@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::error::{ConfigError, one_line};
+use super::gateway_api::{self, Object};
 use super::{Kind, Resource, validate};
 use documents::{split_documents, yaml_error};
 
@@ -192,7 +193,10 @@ pub fn identify_all(
                     continue;
                 }
                 let text = |p: &str| value.pointer(p).and_then(Value::as_str).map(str::to_owned);
-                let kind = text("/kind").as_deref().and_then(Kind::from_kind);
+                let kind = text("/kind").as_deref().and_then(|k| {
+                    gateway_api::kind_of(&text("/apiVersion").unwrap_or_default(), k)
+                        .or_else(|| Kind::from_kind(k))
+                });
                 match (kind, text("/metadata/name")) {
                     (Some(kind), Some(name)) => {
                         let namespace =
@@ -255,7 +259,8 @@ fn header(doc: &Value, ns: &NamespacePolicy) -> Result<Header, HeaderError> {
         text("kind").unwrap_or_default(),
         text("apiVersion").unwrap_or_default(),
     );
-    let Some(kind) = Kind::from_kind(&kind_s) else {
+    let Some(kind) = gateway_api::kind_of(&api, &kind_s).or_else(|| Kind::from_kind(&kind_s))
+    else {
         return Err((
             None,
             Some("kind".into()),
@@ -335,6 +340,12 @@ pub fn parse_document(
             Kind::Secret => Resource::Secret(typed_from(doc)?),
             Kind::Service => Resource::Service(Box::new(typed_from(doc)?)),
             Kind::EndpointSlice => Resource::EndpointSlice(Box::new(typed_from(doc)?)),
+            Kind::GatewayClass => Object::GatewayClass(typed_from(doc)?).into(),
+            Kind::K8sGateway => Object::Gateway(typed_from(doc)?).into(),
+            Kind::HttpRoute => Object::HttpRoute(typed_from(doc)?).into(),
+            Kind::ReferenceGrant => Object::ReferenceGrant(typed_from(doc)?).into(),
+            Kind::ConfigMap => Object::ConfigMap(typed_from(doc)?).into(),
+            Kind::Namespace => Object::Namespace(typed_from(doc)?).into(),
         };
         Ok(r)
     };

@@ -15,6 +15,7 @@ pub mod discovery;
 pub mod duration;
 pub mod error;
 pub mod gateway;
+pub mod gateway_api;
 pub mod host;
 pub mod ignored;
 pub mod load;
@@ -52,10 +53,17 @@ pub enum Kind {
     Secret,
     Service,
     EndpointSlice,
+    GatewayClass,
+    /// The Gateway API's Gateway (`Gateway.gateway.networking.k8s.io`).
+    K8sGateway,
+    HttpRoute,
+    ReferenceGrant,
+    ConfigMap,
+    Namespace,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Gateway,
         Kind::VirtualService,
         Kind::ServiceEntry,
@@ -63,6 +71,12 @@ impl Kind {
         Kind::Secret,
         Kind::Service,
         Kind::EndpointSlice,
+        Kind::GatewayClass,
+        Kind::K8sGateway,
+        Kind::HttpRoute,
+        Kind::ReferenceGrant,
+        Kind::ConfigMap,
+        Kind::Namespace,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -74,6 +88,12 @@ impl Kind {
             Kind::Secret => "Secret",
             Kind::Service => "Service",
             Kind::EndpointSlice => "EndpointSlice",
+            Kind::GatewayClass => "GatewayClass",
+            Kind::K8sGateway => "Gateway.gateway.networking.k8s.io",
+            Kind::HttpRoute => "HTTPRoute",
+            Kind::ReferenceGrant => "ReferenceGrant",
+            Kind::ConfigMap => "ConfigMap",
+            Kind::Namespace => "Namespace",
         }
     }
 
@@ -87,6 +107,12 @@ impl Kind {
             Kind::Secret => "secret",
             Kind::Service => "service",
             Kind::EndpointSlice => "endpointslice.discovery.k8s.io",
+            Kind::GatewayClass => "gatewayclass.gateway.networking.k8s.io",
+            Kind::K8sGateway => "gateway.gateway.networking.k8s.io",
+            Kind::HttpRoute => "httproute.gateway.networking.k8s.io",
+            Kind::ReferenceGrant => "referencegrant.gateway.networking.k8s.io",
+            Kind::ConfigMap => "configmap",
+            Kind::Namespace => "namespace",
         }
     }
 
@@ -95,6 +121,9 @@ impl Kind {
         match self {
             Kind::Secret | Kind::Service => &["v1"],
             Kind::EndpointSlice => discovery::ENDPOINT_SLICE_VERSIONS,
+            Kind::ConfigMap | Kind::Namespace => &["v1"],
+            Kind::GatewayClass | Kind::K8sGateway | Kind::HttpRoute => gateway_api::V1,
+            Kind::ReferenceGrant => gateway_api::GRANT_VERSIONS,
             _ => ISTIO_VERSIONS,
         }
     }
@@ -106,6 +135,9 @@ impl Kind {
     /// Resolves what users type after `get` / `delete`: kind names, plurals,
     /// short names, and `kind.group` forms, case-insensitively.
     pub fn from_cli(s: &str) -> Option<Kind> {
+        if let Some(k) = gateway_api::from_cli(s) {
+            return Some(k);
+        }
         let lower = s.to_ascii_lowercase();
         let base = lower.split('.').next().unwrap_or("");
         match base {
@@ -146,6 +178,8 @@ pub enum Resource {
     Secret(Secret),
     Service(Box<Service>),
     EndpointSlice(Box<EndpointSlice>),
+    /// The Gateway API kinds and the core objects they read.
+    GatewayApi(Box<gateway_api::Object>),
 }
 
 impl Resource {
@@ -158,6 +192,7 @@ impl Resource {
             Resource::Secret(_) => Kind::Secret,
             Resource::Service(_) => Kind::Service,
             Resource::EndpointSlice(_) => Kind::EndpointSlice,
+            Resource::GatewayApi(o) => o.kind(),
         }
     }
 
@@ -170,6 +205,7 @@ impl Resource {
             Resource::Secret(o) => &o.metadata,
             Resource::Service(o) => &o.metadata,
             Resource::EndpointSlice(o) => &o.metadata,
+            Resource::GatewayApi(o) => o.meta(),
         }
     }
 
@@ -182,6 +218,7 @@ impl Resource {
             Resource::Secret(o) => &mut o.metadata,
             Resource::Service(o) => &mut o.metadata,
             Resource::EndpointSlice(o) => &mut o.metadata,
+            Resource::GatewayApi(o) => o.meta_mut(),
         }
     }
 
@@ -200,6 +237,7 @@ impl Resource {
             Resource::Secret(o) => serde_json::to_vec(o),
             Resource::Service(o) => serde_json::to_vec(o),
             Resource::EndpointSlice(o) => serde_json::to_vec(o),
+            Resource::GatewayApi(o) => serde_json::to_vec(&o.to_value()?),
         }
     }
 
@@ -213,6 +251,7 @@ impl Resource {
             Resource::Secret(o) => serde_json::to_value(o),
             Resource::Service(o) => serde_json::to_value(o),
             Resource::EndpointSlice(o) => serde_json::to_value(o),
+            Resource::GatewayApi(o) => o.to_value(),
         }
     }
 
@@ -220,6 +259,9 @@ impl Resource {
     /// objects, but another writer may have put anything there: a failure is
     /// an error, never a panic.
     pub fn from_json(kind: Kind, bytes: &[u8]) -> Result<Resource, serde_json::Error> {
+        if let Some(o) = gateway_api::Object::from_json(kind, bytes) {
+            return o.map(Resource::from);
+        }
         Ok(match kind {
             Kind::Gateway => Resource::Gateway(serde_json::from_slice(bytes)?),
             Kind::VirtualService => Resource::VirtualService(serde_json::from_slice(bytes)?),
@@ -232,6 +274,8 @@ impl Resource {
             Kind::EndpointSlice => {
                 Resource::EndpointSlice(Box::new(serde_json::from_slice(bytes)?))
             }
+            // Every other kind was read above.
+            _ => return Err(serde::de::Error::custom(format!("unknown kind {kind}"))),
         })
     }
 }

@@ -15,7 +15,7 @@ impl Loop {
             match e {
                 Ok(e) => {
                     self.revision = self.revision.max(e.revision);
-                    if e.object.key.kind != "Secret" {
+                    if e.object.key.kind != "Secret" || self.state.has_gateway_api() {
                         self.structural = true;
                     } else if e.object.key.namespace == self.opts.namespace {
                         self.changed_secrets.push(e.object.key.name.clone());

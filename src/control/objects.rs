@@ -27,6 +27,8 @@ pub(super) struct Objects {
     pub(super) skipped: HashMap<ObjectKey, String>,
     /// The admin view of all of it, built again only after a change.
     held: Option<Arc<Vec<HeldObject>>>,
+    /// What the Gateway API objects serve, translated on each compile.
+    pub(super) gateway_api: crate::config::gateway_api::translate::Translated,
 }
 
 impl Objects {
@@ -62,6 +64,32 @@ impl Objects {
             }
         }
         self.versions.insert(o.key, o.resource_version);
+    }
+
+    /// Translates the Gateway API objects again (before a compile).
+    pub(super) fn translate_gateway_api(&mut self) {
+        let objects: Vec<_> = self
+            .parsed
+            .values()
+            .filter_map(|(rv, r, _)| match r {
+                Resource::GatewayApi(o) => Some((*rv, o.as_ref())),
+                _ => None,
+            })
+            .collect();
+        let secrets = &self.secrets;
+        let lookup = |ns: &str, name: &str| {
+            secrets
+                .get(&ObjectKey::new("Secret", ns, name))
+                .map(|(rv, s)| (*rv, s.clone()))
+        };
+        self.gateway_api = crate::config::gateway_api::translate::translate(&objects, &lookup);
+    }
+
+    /// Whether the last compile served Gateway API Gateways: then a Secret
+    /// change compiles again (a listener may name a Secret of any
+    /// namespace, under its own credential name).
+    pub(super) fn has_gateway_api(&self) -> bool {
+        !self.gateway_api.status.gateways.is_empty()
     }
 
     /// Replaces everything with a fresh listing, keeping the last good parse
@@ -175,6 +203,16 @@ pub(super) fn build_model<'a>(state: &'a Objects, opts: &RunOptions) -> Model<'a
             _ => {}
         }
     }
+    let translated = &state.gateway_api;
+    model.gateways.extend(
+        translated
+            .gateways
+            .iter()
+            .filter(|g| snapshot::selects(g, &opts.labels)),
+    );
+    model
+        .virtual_services
+        .extend(translated.virtual_services.iter());
     model
         .gateways
         .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));

@@ -52,13 +52,23 @@ impl Loop {
     fn refresh_credentials(&mut self, prev: Arc<Snapshot>) -> Arc<Snapshot> {
         let (files, state, namespace) = (&self.files, &self.state, &self.opts.namespace);
         let lookup = |name: &str| {
-            files.get(name).cloned().or_else(|| {
-                let key = ObjectKey::new("Secret", namespace.as_str(), name);
-                state.secrets.get(&key).map(|(rv, s)| SecretVersion {
-                    resource_version: *rv,
-                    secret: s.clone(),
+            files
+                .get(name)
+                .cloned()
+                .or_else(|| {
+                    let key = ObjectKey::new("Secret", namespace.as_str(), name);
+                    state.secrets.get(&key).map(|(rv, s)| SecretVersion {
+                        resource_version: *rv,
+                        secret: s.clone(),
+                    })
                 })
-            })
+                .or_else(|| {
+                    let (rv, s) = state.gateway_api.secrets.get(name)?;
+                    Some(SecretVersion {
+                        resource_version: *rv,
+                        secret: s.clone(),
+                    })
+                })
         };
         let t0 = std::time::Instant::now();
         let changed = self
@@ -85,6 +95,7 @@ impl Loop {
     /// Anything but secrets changed: compile the whole model again (reusing
     /// every TLS config whose inputs did not change) and bind listeners.
     fn compile(&mut self) -> Arc<Snapshot> {
+        self.state.translate_gateway_api();
         let model = build_model(&self.state, &self.opts);
         self.files.set_gateways(&model.gateway_sources);
         self.warnings = crate::admin::warnings::collect(
@@ -97,6 +108,13 @@ impl Loop {
         crate::secret::upstream::want(&model.destination_rules, &mut self.wanted);
         let mut secrets = secrets_in(&self.state, &self.opts.namespace);
         secrets.extend(self.files.secrets().map(|(k, v)| (k.clone(), v.clone())));
+        secrets.extend(self.state.gateway_api.secrets.iter().map(|(k, (rv, s))| {
+            let v = SecretVersion {
+                resource_version: *rv,
+                secret: s.clone(),
+            };
+            (k.clone(), v)
+        }));
         self.sds.refresh(&secrets, &self.wanted);
         let snap = Arc::new(snapshot::compile(
             &model,

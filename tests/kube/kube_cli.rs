@@ -6,9 +6,9 @@
 use super::site::KubeSite;
 use crate::support::{GATEWAY_YAML, Site, VIRTUAL_SERVICES_YAML};
 
-#[test]
-fn create_secret_apply_get_and_delete_work_against_the_api_server() {
-    let k = KubeSite::new();
+/// `gatehouse create secret`: created, and the API server records
+/// `gatehouse` as the field manager.
+fn create_secret_with_field_manager_gatehouse(k: &KubeSite) {
     let args = Site::walkthrough_secret_args(crate::support::FRONTEND);
     let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
     // `create secret generic NAME -n istio-system --from-file=...` as the site writes it.
@@ -33,6 +33,25 @@ fn create_secret_apply_get_and_delete_work_against_the_api_server() {
         ])
         .ok();
     assert_eq!(managers.stdout.trim(), "gatehouse", "{managers:?}");
+}
+
+/// Bad input: one line naming the file and field, exit 1, nothing written.
+fn bad_input_is_refused_and_nothing_written(k: &KubeSite) {
+    k.site.write("bad.yaml", "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: bad}\nspec: {hosts: [x.example.com], htp: []}\n");
+    let out = k.cli(&["apply", "-f", "bad.yaml"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("bad.yaml") && out.stderr.contains("htp"),
+        "{out:?}"
+    );
+    let none = k.kubectl(&["get", "virtualservice", "bad", "-n", "default"]);
+    assert_ne!(none.code, Some(0), "{none:?}");
+}
+
+#[test]
+fn create_secret_apply_get_and_delete_work_against_the_api_server() {
+    let k = KubeSite::new();
+    create_secret_with_field_manager_gatehouse(&k);
 
     k.site.write("gateway.yaml", GATEWAY_YAML);
     k.site.write("virtualservices.yaml", VIRTUAL_SERVICES_YAML);
@@ -83,16 +102,7 @@ fn create_secret_apply_get_and_delete_work_against_the_api_server() {
     );
     assert!(!yaml.stdout.contains("managedFields"), "{yaml:?}");
 
-    // Bad input: one line naming the file and field, exit 1, nothing written.
-    k.site.write("bad.yaml", "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: bad}\nspec: {hosts: [x.example.com], htp: []}\n");
-    let out = k.cli(&["apply", "-f", "bad.yaml"]);
-    assert_eq!(out.code, Some(1), "{out:?}");
-    assert!(
-        out.stderr.contains("bad.yaml") && out.stderr.contains("htp"),
-        "{out:?}"
-    );
-    let none = k.kubectl(&["get", "virtualservice", "bad", "-n", "default"]);
-    assert_ne!(none.code, Some(0), "{none:?}");
+    bad_input_is_refused_and_nothing_written(&k);
 
     let out = k.cli(&["delete", "-f", "virtualservices.yaml"]);
     assert_eq!(out.code, Some(0), "{out:?}");

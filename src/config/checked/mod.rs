@@ -33,6 +33,9 @@ pub enum Checked {
     Secret,
     Service(super::discovery::CheckedService),
     EndpointSlice(super::discovery::CheckedEndpointSlice),
+    /// A Gateway API object: what it serves depends on the others, so it
+    /// is translated as a whole (`config::gateway_api::translate`).
+    GatewayApi,
 }
 
 /// Protocols a Gateway server carries, as gatehouse serves them.

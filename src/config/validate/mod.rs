@@ -54,7 +54,9 @@ pub fn check(r: &Resource) -> Result<Checked, FieldErrors> {
             ),
         );
     }
-    if !is_dns1123_label(meta.ns()) {
+    // A cluster-scoped object (GatewayClass, Namespace) may come with none.
+    let scopeless = super::gateway_api::is_cluster_scoped(r.kind()) && meta.ns().is_empty();
+    if !scopeless && !is_dns1123_label(meta.ns()) {
         e.push(
             "metadata.namespace",
             format!("{:?} is not a valid namespace", meta.ns()),
@@ -78,6 +80,7 @@ pub fn check(r: &Resource) -> Result<Checked, FieldErrors> {
         Resource::EndpointSlice(s) => {
             discovery::check_endpoint_slice(s, &mut e).map(Checked::EndpointSlice)
         }
+        Resource::GatewayApi(o) => Some(o.check(&mut e)),
     };
     match checked {
         Some(c) if e.is_empty() => Ok(c),
