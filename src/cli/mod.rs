@@ -173,7 +173,7 @@ pub enum Command {
     /// Run the whole walkthrough on this machine, then serve until Ctrl-C.
     Demo(demo::DemoArgs),
     /// Run the gateway: watch the store, serve every selected Gateway.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Show what a running gateway serves: listeners, routes, clusters, secret, all.
     ProxyConfig(proxy_config::ProxyConfigArgs),
     /// Compare the store's objects with what each running gateway holds: SYNCED or STALE.
@@ -229,7 +229,7 @@ pub fn main() -> ExitCode {
     };
     // `run` builds its own runtimes (data plane and control plane).
     let result = match cli.command {
-        Command::Run(a) => run::run(&ctx, a),
+        Command::Run(a) => run::run(&ctx, *a),
         // The admin client sends the token on every request it makes.
         command => ctx.use_admin_token().and_then(|()| {
             match tokio::runtime::Builder::new_multi_thread()

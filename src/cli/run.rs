@@ -39,6 +39,12 @@ pub struct RunArgs {
     /// all). Secrets are read in the gateway's namespace (`-n`) only.
     #[arg(long = "watch-namespaces", value_delimiter = ',')]
     pub watch_namespaces: Vec<String>,
+    /// With `--store kube`: more namespaces whose Secrets and ConfigMaps are
+    /// read, for Gateway API Gateways whose `certificateRefs` live there
+    /// (comma-separated; the gateway's own namespace always is). Each needs
+    /// a Role granting get/list/watch on Secrets and ConfigMaps there.
+    #[arg(long = "secret-namespaces", value_delimiter = ',')]
+    pub secret_namespaces: Vec<String>,
     #[command(flatten)]
     pub edge: EdgeArgs,
     /// Data-plane worker threads (default: the available cores). The
@@ -347,6 +353,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
     let store = ctx.open_store_with(crate::store::KubeOptions {
         gateway_namespace: opts.namespace.clone(),
         watch_namespaces: args.watch_namespaces.clone(),
+        secret_namespaces: args.secret_namespaces.clone(),
         ..Default::default()
     })?;
     let nofile = runtime::nofile::raise();

@@ -25,6 +25,9 @@ impl Loop {
         self.published = Some(snap);
         self.shared.metrics.config_applied();
         self.check_expiry();
+        // The Gateway API's conditions, for a store that keeps status.
+        self.store
+            .publish_status(self.state.gateway_api.status.all());
     }
 
     /// The admin view's rows of the credentials `changed` names, read

@@ -279,6 +279,16 @@ pub enum AnyStore {
     Kube(KubeStore),
 }
 
+impl AnyStore {
+    /// The `status` each object should have, for a store that keeps status
+    /// (Kubernetes); the others have nowhere to write it.
+    pub fn publish_status(&self, desired: kube::status::Desired) {
+        if let AnyStore::Kube(s) = self {
+            s.publish_status(desired);
+        }
+    }
+}
+
 impl Store for AnyStore {
     async fn apply(&self, puts: Vec<Put>) -> Result<Vec<(ObjectKey, Outcome, u64)>, StoreError> {
         match self {

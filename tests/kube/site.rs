@@ -30,16 +30,21 @@ kubectl create -n istio-system secret generic inventory-credential  \\
 ";
 
 /// What the API server would hold for a backend on a real cluster: its
-/// Service and an EndpointSlice (v1beta1: the test server is 1.20) with
-/// one ready endpoint on 127.0.0.1 at `port`.
+/// Service (port 80) and an EndpointSlice (v1beta1: the test server is
+/// 1.20) with one ready endpoint on 127.0.0.1 at `port`.
 pub fn service_yaml(name: &str, namespace: &str, port: u16) -> String {
+    service_on(name, namespace, 80, port)
+}
+
+/// As [`service_yaml`], the Service on port `service_port`.
+pub fn service_on(name: &str, namespace: &str, service_port: u16, port: u16) -> String {
     format!(
         "apiVersion: v1
 kind: Service
 metadata: {{name: {name}, namespace: {namespace}}}
 spec:
   ports:
-  - {{name: http, port: 80, targetPort: 8080, protocol: TCP}}
+  - {{name: http, port: {service_port}, targetPort: 8080, protocol: TCP}}
 ---
 apiVersion: discovery.k8s.io/v1beta1
 kind: EndpointSlice
@@ -126,6 +131,10 @@ impl KubeSite {
 
     /// `gatehouse --store kube run` serving Gateway port 443, as `kubeconfig`'s user.
     pub fn replica_as(&self, name: &str, kubeconfig: &PathBuf) -> Replica {
+        self.replica_as_with(name, kubeconfig, &[])
+    }
+
+    fn replica_as_with(&self, name: &str, kubeconfig: &PathBuf, args: &[&str]) -> Replica {
         let mut c = self.gatehouse_as(kubeconfig);
         let cache = self.site.path(format!("cache-{name}.json"));
         c.args([
@@ -136,12 +145,18 @@ impl KubeSite {
             "127.0.0.1:0",
             "--cache",
         ])
-        .arg(&cache);
+        .arg(&cache)
+        .args(args);
         Replica::spawn(c, name, self.site.path(format!("{name}.log")), cache)
     }
 
     pub fn replica(&self, name: &str) -> Replica {
-        self.replica_as(name, &self.kubeconfig())
+        self.replica_with(name, &[])
+    }
+
+    /// As [`KubeSite::replica`], with more `run` arguments.
+    pub fn replica_with(&self, name: &str, args: &[&str]) -> Replica {
+        self.replica_as_with(name, &self.kubeconfig(), args)
     }
 
     /// The walkthrough on the API server: its secrets, its Gateway and

@@ -32,6 +32,8 @@ pub mod client;
 mod curl;
 pub mod etcd;
 mod gateway;
+#[allow(dead_code)]
+pub mod gateway_api;
 pub mod grpc;
 pub mod kube;
 pub mod load;

@@ -138,6 +138,38 @@ impl Report {
         Some(json!({ "parents": parents }))
     }
 
+    /// Every status, keyed as the store keys the object.
+    pub fn all(&self) -> BTreeMap<crate::store::ObjectKey, Value> {
+        use crate::config::Kind;
+        use crate::store::ObjectKey;
+        let mut out = BTreeMap::new();
+        for name in self.classes.keys() {
+            if let Some(v) = self.class_status(name) {
+                out.insert(
+                    ObjectKey::new(Kind::GatewayClass.as_str(), "", name.clone()),
+                    v,
+                );
+            }
+        }
+        for (ns, name) in self.gateways.keys() {
+            if let Some(v) = self.gateway_status(ns, name) {
+                out.insert(
+                    ObjectKey::new(Kind::K8sGateway.as_str(), ns.clone(), name.clone()),
+                    v,
+                );
+            }
+        }
+        for (ns, name) in self.routes.keys() {
+            if let Some(v) = self.route_status(ns, name) {
+                out.insert(
+                    ObjectKey::new(Kind::HttpRoute.as_str(), ns.clone(), name.clone()),
+                    v,
+                );
+            }
+        }
+        out
+    }
+
     /// Puts an object's status into its `-o yaml|json` document, beside
     /// what `status.gatehouse` already holds.
     pub fn merge_into(&self, kind: crate::config::Kind, ns: &str, name: &str, doc: &mut Value) {

@@ -123,6 +123,15 @@ pub const KINDS: &[KindSpec] = &[
         "endpointslices",
         Scope::Watched,
     ),
+    // Their labels, for a Gateway API listener's `allowedRoutes` selector.
+    spec(
+        "Namespace",
+        "Namespace",
+        "",
+        &["v1"],
+        "namespaces",
+        Scope::Cluster,
+    ),
     spec(
         "GatewayClass",
         "GatewayClass",

@@ -323,16 +323,21 @@ fn one_line(s: &str) -> String {
 /// The parts to watch: each served kind, in its scope.
 pub fn parts(
     served: Vec<(&'static KindSpec, ApiResource)>,
-    gateway_namespace: &str,
-    watch_namespaces: &[String],
+    opts: &super::KubeOptions,
 ) -> Vec<Part> {
+    let mut secret_namespaces = vec![opts.gateway_namespace.clone()];
+    for ns in &opts.secret_namespaces {
+        if !secret_namespaces.contains(ns) {
+            secret_namespaces.push(ns.clone());
+        }
+    }
     let mut parts = Vec::new();
     for (spec, resource) in served {
         let namespaces: Vec<Option<String>> = match spec.scope {
-            Scope::GatewayNamespace => vec![Some(gateway_namespace.to_owned())],
+            Scope::GatewayNamespace => secret_namespaces.iter().cloned().map(Some).collect(),
             Scope::Cluster => vec![None],
-            Scope::Watched if watch_namespaces.is_empty() => vec![None],
-            Scope::Watched => watch_namespaces.iter().cloned().map(Some).collect(),
+            Scope::Watched if opts.watch_namespaces.is_empty() => vec![None],
+            Scope::Watched => opts.watch_namespaces.iter().cloned().map(Some).collect(),
         };
         for namespace in namespaces {
             parts.push(Part {

@@ -4,7 +4,7 @@
 //!
 //! Reads for a running gateway come from a [`mirror::Mirror`] that
 //! kube-runtime watchers keep (Secrets and ConfigMaps in the gateway's
-//! namespace only; the routing kinds in `--watch-namespaces`, all by
+//! namespace and those of `--secret-namespaces` only; the routing kinds in `--watch-namespaces`, all by
 //! default); its revisions are local. The CLI's reads and writes go to the
 //! API server directly: `apply` is a server-side apply with field manager
 //! `gatehouse`, so gatehouse is a kubectl for these kinds. An object's
@@ -58,6 +58,9 @@ pub struct KubeOptions {
     pub gateway_namespace: String,
     /// The namespaces of the routing kinds; empty: all.
     pub watch_namespaces: Vec<String>,
+    /// More namespaces whose Secrets and ConfigMaps are read (a Gateway
+    /// API Gateway's `certificateRefs` live beside it); none by default.
+    pub secret_namespaces: Vec<String>,
 }
 
 /// A store in a Kubernetes API server.
@@ -66,7 +69,7 @@ pub struct KubeStore {
     opts: Arc<KubeOptions>,
     client: Arc<OnceCell<Client>>,
     mirror: Arc<OnceCell<Mirror>>,
-    status: Arc<OnceCell<status::StatusWriter>>,
+    status: Arc<std::sync::OnceLock<status::StatusWriter>>,
 }
 
 impl fmt::Debug for KubeStore {
@@ -145,11 +148,7 @@ impl KubeStore {
                 let served = timed("API discovery", kinds::served(&client))
                     .await?
                     .map_err(|e| unavailable("API discovery", e))?;
-                let parts = mirror::parts(
-                    served,
-                    &self.opts.gateway_namespace,
-                    &self.opts.watch_namespaces,
-                );
+                let parts = mirror::parts(served, &self.opts);
                 Ok::<_, StoreError>(Mirror::start(&client, parts))
             })
             .await?;
@@ -171,7 +170,7 @@ impl KubeStore {
             .unwrap_or_else(|| spec.versions[0].to_owned());
         let ar = spec.resource(&version);
         let client = self.client().await?;
-        let api = if key.namespace.is_empty() {
+        let api = if key.namespace.is_empty() || spec.scope == kinds::Scope::Cluster {
             Api::all_with(client, &ar)
         } else {
             Api::namespaced_with(client, &key.namespace, &ar)
@@ -180,16 +179,17 @@ impl KubeStore {
     }
 
     /// Hands the statuses the objects should have to the writer (started on
-    /// first use; it writes only while this replica holds the Lease).
-    pub async fn publish_status(&self, desired: status::Desired) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        let ns = self.opts.gateway_namespace.clone();
-        let w = self
-            .status
-            .get_or_init(|| async move { status::StatusWriter::start(client, ns) })
-            .await;
+    /// first use, on the caller's runtime; it writes only while this
+    /// replica holds the Lease). Before the first list there is no client
+    /// and nothing to write.
+    pub fn publish_status(&self, desired: status::Desired) {
+        let Some(client) = self.client.get() else {
+            return;
+        };
+        let w = self.status.get_or_init(|| {
+            status::StatusWriter::start(client.clone(), self.opts.gateway_namespace.clone())
+        });
         w.publish(desired);
-        Ok(())
     }
 
     pub async fn get(&self, key: &ObjectKey) -> Result<Option<Object>, StoreError> {
@@ -210,6 +210,9 @@ impl KubeStore {
         let Some(kind) = kind else {
             return Ok(self.mirror().await?.list(None, namespace));
         };
+        // A cluster-scoped kind has no namespace to filter by.
+        let namespace = namespace
+            .filter(|_| kinds::by_key(kind).is_none_or(|s| s.scope != kinds::Scope::Cluster));
         if let Some(m) = self.mirror.get() {
             return Ok(m.list(Some(kind), namespace));
         }

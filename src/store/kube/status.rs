@@ -85,6 +85,13 @@ fn lease_resource() -> ApiResource {
     }
 }
 
+fn post() -> PostParams {
+    PostParams {
+        field_manager: Some(super::FIELD_MANAGER.to_owned()),
+        ..PostParams::default()
+    }
+}
+
 /// Takes or renews the Lease; true while this replica holds it.
 async fn lead(api: &Api<DynamicObject>, me: &str) -> Result<bool, kube::Error> {
     let now = now_text();
@@ -95,7 +102,7 @@ async fn lead(api: &Api<DynamicObject>, me: &str) -> Result<bool, kube::Error> {
     let Some(mut lease) = api.get_opt(LEASE_NAME).await? else {
         let mut obj = DynamicObject::new(LEASE_NAME, &lease_resource());
         obj.data = json!({"spec": spec(0, &now)});
-        return match api.create(&PostParams::default(), &obj).await {
+        return match api.create(&post(), &obj).await {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
             Err(e) => Err(e),
@@ -121,10 +128,7 @@ async fn lead(api: &Api<DynamicObject>, me: &str) -> Result<bool, kube::Error> {
     lease.data["spec"] = spec(transitions, &acquired);
     // The resourceVersion read above makes this a compare-and-swap: of two
     // replicas taking an expired Lease, one gets 409.
-    match api
-        .replace(LEASE_NAME, &PostParams::default(), &lease)
-        .await
-    {
+    match api.replace(LEASE_NAME, &post(), &lease).await {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
         Err(e) => Err(e),
@@ -195,8 +199,12 @@ async fn write_one(client: &Client, key: &ObjectKey, status: &Value) -> Result<(
         Api::namespaced_with(client.clone(), &key.namespace, &ar)
     };
     let patch = json!({"status": status});
+    let params = PatchParams {
+        field_manager: Some(super::FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
     match api
-        .patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
+        .patch_status(&key.name, &params, &Patch::Merge(&patch))
         .await
     {
         Ok(_) => Ok(()),
