@@ -95,6 +95,10 @@ spec:
     port: 9443
     tls: {certificateRefs: [{name: nope}]}
   - {name: tcp, protocol: TCP, port: 9000}
+  - name: grpc-only
+    protocol: HTTP
+    port: 81
+    allowedRoutes: {kinds: [{kind: GRPCRoute}]}
 ";
 
 #[test]
@@ -125,6 +129,10 @@ fn gateway_and_listener_conditions() {
     assert_eq!(
         listener_cond(&t.status, "gw", 4, "Accepted"),
         (false, "UnsupportedProtocol")
+    );
+    assert_eq!(
+        listener_cond(&t.status, "gw", 5, "ResolvedRefs"),
+        (false, "InvalidRouteKinds")
     );
     let served: Vec<_> = t.gateways.iter().map(|g| g.name.as_str()).collect();
     assert_eq!(
