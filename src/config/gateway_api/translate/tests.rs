@@ -246,9 +246,14 @@ fn route_parent_conditions() {
 #[test]
 fn a_route_whose_backends_are_all_refused_answers_500() {
     let t = run(&route(
-        "  parentRefs: [{name: gw, sectionName: https}]\n  rules: [{backendRefs: [{name: s, namespace: other, port: 80}]}]",
+        "  parentRefs: [{name: gw, sectionName: https}]\n  rules: [{name: only, backendRefs: [{name: s, namespace: other, port: 80}]}]",
     ));
     let vs = &t.virtual_services[0];
+    assert_eq!(
+        vs.http[0].name.as_deref(),
+        Some("default.r.only"),
+        "named by its rule"
+    );
     assert!(matches!(&vs.http[0].action, RouteAction::Direct(d) if d.status == 500));
     assert_eq!(
         listener_cond(&t.status, "gw", 1, "Accepted"),
