@@ -340,12 +340,7 @@ pub fn parse_document(
             Kind::Secret => Resource::Secret(typed_from(doc)?),
             Kind::Service => Resource::Service(Box::new(typed_from(doc)?)),
             Kind::EndpointSlice => Resource::EndpointSlice(Box::new(typed_from(doc)?)),
-            Kind::GatewayClass => Object::GatewayClass(typed_from(doc)?).into(),
-            Kind::K8sGateway => Object::Gateway(typed_from(doc)?).into(),
-            Kind::HttpRoute => Object::HttpRoute(typed_from(doc)?).into(),
-            Kind::ReferenceGrant => Object::ReferenceGrant(typed_from(doc)?).into(),
-            Kind::ConfigMap => Object::ConfigMap(typed_from(doc)?).into(),
-            Kind::Namespace => Object::Namespace(typed_from(doc)?).into(),
+            k => Object::typed(k, doc)?.into(),
         };
         Ok(r)
     };
@@ -377,7 +372,7 @@ fn printable(s: &str) -> String {
     }
 }
 
-fn typed_from<T: DeserializeOwned>(doc: Value) -> Result<T, (Option<String>, String)> {
+pub(super) fn typed_from<T: DeserializeOwned>(doc: Value) -> Result<T, (Option<String>, String)> {
     serde_path_to_error::deserialize::<_, T>(doc).map_err(|e| {
         let path = e.path().to_string();
         let path = (path != ".").then_some(path);

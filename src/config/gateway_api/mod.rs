@@ -139,19 +139,24 @@ impl Object {
         is_ours(kind).then(parse)
     }
 
-    /// Reads one of these kinds from a manifest's value.
-    pub fn from_value(kind: Kind, v: Value) -> Option<Result<Object, serde_json::Error>> {
-        let parse = || -> Result<Object, serde_json::Error> {
-            Ok(match kind {
-                Kind::GatewayClass => Object::GatewayClass(serde_json::from_value(v)?),
-                Kind::K8sGateway => Object::Gateway(serde_json::from_value(v)?),
-                Kind::HttpRoute => Object::HttpRoute(serde_json::from_value(v)?),
-                Kind::ReferenceGrant => Object::ReferenceGrant(serde_json::from_value(v)?),
-                Kind::ConfigMap => Object::ConfigMap(serde_json::from_value(v)?),
-                _ => Object::Namespace(serde_json::from_value(v)?),
-            })
-        };
-        is_ours(kind).then(parse)
+    /// Reads one of these kinds from a manifest, errors naming the field
+    /// (the loader's `typed_from`).
+    pub fn typed(kind: Kind, doc: Value) -> Result<Object, (Option<String>, String)> {
+        use super::load::typed_from;
+        Ok(match kind {
+            Kind::GatewayClass => Object::GatewayClass(typed_from(doc)?),
+            Kind::K8sGateway => Object::Gateway(typed_from(doc)?),
+            Kind::HttpRoute => Object::HttpRoute(typed_from(doc)?),
+            Kind::ReferenceGrant => Object::ReferenceGrant(typed_from(doc)?),
+            Kind::ConfigMap => Object::ConfigMap(typed_from(doc)?),
+            Kind::Namespace => Object::Namespace(typed_from(doc)?),
+            k => {
+                return Err((
+                    Some("kind".into()),
+                    format!("{k} is not a Gateway API kind"),
+                ));
+            }
+        })
     }
 
     /// The spec's rules for one object alone; the checked form is

@@ -262,9 +262,16 @@ fn entry_json(
     action: &Map<String, Value>,
 ) -> Result<Value, String> {
     let mut e = action.clone();
+    // The route's name in logs and the config dump: `ns.route.rule`, the
+    // rule by its `name` if it has one, else by its index.
+    let rule_name = rule.name.clone().unwrap_or_else(|| ri.to_string());
     e.insert(
         "name".into(),
-        json!(format!("{}.{}.{ri}", r.metadata.ns(), r.metadata.name)),
+        json!(format!(
+            "{}.{}.{rule_name}",
+            r.metadata.ns(),
+            r.metadata.name
+        )),
     );
     let mut mv = Map::new();
     let uri = match sub {

@@ -167,6 +167,17 @@ fn listener(
             "Conflicted",
         ));
     }
+    let kinds = l.allowed_routes.as_ref().and_then(|a| a.kinds.as_ref());
+    if kinds.is_some_and(|k| {
+        !k.iter()
+            .any(|k| k.kind == "HTTPRoute" && k.group.as_deref().unwrap_or(GROUP) == GROUP)
+    }) {
+        return Err(refused(
+            "InvalidRouteKinds",
+            "allowedRoutes.kinds names no kind gatehouse serves (HTTPRoute)".into(),
+            "ResolvedRefs",
+        ));
+    }
     let port = u16::try_from(l.port).unwrap_or(0);
     let hosts = vec![GatewayHost {
         scope: NamespaceScope::Any,

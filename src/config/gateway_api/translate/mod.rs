@@ -131,12 +131,15 @@ fn classes(world: &World<'_>, report: &mut Report) {
         if c.spec.controller_name != CONTROLLER_NAME {
             continue;
         }
-        let mut conds = vec![super::status::Condition::new(
-            "Accepted",
-            true,
-            "Accepted",
-            "handled by gatehouse",
-        )];
+        let mut conds = vec![
+            super::status::Condition::new("Accepted", true, "Accepted", "handled by gatehouse"),
+            super::status::Condition::new(
+                "SupportedVersion",
+                true,
+                "SupportedVersion",
+                "Gateway API v1 (standard channel)",
+            ),
+        ];
         super::status::observe(&mut conds, super::status::generation(&c.metadata));
         report.classes.insert((*name).to_owned(), conds);
     }

@@ -95,6 +95,10 @@ spec:
     port: 9443
     tls: {certificateRefs: [{name: nope}]}
   - {name: tcp, protocol: TCP, port: 9000}
+  - name: grpc-only
+    protocol: HTTP
+    port: 81
+    allowedRoutes: {kinds: [{kind: GRPCRoute}]}
 ";
 
 #[test]
@@ -125,6 +129,10 @@ fn gateway_and_listener_conditions() {
     assert_eq!(
         listener_cond(&t.status, "gw", 4, "Accepted"),
         (false, "UnsupportedProtocol")
+    );
+    assert_eq!(
+        listener_cond(&t.status, "gw", 5, "ResolvedRefs"),
+        (false, "InvalidRouteKinds")
     );
     let served: Vec<_> = t.gateways.iter().map(|g| g.name.as_str()).collect();
     assert_eq!(
@@ -238,9 +246,14 @@ fn route_parent_conditions() {
 #[test]
 fn a_route_whose_backends_are_all_refused_answers_500() {
     let t = run(&route(
-        "  parentRefs: [{name: gw, sectionName: https}]\n  rules: [{backendRefs: [{name: s, namespace: other, port: 80}]}]",
+        "  parentRefs: [{name: gw, sectionName: https}]\n  rules: [{name: only, backendRefs: [{name: s, namespace: other, port: 80}]}]",
     ));
     let vs = &t.virtual_services[0];
+    assert_eq!(
+        vs.http[0].name.as_deref(),
+        Some("default.r.only"),
+        "named by its rule"
+    );
     assert!(matches!(&vs.http[0].action, RouteAction::Direct(d) if d.status == 500));
     assert_eq!(
         listener_cond(&t.status, "gw", 1, "Accepted"),
