@@ -1,54 +1,12 @@
 //! What the Gateway API tests share: the examples as published, turned to
-//! gatehouse's GatewayClass; Services as ServiceEntries to local backends;
+//! gatehouse's GatewayClass (`support::gateway_api`, beside `apiserver.sh`); Services as ServiceEntries to local backends;
 //! a bounded wait for the gateway to serve a change; an object's status.
 
 use std::time::{Duration, Instant};
 
 use crate::support::{CurlOut, Site};
 
-/// Where the Gateway API v1.6.1 examples are.
-pub const EXAMPLES: &str = "/work/shared/k8s/examples/gateway-api-v1.6.1";
-
-/// gatehouse's GatewayClass, named `gatehouse`.
-pub const CLASS: &str = "apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata:
-  name: gatehouse
-spec:
-  controllerName: gatehouse.io/gateway-controller
-";
-
-/// An example file as published.
-pub fn example(rel: &str) -> String {
-    let path = format!("{EXAMPLES}/{rel}");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// An example with every `gatewayClassName` set to gatehouse's class, and
-/// `parentRefs` to `gateway` added where it names none.
-pub fn ours(yaml: &str, gateway: &str) -> String {
-    let mut out = String::new();
-    for doc in yaml.split("\n---") {
-        let mut d: String = doc
-            .lines()
-            .map(|l| match l.split_once("gatewayClassName:") {
-                Some((indent, _)) => format!("{indent}gatewayClassName: gatehouse"),
-                None => l.to_owned(),
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
-        if d.contains("kind: HTTPRoute") && !d.contains("parentRefs") {
-            d = d.replacen(
-                "\nspec:\n",
-                &format!("\nspec:\n  parentRefs:\n  - name: {gateway}\n"),
-                1,
-            );
-        }
-        out.push_str(&d);
-        out.push_str("\n---\n");
-    }
-    out
-}
+pub use crate::support::gateway_api::{CLASS, example, ours};
 
 /// A Gateway API Gateway of gatehouse's class with one HTTP listener on 80.
 pub fn http_gateway(name: &str) -> String {
