@@ -13,6 +13,7 @@ mod support;
 mod apiserver;
 mod kube_cli;
 mod kube_gateway_api;
+mod kube_gateway_api_examples;
 mod kube_rbac;
 mod kube_scale;
 mod kube_walkthrough;

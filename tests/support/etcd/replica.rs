@@ -16,6 +16,8 @@ use super::super::{START_TIMEOUT, http_get, try_poll};
 struct Seen {
     admin: Option<SocketAddr>,
     port443: Option<u16>,
+    /// Every `listening on ADDR for gateway port N`: N to ADDR's port.
+    ports: std::collections::BTreeMap<u16, u16>,
 }
 
 /// A running `gatehouse run`; killed when dropped.
@@ -49,8 +51,13 @@ impl Replica {
                 let mut p = p.lock().unwrap();
                 match Printed::parse(&line) {
                     Some(Printed::Admin(a)) => p.admin = Some(a),
-                    Some(Printed::Listening { port: 443, addr }) => p.port443 = Some(addr.port()),
-                    _ => {}
+                    Some(Printed::Listening { port, addr }) => {
+                        if port == 443 {
+                            p.port443 = Some(addr.port());
+                        }
+                        p.ports.insert(port, addr.port());
+                    }
+                    None => {}
                 }
             }
         });
@@ -77,6 +84,16 @@ impl Replica {
     /// The local port serving Gateway port 443, if it is open yet.
     pub fn listening(&self) -> Option<u16> {
         self.printed.lock().unwrap().port443
+    }
+
+    /// The local port serving Gateway port `gateway_port`, if it is open yet.
+    pub fn port_of(&self, gateway_port: u16) -> Option<u16> {
+        self.printed
+            .lock()
+            .unwrap()
+            .ports
+            .get(&gateway_port)
+            .copied()
     }
 
     /// The local port serving Gateway port 443, waiting (bounded) for the
