@@ -3,8 +3,8 @@
 //! replica (`-n NS --watch-namespaces NS`, so each replica holds its own
 //! status Lease): basic-http, http-request-header-add/-set/-remove and
 //! traffic-splitting's simple-split over HTTP on one API server;
-//! http-redirect-rewrite and frontend-cert-validation over HTTPS on
-//! another. Each Gateway shows `Programmed` True in `kubectl get`.
+//! http-redirect-rewrite and frontend-cert-validation over HTTPS, each on
+//! its own. Each Gateway shows `Programmed` True in `kubectl get`.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -338,9 +338,9 @@ fn redirect_rewrite(k: &KubeSite) {
 /// port 8443 checks its own (perPort) CA, not the default.
 fn frontend_cert_validation(k: &KubeSite) {
     let ns = "ex-frontend";
-    let (foo, bar) = ("foo.example.com", "bar.example.com");
+    let (f, b) = ("foo.example.com", "bar.example.com");
     namespace(k, ns);
-    for host in [foo, bar] {
+    for host in [f, b] {
         let name = host.replace('.', "-");
         tls_secret(k, ns, &format!("{name}-cert"), host);
         let ca = format!("--from-file=ca.crt={}", k.site.pki(host).ca_chain.display());
@@ -356,29 +356,46 @@ fn frontend_cert_validation(k: &KubeSite) {
         section_route("foo", gw, "foo-https", "app"),
         section_route("bar", gw, "bar-https", "app"),
     );
-    apply_in(k, ns, "gw.yaml", &yaml);
+    // As published (`group: ""` on every ref): the API server must store it.
+    let path = k
+        .site
+        .write("frontend-gw.yaml", &yaml)
+        .display()
+        .to_string();
+    let out = k.kubectl(&["apply", "-n", ns, "-f", &path]);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "the published example was refused: {out:?}"
+    );
     let r = replica(k, ns, "8443=127.0.0.1:0");
     let (p443, p8443) = (port_of(&r, 443), port_of(&r, 8443));
-    let foo_ok = || k.site.walkthrough_curl(foo, p443).run();
-    until(foo_ok, |o| o.status == 200).assert_body("app");
-    let c = k.site.walkthrough_curl(foo, p443).no_client_cert().run();
+    let f_ok = || k.site.walkthrough_curl(f, p443).run();
+    until(f_ok, |o| o.status == 200).assert_body("app");
+    let c = k.site.walkthrough_curl(f, p443).no_client_cert().run();
     c.assert_refused();
-    let bar_ok = || k.site.walkthrough_curl(bar, p8443).run();
-    until(bar_ok, |o| o.status == 200).assert_body("app");
-    let c = k.site.walkthrough_curl(bar, p8443).no_client_cert().run();
+    let b_ok = || k.site.walkthrough_curl(b, p8443).run();
+    until(b_ok, |o| o.status == 200).assert_body("app");
+    let c = k.site.walkthrough_curl(b, p8443).no_client_cert().run();
     c.assert_refused();
-    let foo_pki = k.site.pki(foo);
-    let c = k.site.walkthrough_curl(bar, p8443);
-    c.client_cert(&foo_pki.client_cert, &foo_pki.client_key)
+    let f_pki = k.site.pki(f);
+    let c = k.site.walkthrough_curl(b, p8443);
+    c.client_cert(&f_pki.client_cert, &f_pki.client_key)
         .run()
         .assert_refused();
     assert_programmed(k, ns, gw, &r);
 }
 
 #[test]
-fn https_examples_redirect_rewrite_and_frontend_cert_validation() {
+fn https_example_redirect_rewrite() {
     let k = KubeSite::new();
     k.kubectl_apply(CLASS);
     redirect_rewrite(&k);
+}
+
+#[test]
+fn https_example_frontend_cert_validation() {
+    let k = KubeSite::new();
+    k.kubectl_apply(CLASS);
     frontend_cert_validation(&k);
 }
