@@ -126,9 +126,10 @@ fn ten_thousand_secrets_and_gateways() {
     k.site.write("scale/one.json", secret.to_string());
     k.kubectl(&["apply", "-f", "scale/one.json"]).ok();
     let applied = Instant::now();
-    let client = client_for(&host(one));
+    // A new client per try: one that resumed a session from before the
+    // update would keep seeing the old certificate, as it should.
     let updated = try_poll(Duration::from_secs(30), || {
-        let a = client.get(r.addr(), "/").ok()?;
+        let a = client_for(&host(one)).get(r.addr(), "/").ok()?;
         (a.serial == fresh.serial_hex).then_some(applied.elapsed())
     });
     let Some(updated) = updated else {

@@ -65,14 +65,20 @@ fn identity() -> String {
     format!("{}-{}", host.trim(), std::process::id())
 }
 
+/// Now as a Kubernetes MicroTime: RFC 3339 in UTC with exactly six
+/// fractional digits (the API server refuses any other count in a Lease).
 fn now_text() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let micros = now
-        .replace_nanosecond(now.nanosecond() / 1000 * 1000)
-        .unwrap_or(now);
-    micros
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    let t = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    )
 }
 
 fn lease_resource() -> ApiResource {
@@ -259,5 +265,20 @@ async fn run(client: Client, namespace: String, me: String, mut rx: watch::Recei
             }
             () = tokio::time::sleep(RENEW_EVERY) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn micro_time_has_six_fractional_digits() {
+        let t = super::now_text();
+        let (_, frac) = t.split_once('.').unwrap_or_default();
+        assert_eq!(frac.len(), 7, "{t}");
+        assert!(frac.ends_with('Z'), "{t}");
+        assert!(
+            time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).is_ok(),
+            "{t}"
+        );
     }
 }
