@@ -106,11 +106,13 @@ fn rotate_under_load(k: &KubeSite, replicas: &[Replica; 2]) {
             l.report().summary()
         );
     }
-    let mut seen = Vec::new();
+    let (mut seen, mut kubectl) = (Vec::new(), Vec::new());
     for i in 0..2 {
         let serial = new_frontend_cert(k, i);
+        let started = Instant::now();
         rotate_with_kubectl(k, i);
         let applied = Instant::now();
+        kubectl.push(applied - started);
         for (r, l) in replicas.iter().zip(&loads) {
             let Some(first) = l.wait_full_handshake(&serial, WITHIN) else {
                 panic!(
@@ -120,7 +122,7 @@ fn rotate_under_load(k: &KubeSite, replicas: &[Replica; 2]) {
                     r.log()
                 );
             };
-            seen.push(first.saturating_duration_since(applied));
+            seen.push(first.saturating_duration_since(started));
         }
         for l in &loads {
             assert!(
@@ -148,7 +150,12 @@ fn rotate_under_load(k: &KubeSite, replicas: &[Replica; 2]) {
             );
         }
     }
-    eprintln!("rotations first served after kubectl apply returned: {seen:?}");
+    // From the start of the kubectl pipeline, so the figure includes
+    // kubectl's own run; a replica often serves the new certificate
+    // before kubectl has exited.
+    eprintln!(
+        "rotations first served after the kubectl pipeline started: {seen:?} (kubectl ran {kubectl:?})"
+    );
 }
 
 #[test]

@@ -7,7 +7,8 @@
 //! watchers; a relist is compared with what the map holds, so objects
 //! deleted while the watch was down arrive as deletions. On any API error
 //! the map keeps what it has (the gateway keeps serving it) and the watcher
-//! retries with kube-runtime's backoff.
+//! retries after a short backoff ([`Retry`]: 250 ms doubling to 5 s, with
+//! jitter), so a restarted API server is followed within seconds.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -198,7 +199,7 @@ impl Mirror {
             (Some(ns), _) => Api::namespaced_with(client, ns, &part.resource),
             (None, _) => Api::all_with(client, &part.resource),
         };
-        let stream = watcher(api, watcher::Config::default()).default_backoff();
+        let stream = watcher(api, watcher::Config::default()).backoff(Retry::default());
         let mut stream = std::pin::pin!(stream);
         let mut failing = false;
         while let Some(item) = stream.next().await {
@@ -348,4 +349,63 @@ pub fn parts(
         }
     }
     parts
+}
+
+/// The watchers' retry delays: 250 ms doubling up to 5 s, each drawn
+/// between half and all of its step so replicas do not retry in step.
+/// kube-runtime's default grows to 30 s, which leaves an ingress behind a
+/// restarted API server for half a minute; a list every 5 s from a
+/// handful of watchers is no load for it. A success starts again at 250 ms
+/// (kube-runtime resets the backoff on every event).
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    step: Duration,
+}
+
+const RETRY_FIRST: Duration = Duration::from_millis(250);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self { step: RETRY_FIRST }
+    }
+}
+
+impl Iterator for Retry {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let step = self.step;
+        self.step = (step * 2).min(RETRY_MAX);
+        let share = 500_000 + crate::proxy::chance::per_million() / 2;
+        Some(step.mul_f64(f64::from(share) / 1_000_000.0))
+    }
+}
+
+impl kube::runtime::utils::Backoff for Retry {
+    fn reset(&mut self) {
+        *self = Self::default();
+    }
+}
+
+#[cfg(test)]
+mod retry_tests {
+    use super::*;
+
+    #[test]
+    fn retries_double_to_five_seconds_with_jitter_and_reset() {
+        let mut r = Retry::default();
+        let steps: Vec<Duration> = r.by_ref().take(8).collect();
+        for (i, d) in steps.iter().enumerate() {
+            let full = (RETRY_FIRST * 2u32.pow(u32::try_from(i).unwrap_or(31))).min(RETRY_MAX);
+            assert!(
+                *d >= full / 2 && *d <= full,
+                "step {i}: {d:?} not in [{:?}, {full:?}]",
+                full / 2
+            );
+        }
+        assert!(steps[7] >= RETRY_MAX / 2);
+        kube::runtime::utils::Backoff::reset(&mut r);
+        assert!(r.next().is_some_and(|d| d <= RETRY_FIRST));
+    }
 }
