@@ -12,6 +12,12 @@
 #   commit's release binary, as the proxy "gatehouse-base": the regression
 #   check), --keepalive-only (only (a), the keep-alive requests/s)
 #
+# Measures: (a) keep-alive HTTP/1.1, (b) full handshakes, (c) p99 at a fixed
+# rate, (d) memory per idle connection, (e) gatehouse's credential push and
+# many hosts, (f) keep-alive HTTP/2 (10 streams per connection), (g) mixed
+# load (every 10th request on a new connection), (h) gatehouse at
+# --workers 1 and 2.
+#
 # Loopback only. Every load is bounded in time. It stops only the processes
 # it started (their PIDs are recorded; trap on EXIT).
 set -euo pipefail
@@ -31,7 +37,7 @@ while [ $# -gt 0 ]; do
 	--no-build) BUILD=0 ;;
 	--baseline) BASE=$(realpath "$2"); shift ;;
 	--keepalive-only) KA_ONLY=1 ;;
-	-h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,23p' "$0"; exit 0 ;;
 	*) echo "unknown option $1 (try --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -44,6 +50,9 @@ else
 	ROUNDS=3 DUR=10 WARM=2 HS_DUR=10 IDLE_NS="1000 10000" HOLD=3 ROTATIONS=50 NHOSTS=10000 UPDATES=3
 fi
 CONNS=50 HS_CONC=32
+# (f) HTTP/2: connections x streams in flight; (g) every MIX_EVERY-th
+# request of a connection closes it (a new full handshake follows).
+H2_CONNS=10 H2_STREAMS=10 MIX_EVERY=10
 if [ -n "$BASE" ]; then
 	[ -x "$BASE" ] || { echo "--baseline $BASE: not an executable" >&2; exit 2; }
 	PROXIES=(gatehouse gatehouse-base nginx haproxy caddy)
@@ -243,23 +252,29 @@ check_proxy() {
 for p in "${PROXIES[@]}"; do check_proxy "$p"; done
 
 # --- (a) keep-alive, (b) handshakes, (c) fixed rate, (d) idle memory ----
-keepalive_run() { # round proxy
-	local out=$T/runs/a-$1-$2.json c0 c1
-	start_proxy "$2"
-	lg keepalive --connect "127.0.0.1:$(port_of "$2")" "${CLIENT[@]}" -c $CONNS --duration "$WARM" --json >/dev/null
+# (f) HTTP/2, (g) mixed load and (h) workers are keep-alive loads too.
+load_run() { # round proxy metric-prefix loadgen-keepalive-options...
+	local r=$1 p=$2 m=$3 out=$T/runs/$3-$1-$2.json c0 c1
+	shift 3
+	start_proxy "$p"
+	lg keepalive --connect "127.0.0.1:$(port_of "$p")" "${CLIENT[@]}" "$@" --duration "$WARM" --json >/dev/null
 	c0=$(cpu_ticks)
-	lg keepalive --connect "127.0.0.1:$(port_of "$2")" "${CLIENT[@]}" -c $CONNS --duration "$DUR" --json >"$out"
+	lg keepalive --connect "127.0.0.1:$(port_of "$p")" "${CLIENT[@]}" "$@" --duration "$DUR" --json >"$out"
 	c1=$(cpu_ticks)
 	stop_proxy
 	local ok err
 	ok=$(jget "$out" requests_ok) err=$(jget "$out" errors_total)
-	rec "$1" "$2" ka_rps "$(jget "$out" requests_per_s)"
-	rec "$1" "$2" ka_p50_ms "$(jget "$out" latency.p50_ms)"
-	rec "$1" "$2" ka_p99_ms "$(jget "$out" latency.p99_ms)"
-	rec "$1" "$2" ka_errors "$err"
-	rec "$1" "$2" ka_cpu_us "$(calc "($c1-$c0)*1e6/$CLK_TCK/max(1,$ok+$err)")"
-	log "(a) round $1 $2: $(jget "$out" requests_per_s) req/s, $err errors"
+	rec "$r" "$p" "${m}_rps" "$(jget "$out" requests_per_s)"
+	rec "$r" "$p" "${m}_p50_ms" "$(jget "$out" latency.p50_ms)"
+	rec "$r" "$p" "${m}_p99_ms" "$(jget "$out" latency.p99_ms)"
+	rec "$r" "$p" "${m}_errors" "$err"
+	rec "$r" "$p" "${m}_cpu_us" "$(calc "($c1-$c0)*1e6/$CLK_TCK/max(1,$ok+$err)")"
+	[ "$m" = ka ] || rec "$r" "$p" "${m}_handshakes" "$(jget "$out" handshakes.full)"
+	log "($m) round $r $p: $(jget "$out" requests_per_s) req/s, $err errors $(jget "$out" errors)"
 }
+keepalive_run() { load_run "$1" "$2" ka -c $CONNS; }
+h2_run() { load_run "$1" "$2" h2 --http2 -c $H2_CONNS --streams $H2_STREAMS; }
+mixed_run() { load_run "$1" "$2" mix -c $CONNS --new-connection-every $MIX_EVERY; }
 handshake_run() {
 	local out=$T/runs/b-$1-$2.json c0 c1
 	start_proxy "$2"
@@ -323,8 +338,12 @@ for r in $(seq 1 "$ROUNDS"); do
 	rec "$r" machine loadavg_1m "$(cut -d' ' -f1 /proc/loadavg)"
 	for p in "${PROXIES[@]}"; do keepalive_run "$r" "$p"; done
 	[ "$KA_ONLY" = 0 ] || continue
+	for p in "${PROXIES[@]}"; do h2_run "$r" "$p"; done
+	for p in "${PROXIES[@]}"; do mixed_run "$r" "$p"; done
+	# (h) gatehouse alone, its data plane on one worker thread, then two.
+	for w in 1 2; do load_run "$r" "gatehouse-w$w" scale -c $CONNS; done
 	for p in "${PROXIES[@]}"; do handshake_run "$r" "$p"; done
-	rate=$(calc "int($(jget "$T/runs/a-$r-nginx.json" requests_per_s)/2)")
+	rate=$(calc "int($(jget "$T/runs/ka-$r-nginx.json" requests_per_s)/2)")
 	for p in "${PROXIES[@]}"; do rate_run "$r" "$p" "$rate"; done
 	for n in $IDLE_NS; do
 		for p in "${PROXIES[@]}"; do idle_run "$r" "$p" "$n"; done
@@ -416,6 +435,7 @@ python3 "$ROOT/bench/summarize.py" --results "$RES" --checks "$T/checks.md" --ou
 	--command "$CMD" --rounds "$ROUNDS" --duration "$DUR" --hs-duration "$HS_DUR" \
 	--connections "$CONNS" --hs-concurrency "$HS_CONC" --idle "$IDLE_NS" --hold "$HOLD" \
 	--rotations "$ROTATIONS" --hosts "$NHOSTS" --updates "$UPDATES" --fd-limit "$FD_LIMIT" \
+	--h2-connections "$H2_CONNS" --h2-streams "$H2_STREAMS" --mix-every "$MIX_EVERY" \
 	--version "gatehouse=$(version_of gatehouse)" --version "nginx=$(version_of nginx)" \
 	--version "haproxy=$(version_of haproxy)" --version "caddy=$(version_of caddy)" "${versions[@]}"
 cp "$RES" "${OUT%.md}.jsonl"

@@ -166,6 +166,11 @@ launch_proxy() {
 			--listen "443=127.0.0.1:$GH_PORT" --admin "127.0.0.1:$GH_ADMIN" \
 			>"$T/logs/gatehouse.log" 2>&1 &
 		;;
+	gatehouse-w[0-9]*) # (h): the same gatehouse with --workers N
+		RUST_LOG=warn "$G" --store "dir:$T/store" run --workers "${1#gatehouse-w}" \
+			--listen "443=127.0.0.1:$GH_PORT" --admin "127.0.0.1:$GH_ADMIN" \
+			>"$T/logs/$1.log" 2>&1 &
+		;;
 	gatehouse-base)
 		RUST_LOG=warn "$BASE" --store "dir:$T/store" run \
 			--listen "443=127.0.0.1:$GHB_PORT" --admin "127.0.0.1:$GHB_ADMIN" \
@@ -189,7 +194,7 @@ launch_proxy() {
 
 port_of() {
 	case $1 in
-	gatehouse) echo "$GH_PORT" ;;
+	gatehouse | gatehouse-w[0-9]*) echo "$GH_PORT" ;;
 	gatehouse-base) echo "$GHB_PORT" ;;
 	nginx) echo "$NGX_PORT" ;;
 	haproxy) echo "$HAP_PORT" ;;

@@ -39,6 +39,9 @@ def main():
               "updates", "fd-limit"]:
         ap.add_argument("--" + a, required=True)
     ap.add_argument("--version", action="append", default=[])
+    ap.add_argument("--h2-connections", default="10")
+    ap.add_argument("--h2-streams", default="10")
+    ap.add_argument("--mix-every", default="10")
     args = ap.parse_args()
 
     data = defaultdict(lambda: defaultdict(list))
@@ -123,7 +126,19 @@ def main():
       f"handshake that serves the new serial; then {args.hosts} hosts, each with its own "
       "Secret, Gateway server and VirtualService, started from a populated store: time to "
       f"`/ready`, to all credentials ACTIVE in `/credentials`, memory, and {args.updates} "
-      "single-credential updates timed the same way.\n")
+      "single-credential updates timed the same way.")
+    w(f"- (f) keep-alive over HTTP/2 (ALPN `h2`; a connection that negotiates anything else "
+      f"counts as an error): {args.h2_connections} connections × {args.h2_streams} streams "
+      f"in flight each, {args.duration} s after a warm-up; CPU per request as in (a). The "
+      "backends stay HTTP/1.1.")
+    w(f"- (g) mixed load: {args.connections} HTTP/1.1 connections as in (a), but every "
+      f"{args.mix_every}th request of a connection asks `Connection: close` and the next "
+      "one opens a new connection (a full mTLS handshake, resumption off, counted in that "
+      "request's latency): 90 % keep-alive requests, 10 % new handshakes.")
+    w("- (h) gatehouse alone, (a)'s load with its data plane on `--workers 1`, then "
+      "`--workers 2`. With 2 cores shared by the load generator and the backends, this "
+      "shows the cost of a second worker more than the gain of one; see bench/README.md, "
+      "\"Multi-core scaling\".\n")
 
     w("## Results\n")
     w("Sanity check before measuring (HTTP status): both hosts, and the frontend's mTLS "
@@ -162,12 +177,39 @@ def main():
         ("update p99 ms", "hosts_update_p99_ms", "{:.1f}"),
         ("handshakes/s to the last host", "hosts_last_host_hs", "{:.0f}")], ["gatehouse"]))
 
+    # (f), (g) and (h) are not measured with --keepalive-only.
+    if "h2_rps" in data:
+        w(table(f"(f) keep-alive mTLS, HTTP/2 ({args.h2_connections} connections × "
+                f"{args.h2_streams} streams)", [
+                    ("requests/s", "h2_rps", "{:.0f}"), ("p50 ms", "h2_p50_ms", "{:.2f}"),
+                    ("p99 ms", "h2_p99_ms", "{:.2f}"),
+                    ("proxy CPU µs/request", "h2_cpu_us", "{:.1f}"),
+                    ("connections made", "h2_handshakes", "{:.0f}"),
+                    ("errors", "h2_errors", "{:.0f}")]))
+    if "mix_rps" in data:
+        w(table(f"(g) mixed load: every {args.mix_every}th request on a new mTLS connection", [
+            ("requests/s", "mix_rps", "{:.0f}"), ("p50 ms", "mix_p50_ms", "{:.2f}"),
+            ("p99 ms", "mix_p99_ms", "{:.2f}"), ("proxy CPU µs/request", "mix_cpu_us", "{:.1f}"),
+            ("full handshakes", "mix_handshakes", "{:.0f}"), ("errors", "mix_errors", "{:.0f}")]))
+    if "scale_rps" in data:
+        w(table("(h) gatehouse: keep-alive mTLS at 1 and 2 data-plane workers", [
+            ("requests/s", "scale_rps", "{:.0f}"), ("p50 ms", "scale_p50_ms", "{:.2f}"),
+            ("p99 ms", "scale_p99_ms", "{:.2f}"),
+            ("proxy CPU µs/request", "scale_cpu_us", "{:.1f}"),
+            ("errors", "scale_errors", "{:.0f}")], ["gatehouse-w1", "gatehouse-w2"]))
+    w1, w2 = med("scale_rps", "gatehouse-w1"), med("scale_rps", "gatehouse-w2")
+    if w1 and w2:
+        w(f"2 workers / 1 worker: {w2 / w1:.2f} × the requests/s (2 cores, shared with the "
+          "load generator and the backends).\n")
+
     if "gatehouse-base" in proxies:
         w("## Against the baseline build\n")
         w("| metric | gatehouse | gatehouse-base | change |\n|---|---:|---:|---:|")
         for name, metric in [("keep-alive requests/s", "ka_rps"),
                              ("CPU per request µs", "ka_cpu_us"),
-                             ("full handshakes/s", "hs_rate")]:
+                             ("full handshakes/s", "hs_rate"),
+                             ("HTTP/2 keep-alive requests/s", "h2_rps"),
+                             ("mixed load requests/s", "mix_rps")]:
             g, b = med(metric, "gatehouse"), med(metric, "gatehouse-base")
             if g is None or b is None or b == 0:
                 continue
@@ -196,6 +238,7 @@ def main():
 
     goal("keep-alive requests/s ≥ 1.25 × best peer", "ka_rps", True, 1.25, "{:.0f}")
     goal("CPU per request ≤ 0.8 × best peer", "ka_cpu_us", False, 0.8, "{:.1f} µs")
+    goal("HTTP/2 keep-alive requests/s ≥ 1.25 × best peer", "h2_rps", True, 1.25, "{:.0f}")
     goal("full handshakes/s ≥ 1.5 × best peer", "hs_rate", True, 1.5, "{:.0f}")
     goal("CPU per handshake ≤ 0.7 × best peer", "hs_cpu_us", False, 0.7, "{:.0f} µs")
     goal("p99 at the fixed rate ≤ best peer", "rate_p99_ms", False, 1.0, "{:.2f} ms")

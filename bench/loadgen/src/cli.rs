@@ -110,6 +110,15 @@ pub struct KeepaliveArgs {
     /// Seconds of load before counting starts (not reported).
     #[arg(long, default_value_t = 0.0)]
     pub warmup: f64,
+    /// Requests in flight on each connection: HTTP/2 streams (with
+    /// `--http2` only; HTTP/1.1 has one at a time).
+    #[arg(long, default_value_t = 1)]
+    pub streams: usize,
+    /// Mixed load: every Nth request of a connection asks `Connection:
+    /// close`, and the next one opens a new connection (a full handshake,
+    /// counted in that request's latency). 0: never. HTTP/1.1 only.
+    #[arg(long, default_value_t = 0)]
+    pub new_connection_every: u64,
 }
 
 #[derive(Debug, Args)]

@@ -90,7 +90,20 @@ impl Conn {
     pub fn is_open(&self) -> bool {
         !self.task.is_finished()
     }
+
+    /// Another handle on an HTTP/2 connection, for one more stream in
+    /// flight; `None` on HTTP/1.1.
+    pub fn stream(&self) -> Option<Stream> {
+        match &self.sender {
+            Sender::H2(s) => Some(Stream(Sender::H2(s.clone()))),
+            Sender::H1(_) => None,
+        }
+    }
 }
+
+/// One of several request handles on a shared HTTP/2 connection
+/// ([`Conn::stream`]); the connection lives as long as its [`Conn`].
+pub struct Stream(Sender);
 
 impl Drop for Conn {
     fn drop(&mut self) {
@@ -146,6 +159,17 @@ impl Client {
             .map_err(|_| Failure::new(ErrorKind::Timeout, "TLS handshake"))?
             .map_err(|e| Failure::new(ErrorKind::Tls, e))?;
         let session = tls.get_ref().1;
+        // A server that ignores ALPN would be spoken to in the wrong
+        // protocol: with --http2, anything but h2 is an error of its own.
+        if self.http2 && session.alpn_protocol() != Some(b"h2") {
+            let got = session
+                .alpn_protocol()
+                .map_or("none".into(), |p| String::from_utf8_lossy(p).into_owned());
+            return Err(Failure::new(
+                ErrorKind::Alpn,
+                format!("asked for h2, the server chose {got}"),
+            ));
+        }
         let resumed = session.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
         let serial = session
             .peer_certificates()
@@ -203,9 +227,18 @@ impl Client {
     /// One GET on `conn`; the whole response is read. `close` asks an
     /// HTTP/1.1 server to close the connection after it.
     pub async fn get(&self, conn: &mut Conn, close: bool) -> Result<(), Failure> {
+        self.exchange(&mut conn.sender, close).await
+    }
+
+    /// One GET on a stream of a shared HTTP/2 connection.
+    pub async fn get_stream(&self, stream: &mut Stream) -> Result<(), Failure> {
+        self.exchange(&mut stream.0, false).await
+    }
+
+    async fn exchange(&self, sender: &mut Sender, close: bool) -> Result<(), Failure> {
         let req = self.request(close)?;
         let exchange = async {
-            let resp = match &mut conn.sender {
+            let resp = match sender {
                 Sender::H1(s) => {
                     s.ready()
                         .await

@@ -17,6 +17,9 @@ pub enum ErrorKind {
     Connect,
     /// The TLS handshake failed or the peer's certificate was refused.
     Tls,
+    /// The server did not choose the protocol asked for (`--http2` and no
+    /// `h2` in ALPN).
+    Alpn,
     /// HTTP framing or the connection broke during a request.
     Http,
     /// The response status was not 2xx.
@@ -32,6 +35,7 @@ impl ErrorKind {
         match self {
             ErrorKind::Connect => "connect".into(),
             ErrorKind::Tls => "tls".into(),
+            ErrorKind::Alpn => "alpn".into(),
             ErrorKind::Http => "http".into(),
             ErrorKind::Status(code) => format!("status_{code}"),
             ErrorKind::Body => "body".into(),

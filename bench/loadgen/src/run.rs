@@ -7,13 +7,13 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::cli::{HandshakesArgs, IdleArgs, KeepaliveArgs, Target};
-use crate::conn::{Client, Conn};
+use crate::conn::{Client, Conn, Stream};
 use crate::report::{ErrorKind, Recorder, Report, RunInfo};
 
 fn seconds(name: &str, v: f64, max: f64) -> anyhow::Result<Duration> {
@@ -38,15 +38,31 @@ fn info(mode: &'static str, target: &Target, connections: usize) -> RunInfo {
 /// Pause after a failed connect so a refusing server is not hammered.
 const BACKOFF: Duration = Duration::from_millis(10);
 
-/// N connections, each with one request in flight, for a fixed time;
-/// with `--rate`, each connection sends on a fixed schedule and latency is
-/// counted from the scheduled time, so a stall is not hidden by waiting.
-pub async fn keepalive(args: KeepaliveArgs) -> anyhow::Result<Report> {
-    let duration = seconds("--duration", args.duration, 3600.0)?;
-    let warmup = seconds("--warmup", args.warmup, 600.0)?;
+/// The combinations of `keepalive`'s options that it does not run.
+fn check_keepalive(args: &KeepaliveArgs) -> anyhow::Result<()> {
     if args.connections == 0 || args.connections > 100_000 {
         anyhow::bail!("--connections must be between 1 and 100000");
     }
+    if args.streams == 0 || args.streams > 1000 {
+        anyhow::bail!("--streams must be between 1 and 1000");
+    }
+    if args.streams > 1 && (!args.target.http2 || args.rate.is_some()) {
+        anyhow::bail!("--streams above 1 needs --http2, and no --rate");
+    }
+    if args.new_connection_every > 0 && args.target.http2 {
+        anyhow::bail!("--new-connection-every is for HTTP/1.1 (no --http2)");
+    }
+    Ok(())
+}
+
+/// N connections, each with one request in flight (or `--streams` HTTP/2
+/// streams), for a fixed time; with `--rate`, each connection sends on a
+/// fixed schedule and latency is counted from the scheduled time, so a
+/// stall is not hidden by waiting.
+pub async fn keepalive(args: KeepaliveArgs) -> anyhow::Result<Report> {
+    let duration = seconds("--duration", args.duration, 3600.0)?;
+    let warmup = seconds("--warmup", args.warmup, 600.0)?;
+    check_keepalive(&args)?;
     let interval = match args.rate {
         None => None,
         Some(r) if r.is_finite() && r > 0.0 => {
@@ -68,9 +84,20 @@ pub async fn keepalive(args: KeepaliveArgs) -> anyhow::Result<Report> {
             counted_from,
             end,
         };
-        tasks.push(tokio::spawn(keepalive_conn(
-            client, window, phase, interval,
-        )));
+        if args.streams > 1 {
+            tasks.push(tokio::spawn(keepalive_h2_conn(
+                client,
+                window,
+                args.streams,
+            )));
+        } else {
+            let schedule = Schedule {
+                phase,
+                interval,
+                new_connection_every: args.new_connection_every,
+            };
+            tasks.push(tokio::spawn(keepalive_conn(client, window, schedule)));
+        }
     }
     let rec = join(tasks).await;
     let elapsed = Instant::now().saturating_duration_since(counted_from);
@@ -81,6 +108,15 @@ pub async fn keepalive(args: KeepaliveArgs) -> anyhow::Result<Report> {
     );
     if let Some(rate) = args.rate {
         report.extra.insert("target_rate".into(), rate.into());
+    }
+    if args.streams > 1 {
+        report.extra.insert("streams".into(), args.streams.into());
+    }
+    if args.new_connection_every > 0 {
+        report.extra.insert(
+            "new_connection_every".into(),
+            args.new_connection_every.into(),
+        );
     }
     Ok(report)
 }
@@ -94,28 +130,42 @@ struct Window {
     end: Instant,
 }
 
-/// One keep-alive connection of [`keepalive`]: reconnects after a transport
-/// error, sends on its schedule when there is one.
-async fn keepalive_conn(
-    client: Arc<Client>,
-    window: Window,
+/// When one connection of [`keepalive`] sends, and when it starts anew.
+#[derive(Clone, Copy)]
+struct Schedule {
     phase: Option<Duration>,
     interval: Option<Duration>,
-) -> Recorder {
+    /// Every Nth request closes the connection (0: never).
+    new_connection_every: u64,
+}
+
+/// One keep-alive connection of [`keepalive`]: reconnects after a transport
+/// error (or every Nth request, for the mixed load), sends on its schedule
+/// when there is one.
+async fn keepalive_conn(client: Arc<Client>, window: Window, schedule: Schedule) -> Recorder {
     let Window {
         start,
         counted_from,
         end,
     } = window;
+    let Schedule {
+        phase,
+        interval,
+        new_connection_every: every,
+    } = schedule;
     let mut rec = Recorder::default();
     let mut conn: Option<Conn> = None;
     let mut next = phase.map(|p| start + p);
+    let mut on_conn: u64 = 0;
     while Instant::now() < end {
+        // In the mixed load the handshake counts in the request's latency.
+        let began = Instant::now();
         if conn.is_none() {
             match client.connect().await {
                 Ok(c) => {
                     rec.handshake(c.resumed);
                     conn = Some(c);
+                    on_conn = 0;
                 }
                 Err(f) => {
                     if Instant::now() >= counted_from {
@@ -136,17 +186,76 @@ async fn keepalive_conn(
                 next = Some(at + iv);
                 at
             }
+            _ if every > 0 => began,
             _ => Instant::now(),
         };
-        let result = client.get(c, false).await;
+        on_conn += 1;
+        let close = every > 0 && on_conn >= every;
+        let result = client.get(c, close).await;
         // A status error leaves the connection usable; anything else
         // means a new one.
-        if let Err(f) = &result
-            && !matches!(f.kind, ErrorKind::Status(_))
-        {
+        if close || matches!(&result, Err(f) if !matches!(f.kind, ErrorKind::Status(_))) {
             conn = None;
         }
         if sent < counted_from {
+            continue;
+        }
+        match result {
+            Ok(()) => rec.ok(sent.elapsed()),
+            Err(f) => rec.fail(f),
+        }
+    }
+    rec
+}
+
+/// One HTTP/2 connection of [`keepalive`] with `streams` requests in
+/// flight: one task per stream; a transport error on any of them ends them
+/// all and the connection is made anew.
+async fn keepalive_h2_conn(client: Arc<Client>, window: Window, streams: usize) -> Recorder {
+    let mut rec = Recorder::default();
+    while Instant::now() < window.end {
+        let conn = match client.connect().await {
+            Ok(c) => c,
+            Err(f) => {
+                if Instant::now() >= window.counted_from {
+                    rec.fail(f);
+                }
+                tokio::time::sleep(BACKOFF).await;
+                continue;
+            }
+        };
+        rec.handshake(conn.resumed);
+        let broken = Arc::new(AtomicBool::new(false));
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..streams {
+            let Some(stream) = conn.stream() else { break };
+            set.spawn(h2_stream(client.clone(), stream, window, broken.clone()));
+        }
+        while let Some(r) = set.join_next().await {
+            if let Ok(r) = r {
+                rec.merge(r);
+            }
+        }
+    }
+    rec
+}
+
+/// One stream's requests, one after another, until the end or until the
+/// connection breaks.
+async fn h2_stream(
+    client: Arc<Client>,
+    mut stream: Stream,
+    window: Window,
+    broken: Arc<AtomicBool>,
+) -> Recorder {
+    let mut rec = Recorder::default();
+    while Instant::now() < window.end && !broken.load(Ordering::Relaxed) {
+        let sent = Instant::now();
+        let result = client.get_stream(&mut stream).await;
+        if matches!(&result, Err(f) if !matches!(f.kind, ErrorKind::Status(_))) {
+            broken.store(true, Ordering::Relaxed);
+        }
+        if sent < window.counted_from {
             continue;
         }
         match result {

@@ -1,6 +1,7 @@
 //! A short smoke run of the benchmark's load generator against the real
 //! gatehouse, so `bench/` cannot rot: the walkthrough's setup, one loadgen
-//! backend, `keepalive` and `handshakes` for two seconds each with `--json`.
+//! backend, `keepalive` and `handshakes` for two seconds each with `--json`,
+//! then HTTP/2 with several streams per connection and the mixed load.
 //! Numbers are not checked (timing goals belong to the benchmark), only that
 //! requests succeed, nothing fails, and the reports parse.
 //!
@@ -223,14 +224,64 @@ fn loadgen_keepalive_and_handshakes_against_gatehouse() {
         "{hs:#}"
     );
 
+    http2_and_mixed(&addr, &pki);
+}
+
+/// compare.sh's (f) and (g): HTTP/2 with several streams in flight per
+/// connection (h2 really negotiated, or the run counts `alpn` errors), and
+/// the mixed load, whose every Nth request makes a new connection.
+fn http2_and_mixed(addr: &str, pki: &Path) {
     let h2 = loadgen(
         "keepalive",
-        &addr,
-        &pki,
+        addr,
+        pki,
         &["--http2", "-c", "2", "--duration", "1"],
     );
     assert_clean(&h2, "keepalive --http2");
     assert_eq!(h2["protocol"], "h2");
+
+    let streams = loadgen(
+        "keepalive",
+        addr,
+        pki,
+        &["--http2", "-c", "2", "--streams", "4", "--duration", "2"],
+    );
+    assert_clean(&streams, "keepalive --http2 --streams 4");
+    assert_eq!(streams["protocol"], "h2");
+    assert_eq!(streams["extra"]["streams"], 4);
+    // Two connections, each made once: the streams share them.
+    assert_eq!(
+        streams["handshakes"]["full"].as_u64(),
+        Some(2),
+        "{streams:#}"
+    );
+
+    let mixed = loadgen(
+        "keepalive",
+        addr,
+        pki,
+        &["-c", "2", "--new-connection-every", "5", "--duration", "2"],
+    );
+    assert_clean(&mixed, "keepalive --new-connection-every 5");
+    // Each connection makes a handshake per 5 requests (the last one may
+    // have served fewer), none resumed.
+    let ok = mixed["requests_ok"].as_u64().unwrap();
+    let full = mixed["handshakes"]["full"].as_u64().unwrap();
+    assert!(ok / 5 <= full && full <= ok / 5 + 2, "{mixed:#}");
+    assert_eq!(
+        mixed["handshakes"]["resumed"].as_u64(),
+        Some(0),
+        "{mixed:#}"
+    );
+
+    // The options it does not combine are refused, not ignored.
+    let out = Command::new(LOADGEN)
+        .args(["keepalive", "--connect", addr, "--sni", HOST])
+        .args(["--ca", "x", "--cert", "x", "--key", "x", "--streams", "4"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--http2"));
 }
 
 #[test]
