@@ -17,9 +17,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::super::transport::Answer;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 use super::super::Shared;
 use super::Body;
@@ -77,7 +77,7 @@ pub(super) enum Replay {
 
 /// What one attempt came to.
 enum Attempt {
-    Answer(Response<Incoming>),
+    Answer(Response<Answer>),
     NoAnswer(NoAnswer),
     /// The route's deadline passed.
     Deadline,
@@ -92,7 +92,7 @@ pub(super) async fn send(
     shared: &Shared,
     up: &Upstream<'_>,
     facts: &mut Facts,
-) -> Result<Response<Incoming>, Response<Body>> {
+) -> Result<Response<Answer>, Response<Body>> {
     let (timeout, upstream_bound) = forward::deadline(up, shared);
     let start = Instant::now();
     let deadline = start + timeout;
