@@ -41,6 +41,8 @@ pub use settings::Settings;
 pub struct Shared {
     pub snapshot: Arc<ArcSwap<Snapshot>>,
     pub client: transport::HttpClient,
+    /// HTTP/1.1 connections driven by the request's own task.
+    pub direct: transport::Direct,
     /// HTTP/2 with prior knowledge to the clusters that speak it.
     pub h2c: h2c::H2c,
     pub settings: Settings,
@@ -66,12 +68,14 @@ impl Shared {
         let connector =
             transport::tcp_connector(settings.upstream_connect_timeout, metrics.upstream_gauge());
         let h2c = h2c::H2c::new(connector.clone());
+        let direct = transport::direct(connector.clone());
         let client = transport::pooled(connector.into());
         let connections = overload::Room::new(settings.max_connections_total);
         let http = handler::http_builder(&settings);
         Shared {
             snapshot,
             client,
+            direct,
             h2c,
             settings,
             json_log,

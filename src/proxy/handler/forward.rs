@@ -16,6 +16,8 @@ use http::{HeaderMap, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
+use super::super::transport::Answer;
+
 use super::super::{ClientCert, ConnInfo, Shared};
 use super::body::{BodyLimits, ClientBody, ClientBodyError};
 use super::facts::{Facts, Flag};
@@ -378,7 +380,7 @@ async fn send(
     up: &Upstream<'_>,
     http1: bool,
     facts: &mut Facts,
-) -> Result<Response<Incoming>, Response<Body>> {
+) -> Result<Response<Answer>, Response<Body>> {
     let (timeout, upstream_bound) = deadline(up, shared);
     let sent = std::time::Instant::now();
     let answer =

@@ -18,10 +18,11 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::BodyExt;
-use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::body::{Frame, SizeHint};
 use hyper_util::client::legacy::connect::{HttpInfo, capture_connection};
 
 use super::super::Shared;
+use super::super::transport::Answer;
 use super::Body;
 use super::body::ClientBody;
 use crate::upstream::Upstream;
@@ -69,7 +70,7 @@ pub(super) async fn send(
     dest: &Upstream,
     addr: SocketAddr,
     mut req: Request<ClientBody>,
-) -> Result<Response<Incoming>, super::super::transport::Error> {
+) -> Result<Response<Answer>, super::super::transport::Error> {
     let mut lease = Lease::begin(dest, addr);
     let per_connection = dest.limits().filter(|l| l.limits_connections());
     if per_connection.is_some_and(|l| l.one_request_per_connection())
@@ -84,7 +85,7 @@ pub(super) async fn send(
         );
     }
     let captured = per_connection.map(|_| capture_connection(&mut req));
-    let answer = super::super::transport::send(shared, dest, req).await;
+    let answer = super::super::transport::send(shared, dest, addr, req).await;
     lease.outcome = Some(match &answer {
         Ok(r) => Outcome::Status(r.status().as_u16()),
         Err(_) => Outcome::NoAnswer,

@@ -17,9 +17,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::super::transport::Answer;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 
 use super::super::Shared;
 use super::Body;
@@ -77,7 +77,7 @@ pub(super) enum Replay {
 
 /// What one attempt came to.
 enum Attempt {
-    Answer(Response<Incoming>),
+    Answer(Box<Response<Answer>>),
     NoAnswer(NoAnswer),
     /// The route's deadline passed.
     Deadline,
@@ -92,7 +92,7 @@ pub(super) async fn send(
     shared: &Shared,
     up: &Upstream<'_>,
     facts: &mut Facts,
-) -> Result<Response<Incoming>, Response<Body>> {
+) -> Result<Response<Answer>, Response<Body>> {
     let (timeout, upstream_bound) = forward::deadline(up, shared);
     let start = Instant::now();
     let deadline = start + timeout;
@@ -134,7 +134,7 @@ pub(super) async fn send(
                 facts.flags.set(Flag::UpstreamRetryLimitExceeded);
             }
             return match outcome {
-                Attempt::Answer(r) => Ok(r),
+                Attempt::Answer(r) => Ok(*r),
                 Attempt::NoAnswer(why) => Err(no_answer(why, facts)),
                 Attempt::Deadline => Err(forward::timed_out(upstream_bound, facts)),
             };
@@ -145,7 +145,7 @@ pub(super) async fn send(
                 tracing::debug!(upstream = %addr, "maxRetries in flight: not retried");
                 facts.upstream_time = Some(start.elapsed());
                 return match outcome {
-                    Attempt::Answer(r) => Ok(r),
+                    Attempt::Answer(r) => Ok(*r),
                     Attempt::NoAnswer(why) => Err(no_answer(why, facts)),
                     Attempt::Deadline => Err(forward::timed_out(upstream_bound, facts)),
                 };
@@ -189,7 +189,7 @@ async fn attempt(
     let per_try = policy.and_then(|p| p.per_try_timeout).filter(|t| *t < left);
     let bound = per_try.unwrap_or(left);
     match tokio::time::timeout(bound, super::lease::send(shared, dest, addr, req)).await {
-        Ok(Ok(r)) => Attempt::Answer(r),
+        Ok(Ok(r)) => Attempt::Answer(Box::new(r)),
         Ok(Err(e)) => {
             tracing::debug!(error = %e, upstream = %addr, "upstream request failed");
             Attempt::NoAnswer(if e.is_connect() {

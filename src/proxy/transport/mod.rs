@@ -6,17 +6,24 @@
 //! ALPN, `connector.rs`); else HTTP/2 with prior knowledge (h2c,
 //! `../h2c.rs`) when the destination's ServiceEntry port is `HTTP2` or
 //! `GRPC` or its DestinationRule says `h2UpgradePolicy: UPGRADE` (with
-//! `useClientProtocol`, the protocol the client spoke); else HTTP/1.1
-//! through the process's pooled client.
+//! `useClientProtocol`, the protocol the client spoke); else HTTP/1.1:
+//! a request (or a retry) to a plain cluster that keeps the gateway's
+//! pool settings goes over a connection its own task drives
+//! (`direct.rs`), the others (and mirrors) through a pooled client.
 
 mod connector;
+mod direct;
 mod origin;
 mod pool;
 
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{Request, Response, Version};
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -28,6 +35,8 @@ use super::h2c::{H2c, H2cError};
 use super::handler::body::ClientBody;
 use crate::upstream::Upstream;
 pub use connector::Connector;
+pub use direct::Direct;
+use direct::{DirectBody, DirectError};
 pub use origin::{Base, Origination, Origins};
 
 /// The pooled client every transport is built on.
@@ -54,6 +63,12 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// has.
 pub fn pooled(connector: Connector) -> HttpClient {
     pooled_for(connector, IDLE_TIMEOUT)
+}
+
+/// The direct HTTP/1.1 connections (`direct.rs`) over `connector`, kept
+/// idle as long as the pooled client's.
+pub fn direct(connector: CountingConnector) -> Direct {
+    Direct::new(connector, IDLE_TIMEOUT)
 }
 
 /// [`pooled`], keeping idle connections for `idle`.
@@ -87,6 +102,8 @@ pub enum Error {
     Http1(#[from] hyper_util::client::legacy::Error),
     #[error(transparent)]
     H2c(#[from] H2cError),
+    #[error(transparent)]
+    Direct(#[from] DirectError),
 }
 
 impl Error {
@@ -95,6 +112,7 @@ impl Error {
         match self {
             Error::Http1(e) => e.is_connect(),
             Error::H2c(e) => matches!(e, H2cError::Connect { .. }),
+            Error::Direct(e) => matches!(e, DirectError::Connect(_)),
         }
     }
 }
@@ -166,17 +184,69 @@ fn plain<'a>(shared: &'a Shared, up: &'a Upstream) -> &'a HttpClient {
     pool::own_client(shared, up).unwrap_or(&shared.client)
 }
 
-/// Sends `req` (its URI already names the endpoint; its version is the
-/// client's) over `up`'s transport.
+/// A backend's answer body: from a pooled client (or h2c), or from a
+/// direct exchange, whose body drives its connection.
+pub(crate) enum Answer {
+    Pooled(Incoming),
+    Direct(DirectBody),
+}
+
+impl hyper::body::Body for Answer {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            Answer::Pooled(b) => Pin::new(b).poll_frame(cx),
+            Answer::Direct(b) => Pin::new(b).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Answer::Pooled(b) => b.is_end_stream(),
+            Answer::Direct(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Answer::Pooled(b) => b.size_hint(),
+            Answer::Direct(b) => b.size_hint(),
+        }
+    }
+}
+
+/// Sends `req` (its URI already names the endpoint `addr`; its version is
+/// the client's) over `up`'s transport.
 pub(crate) async fn send(
     shared: &Shared,
     up: &Upstream,
+    addr: SocketAddr,
     req: Request<ClientBody>,
-) -> Result<Response<Incoming>, Error> {
-    match &up.origin {
+) -> Result<Response<Answer>, Error> {
+    let answer = match &up.origin {
         Some(o) => dispatch(&o.client(), &shared.h2c, Speaks::Http1, req).await,
+        None if goes_direct(up, req.version()) => {
+            let resp = shared.direct.send(addr, req).await?;
+            return Ok(resp.map(Answer::Direct));
+        }
         None => dispatch(plain(shared, up), &shared.h2c, speaks(up), req).await,
-    }
+    };
+    Ok(answer?.map(Answer::Pooled))
+}
+
+/// Whether a request the client sent as `version` to plain `up` goes
+/// over a direct connection: HTTP/1.1 to a cluster without its own pool
+/// (`pool.rs`) or a per-connection request limit (which needs the pooled
+/// client's connection facts, `handler/lease.rs`).
+fn goes_direct(up: &Upstream, version: Version) -> bool {
+    !wants_h2(speaks(up), version)
+        && up.transport.is_none()
+        && up.limits().is_none_or(|l| !l.limits_connections())
 }
 
 /// Whether a request the client sent as `version` goes to `up` over h2c
