@@ -19,4 +19,5 @@ mod traffic_origination;
 mod traffic_passthrough;
 mod traffic_proxy_protocol;
 mod traffic_retries;
+mod traffic_reuse;
 mod traffic_routes;
