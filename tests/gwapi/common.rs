@@ -6,24 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::{CurlOut, Site};
 
-pub use crate::support::gateway_api::{CLASS, example, ours};
-
-/// A Gateway API Gateway of gatehouse's class with one HTTP listener on 80.
-pub fn http_gateway(name: &str) -> String {
-    format!(
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: {name}
-spec:
-  gatewayClassName: gatehouse
-  listeners:
-  - name: http
-    protocol: HTTP
-    port: 80
-"
-    )
-}
+pub use crate::support::gateway_api::{CLASS, example, http_gateway, ours};
 
 /// Service `name` in `ns` on `port` as the dir store can have it: a
 /// ServiceEntry for `name.ns.svc.cluster.local:port` to `127.0.0.1:backend`.

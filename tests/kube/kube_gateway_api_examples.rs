@@ -13,25 +13,8 @@ use serde_json::Value;
 
 use super::site::{KubeSite, SERVE_TIMEOUT, service_on};
 use crate::support::etcd::Replica;
-use crate::support::gateway_api::{CLASS, example, ours};
+use crate::support::gateway_api::{CLASS, example, http_gateway, ours};
 use crate::support::{Backend, Curl, CurlOut, try_poll};
-
-/// A Gateway API Gateway of gatehouse's class with one HTTP listener on 80.
-fn http_gateway(name: &str) -> String {
-    format!(
-        "apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: {name}
-spec:
-  gatewayClassName: gatehouse
-  listeners:
-  - name: http
-    protocol: HTTP
-    port: 80
-"
-    )
-}
 
 /// An HTTPRoute `name` attached to listener `section` of Gateway `gw`,
 /// everything to Service `backend` port 80.

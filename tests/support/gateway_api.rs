@@ -1,5 +1,6 @@
 //! The Gateway API project's examples as published (beside `apiserver.sh`,
-//! see [`super::kube::k8s_dir`]), turned to gatehouse's GatewayClass.
+//! see [`super::kube::k8s_dir`]), turned to gatehouse's GatewayClass, and
+//! the one-listener Gateway the dir-store and API-server tests build on.
 
 /// gatehouse's GatewayClass, named `gatehouse`.
 pub const CLASS: &str = "apiVersion: gateway.networking.k8s.io/v1
@@ -42,4 +43,21 @@ pub fn ours(yaml: &str, gateway: &str) -> String {
         out.push_str("\n---\n");
     }
     out
+}
+
+/// A Gateway API Gateway of gatehouse's class with one HTTP listener on 80.
+pub fn http_gateway(name: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: {name}
+spec:
+  gatewayClassName: gatehouse
+  listeners:
+  - name: http
+    protocol: HTTP
+    port: 80
+"
+    )
 }
