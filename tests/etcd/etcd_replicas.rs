@@ -12,7 +12,7 @@ use crate::support;
 use crate::support::etcd;
 use crate::support::etcd::{Cluster, EtcdSite, Replica};
 use crate::support::load;
-use crate::support::load::{Load, LoadOptions, Target};
+use crate::support::load::Target;
 use crate::support::{Backend, FRONTEND, FRONTEND_BODY, INVENTORY, INVENTORY_BODY, Site};
 use gatehouse::pki::{HostLayout, LeafSpec};
 
@@ -128,65 +128,20 @@ fn rotate_under_load_through_both(
 ) -> (Vec<Duration>, Vec<load::Report>) {
     let rotations: Vec<(String, String)> =
         (0..ROTATIONS).map(|i| prepare_rotation(site, i)).collect();
-    let opts = LoadOptions {
-        keepalive: 1,
-        fresh: 1,
-        fresh_resuming: 1,
-        requests_per_conn: 20,
-        pause: Duration::from_millis(3),
-        max_duration: Duration::from_secs(60),
-    };
-    let loads: Vec<Load> = replicas
+    let targets: Vec<_> = replicas
         .iter()
-        .map(|r| Load::start(&frontend_target(site, r), opts.clone()))
+        .map(|r| (*r, frontend_target(site, r)))
         .collect();
-    for (r, l) in replicas.iter().zip(&loads) {
-        assert!(
-            l.wait_ok(30, Duration::from_secs(10)),
-            "load through replica {} never got going: {}",
-            r.name,
-            l.report().summary()
-        );
-    }
-    let mut seen_after = Vec::new();
-    for (manifest, serial) in &rotations {
+    let (seen_after, reports) = load::rotate_under_load(&targets, ROTATIONS, WITHIN, |i| {
+        let (manifest, serial) = &rotations[i];
         let out = site.cli(&["apply", "-f", manifest]).ok();
         let applied = Instant::now();
         assert!(
             out.stdout.contains("secret/frontend-credential configured"),
             "{out:?}"
         );
-        for (r, l) in replicas.iter().zip(&loads) {
-            let Some(first) = l.wait_full_handshake(serial, WITHIN) else {
-                panic!(
-                    "replica {} did not present serial {serial} within {WITHIN:?}: {}\nlog:\n{}",
-                    r.name,
-                    l.report().summary(),
-                    r.log()
-                );
-            };
-            seen_after.push(first.saturating_duration_since(applied));
-        }
-        // Keep the load going on the new certificate before the next one.
-        for (r, l) in replicas.iter().zip(&loads) {
-            assert!(
-                l.wait_ok(20, Duration::from_secs(10)),
-                "load through replica {} stalled: {}",
-                r.name,
-                l.report().summary()
-            );
-        }
-    }
-    let reports: Vec<load::Report> = loads.into_iter().map(Load::stop).collect();
-    for (r, report) in replicas.iter().zip(&reports) {
-        assert_eq!(
-            report.failed(),
-            0,
-            "requests failed through replica {} during the rotations: {}",
-            r.name,
-            report.summary()
-        );
-    }
+        (serial.clone(), applied)
+    });
     // A new connection to each replica now shows the last certificate.
     let last = &rotations[ROTATIONS - 1].1;
     for r in replicas {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::site::{KubeSite, SERVE_TIMEOUT};
 use crate::support::etcd::Replica;
-use crate::support::load::{Load, LoadOptions, Target};
+use crate::support::load::{Target, rotate_under_load};
 use crate::support::{Backend, FRONTEND, FRONTEND_BODY, INVENTORY, INVENTORY_BODY, try_poll};
 use gatehouse::pki::{HostLayout, LeafSpec};
 
@@ -85,62 +85,20 @@ fn rotate_with_kubectl(k: &KubeSite, i: usize) {
 /// Two rotations with kubectl under mTLS load through both `replicas`:
 /// each serves the new serial within [`WITHIN`], no request fails, and
 /// no key material reaches a log.
-fn rotate_under_load(k: &KubeSite, replicas: &[Replica; 2]) {
-    // Rotation under load through both replicas.
-    let opts = LoadOptions {
-        keepalive: 1,
-        fresh: 1,
-        fresh_resuming: 1,
-        requests_per_conn: 20,
-        pause: Duration::from_millis(3),
-        max_duration: Duration::from_secs(60),
-    };
-    let loads: Vec<Load> = replicas
+fn rotate_with_kubectl_under_load(k: &KubeSite, replicas: &[Replica; 2]) {
+    let targets: Vec<_> = replicas
         .iter()
-        .map(|r| Load::start(&frontend_target(k, r), opts.clone()))
+        .map(|r| (r, frontend_target(k, r)))
         .collect();
-    for l in &loads {
-        assert!(
-            l.wait_ok(30, Duration::from_secs(10)),
-            "load never got going: {}",
-            l.report().summary()
-        );
-    }
-    let (mut seen, mut kubectl) = (Vec::new(), Vec::new());
-    for i in 0..2 {
+    let mut kubectl = Vec::new();
+    let (seen, _) = rotate_under_load(&targets, 2, WITHIN, |i| {
         let serial = new_frontend_cert(k, i);
         let started = Instant::now();
         rotate_with_kubectl(k, i);
-        let applied = Instant::now();
-        kubectl.push(applied - started);
-        for (r, l) in replicas.iter().zip(&loads) {
-            let Some(first) = l.wait_full_handshake(&serial, WITHIN) else {
-                panic!(
-                    "replica {} did not present serial {serial} within {WITHIN:?} of kubectl apply: {}\nlog:\n{}",
-                    r.name,
-                    l.report().summary(),
-                    r.log()
-                );
-            };
-            seen.push(first.saturating_duration_since(started));
-        }
-        for l in &loads {
-            assert!(
-                l.wait_ok(20, Duration::from_secs(10)),
-                "load stalled: {}",
-                l.report().summary()
-            );
-        }
-    }
-    for (r, l) in replicas.iter().zip(loads) {
-        let report = l.stop();
-        assert_eq!(
-            report.failed(),
-            0,
-            "replica {}: {}",
-            r.name,
-            report.summary()
-        );
+        kubectl.push(started.elapsed());
+        (serial, started)
+    });
+    for r in replicas {
         let log = r.log();
         for needle in ["BEGIN", "LS0tLS1CRUdJTi"] {
             assert!(
@@ -185,7 +143,7 @@ fn walkthrough_with_kubectl_on_two_replicas_and_rotation_under_load() {
     }
     assert!(frontend.hits() >= 2 && inventory.hits() >= 2);
 
-    rotate_under_load(&k, &replicas);
+    rotate_with_kubectl_under_load(&k, &replicas);
 }
 
 #[test]

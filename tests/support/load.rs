@@ -328,3 +328,68 @@ pub fn stale_handshake<'a>(
                 .any(|(i, t)| h.start > *t && idx.is_none_or(|idx| idx <= i))
         })
 }
+
+/// `rotations` certificate rotations under mTLS load (keep-alive, fresh
+/// and resuming connections) through each replica to its `Target`:
+/// `rotate(i)` makes rotation `i` and returns its serial and the instant
+/// timing starts from. Each replica must serve the serial within `within`,
+/// the load must keep going, and no request may fail. Returns when each
+/// replica first served each serial after that instant, and the reports.
+pub fn rotate_under_load(
+    replicas: &[(&crate::support::etcd::Replica, Target)],
+    rotations: usize,
+    within: Duration,
+    mut rotate: impl FnMut(usize) -> (String, Instant),
+) -> (Vec<Duration>, Vec<Report>) {
+    let opts = LoadOptions {
+        keepalive: 1,
+        fresh: 1,
+        fresh_resuming: 1,
+        requests_per_conn: 20,
+        pause: Duration::from_millis(3),
+        max_duration: Duration::from_secs(60),
+    };
+    let loads: Vec<Load> = replicas
+        .iter()
+        .map(|(_, t)| Load::start(t, opts.clone()))
+        .collect();
+    let going = |wanted, what: &str| {
+        for ((r, _), l) in replicas.iter().zip(&loads) {
+            assert!(
+                l.wait_ok(wanted, Duration::from_secs(10)),
+                "load through replica {} {what}: {}",
+                r.name,
+                l.report().summary()
+            );
+        }
+    };
+    going(30, "never got going");
+    let mut seen = Vec::new();
+    for i in 0..rotations {
+        let (serial, from) = rotate(i);
+        for ((r, _), l) in replicas.iter().zip(&loads) {
+            let Some(first) = l.wait_full_handshake(&serial, within) else {
+                panic!(
+                    "replica {} did not present serial {serial} within {within:?}: {}\nlog:\n{}",
+                    r.name,
+                    l.report().summary(),
+                    r.log()
+                );
+            };
+            seen.push(first.saturating_duration_since(from));
+        }
+        // Keep the load going on the new certificate before the next one.
+        going(20, "stalled");
+    }
+    let reports: Vec<Report> = loads.into_iter().map(Load::stop).collect();
+    for ((r, _), report) in replicas.iter().zip(&reports) {
+        assert_eq!(
+            report.failed(),
+            0,
+            "requests failed through replica {} during the rotations: {}",
+            r.name,
+            report.summary()
+        );
+    }
+    (seen, reports)
+}
