@@ -78,7 +78,11 @@ where
         let counted = counted.clone();
         async move {
             let _busy = activity.begin();
-            Ok::<_, Infallible>(handle(req, &info, &shared, &counted).await)
+            // Boxed, so that a connection holds the request's large state
+            // only while a request is in flight: hyper keeps a slot the
+            // size of this future for every HTTP/1.1 connection, idle or
+            // not (12 KiB of an idle connection's 52, bench/README.md).
+            Ok::<_, Infallible>(Box::pin(handle(req, &info, &shared, &counted)).await)
         }
     });
     // Slow readers are cut off, and the close lingers (`conn_io`).
