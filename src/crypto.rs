@@ -6,7 +6,6 @@
 //! goes through here, so that exactly one provider is compiled in and used
 //! (`deny.toml` keeps `ring` out). Nothing here ever sees a private key.
 
-use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
 
 use rustls::crypto::CryptoProvider;
@@ -26,12 +25,19 @@ pub fn provider() -> Arc<CryptoProvider> {
 
 /// Lowercase hex without separators.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        push_hex(&mut s, *b);
+    }
+    s
+}
+
+/// Appends one byte as two lowercase hex digits (a table, not `fmt`: the
+/// request path makes a request id this way for every request).
+pub fn push_hex(s: &mut String, b: u8) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    s.push(char::from(DIGITS[usize::from(b >> 4)]));
+    s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
 }
 
 /// SHA-256 of `data` as lowercase hex: the fingerprint format of gatehouse

@@ -26,6 +26,14 @@ use super::{Body, mirror, retry};
 use crate::config::checked::route::DestinationHeaders;
 use crate::snapshot::routes::Route;
 
+// The gateway's own request headers, named once (a `&str` name is parsed
+// again on every insert).
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_ENVOY_EXTERNAL_ADDRESS: HeaderName = HeaderName::from_static("x-envoy-external-address");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_FORWARDED_CLIENT_CERT: HeaderName = HeaderName::from_static("x-forwarded-client-cert");
+
 /// Hop-by-hop headers (RFC 9110 §7.6.1), and `http2-settings`, which only
 /// means something with `Upgrade: h2c` (RFC 7540 §3.2): an upgrade is
 /// never passed on, so no backend is asked to switch to h2c.
@@ -83,7 +91,7 @@ fn client_address(headers: &HeaderMap, peer: IpAddr, trusted_hops: u32) -> IpAdd
         return peer;
     };
     let mut entries = headers
-        .get_all("x-forwarded-for")
+        .get_all(&X_FORWARDED_FOR)
         .iter()
         .rev()
         .flat_map(|v| v.as_bytes().rsplit(|b| *b == b','));
@@ -116,14 +124,14 @@ fn forwarded_headers(
     // (Envoy's form: comma-joined).
     let peer_ip = peer.to_string();
     let mut xff: Vec<&str> = headers
-        .get_all("x-forwarded-for")
+        .get_all(&X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
     xff.push(&peer_ip);
     let xff = xff.join(",");
     if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert("x-forwarded-for", v);
+        headers.insert(X_FORWARDED_FOR, v);
     }
     // As Envoy at the edge: the address `--trusted-hops` chose (the peer,
     // whose text is at hand, unless a trusted hop named another).
@@ -133,17 +141,17 @@ fn forwarded_headers(
         HeaderValue::from_str(&client.to_string())
     };
     if let Ok(v) = external {
-        headers.insert("x-envoy-external-address", v);
+        headers.insert(X_ENVOY_EXTERNAL_ADDRESS, v);
     }
     headers.insert(
-        "x-forwarded-proto",
+        X_FORWARDED_PROTO,
         HeaderValue::from_static(if info.tls { "https" } else { "http" }),
     );
     // Generated at the edge: a client-chosen id could collide with or
     // impersonate another request's trace.
     let id = super::request_id::new();
     if let Ok(v) = HeaderValue::from_str(&id) {
-        headers.insert("x-request-id", v);
+        headers.insert(X_REQUEST_ID, v);
     }
     facts.request_id = Some(id);
     // An unrepresentable certificate never gets here (`handler::route`
@@ -152,7 +160,7 @@ fn forwarded_headers(
     if let Some(ClientCert::Forwarded(cert)) = &info.client_cert
         && let Ok(v) = HeaderValue::from_str(&cert.xfcc)
     {
-        headers.insert("x-forwarded-client-cert", v);
+        headers.insert(X_FORWARDED_CLIENT_CERT, v);
     }
 }
 
