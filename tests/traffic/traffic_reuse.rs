@@ -21,6 +21,8 @@ enum Closes {
     AfterEach,
     /// When no next request has come within this long.
     WhenIdle(Duration),
+    /// Never, and each answer comes this long after its request.
+    NeverAndSlow(Duration),
 }
 
 /// A plain HTTP/1.1 backend on 127.0.0.1 that answers every GET with
@@ -86,6 +88,9 @@ fn serve(stream: TcpStream, closes: Closes, requests: &AtomicUsize) {
             return;
         }
         requests.fetch_add(1, Ordering::SeqCst);
+        if let Closes::NeverAndSlow(delay) = closes {
+            std::thread::sleep(delay);
+        }
         let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n";
         if writer.write_all(answer).is_err() {
             return;
@@ -176,4 +181,39 @@ fn a_backend_closing_idle_connections_fails_no_request() {
     requests(&w, &gw, 6, Duration::from_millis(250));
     assert_eq!(b.requests(), 6);
     assert_eq!(b.connections(), 6, "each idle connection was closed");
+}
+
+#[test]
+fn a_burst_of_concurrent_requests_leaves_its_connections_to_the_next() {
+    let w = Walkthrough::new();
+    let b = RawBackend::start(Closes::NeverAndSlow(Duration::from_millis(300)));
+    let gw = gateway_to(&w, &b);
+    // 100 streams on one HTTP/2 connection, all in flight at once (the
+    // backend takes 300 ms over each): 100 upstream connections.
+    let burst = || {
+        let transfers = w
+            .site
+            .walkthrough_curl(FRONTEND, gw.port(443))
+            .http2()
+            .arg("--parallel")
+            .arg("--parallel-max")
+            .arg("100")
+            .run_repeated(100, Duration::from_secs(60));
+        let statuses: Vec<u16> = transfers.iter().map(|t| t.status).collect();
+        assert!(
+            statuses.iter().all(|s| *s == 200),
+            "{statuses:?}\nlog:\n{}",
+            gw.log()
+        );
+    };
+    burst();
+    let first = b.connections();
+    assert!(first > 64, "only {first} requests were in flight at once");
+    burst();
+    assert_eq!(b.requests(), 200);
+    assert_eq!(
+        b.connections(),
+        first,
+        "the second burst opened connections the first had left idle"
+    );
 }

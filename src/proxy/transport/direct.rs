@@ -7,7 +7,7 @@
 //! connection task and back).
 //!
 //! Idle connections are kept per backend address (at most
-//! [`MAX_IDLE`], the newest reused first) for the process's idle timeout;
+//! `MAX_IDLE_PER_BACKEND`, the newest reused first) for the process's idle timeout;
 //! one is polled once before it is reused, so a connection the backend
 //! closed while idle is seen and dropped, and a request that could not be
 //! written on a reused connection is sent again on a new one.
@@ -32,12 +32,10 @@ use hyper_util::rt::TokioIo;
 
 use super::super::counted::{Counted, CountingConnector};
 use super::super::handler::body::ClientBody;
+use super::MAX_IDLE_PER_BACKEND as MAX_IDLE;
 
 type Io = Counted<TokioIo<tokio::net::TcpStream>>;
 type Conn = Pin<Box<http1::Connection<Io, ClientBody>>>;
-
-/// Idle connections kept per backend (as the pooled client's).
-const MAX_IDLE: usize = 64;
 
 /// Why a request sent directly got no answer.
 #[derive(Debug, thiserror::Error)]

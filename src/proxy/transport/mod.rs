@@ -59,6 +59,14 @@ fn tcp(connect_timeout: Duration) -> HttpConnector {
 /// DestinationRule's `idleTimeout` says otherwise.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Idle connections kept per backend, by the pooled client and the direct
+/// path alike: enough for busy traffic, not one per client ever seen. Not
+/// nginx's `keepalive 64` (that is per worker): HTTP/2 clients put 100
+/// streams in flight on a few connections, and with fewer idle places than
+/// requests in flight, every burst closed and opened the difference again
+/// (bench/README.md, "Where the time and memory go"; `traffic_reuse`).
+pub(crate) const MAX_IDLE_PER_BACKEND: usize = 256;
+
 /// A pooled client over `connector`, with the pool every upstream client
 /// has.
 pub fn pooled(connector: Connector) -> HttpClient {
@@ -75,9 +83,7 @@ pub fn direct(connector: CountingConnector) -> Direct {
 fn pooled_for(connector: Connector, idle: Duration) -> HttpClient {
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(idle)
-        // Like nginx's `keepalive 64`: enough idle connections per
-        // backend for busy traffic, not one per client ever seen.
-        .pool_max_idle_per_host(64)
+        .pool_max_idle_per_host(MAX_IDLE_PER_BACKEND)
         .pool_timer(TokioTimer::new())
         .build(connector)
 }
