@@ -107,7 +107,11 @@ impl ExpiryWatch {
             }
             self.reported
                 .insert(name.clone(), (leaf.sha256_hex.clone(), state));
-            log(name, state, leaf.not_after, &servers_of(name), self.warning);
+            // A valid credential (a rotation) logs nothing: no need to
+            // work out which servers it feeds, which looks at them all.
+            if state != Expiry::Valid {
+                log(name, state, leaf.not_after, &servers_of(name), self.warning);
+            }
         }
         (changed, next)
     }
