@@ -158,21 +158,26 @@ EOF
 	} >"$d/Caddyfile"
 }
 
+# gatehouse's connection limits as nginx's worker_connections 16000: by
+# default it keeps (open-files limit - 256) / 2 in all (9,872 here), and
+# (d) at 10,000 idle connections would measure its shedding.
+GH_LIMITS=(--max-connections 16000 --max-connections-total 16000)
+
 # Starts proxy $1 in the foreground of a background job; sets PROXY_PID.
 launch_proxy() {
 	case $1 in
 	gatehouse)
-		RUST_LOG=warn "$G" --store "dir:$T/store" run \
+		RUST_LOG=warn "$G" --store "dir:$T/store" run "${GH_LIMITS[@]}" \
 			--listen "443=127.0.0.1:$GH_PORT" --admin "127.0.0.1:$GH_ADMIN" \
 			>"$T/logs/gatehouse.log" 2>&1 &
 		;;
 	gatehouse-w[0-9]*) # (h): the same gatehouse with --workers N
-		RUST_LOG=warn "$G" --store "dir:$T/store" run --workers "${1#gatehouse-w}" \
+		RUST_LOG=warn "$G" --store "dir:$T/store" run --workers "${1#gatehouse-w}" "${GH_LIMITS[@]}" \
 			--listen "443=127.0.0.1:$GH_PORT" --admin "127.0.0.1:$GH_ADMIN" \
 			>"$T/logs/$1.log" 2>&1 &
 		;;
 	gatehouse-base)
-		RUST_LOG=warn "$BASE" --store "dir:$T/store" run \
+		RUST_LOG=warn "$BASE" --store "dir:$T/store" run "${GH_LIMITS[@]}" \
 			--listen "443=127.0.0.1:$GHB_PORT" --admin "127.0.0.1:$GHB_ADMIN" \
 			>"$T/logs/gatehouse-base.log" 2>&1 &
 		;;

@@ -104,7 +104,10 @@ def main():
     w("- 2 workers each: nginx `worker_processes 2`, HAProxy `nbthread 2`, Caddy "
       "`GOMAXPROCS=2`, gatehouse its 2 tokio workers (one per core). Logs: gatehouse "
       "`RUST_LOG=warn` (no access log), nginx `access_log off`, HAProxy no `log`, Caddy "
-      "no `log` directive. Upstream keep-alive on for all (nginx `keepalive 64`).")
+      "no `log` directive. Upstream keep-alive on for all (nginx `keepalive 64`). "
+      "Connection limits: nginx `worker_connections 16000`, gatehouse "
+      "`--max-connections 16000 --max-connections-total 16000`, HAProxy `maxconn` "
+      "(open-files limit - 17) / 2.")
     w("- The load generator (`gatehouse-loadgen`, rustls + aws-lc-rs, 2 threads) runs on "
       "the same 2 cores, offers only X25519 (OpenSSL 3.0 and gatehouse do the same key "
       "exchange), HTTP/1.1, resumption off. All four are measured in turn (A B C D, ...), "
