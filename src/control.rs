@@ -59,7 +59,7 @@ pub struct Status {
     /// The snapshot the data plane serves (what `/config_dump` shows).
     pub snapshot: Option<Arc<Snapshot>>,
     /// Every object of the store as this gateway holds it.
-    pub objects: Arc<Vec<HeldObject>>,
+    pub objects: Arc<Vec<Arc<HeldObject>>>,
     /// The last SDS events, newest first.
     pub sds_events: Arc<Vec<crate::secret::events::SdsEvent>>,
 }

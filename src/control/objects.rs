@@ -25,8 +25,11 @@ pub(super) struct Objects {
     pub(super) secrets: HashMap<ObjectKey, (u64, Arc<crate::config::Secret>)>,
     /// Why the store's version of an object was refused, while it is.
     pub(super) skipped: HashMap<ObjectKey, String>,
-    /// The admin view of all of it, built again only after a change.
-    held: Option<Arc<Vec<HeldObject>>>,
+    /// The admin view of each object, kept up to date one object at a
+    /// time: a rotation among 10,000 hosts rebuilds one row, not all.
+    rows: BTreeMap<ObjectKey, Arc<HeldObject>>,
+    /// All the rows, collected again only after a change.
+    held: Option<Arc<Vec<Arc<HeldObject>>>>,
     /// What the Gateway API objects serve, translated on each compile.
     pub(super) gateway_api: crate::config::gateway_api::translate::Translated,
 }
@@ -63,7 +66,30 @@ impl Objects {
                 self.skipped.insert(o.key.clone(), e);
             }
         }
-        self.versions.insert(o.key, o.resource_version);
+        self.versions.insert(o.key.clone(), o.resource_version);
+        self.refresh_row(&o.key);
+    }
+
+    /// The admin view's row of `key`, as the maps hold it now.
+    fn refresh_row(&mut self, key: &ObjectKey) {
+        let Some(rv) = self.versions.get(key) else {
+            self.rows.remove(key);
+            return;
+        };
+        let serving = self
+            .parsed
+            .get(key)
+            .map(|(v, ..)| *v)
+            .or_else(|| self.secrets.get(key).map(|(v, _)| *v));
+        let row = HeldObject {
+            kind: key.kind.clone(),
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+            resource_version: *rv,
+            serving_version: serving,
+            skipped: self.skipped.get(key).cloned(),
+        };
+        self.rows.insert(key.clone(), Arc::new(row));
     }
 
     /// Translates the Gateway API objects again (before a compile).
@@ -101,6 +127,7 @@ impl Objects {
         self.parsed.retain(|k, _| keep.contains(k));
         self.secrets.retain(|k, _| keep.contains(k));
         self.skipped.retain(|k, _| keep.contains(k));
+        self.rows.retain(|k, _| keep.contains(k));
         self.held = None;
         for o in objects {
             if self.versions.get(&o.key) != Some(&o.resource_version) {
@@ -134,35 +161,17 @@ impl Objects {
         self.versions.remove(key);
         self.parsed.remove(key);
         self.secrets.remove(key);
+        self.rows.remove(key);
     }
 
     /// Every object of the store as the gateway holds it: applied, or
     /// skipped with the reason (and the version still served, if any).
-    /// Built again only after the objects changed.
-    pub(super) fn held(&mut self) -> Arc<Vec<HeldObject>> {
+    /// Collected again only after the objects changed.
+    pub(super) fn held(&mut self) -> Arc<Vec<Arc<HeldObject>>> {
         if let Some(h) = &self.held {
             return h.clone();
         }
-        let rows: Vec<HeldObject> = self
-            .versions
-            .iter()
-            .map(|(k, rv)| {
-                let serving = self
-                    .parsed
-                    .get(k)
-                    .map(|(v, ..)| *v)
-                    .or_else(|| self.secrets.get(k).map(|(v, _)| *v));
-                HeldObject {
-                    kind: k.kind.clone(),
-                    namespace: k.namespace.clone(),
-                    name: k.name.clone(),
-                    resource_version: *rv,
-                    serving_version: serving,
-                    skipped: self.skipped.get(k).cloned(),
-                }
-            })
-            .collect();
-        let rows = Arc::new(rows);
+        let rows = Arc::new(self.rows.values().cloned().collect::<Vec<_>>());
         self.held = Some(rows.clone());
         rows
     }
