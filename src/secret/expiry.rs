@@ -107,11 +107,7 @@ impl ExpiryWatch {
             }
             self.reported
                 .insert(name.clone(), (leaf.sha256_hex.clone(), state));
-            // A valid credential (a rotation) logs nothing: no need to
-            // work out which servers it feeds, which looks at them all.
-            if state != Expiry::Valid {
-                log(name, state, leaf.not_after, &servers_of(name), self.warning);
-            }
+            log(name, state, leaf.not_after, servers_of, self.warning);
         }
         (changed, next)
     }
@@ -128,7 +124,20 @@ fn human(d: Duration) -> String {
     }
 }
 
-fn log(name: &str, state: Expiry, not_after: i64, servers: &[String], warning: Duration) {
+/// Says that `name` became EXPIRING or EXPIRED. A valid certificate (a
+/// rotation) is said nothing about, so nothing is worked out for it:
+/// `servers_of` looks at every server.
+fn log(
+    name: &str,
+    state: Expiry,
+    not_after: i64,
+    servers_of: &dyn Fn(&str) -> Vec<String>,
+    warning: Duration,
+) {
+    if state == Expiry::Valid {
+        return;
+    }
+    let servers = servers_of(name);
     let warning = human(warning);
     let servers = if servers.is_empty() {
         "-".to_owned()
@@ -137,7 +146,7 @@ fn log(name: &str, state: Expiry, not_after: i64, servers: &[String], warning: D
     };
     let not_after = rfc3339(not_after);
     match state {
-        Expiry::Valid => {}
+        Expiry::Valid => {} // returned above
         Expiry::Expiring => tracing::warn!(
             target: "sds",
             secret = %name,

@@ -32,7 +32,7 @@ use hyper_util::rt::TokioIo;
 
 use super::super::counted::{Counted, CountingConnector};
 use super::super::handler::body::ClientBody;
-use super::MAX_IDLE_PER_BACKEND as MAX_IDLE;
+use super::MAX_IDLE_PER_BACKEND;
 
 type Io = Counted<TokioIo<tokio::net::TcpStream>>;
 type Conn = Pin<Box<http1::Connection<Io, ClientBody>>>;
@@ -170,7 +170,7 @@ impl Inner {
         };
         let list = idle.entry(addr).or_default();
         // The oldest goes first when full or past its time.
-        while list.len() >= MAX_IDLE
+        while list.len() >= MAX_IDLE_PER_BACKEND
             || list
                 .front()
                 .is_some_and(|i| i.since.elapsed() >= self.idle_timeout)
